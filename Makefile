@@ -1,0 +1,68 @@
+# Segment x Amazon Personalize activation bundle.
+# Every target calls .venv/bin/... directly: make has no `source`.
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-builtin-rules
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+BUILD ?= build
+LAMBDA_PYTHON_VERSION ?= 3.13
+LAMBDA_ARCH ?= arm64
+# Provider mirror used by `terraform init` in tests and the sandbox (no network).
+TF_PLUGIN_MIRROR ?= /opt/tf-plugins
+PYTEST_ARGS ?=
+
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: help package test lint fmt lock clean sandbox bench
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(VENV)/.installed: requirements/dev.txt requirements/runtime.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade 'pip>=24'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements/dev.txt
+	touch $@
+
+$(VENV)/checkov/.installed: requirements/checkov.txt
+	test -x $(VENV)/checkov/bin/python || $(PYTHON) -m venv $(VENV)/checkov
+	$(VENV)/checkov/bin/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements/checkov.txt
+	touch $@
+
+$(VENV): $(VENV)/.installed $(VENV)/checkov/.installed
+
+package: $(VENV) ## build build/<function>/function.zip and build/layer.zip (deterministic)
+	$(BIN)/python scripts/package.py --out $(BUILD) --python-version $(LAMBDA_PYTHON_VERSION) --arch $(LAMBDA_ARCH)
+
+test: $(VENV) ## set up .venv if needed, then run every test
+	TF_PLUGIN_MIRROR=$(TF_PLUGIN_MIRROR) $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV) ## ruff check, ruff format --check, mypy, terraform fmt -check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	for dir in functions/*/; do \
+	  [ -n "$$(find "$$dir" -name '*.py' | head -n1)" ] || continue; \
+	  MYPYPATH=functions:$$dir $(BIN)/mypy --explicit-package-bases "$$dir" ; \
+	done
+	if [ -n "$$(find terraform -name '*.tf' 2>/dev/null | head -n1)" ]; then terraform fmt -check -recursive terraform; fi
+
+fmt: $(VENV) ## fix formatting and autofixable lint (Python and Terraform)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+	if [ -d terraform ]; then terraform fmt -recursive terraform; fi
+
+lock: ## re-pin requirements/*.txt with pip-tools (hashes)
+	test -x $(BIN)/pip-compile || { $(PYTHON) -m venv $(VENV) && $(BIN)/python -m pip install --quiet pip-tools; }
+	cd requirements && ../$(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links --upgrade -o runtime.txt runtime.in
+	cd requirements && ../$(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links --upgrade -o dev.txt dev.in
+	cd requirements && ../$(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links --upgrade -o checkov.txt checkov.in
+
+clean: ## remove build outputs, caches and .venv
+	rm -rf $(BUILD) $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+	find terraform -name .terraform -type d -prune -exec rm -rf {} + 2>/dev/null || true
