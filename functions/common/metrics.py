@@ -1,0 +1,55 @@
+"""CloudWatch metrics in Embedded Metric Format: one JSON line per flush, no API calls.
+
+https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+MAX_METRICS_PER_BLOB = 100
+
+
+class Metrics:
+    def __init__(self, namespace: str, service: str) -> None:
+        self.namespace = namespace
+        self.service = service
+        self._values: dict[str, tuple[float, str]] = {}
+
+    def add(self, name: str, value: float, unit: str = "Count") -> None:
+        """Add to a metric (counts accumulate; other units keep the last value)."""
+        if unit == "Count" and name in self._values:
+            value += self._values[name][0]
+        self._values[name] = (value, unit)
+
+    def snapshot(self) -> dict[str, float]:
+        return {name: value for name, (value, _) in self._values.items()}
+
+    def flush(self, **properties: Any) -> None:
+        """Write the collected metrics (plus searchable properties) and start afresh."""
+        items = sorted(self._values.items())
+        self._values = {}
+        for start in range(0, len(items), MAX_METRICS_PER_BLOB) or [0]:
+            chunk = items[start : start + MAX_METRICS_PER_BLOB]
+            if not chunk:
+                return
+            blob: dict[str, Any] = {
+                "_aws": {
+                    "Timestamp": int(time.time() * 1000),
+                    "CloudWatchMetrics": [
+                        {
+                            "Namespace": self.namespace,
+                            "Dimensions": [["service"]],
+                            "Metrics": [{"Name": n, "Unit": u} for n, (_, u) in chunk],
+                        }
+                    ],
+                },
+                "service": self.service,
+                **properties,
+                **{n: v for n, (v, _) in chunk},
+            }
+            sys.stdout.write(json.dumps(blob, default=str, separators=(",", ":")) + "\n")
+        sys.stdout.flush()

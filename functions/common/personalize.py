@@ -1,0 +1,135 @@
+"""GetRecommendations with validated responses, classified errors, and exclusion."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from common.aws import error_code, http_status
+
+MAX_RESULTS = 500
+MAX_ID_LENGTH = 256
+
+_INVALID = {"InvalidInputException", "ValidationException", "InvalidParameterValueException"}
+_MISCONFIGURED = {
+    "ResourceNotFoundException",
+    "AccessDeniedException",
+    "UnrecognizedClientException",
+}
+_THROTTLED = {"ThrottlingException", "TooManyRequestsException", "LimitExceededException"}
+
+
+class PersonalizeError(Exception):
+    """kind: invalid_input, misconfigured, throttled, unavailable, bad_response."""
+
+    def __init__(self, kind: str, code: str) -> None:
+        super().__init__(f"{kind}: {code}")
+        self.kind = kind
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Item:
+    item_id: str
+    score: float | None
+
+
+@dataclass(frozen=True)
+class Recommendations:
+    items: list[Item]
+    recommendation_id: str | None
+
+
+def target_parameter(arn: str) -> str:
+    """A recommender ARN goes in ``recommenderArn``, anything else in ``campaignArn``."""
+    return "recommenderArn" if ":recommender/" in arn else "campaignArn"
+
+
+def classify(exc: BaseException) -> PersonalizeError:
+    code = error_code(exc)
+    if code is None:
+        # Connection failures, read timeouts after botocore's own retries.
+        return PersonalizeError("unavailable", type(exc).__name__)
+    if code in _INVALID:
+        return PersonalizeError("invalid_input", code)
+    if code in _MISCONFIGURED:
+        return PersonalizeError("misconfigured", code)
+    if code in _THROTTLED:
+        return PersonalizeError("throttled", code)
+    status = http_status(exc) or 500
+    return PersonalizeError("unavailable" if status >= 500 else "bad_response", code)
+
+
+def get_recommendations(
+    client: Any,
+    arn: str,
+    *,
+    user_id: str | None = None,
+    item_id: str | None = None,
+    num_results: int,
+    filter_arn: str | None = None,
+) -> Recommendations:
+    params: dict[str, Any] = {
+        target_parameter(arn): arn,
+        "numResults": max(1, min(num_results, MAX_RESULTS)),
+    }
+    if user_id is not None:
+        params["userId"] = user_id
+    if item_id is not None:
+        params["itemId"] = item_id
+    if filter_arn:
+        params["filterArn"] = filter_arn
+    try:
+        response = client.get_recommendations(**params)
+    except Exception as exc:  # every failure is classified, none swallowed
+        raise classify(exc) from exc
+    return parse_response(response)
+
+
+def parse_response(response: Any) -> Recommendations:
+    if not isinstance(response, dict):
+        raise PersonalizeError("bad_response", "not an object")
+    raw = response.get("itemList", [])
+    if not isinstance(raw, list):
+        raise PersonalizeError("bad_response", "itemList is not a list")
+    items: list[Item] = []
+    seen: set[str] = set()
+    for entry in raw:
+        if not isinstance(entry, dict) or not isinstance(entry.get("itemId"), str):
+            raise PersonalizeError("bad_response", "item without itemId")
+        if entry["itemId"] in seen:
+            continue
+        seen.add(entry["itemId"])
+        items.append(Item(entry["itemId"], _score(entry.get("score"))))
+    rid = response.get("recommendationId")
+    return Recommendations(items, rid if isinstance(rid, str) else None)
+
+
+def _score(value: Any) -> float | None:
+    """Scores are optional (recommenders may omit them; v2 "Popular item" fillers have none)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def exclude(items: Iterable[Item], excluded: set[str], limit: int) -> list[Item]:
+    """Drop excluded items keeping Personalize's order, then cut to ``limit``.
+
+    Not a set operation: a symmetric difference would add the purchases back and lose
+    the ranking.
+    """
+    kept: list[Item] = []
+    for item in items:
+        if item.item_id in excluded:
+            continue
+        kept.append(item)
+        if len(kept) == limit:
+            break
+    return kept
+
+
+def fetch_size(limit: int, excluded_count: int) -> int:
+    """Ask for enough to refill to ``limit`` after exclusion, within Personalize's 500."""
+    return min(MAX_RESULTS, limit + excluded_count)

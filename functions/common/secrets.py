@@ -1,0 +1,66 @@
+"""SSM SecureString values, fetched once per container and cached with a TTL."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from common.aws import error_code
+
+# Errors that no retry will fix: the deployment is wrong.
+_PERMANENT = {"ParameterNotFound", "AccessDeniedException", "ParameterVersionNotFound"}
+
+
+class SecretError(Exception):
+    def __init__(self, name: str, permanent: bool, reason: str) -> None:
+        super().__init__(f"{name}: {reason}")
+        self.name = name
+        self.permanent = permanent
+        self.reason = reason
+
+
+class SecretCache:
+    def __init__(
+        self,
+        ssm: Callable[[], Any],
+        ttl_seconds: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._ssm = ssm
+        self._ttl = ttl_seconds
+        self._clock = clock
+        self._values: dict[str, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str) -> str:
+        now = self._clock()
+        cached = self._values.get(name)
+        if cached is not None and now - cached[1] < self._ttl:
+            return cached[0]
+        with self._lock:
+            cached = self._values.get(name)
+            if cached is not None and now - cached[1] < self._ttl:
+                return cached[0]
+            value = self._fetch(name)
+            self._values[name] = (value, self._clock())
+            return value
+
+    def invalidate(self, name: str) -> None:
+        """Drop a value that the far side rejected, so a rotated secret is picked up."""
+        self._values.pop(name, None)
+
+    def _fetch(self, name: str) -> str:
+        try:
+            response = self._ssm().get_parameter(Name=name, WithDecryption=True)
+        except Exception as exc:  # classified below, never swallowed
+            code = error_code(exc)
+            raise SecretError(name, code in _PERMANENT, code or type(exc).__name__) from exc
+        parameter = response.get("Parameter") or {}
+        value = parameter.get("Value")
+        if not isinstance(value, str) or not value:
+            raise SecretError(name, True, "parameter has no value")
+        if parameter.get("Type") != "SecureString":
+            raise SecretError(name, True, "parameter must be a SecureString")
+        return value
