@@ -15,6 +15,7 @@ LAMBDA_ARCH ?= arm64
 # Provider mirror used by `terraform init` in tests and the sandbox (no network).
 TF_PLUGIN_MIRROR ?= /opt/tf-plugins
 PYTEST_ARGS ?=
+SANDBOX_ARGS ?=
 
 export PYTHONDONTWRITEBYTECODE := 1
 
@@ -61,6 +62,13 @@ lock: ## re-pin requirements/*.txt with pip-tools (hashes)
 	cd requirements && ../$(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links --upgrade -o runtime.txt runtime.in
 	cd requirements && ../$(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links --upgrade -o dev.txt dev.in
 	cd requirements && ../$(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links --upgrade -o checkov.txt checkov.in
+
+sandbox: $(VENV) ## run the whole system locally on emulators (foreground, Ctrl-C stops it)
+	PYTHONPATH=scripts $(BIN)/python -m sandbox $(SANDBOX_ARGS)
+
+bench: $(VENV) ## run the benchmarks against the local emulators and print the figures
+	PYTHONPATH=scripts:functions $(BIN)/python scripts/bench/recommendations.py
+	PYTHONPATH=scripts:functions $(BIN)/python scripts/bench/traits.py
 
 clean: ## remove build outputs, caches and .venv
 	rm -rf $(BUILD) $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

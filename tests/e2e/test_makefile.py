@@ -1,0 +1,58 @@
+"""The Makefile as a user meets it: `make help`, and `make test` from a fresh clone."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+NESTED = "BUNDLE_NESTED_MAKE_TEST"
+
+
+def _targets() -> set[str]:
+    text = (ROOT / "Makefile").read_text()
+    phony = re.search(r"^\.PHONY:(.*)$", text, re.MULTILINE)
+    assert phony
+    return set(phony.group(1).split())
+
+
+def test_help_is_default_and_lists_every_target() -> None:
+    out = subprocess.run(
+        ["make", "--no-print-directory"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    listed = set(re.findall(r"^\s+make (\S+)", out, re.MULTILINE))
+    assert listed == _targets()
+    for name in ("help", "package", "test", "lint", "fmt", "lock", "clean", "sandbox", "bench"):
+        assert name in listed
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(bool(os.environ.get(NESTED)), reason="already inside the clean-clone run")
+def test_make_test_sets_up_venv_in_a_fresh_clone(tmp_path: Path) -> None:
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.fail("the clean-clone test needs git and a git checkout")
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
+    assert not (clone / ".venv").exists()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHONPATH"))}
+    env[NESTED] = "1"
+    env["PATH"] = os.pathsep.join(
+        p for p in env.get("PATH", "").split(os.pathsep) if ".venv" not in p
+    )
+    result = subprocess.run(
+        ["make", "test", "PYTEST_ARGS=tests/unit/test_packaging.py -k reproducible"],
+        cwd=clone,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert (clone / ".venv" / "bin" / "python").exists()
+    assert "1 passed" in result.stdout
