@@ -9,6 +9,8 @@ from types import ModuleType
 
 import pytest
 
+pytest_plugins = ["emulators.pytest_fixtures"]
+
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS = ROOT / "functions"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

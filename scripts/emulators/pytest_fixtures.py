@@ -1,0 +1,79 @@
+"""Pytest fixtures for the emulators, registered with ``pytest_plugins`` in tests/conftest.py
+(or imported explicitly by a test module).
+
+- ``personalize_emulator``: a started :class:`PersonalizeEmulator` on a free port, trained on
+  the generated sample data (seed 0); stopped after the test.
+- ``personalize_env``: the same emulator, with boto3 pointed at it through the SDK's own
+  ``AWS_ENDPOINT_URL_PERSONALIZE_RUNTIME`` / ``..._EVENTS`` variables and dummy credentials.
+- ``segment_emulator``: a started :class:`SegmentEmulator` (in-memory SQLite).
+- ``sample_data``: the generated catalogue, users and interactions (session-wide, read-only).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from emulators import data
+from emulators.personalize import PersonalizeEmulator
+from emulators.segment import SegmentEmulator
+
+SAMPLE_SEED = 0
+
+
+@dataclass(frozen=True)
+class SampleData:
+    catalogue: list[dict[str, Any]]
+    users: list[str]
+    interactions: list[tuple[str, str, str, int]]
+    interactions_csv: Path
+
+
+@pytest.fixture(scope="session")
+def sample_data(tmp_path_factory: pytest.TempPathFactory) -> SampleData:
+    catalogue = data.catalogue(SAMPLE_SEED)
+    users = data.users(SAMPLE_SEED)
+    rows = data.interactions(SAMPLE_SEED, catalogue, users)
+    csv_path = data.write_interactions_csv(
+        tmp_path_factory.mktemp("emulator-data") / "interactions.csv", rows
+    )
+    return SampleData(catalogue, users, rows, csv_path)
+
+
+@pytest.fixture
+def personalize_emulator(sample_data: SampleData) -> Iterator[PersonalizeEmulator]:
+    emulator = PersonalizeEmulator(
+        interactions=sample_data.interactions, items=sample_data.catalogue, seed=SAMPLE_SEED
+    )
+    with emulator:
+        yield emulator
+
+
+@pytest.fixture
+def personalize_env(
+    personalize_emulator: PersonalizeEmulator, monkeypatch: pytest.MonkeyPatch
+) -> PersonalizeEmulator:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_PERSONALIZE_RUNTIME", personalize_emulator.url)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_PERSONALIZE_EVENTS", personalize_emulator.url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", personalize_emulator.region)
+    monkeypatch.setenv("AWS_REGION", personalize_emulator.region)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    # No developer config may leak in (a profile's endpoint_url or credentials).
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    monkeypatch.delenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", raising=False)
+    return personalize_emulator
+
+
+@pytest.fixture
+def segment_emulator() -> Iterator[SegmentEmulator]:
+    with SegmentEmulator(seed=SAMPLE_SEED) as emulator:
+        yield emulator
