@@ -46,9 +46,9 @@ test: $(VENV) ## set up .venv if needed, then run every test
 lint: $(VENV) ## ruff check, ruff format --check, mypy, terraform fmt -check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	for dir in functions/*/; do \
-	  [ -n "$$(find "$$dir" -name '*.py' | head -n1)" ] || continue; \
-	  MYPYPATH=functions:$$dir $(BIN)/mypy --explicit-package-bases "$$dir" ; \
+	MYPYPATH=functions $(BIN)/mypy --explicit-package-bases functions/common
+	for app in functions/*/app.py; do \
+	  dir=$$(dirname "$$app"); MYPYPATH=functions:$$dir $(BIN)/mypy --explicit-package-bases "$$dir"; \
 	done
 	if [ -n "$$(find terraform -name '*.tf' 2>/dev/null | head -n1)" ]; then terraform fmt -check -recursive terraform; fi
 
@@ -63,7 +63,7 @@ lock: ## re-pin requirements/*.txt with pip-tools (hashes)
 	cd requirements && ../$(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links --upgrade -o dev.txt dev.in
 	cd requirements && ../$(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links --upgrade -o checkov.txt checkov.in
 
-sandbox: $(VENV) ## run the whole system locally on emulators (foreground, Ctrl-C stops it)
+sandbox: $(VENV)/.installed ## run the whole system locally on emulators (foreground, Ctrl-C stops it)
 	PYTHONPATH=scripts $(BIN)/python -m sandbox $(SANDBOX_ARGS)
 
 bench: $(VENV) ## run the benchmarks against the local emulators and print the figures

@@ -1,0 +1,499 @@
+"""Starts every part of the sandbox in order, reports progress, and stops all of it."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sandbox import resources as aws_resources
+from sandbox.console import Console
+from sandbox.gateway import ApiGateway, GatewayServer, HttpRequest, HttpResponse
+from sandbox.lambda_runtime import Function, load_handler
+from sandbox.poller import (
+    BatchOutcome,
+    EventSourceMapping,
+    MappingSettings,
+    Stream,
+    decode_user_ids,
+)
+from sandbox.processes import Child, PortInUse, check_port_free, free_port, start_moto, wait_http
+from sandbox.profiles_feed import ProfilesFeed
+from sandbox.replay import Replayer, endless
+
+ROOT = Path(__file__).resolve().parents[2]
+HOST = "127.0.0.1"
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+WRITE_KEY = "sandbox-write-key"
+PROFILE_TOKEN = "sandbox-profile-token"  # noqa: S105 - a local emulator's token
+SPACE_ID = "spa_sandbox"
+RECOMMENDED_TRAIT = "recommended_products"
+MOTO_START_TIMEOUT_S = 40.0
+# Emulator request logs are trimmed past this many entries, so a long session stays small.
+MAX_EMULATOR_LOG = 20_000
+
+
+@dataclass(frozen=True)
+class Options:
+    port: int = 8080
+    api_key: str | None = None
+    moto_port: int = 0
+    personalize_port: int = 0
+    segment_port: int = 0
+    seed: int = 1
+    items: int = 120
+    users: int = 200
+    history: int = 5000
+    rate: float = 5.0
+    events: int = 0
+    shards: int = 1
+    batch_size: int = 100
+    batching_window: float = 1.0
+    max_retries: int = 3
+    retry_delay: float = 0.5
+    poll_interval: float = 1.0
+    starting_position: str = "TRIM_HORIZON"
+    num_results: int | None = None
+    use_filter: bool = True
+    state_dir: Path = Path(".sandbox")
+    prefix: str = "sandbox"
+    log_requests: bool = True
+
+
+class StartError(Exception):
+    """A start-up failure with a message for the user (no stack trace)."""
+
+
+class IdentifyCounter:
+    """Counts the identify calls carrying the recommended trait that reached the Segment
+    emulator since the last call (invocations run one at a time, so the delta is theirs)."""
+
+    def __init__(self, segment: Any, trait: str) -> None:
+        self._segment = segment
+        self._trait = trait
+        self._cursor = len(segment.requests)
+
+    def take(self) -> int:
+        records = self._segment.requests
+        if len(records) < self._cursor:  # someone reset the emulator's stats
+            self._cursor = 0
+        new = records[self._cursor :]
+        self._cursor += len(new)
+        count = 0
+        for record in new:
+            if record.operation != "batch" or record.status != 200:
+                continue
+            body = record.body if isinstance(record.body, dict) else {}
+            for message in body.get("batch") or []:
+                if (
+                    isinstance(message, dict)
+                    and message.get("type") == "identify"
+                    and isinstance(message.get("traits"), dict)
+                    and self._trait in message["traits"]
+                ):
+                    count += 1
+        if self._cursor > MAX_EMULATOR_LOG:
+            self._segment.reset_stats()
+            self._cursor = 0
+        return count
+
+
+def _aws_env(moto_url: str, personalize_url: str) -> dict[str, str]:
+    """SDK settings for this process (our clients and the handlers): fake credentials, and
+    every endpoint on 127.0.0.1 so nothing can reach a real AWS account."""
+    return {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_ENDPOINT_URL": moto_url,
+        "AWS_ENDPOINT_URL_KINESIS": moto_url,
+        "AWS_ENDPOINT_URL_SSM": moto_url,
+        "AWS_ENDPOINT_URL_SQS": moto_url,
+        "AWS_ENDPOINT_URL_PERSONALIZE_RUNTIME": personalize_url,
+        "AWS_ENDPOINT_URL_PERSONALIZE_EVENTS": personalize_url,
+    }
+
+
+def _short(sequence_number: str) -> str:
+    return sequence_number if len(sequence_number) <= 12 else "..." + sequence_number[-8:]
+
+
+class Sandbox:
+    def __init__(self, options: Options, console: Console) -> None:
+        self.options = options
+        self.console = console
+        self.state_dir = options.state_dir
+        self.api_key = options.api_key or secrets.token_urlsafe(30)
+        self._cleanups: list[tuple[str, Callable[[], None]]] = []
+        self.children: list[Child] = []
+        self.info: dict[str, Any] = {}
+        self.started_at = time.monotonic()
+
+    # -- start -------------------------------------------------------------------------------
+
+    def _step(self, text: str) -> None:
+        self.console.line(f"  {text}")
+
+    def _on_stop(self, name: str, action: Callable[[], None]) -> None:
+        self._cleanups.append((name, action))
+
+    def start(self) -> None:
+        from emulators import data
+        from emulators.personalize import PersonalizeEmulator
+        from emulators.segment import SegmentEmulator
+
+        opts = self.options
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        (self.state_dir / "state.json").unlink(missing_ok=True)
+        self.console.line(f"sandbox: starting (logs and state in {self.state_dir}/)")
+
+        # Restored last, once nothing can call a handler any more.
+        self._on_stop("handler log", self.console.restore_stdout)
+        # Every fixed port is checked first, so a taken one fails before anything starts.
+        check_port_free("API gateway, --port", HOST, opts.port)
+        check_port_free("moto server, --moto-port", HOST, opts.moto_port)
+        check_port_free("Personalize emulator, --personalize-port", HOST, opts.personalize_port)
+        check_port_free("Segment emulator, --segment-port", HOST, opts.segment_port)
+        # Bound now (served later): the API's port is ours from here on.
+        try:
+            server = GatewayServer(HOST, opts.port)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise PortInUse("API gateway, --port", HOST, opts.port) from None
+            raise
+        self._on_stop("API gateway", server.stop)
+
+        # Started first, moto's server boots while the emulators train.
+        moto_port = opts.moto_port or free_port(HOST)
+        moto_url = f"http://{HOST}:{moto_port}"
+        t0 = time.monotonic()
+        moto = start_moto(HOST, moto_port, self.state_dir / "moto.log")
+        self.children.append(moto)
+        self._on_stop("moto server", moto.stop)
+        self._step(f"moto server (Kinesis, SSM, SQS) starting: pid {moto.pid}, port {moto_port}")
+
+        catalogue = data.catalogue(opts.seed, opts.items)
+        people = data.users(opts.seed, opts.users)
+        history = data.interactions(opts.seed, catalogue, people, opts.history)
+        self._step(
+            f"sample data (seed {opts.seed}): {len(catalogue)} products, {len(people)} users, "
+            f"{len(history)} past interactions"
+        )
+
+        t1 = time.monotonic()
+        personalize = PersonalizeEmulator(
+            interactions=history,
+            items=catalogue,
+            seed=opts.seed,
+            host=HOST,
+            port=opts.personalize_port,
+            region=REGION,
+            account=ACCOUNT,
+        )
+        personalize.start()
+        self._on_stop("Personalize emulator", personalize.stop)
+        self._step(
+            f"Personalize emulator trained: {personalize.url} ({time.monotonic() - t1:.1f} s)"
+        )
+
+        segment = SegmentEmulator(
+            write_key=WRITE_KEY,
+            profile_token=PROFILE_TOKEN,
+            space_id=SPACE_ID,
+            db_path=None,
+            seed=opts.seed,
+            host=HOST,
+            port=opts.segment_port,
+        )
+        purchases: dict[str, list[str]] = {}
+        for user, item, event, _ in history:
+            if event == "Order Completed":
+                purchases.setdefault(user, []).append(item)
+        for user, items in purchases.items():
+            segment.set_traits(user, {"purchased_products": items})
+        segment.start()
+        self._on_stop("Segment emulator", segment.close)
+        self._step(f"Segment emulator: {segment.url} ({len(purchases)} profiles with purchases)")
+
+        wait_http(f"{moto_url}/moto-api/", moto, MOTO_START_TIMEOUT_S)
+        self._step(f"moto server ready: {moto_url} ({time.monotonic() - t0:.1f} s)")
+
+        os.environ.update(_aws_env(moto_url, personalize.url))
+        kinesis, ssm, sqs = (self._client(name, moto_url) for name in ("kinesis", "ssm", "sqs"))
+        made = aws_resources.create(
+            kinesis=kinesis,
+            ssm=ssm,
+            sqs=sqs,
+            prefix=opts.prefix,
+            shards=opts.shards,
+            write_key=WRITE_KEY,
+            profile_token=PROFILE_TOKEN,
+        )
+        self._step(
+            f"created in moto: stream {made.stream_name} ({made.shards} shard"
+            f"{'s' if made.shards > 1 else ''}), SSM SecureStrings {made.write_key_parameter} "
+            f"and {made.profile_token_parameter}, queues dead-letter and on-failure"
+        )
+
+        os.environ.update(self._function_env(personalize, segment, made))
+        handlers_log = self.state_dir / "handlers.log"
+        self.console.capture_stdout(handlers_log)
+        try:
+            reco = Function(
+                f"{opts.prefix}-recommendations",
+                load_handler(ROOT / "functions", "recommendations"),
+                REGION,
+                ACCOUNT,
+                timeout_s=10,
+            )
+            traits = Function(
+                f"{opts.prefix}-update-traits",
+                load_handler(ROOT / "functions", "update_traits"),
+                REGION,
+                ACCOUNT,
+                timeout_s=60,
+            )
+        except (OSError, ImportError) as exc:
+            raise StartError(f"cannot load a handler: {exc}") from exc
+        self._step(f"handlers loaded, unmodified, from functions/ (their logs: {handlers_log})")
+
+        server.gateway = ApiGateway(
+            lambda event, request_id: reco.invoke(event, request_id),
+            self.api_key,
+            account=ACCOUNT,
+            on_request=self._log_request if opts.log_requests else None,
+        )
+        server.start()
+        api_url = f"http://{HOST}:{server.port}"
+        self._step(f"API gateway: {api_url} (GET /recommendations, x-api-key required)")
+
+        identifies = IdentifyCounter(segment, RECOMMENDED_TRAIT)
+        stream = Stream(
+            name=made.stream_name,
+            arn=made.stream_arn,
+            region=REGION,
+            invoke_identity_arn=f"arn:aws:iam::{ACCOUNT}:role/{opts.prefix}-update-traits",
+        )
+        settings = MappingSettings(
+            batch_size=opts.batch_size,
+            batching_window_s=opts.batching_window,
+            max_retries=opts.max_retries,
+            starting_position=opts.starting_position,
+            poll_interval_s=opts.poll_interval,
+            retry_base_s=opts.retry_delay,
+        )
+
+        def send_on_failure(record: dict[str, Any]) -> None:
+            sqs.send_message(QueueUrl=made.on_failure_queue_url, MessageBody=json.dumps(record))
+
+        def on_batch(outcome: BatchOutcome) -> None:
+            self._log_batch(outcome, identifies.take(), settings)
+            if len(personalize.requests) > MAX_EMULATOR_LOG:
+                personalize.reset_stats()
+
+        mapping = EventSourceMapping(
+            kinesis,
+            stream,
+            traits.invoke,
+            traits.arn,
+            send_on_failure,
+            settings,
+            on_batch=on_batch,
+        )
+        mapping.start()
+        self._on_stop("event-source poller", mapping.stop)
+        retries = "unbounded retries" if opts.max_retries == -1 else f"{opts.max_retries} retries"
+        self._step(
+            f"event-source poller: {len(mapping.pollers)} shard(s), batch size {opts.batch_size}, "
+            f"window {opts.batching_window:g} s, {retries}, {opts.starting_position}, "
+            f"partial batch responses on, on-failure -> SQS"
+        )
+
+        if opts.rate > 0:
+            feed = ProfilesFeed(segment.url + "/v1", WRITE_KEY)
+            replayer = Replayer(
+                kinesis=kinesis,
+                stream_name=made.stream_name,
+                messages=endless(
+                    lambda n: data.segment_events(opts.seed + n, catalogue, people, n=1000),
+                    opts.events,
+                ),
+                rate=opts.rate,
+                to_profiles=feed,
+            )
+            thread = threading.Thread(target=replayer.run, name="replay", daemon=True)
+            thread.start()
+
+            def stop_replay() -> None:
+                replayer.stop.set()
+                thread.join(timeout=5)
+                feed.close()
+
+            self._on_stop("replay", stop_replay)
+            total = f"{opts.events} events" if opts.events else "without end"
+            self._step(
+                f"replaying live Segment events: {opts.rate:g}/s, {total} "
+                f"(PutRecords, partition key userId || anonymousId)"
+            )
+        else:
+            self._step("replay off (--rate 0): put records into the stream yourself")
+
+        example_user = next(iter(purchases), people[0])
+        self.info = {
+            "running": True,
+            "pid": os.getpid(),
+            "children": [{"name": c.name, "pid": c.pid, "pgid": c.pid} for c in self.children],
+            "api_url": api_url,
+            "api_key": self.api_key,
+            "moto_url": moto_url,
+            "personalize_url": personalize.url,
+            "segment_url": segment.url,
+            "ports": {
+                "api": server.port,
+                "moto": moto_port,
+                "personalize": int(personalize.url.rsplit(":", 1)[1]),
+                "segment": int(segment.url.rsplit(":", 1)[1]),
+            },
+            "region": REGION,
+            "stream_name": made.stream_name,
+            "stream_arn": made.stream_arn,
+            "dead_letter_queue_url": made.dead_letter_queue_url,
+            "on_failure_queue_url": made.on_failure_queue_url,
+            "campaign_arn": personalize.campaign_arn,
+            "filter_arn": personalize.purchase_filter_arn if opts.use_filter else None,
+            "example_user": example_user,
+        }
+        self._write_state()
+        self._print_ready(api_url, segment.url, example_user)
+
+    def _client(self, service: str, endpoint: str) -> Any:
+        import boto3
+        from botocore.config import Config
+
+        session: Any = boto3.session.Session()
+        return session.client(
+            service,
+            region_name=REGION,
+            endpoint_url=endpoint,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",  # noqa: S106 - moto accepts any
+            config=Config(
+                connect_timeout=2, read_timeout=10, retries={"mode": "standard", "max_attempts": 3}
+            ),
+        )
+
+    def _function_env(self, personalize: Any, segment: Any, made: Any) -> dict[str, str]:
+        """CONTRACT §3: the same variables Terraform gives the functions."""
+        env = {
+            "PERSONALIZE_CAMPAIGN_ARN": personalize.campaign_arn,
+            "PERSONALIZE_TRACKING_ID": personalize.tracking_id,
+            "SEGMENT_WRITE_KEY_PARAMETER": made.write_key_parameter,
+            "SEGMENT_PROFILE_TOKEN_PARAMETER": made.profile_token_parameter,
+            "SEGMENT_SPACE_ID": SPACE_ID,
+            "SEGMENT_API_URL": segment.url + "/v1",
+            "SEGMENT_PROFILE_API_URL": segment.url + "/v1",
+            "DEAD_LETTER_QUEUE_URL": made.dead_letter_queue_url,
+        }
+        if self.options.use_filter:
+            env["PERSONALIZE_FILTER_ARN"] = personalize.purchase_filter_arn
+        else:
+            os.environ.pop("PERSONALIZE_FILTER_ARN", None)
+        if self.options.num_results is not None:
+            env["NUM_RESULTS"] = str(self.options.num_results)
+        return env
+
+    def _write_state(self) -> None:
+        path = self.state_dir / "state.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.info, indent=2) + "\n", encoding="utf-8")
+        tmp.replace(path)
+
+    def _print_ready(self, api_url: str, segment_url: str, user: str) -> None:
+        c = self.console
+        c.line("")
+        c.line(f"Sandbox ready in {time.monotonic() - self.started_at:.1f} s.")
+        c.line(f"  API URL   {api_url}")
+        c.line(f"  API key   {self.api_key}")
+        c.line(
+            f"  Try       curl -s -H 'x-api-key: {self.api_key}' "
+            f"'{api_url}/recommendations?userId={user}&numResults=5'"
+        )
+        c.line(f"  Profile   curl -s {segment_url}/_emulator/profiles/{user}")
+        c.line(
+            f"            (a user's Segment traits: {RECOMMENDED_TRAIT} appears once one of "
+            f"their events has been processed)"
+        )
+        c.line(
+            f"  Queues    on-failure {self.info['on_failure_queue_url']}\n"
+            f"            dead-letter {self.info['dead_letter_queue_url']}"
+        )
+        c.line(f"  Logs      {self.state_dir}/handlers.log (handlers), {self.state_dir}/moto.log")
+        c.line("  Stop      Ctrl-C")
+        c.line("")
+
+    # -- running -----------------------------------------------------------------------------
+
+    def dead_child(self) -> str | None:
+        """A message if a child process has exited on its own (the sandbox cannot go on)."""
+        for child in self.children:
+            if not child.alive():
+                return (
+                    f"{child.name} (pid {child.pid}) exited with code {child.proc.returncode}; "
+                    f"see {child.log_path}"
+                )
+        return None
+
+    def _log_request(self, request: HttpRequest, response: HttpResponse, seconds: float) -> None:
+        self.console.event(
+            f"api   {request.method} {request.target} -> {response.status} "
+            f"({seconds * 1000:.0f} ms)"
+        )
+
+    def _log_batch(self, outcome: BatchOutcome, identifies: int, settings: MappingSettings) -> None:
+        users = len(decode_user_ids(outcome.records))
+        text = (
+            f"batch {outcome.shard_id} records={len(outcome.records)} users={users} "
+            f"identifies={identifies} failures={outcome.failed_records} "
+            f"({outcome.duration_s:.2f} s)"
+        )
+        if outcome.gave_up:
+            text += (
+                f" retries exhausted after {outcome.attempt} invocations: "
+                "on-failure record sent, batch skipped"
+            )
+        elif outcome.retry_number is not None and outcome.failed_from is not None:
+            limit = "unbounded" if settings.max_retries == -1 else str(settings.max_retries)
+            why = f", {outcome.error}" if outcome.error else ""
+            text += (
+                f" -> retry {outcome.retry_number}/{limit} from sequence number "
+                f"{_short(outcome.failed_from)}{why}"
+            )
+        self.console.event(text)
+
+    # -- stop --------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Stops everything started, newest first; each step bounded, none skipped."""
+        while self._cleanups:
+            name, action = self._cleanups.pop()
+            try:
+                action()
+            except Exception as exc:
+                self.console.line(f"  (stopping {name}: {exc})")
+        if self.info:
+            self.info["running"] = False
+            with contextlib.suppress(OSError):
+                self._write_state()
