@@ -1,0 +1,84 @@
+"""Records that can never succeed, parked in SQS with what is needed to look at them again.
+
+Body (CONTRACT §5): ``{"reason", "eventSourceARN", "shardId" (or "eventID"),
+"sequenceNumber", "data"}`` with ``data`` the record's raw base64. A record whose send fails
+is returned to the caller, which reports it for retry: never lost.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from common.aws import error_code
+from traits_sync.messages import Bad
+
+MAX_ENTRIES = 10  # SendMessageBatch
+# SQS's long-standing message and batch limit (256 KiB); a larger record keeps the start
+# of its data and says so, rather than being retried forever.
+MAX_BYTES = 262_144
+_HEADROOM = 1024
+
+
+def body(bad: Bad) -> str:
+    record = bad.record
+    message: dict[str, Any] = {"reason": bad.reason, "eventSourceARN": record.event_source_arn}
+    if record.shard_id is not None:
+        message["shardId"] = record.shard_id
+    else:
+        message["eventID"] = record.event_id
+    message["sequenceNumber"] = record.sequence_number
+    message["data"] = record.data
+    text = json.dumps(message, separators=(",", ":"))
+    if len(text.encode()) <= MAX_BYTES:
+        return text
+    keep = MAX_BYTES - (len(text.encode()) - len(record.data)) - _HEADROOM
+    message["data"] = record.data[: max(0, keep)]
+    message["dataTruncated"] = True
+    message["dataLength"] = len(record.data)
+    return json.dumps(message, separators=(",", ":"))
+
+
+class DeadLetterQueue:
+    def __init__(self, sqs: Any, queue_url: str) -> None:
+        self._sqs = sqs
+        self._queue_url = queue_url
+
+    def send(self, records: Sequence[Bad]) -> tuple[list[Bad], list[tuple[Bad, str]]]:
+        """Send every record; returns (sent, [(not sent, why)])."""
+        sent: list[Bad] = []
+        failed: list[tuple[Bad, str]] = []
+        for chunk in _chunks([(bad, body(bad)) for bad in records]):
+            entries = [{"Id": str(i), "MessageBody": text} for i, (_, text) in enumerate(chunk)]
+            try:
+                response = self._sqs.send_message_batch(QueueUrl=self._queue_url, Entries=entries)
+            except Exception as exc:  # noqa: BLE001 - reported for retry by the caller
+                failed += [(bad, error_code(exc) or type(exc).__name__) for bad, _ in chunk]
+                continue
+            refused = {
+                str(entry.get("Id")): str(entry.get("Code") or "Failed")
+                for entry in response.get("Failed") or []
+            }
+            for index, (bad, _) in enumerate(chunk):
+                if str(index) in refused:
+                    failed.append((bad, refused[str(index)]))
+                else:
+                    sent.append(bad)
+        return sent, failed
+
+
+def _chunks(items: list[tuple[Bad, str]]) -> list[list[tuple[Bad, str]]]:
+    chunks: list[list[tuple[Bad, str]]] = []
+    current: list[tuple[Bad, str]] = []
+    size = 0
+    for item in items:
+        length = len(item[1].encode())
+        if current and (len(current) == MAX_ENTRIES or size + length > MAX_BYTES):
+            chunks.append(current)
+            current, size = [], 0
+        current.append(item)
+        size += length
+    if current:
+        chunks.append(current)
+    return chunks

@@ -1,0 +1,163 @@
+"""Which Segment messages matter, and what a relevant one says.
+
+Relevant: a ``track`` whose event name is tracked and that names at least one item (flat
+``properties.<id>`` or ``properties.products[].<id>``). Everything else is skipped with a
+reason. Only the fields of a relevant message are validated: a page view with an odd
+``userId`` is simply skipped, a tracked event with one can never succeed (dead letter).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from traits_sync import timestamps
+from traits_sync.kinesis import KinesisRecord, Undecodable, decode
+
+# context.library.name of our own identify calls (loop detection beside the integrations).
+LIBRARY_NAME = "segment-personalize-activation"
+MAX_ID_LENGTH = 256  # Personalize userId, sessionId and itemId limits
+
+
+@dataclass(frozen=True)
+class Rules:
+    tracked_events: frozenset[str]
+    purchase_events: frozenset[str]
+    item_id_property: str
+
+
+@dataclass(frozen=True)
+class TrackedEvent:
+    """One relevant record: who did what to which items, when."""
+
+    record: KinesisRecord
+    user_id: str | None
+    session_id: str
+    message_id: str
+    event_type: str
+    item_ids: tuple[str, ...]
+    sent_at: datetime
+    purchase: bool
+
+
+@dataclass(frozen=True)
+class Skipped:
+    record: KinesisRecord
+    reason: str
+
+
+@dataclass(frozen=True)
+class Bad:
+    """Can never succeed: goes to the dead-letter queue, is not retried."""
+
+    record: KinesisRecord
+    reason: str
+
+
+Classified = TrackedEvent | Skipped | Bad
+
+
+def classify(record: KinesisRecord, rules: Rules) -> Classified:
+    try:
+        message = decode(record)
+    except Undecodable as exc:
+        return Bad(record, exc.reason)
+    return classify_message(record, message, rules)
+
+
+def classify_message(record: KinesisRecord, message: Mapping[str, Any], rules: Rules) -> Classified:
+    context = message.get("context")
+    if isinstance(context, dict):
+        if "personas" in context:
+            return Skipped(record, "engage")
+        library = context.get("library")
+        if isinstance(library, dict) and library.get("name") == LIBRARY_NAME:
+            return Skipped(record, "own_message")
+    if message.get("type") != "track":
+        return Skipped(record, "not_track")
+    event = message.get("event")
+    if not isinstance(event, str) or event not in rules.tracked_events:
+        return Skipped(record, "untracked_event")
+    items = item_ids(message.get("properties"), rules.item_id_property)
+    if not items:
+        return Skipped(record, "no_item_id")
+
+    try:
+        user_id = identity(message, "userId")
+        anonymous_id = identity(message, "anonymousId")
+    except ValueError as exc:
+        return Bad(record, str(exc))
+    if user_id is None and anonymous_id is None:
+        return Bad(record, "no userId or anonymousId")
+    message_id = message.get("messageId")
+    if message_id is None or message_id == "":
+        # Segment always sets one; a hand-made record gets a stable stand-in.
+        message_id = "kinesis-" + hashlib.sha256(record.data.encode()).hexdigest()[:32]
+    elif not isinstance(message_id, str):
+        return Bad(record, "messageId is not a string")
+    sent_at = timestamps.event_time(message)
+    if sent_at is None:
+        return Bad(record, "no valid timestamp, originalTimestamp or receivedAt")
+    session_id = anonymous_id if anonymous_id is not None else user_id
+    assert session_id is not None
+    return TrackedEvent(
+        record=record,
+        user_id=user_id,
+        session_id=session_id,
+        message_id=message_id,
+        event_type=event,
+        item_ids=items,
+        sent_at=sent_at,
+        purchase=event in rules.purchase_events,
+    )
+
+
+def identity(message: Mapping[str, Any], name: str) -> str | None:
+    """A user or anonymous id as text (numbers as decimal strings); None when absent.
+
+    Raises ValueError (a dead-letter reason) for any other type, or an id Personalize
+    would refuse.
+    """
+    value = message.get(name)
+    if value is None or value == "":
+        return None
+    text = id_text(value)
+    if text is None:
+        raise ValueError(f"{name} is neither a string nor a number")
+    if len(text) > MAX_ID_LENGTH:
+        raise ValueError(f"{name} is longer than {MAX_ID_LENGTH} characters")
+    return text
+
+
+def id_text(value: Any) -> str | None:
+    """Strings as they are, numbers as decimal strings (7.0 → "7"), anything else None."""
+    if isinstance(value, str):
+        return value or None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return None
+        if value.is_integer():
+            return str(int(value))
+    return str(value)
+
+
+def item_ids(properties: Any, field: str) -> tuple[str, ...]:
+    """Item ids of a message, flat property first, then each product; unique, in order."""
+    if not isinstance(properties, dict):
+        return ()
+    found: list[str] = []
+    candidates = [properties.get(field)]
+    products = properties.get("products")
+    if isinstance(products, list):
+        candidates += [p.get(field) for p in products if isinstance(p, dict)]
+    for value in candidates:
+        text = id_text(value)
+        if text is not None and len(text) <= MAX_ID_LENGTH:
+            found.append(text)
+    return tuple(dict.fromkeys(found))

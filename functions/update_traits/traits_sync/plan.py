@@ -1,0 +1,116 @@
+"""From a batch's relevant events to units of work: one per distinct userId, plus one per
+anonymous session (PutEvents only: without a userId there is no profile to write).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from traits_sync.kinesis import KinesisRecord
+from traits_sync.messages import TrackedEvent
+
+MAX_EVENTS_PER_CALL = 10  # PutEvents eventList 1..10
+MAX_EVENT_ID_LENGTH = 256
+
+
+@dataclass(frozen=True)
+class PersonalizeEvent:
+    event_id: str
+    event_type: str
+    item_id: str
+    sent_at: datetime
+
+
+@dataclass
+class SessionGroup:
+    """The events of one (userId, sessionId): PutEvents takes one session per call."""
+
+    user_id: str | None
+    session_id: str
+    events: list[PersonalizeEvent] = field(default_factory=list)
+    records: list[KinesisRecord] = field(default_factory=list)
+    _event_ids: set[str] = field(default_factory=set)
+
+    def add(self, event: TrackedEvent) -> None:
+        self.records.append(event.record)
+        for personalize_event in personalize_events(event):
+            # The same message delivered twice (at least once delivery) is one event:
+            # eventIds must be unique within a call.
+            if personalize_event.event_id not in self._event_ids:
+                self._event_ids.add(personalize_event.event_id)
+                self.events.append(personalize_event)
+
+    def calls(self) -> list[list[PersonalizeEvent]]:
+        """Events in time order, at most 10 per call: exactly ⌈n/10⌉ calls."""
+        ordered = sorted(self.events, key=lambda e: e.sent_at)
+        return [
+            ordered[i : i + MAX_EVENTS_PER_CALL]
+            for i in range(0, len(ordered), MAX_EVENTS_PER_CALL)
+        ]
+
+
+@dataclass
+class UserWork:
+    """Everything one distinct userId needs: its PutEvents, then one recommendation."""
+
+    user_id: str
+    groups: dict[str, SessionGroup] = field(default_factory=dict)
+    records: list[KinesisRecord] = field(default_factory=list)
+    message_ids: set[str] = field(default_factory=set)
+    purchased: set[str] = field(default_factory=set)
+    latest: datetime | None = None
+
+    def add(self, event: TrackedEvent) -> None:
+        group = self.groups.get(event.session_id)
+        if group is None:
+            group = self.groups[event.session_id] = SessionGroup(self.user_id, event.session_id)
+        group.add(event)
+        self.records.append(event.record)
+        self.message_ids.add(event.message_id)
+        if event.purchase:
+            self.purchased.update(event.item_ids)
+        if self.latest is None or event.sent_at > self.latest:
+            self.latest = event.sent_at
+
+
+@dataclass
+class Plan:
+    users: list[UserWork]
+    anonymous: list[SessionGroup]
+
+    @property
+    def session_groups(self) -> list[SessionGroup]:
+        return [g for u in self.users for g in u.groups.values()] + self.anonymous
+
+
+def build(events: Iterable[TrackedEvent]) -> Plan:
+    users: dict[str, UserWork] = {}
+    anonymous: dict[str, SessionGroup] = {}
+    for event in events:
+        if event.user_id is not None:
+            work = users.get(event.user_id)
+            if work is None:
+                work = users[event.user_id] = UserWork(event.user_id)
+            work.add(event)
+        else:
+            group = anonymous.get(event.session_id)
+            if group is None:
+                group = anonymous[event.session_id] = SessionGroup(None, event.session_id)
+            group.add(event)
+    return Plan(list(users.values()), list(anonymous.values()))
+
+
+def personalize_events(event: TrackedEvent) -> list[PersonalizeEvent]:
+    """One Personalize event per item; several items get ids derived from the messageId."""
+    base = event.message_id
+    if len(base) > MAX_EVENT_ID_LENGTH - 8:
+        base = hashlib.sha256(base.encode()).hexdigest()
+    if len(event.item_ids) == 1:
+        return [PersonalizeEvent(base, event.event_type, event.item_ids[0], event.sent_at)]
+    return [
+        PersonalizeEvent(f"{base}#{index}", event.event_type, item_id, event.sent_at)
+        for index, item_id in enumerate(event.item_ids, start=1)
+    ]

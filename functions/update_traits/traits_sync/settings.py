@@ -1,0 +1,155 @@
+"""The function's settings, read from the environment once and validated.
+
+Every problem raises :class:`common.config.ConfigError` naming the variable, so the handler
+logs one line and reports every record for retry instead of dead-lettering good data.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from common.config import (
+    ConfigError,
+    env_arn,
+    env_choice,
+    env_int,
+    env_list,
+    env_required,
+    env_str,
+    env_url,
+)
+
+DEFAULT_TRACKED_EVENTS = "Product Viewed,Product Clicked,Product Added,Order Completed"
+DEFAULT_INTEGRATIONS: dict[str, Any] = {"Amazon Kinesis": False}
+# SSM parameter names: letters, digits and _.-/ (https://docs.aws.amazon.com/systems-manager/
+# latest/userguide/sysman-paramstore-su-create.html); an ARN is accepted too.
+_PARAMETER_NAME = re.compile(r"^[A-Za-z0-9_.:/-]{1,2048}$")
+_SPACE_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+_SQS_URL = re.compile(r"^https?://[^\s/]+/\d{12}/[A-Za-z0-9_-]{1,80}(\.fifo)?$")
+# The Profile API takes trait names in a comma-separated include= list.
+_TRAIT_NAME = re.compile(r"^[^\s,]{1,255}$")
+
+
+@dataclass(frozen=True)
+class ProfileSettings:
+    """Profile API access, present only when both the token parameter and the space are set."""
+
+    token_parameter: str
+    space_id: str
+    api_url: str
+
+
+@dataclass(frozen=True)
+class Settings:
+    campaign_arn: str
+    filter_arn: str | None
+    tracking_id: str | None
+    num_results: int
+    write_key_parameter: str
+    profile: ProfileSettings | None
+    segment_api_url: str
+    tracked_events: frozenset[str]
+    purchase_events: frozenset[str]
+    item_id_property: str
+    recommended_trait: str
+    purchased_trait: str
+    dead_letter_queue_url: str
+    integrations: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_INTEGRATIONS))
+    worker_threads: int = 8
+    time_margin_ms: int = 2000
+    metrics_namespace: str = "SegmentPersonalize"
+
+
+def load(env: Mapping[str, str]) -> Settings:
+    """Read and validate every setting; the first problem raises ConfigError."""
+    tracking_id = env_str(env, "PERSONALIZE_TRACKING_ID")
+    if tracking_id is not None and len(tracking_id) > 256:
+        raise ConfigError("PERSONALIZE_TRACKING_ID", "must be at most 256 characters")
+    return Settings(
+        campaign_arn=_arn(env, "PERSONALIZE_CAMPAIGN_ARN", required=True),
+        filter_arn=env_arn(env, "PERSONALIZE_FILTER_ARN", required=False, kinds=("filter",)),
+        tracking_id=tracking_id,
+        num_results=env_int(env, "NUM_RESULTS", 25, 1, 500),
+        write_key_parameter=_parameter(env, "SEGMENT_WRITE_KEY_PARAMETER"),
+        profile=_profile(env),
+        segment_api_url=env_url(env, "SEGMENT_API_URL", "https://api.segment.io/v1"),
+        tracked_events=frozenset(env_list(env, "TRACKED_EVENTS", DEFAULT_TRACKED_EVENTS)),
+        purchase_events=frozenset(env_list(env, "PURCHASE_EVENTS", "Order Completed")),
+        item_id_property=env_choice(env, "ITEM_ID_PROPERTY", "sku", ("sku", "product_id")),
+        recommended_trait=_trait(env, "RECOMMENDED_TRAIT", "recommended_products"),
+        purchased_trait=_trait(env, "PURCHASED_TRAIT", "purchased_products"),
+        dead_letter_queue_url=_queue_url(env, "DEAD_LETTER_QUEUE_URL"),
+        integrations=_integrations(env, "SEGMENT_IDENTIFY_INTEGRATIONS"),
+        worker_threads=env_int(env, "WORKER_THREADS", 8, 1, 64),
+        time_margin_ms=env_int(env, "TIME_BUDGET_MARGIN_MS", 2000, 0, 600_000),
+        metrics_namespace=env_str(env, "METRICS_NAMESPACE", "SegmentPersonalize")
+        or "SegmentPersonalize",
+    )
+
+
+def _arn(env: Mapping[str, str], name: str, *, required: bool) -> str:
+    value = env_arn(env, name, required=required, kinds=("campaign", "recommender"))
+    assert value is not None  # required=True raised otherwise
+    return value
+
+
+def _parameter(env: Mapping[str, str], name: str) -> str:
+    value = env_required(env, name)
+    if not _PARAMETER_NAME.match(value):
+        raise ConfigError(name, "must be an SSM parameter name or ARN")
+    return value
+
+
+def _profile(env: Mapping[str, str]) -> ProfileSettings | None:
+    token = env_str(env, "SEGMENT_PROFILE_TOKEN_PARAMETER")
+    space = env_str(env, "SEGMENT_SPACE_ID")
+    api_url = env_url(env, "SEGMENT_PROFILE_API_URL", "https://profiles.segment.com/v1")
+    if token is None and space is None:
+        return None
+    # One without the other would silently turn purchased-item exclusion off.
+    if token is None:
+        raise ConfigError(
+            "SEGMENT_PROFILE_TOKEN_PARAMETER", "is required when SEGMENT_SPACE_ID is set"
+        )
+    if space is None:
+        raise ConfigError(
+            "SEGMENT_SPACE_ID", "is required when SEGMENT_PROFILE_TOKEN_PARAMETER is set"
+        )
+    if not _SPACE_ID.match(space):
+        raise ConfigError(
+            "SEGMENT_SPACE_ID", "must be a Segment space id (letters, digits, _ or -)"
+        )
+    if not _PARAMETER_NAME.match(token):
+        raise ConfigError("SEGMENT_PROFILE_TOKEN_PARAMETER", "must be an SSM parameter name or ARN")
+    return ProfileSettings(token_parameter=token, space_id=space, api_url=api_url)
+
+
+def _trait(env: Mapping[str, str], name: str, default: str) -> str:
+    value = env_str(env, name, default) or default
+    if not _TRAIT_NAME.match(value):
+        raise ConfigError(name, "must be one trait name without spaces or commas")
+    return value
+
+
+def _queue_url(env: Mapping[str, str], name: str) -> str:
+    value = env_required(env, name)
+    if not _SQS_URL.match(value):
+        raise ConfigError(name, "must be an SQS queue URL")
+    return value
+
+
+def _integrations(env: Mapping[str, str], name: str) -> dict[str, Any]:
+    raw = env_str(env, name)
+    if raw is None:
+        return dict(DEFAULT_INTEGRATIONS)
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise ConfigError(name, "must be a JSON object") from None
+    if not isinstance(value, dict) or not all(isinstance(v, bool | dict) for v in value.values()):
+        raise ConfigError(name, "must be a JSON object of destination names to true/false")
+    return value

@@ -1,0 +1,477 @@
+"""The traits sync handler end to end over loopback HTTP: the Personalize and Segment
+emulators, and moto's server for SQS (dead letters) and SSM (write key, profile token).
+
+moto runs as a ThreadedMotoServer reached through AWS_ENDPOINT_URL_SQS / _SSM: ``mock_aws``
+would intercept the emulators' traffic too.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import boto3
+import pytest
+from conftest import FIXTURES, load_handler
+from moto.server import ThreadedMotoServer
+
+from emulators import data
+from emulators.personalize import PersonalizeEmulator
+from emulators.segment import SegmentEmulator
+from traits_sync import runtime
+
+KINESIS = FIXTURES / "kinesis"
+STREAM_ARN = "arn:aws:kinesis:us-east-1:123456789012:stream/segment-personalize-events"
+REGION = "us-east-1"
+
+
+# -- shared servers -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def moto_url() -> Iterator[str]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    _, port = server.get_host_and_port()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def sample() -> tuple[list[dict[str, Any]], list[str], list[tuple[str, str, str, int]]]:
+    catalogue = data.catalogue(0)
+    users = data.users(0)
+    return catalogue, users, data.interactions(0, catalogue, users)
+
+
+@pytest.fixture
+def personalize(sample: Any) -> Iterator[PersonalizeEmulator]:
+    catalogue, _, rows = sample
+    with PersonalizeEmulator(interactions=rows, items=catalogue, seed=0) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def segment() -> Iterator[SegmentEmulator]:
+    emulator = SegmentEmulator(seed=0)
+    try:
+        with emulator:
+            yield emulator
+    finally:
+        emulator.store.close()
+
+
+@pytest.fixture(scope="module")
+def app() -> ModuleType:
+    return load_handler("update_traits")
+
+
+@dataclass
+class Deployment:
+    env: dict[str, str]
+    queue_url: str
+    sqs: Any
+
+    def dead_letters(self, expected: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """Poll the queue until ``expected`` messages arrived (or the deadline passes)."""
+        found: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout
+        while len(found) < expected and time.monotonic() < deadline:
+            response = self.sqs.receive_message(
+                QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
+            )
+            for message in response.get("Messages", []):
+                found.append(json.loads(message["Body"]))
+                self.sqs.delete_message(
+                    QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"]
+                )
+        return found
+
+    def queue_depth(self) -> int:
+        attributes = self.sqs.get_queue_attributes(
+            QueueUrl=self.queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+        )
+        return int(attributes["Attributes"]["ApproximateNumberOfMessages"])
+
+
+@pytest.fixture
+def deployment(
+    monkeypatch: pytest.MonkeyPatch,
+    moto_url: str,
+    personalize: PersonalizeEmulator,
+    segment: SegmentEmulator,
+) -> Iterator[Deployment]:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+        "AWS_CONFIG_FILE": "/dev/null",
+        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+        "AWS_ENDPOINT_URL_SQS": moto_url,
+        "AWS_ENDPOINT_URL_SSM": moto_url,
+        "AWS_ENDPOINT_URL_PERSONALIZE_RUNTIME": personalize.url,
+        "AWS_ENDPOINT_URL_PERSONALIZE_EVENTS": personalize.url,
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    prefix = f"/traits-test/{uuid.uuid4().hex}"
+    ssm = boto3.client("ssm", region_name=REGION, endpoint_url=moto_url)
+    ssm.put_parameter(Name=f"{prefix}/write-key", Value=segment.write_key, Type="SecureString")
+    ssm.put_parameter(
+        Name=f"{prefix}/profile-token", Value=segment.profile_token, Type="SecureString"
+    )
+    sqs = boto3.client("sqs", region_name=REGION, endpoint_url=moto_url)
+    queue_url = sqs.create_queue(QueueName=f"traits-dlq-{uuid.uuid4().hex[:12]}")["QueueUrl"]
+    env = {
+        "PERSONALIZE_CAMPAIGN_ARN": personalize.campaign_arn,
+        "PERSONALIZE_TRACKING_ID": personalize.tracking_id,
+        "NUM_RESULTS": "10",
+        "SEGMENT_WRITE_KEY_PARAMETER": f"{prefix}/write-key",
+        "SEGMENT_PROFILE_TOKEN_PARAMETER": f"{prefix}/profile-token",
+        "SEGMENT_SPACE_ID": segment.space_id,
+        "SEGMENT_API_URL": f"{segment.url}/v1",
+        "SEGMENT_PROFILE_API_URL": f"{segment.url}/v1",
+        "DEAD_LETTER_QUEUE_URL": queue_url,
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    runtime.reset()
+    yield Deployment(env, queue_url, sqs)
+    runtime.reset()
+
+
+class Context:
+    aws_request_id = "8f5e4b2a-0000-4000-8000-000000000001"
+    function_name = "update-traits"
+
+    def __init__(self, remaining_ms: int = 60_000) -> None:
+        self.remaining_ms = remaining_ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+# -- events ---------------------------------------------------------------------------------
+
+
+def fixture_records(*names: str) -> list[dict[str, Any]]:
+    return [r for n in names for r in json.loads((KINESIS / n).read_text())["Records"]]
+
+
+def kinesis_event(messages: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    records = []
+    for n, message in enumerate(messages):
+        sequence = f"4959033827149025660855969253836157109592157598914{n:07d}"
+        records.append(
+            {
+                "kinesis": {
+                    "kinesisSchemaVersion": "1.0",
+                    "partitionKey": str(message.get("userId") or message.get("anonymousId")),
+                    "sequenceNumber": sequence,
+                    "data": base64.b64encode(json.dumps(message).encode()).decode(),
+                    "approximateArrivalTimestamp": 1710064800.0 + n / 10,
+                },
+                "eventSource": "aws:kinesis",
+                "eventVersion": "1.0",
+                "eventID": f"shardId-000000000000:{sequence}",
+                "eventName": "aws:kinesis:record",
+                "invokeIdentityArn": "arn:aws:iam::123456789012:role/update-traits",
+                "awsRegion": REGION,
+                "eventSourceARN": STREAM_ARN,
+            }
+        )
+    return {"Records": records}
+
+
+def shop_events(n_records: int, n_users: int, skus: Sequence[str]) -> list[dict[str, Any]]:
+    """Product views from ``n_users`` users (two sessions each), every 7th an order."""
+    messages = []
+    for i in range(n_records):
+        user = f"user-{i % n_users + 1:04d}"
+        sku = skus[(i * 7) % len(skus)]
+        ordered = i % 7 == 0
+        messages.append(
+            {
+                "type": "track",
+                "event": "Order Completed" if ordered else "Product Viewed",
+                "messageId": f"api-{uuid.UUID(int=i + 1)}",
+                "userId": user,
+                "anonymousId": f"anon-{user}-{i // n_users % 2}",
+                "timestamp": f"2024-03-10T{10 + i // 3600:02d}:{i // 60 % 60:02d}:{i % 60:02d}Z",
+                "properties": {"products": [{"sku": sku, "quantity": 1}]}
+                if ordered
+                else {"sku": sku, "product_id": f"prod-{sku}"},
+                "context": {"library": {"name": "analytics-python", "version": "2.3.2"}},
+                "integrations": {},
+                "version": 2,
+            }
+        )
+    return messages
+
+
+def sequence_numbers(event: dict[str, Any], user: str | None = None) -> list[str]:
+    out = []
+    for record in event["Records"]:
+        if user is not None:
+            message = json.loads(base64.b64decode(record["kinesis"]["data"]))
+            if message.get("userId") != user:
+                continue
+        out.append(record["kinesis"]["sequenceNumber"])
+    return out
+
+
+def batch_bodies(segment: SegmentEmulator) -> list[dict[str, Any]]:
+    return [r.body for r in segment.request_log() if r.operation == "batch"]
+
+
+def ranking(personalize: PersonalizeEmulator, user: str, n: int) -> list[str]:
+    client = boto3.client("personalize-runtime", region_name=REGION, endpoint_url=personalize.url)
+    response = client.get_recommendations(
+        campaignArn=personalize.campaign_arn, userId=user, numResults=n
+    )
+    return [item["itemId"] for item in response["itemList"]]
+
+
+# -- tests ----------------------------------------------------------------------------------
+
+
+def test_fixture_batch_end_to_end(
+    app: ModuleType,
+    deployment: Deployment,
+    personalize: PersonalizeEmulator,
+    segment: SegmentEmulator,
+) -> None:
+    records = fixture_records("relevant.json", "skipped.json", "bad.json")
+    result = app.lambda_handler({"Records": records}, Context())
+    assert result == {"batchItemFailures": []}
+
+    # PutEvents, in UTC epoch seconds: 13:00+02:00 is 11:00Z; offsets and fractions kept.
+    events = sorted(personalize.accepted_events(), key=lambda e: e["sentAt"])
+    assert [(e["userId"], e["sessionId"], e["itemId"], e["sentAt"]) for e in events] == [
+        ("12345", "12345", "SKU-0002", 1710068400),  # 2024-03-10T11:00:00Z
+        ("user-0001", "4f1c2a4e-8e0b-4f43-9f57-2b2d3a1c9e10", "SKU-0001", 1710072000.123),
+        (None, "a9f3e2d1-7c6b-4a5e-8d9c-0b1a2f3e4d5c", "1007", 1710072060),
+        ("user-0001", "4f1c2a4e-8e0b-4f43-9f57-2b2d3a1c9e10", "SKU-0003", 1710072310.5),
+        ("user-0001", "4f1c2a4e-8e0b-4f43-9f57-2b2d3a1c9e10", "SKU-0004", 1710072310.5),
+    ]
+    order_ids = [e["eventId"] for e in events if e["eventType"] == "Order Completed"]
+    assert order_ids == [
+        "ajs-next-0d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a#1",
+        "ajs-next-0d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a#2",
+    ]
+    # One recommendation and one profile read per identified user; one batch request.
+    assert personalize.counters["GetRecommendations"] == 2
+    assert personalize.counters["PutEvents"] == 3
+    assert segment.counters["profile"] == 2
+    assert segment.counters["batch"] == 1
+
+    # The trait: Personalize's ranking minus this batch's purchases, refilled to 10.
+    identifies = {m["userId"]: m for m in segment.messages(type="identify")}
+    assert set(identifies) == {"user-0001", "12345"}
+    expected = [
+        i for i in ranking(personalize, "user-0001", 12) if i not in {"SKU-0003", "SKU-0004"}
+    ]
+    trait = identifies["user-0001"]["traits"]["recommended_products"]
+    assert trait == expected[:10]
+    assert segment.traits("user-0001")["recommended_products"] == trait
+    assert identifies["user-0001"]["integrations"] == {"Amazon Kinesis": False}
+    assert [r.auth for r in segment.request_log() if r.operation == "batch"] == [segment.write_key]
+
+    # Dead letters: reason, source, shard, sequence number and the raw data of each.
+    bad = fixture_records("bad.json")
+    expected_reasons = json.loads((KINESIS / "expected.json").read_text())["bad.json"]
+    letters = deployment.dead_letters(len(bad))
+    assert sorted(letters, key=lambda m: m["sequenceNumber"]) == [
+        {
+            "reason": reason,
+            "eventSourceARN": STREAM_ARN,
+            "shardId": "shardId-000000000000",
+            "sequenceNumber": record["kinesis"]["sequenceNumber"],
+            "data": record["kinesis"]["data"],
+        }
+        for record, reason in sorted(
+            zip(bad, expected_reasons, strict=True),
+            key=lambda pair: pair[0]["kinesis"]["sequenceNumber"],
+        )
+    ]
+
+
+def test_500_records_from_50_users_make_50_recommendation_calls(
+    app: ModuleType,
+    deployment: Deployment,
+    personalize: PersonalizeEmulator,
+    segment: SegmentEmulator,
+) -> None:
+    messages = shop_events(500, 50, personalize.catalogue_item_ids)
+    result = app.lambda_handler(kinesis_event(messages), Context())
+    assert result == {"batchItemFailures": []}
+    assert personalize.counters["GetRecommendations"] == 50
+    assert segment.counters["profile"] == 50
+    sessions = Counter((m["userId"], m["anonymousId"]) for m in messages)
+    assert personalize.counters["PutEvents"] == sum(math.ceil(n / 10) for n in sessions.values())
+    assert all(
+        1 <= len(r.body["eventList"]) <= 10
+        for r in personalize.request_log()
+        if r.operation == "PutEvents"
+    )
+    assert len(personalize.accepted_events()) == 500
+    assert segment.counters["batch"] == 1
+    assert len({m["userId"] for m in segment.messages(type="identify")}) == 50
+
+
+def test_same_batch_twice_gives_the_same_message_ids(
+    app: ModuleType,
+    deployment: Deployment,
+    segment: SegmentEmulator,
+    personalize: PersonalizeEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Without the Profile API every delivery writes (no "unchanged" shortcut).
+    monkeypatch.delenv("SEGMENT_PROFILE_TOKEN_PARAMETER")
+    monkeypatch.delenv("SEGMENT_SPACE_ID")
+    event = kinesis_event(shop_events(60, 12, personalize.catalogue_item_ids))
+    assert app.lambda_handler(event, Context()) == {"batchItemFailures": []}
+    assert app.lambda_handler(event, Context()) == {"batchItemFailures": []}
+    first, second = ([m["messageId"] for m in body["batch"]] for body in batch_bodies(segment))
+    assert len(set(first)) == 12
+    assert sorted(first) == sorted(second)
+    incoming = {
+        json.loads(base64.b64decode(r["kinesis"]["data"]))["messageId"] for r in event["Records"]
+    }
+    assert not set(first) & incoming
+    assert all(len(m) <= 100 for m in first)
+    # Segment deduplicates the retry: one identify per user is stored.
+    assert segment.dropped["duplicate_message_id"] == 12
+    assert len(segment.messages(type="identify")) == 12
+
+
+def test_a_redelivered_batch_leaves_an_unchanged_trait_alone(
+    app: ModuleType,
+    deployment: Deployment,
+    segment: SegmentEmulator,
+    personalize: PersonalizeEmulator,
+) -> None:
+    event = kinesis_event(shop_events(40, 8, personalize.catalogue_item_ids))
+    assert app.lambda_handler(event, Context()) == {"batchItemFailures": []}
+    assert segment.counters["batch"] == 1
+    assert len(segment.messages(type="identify")) == 8
+    # The first pass computed some lists before other users' events reached the model, so
+    # the second may still change a few; from then on the events are all duplicates (same
+    # eventIds), the lists come out the same and nothing is written.
+    assert app.lambda_handler(event, Context()) == {"batchItemFailures": []}
+    batches = segment.counters["batch"]
+    assert app.lambda_handler(event, Context()) == {"batchItemFailures": []}
+    assert segment.counters["batch"] == batches
+    assert segment.counters["profile"] == 24
+    assert personalize.counters["GetRecommendations"] == 24
+
+
+@pytest.mark.parametrize(
+    ("target", "operation"),
+    [("personalize", "GetRecommendations"), ("personalize", "PutEvents"), ("segment", "profile")],
+)
+def test_a_fault_for_one_user_reports_exactly_that_users_records(
+    app: ModuleType,
+    deployment: Deployment,
+    personalize: PersonalizeEmulator,
+    segment: SegmentEmulator,
+    target: str,
+    operation: str,
+) -> None:
+    emulator = personalize if target == "personalize" else segment
+    emulator.controls.set(fault_rate={"500": 1.0}, only_users={"user-0007"}, operations={operation})
+    event = kinesis_event(shop_events(100, 10, personalize.catalogue_item_ids))
+    result = app.lambda_handler(event, Context())
+    assert result == {
+        "batchItemFailures": [
+            {"itemIdentifier": s} for s in sequence_numbers(event, user="user-0007")
+        ]
+    }
+    assert len(result["batchItemFailures"]) == 10
+    written = {m["userId"] for m in segment.messages(type="identify")}
+    assert written == {f"user-{u:04d}" for u in range(1, 11)} - {"user-0007"}
+    assert emulator.counters["fault:500"] >= 1
+
+
+def test_purchases_on_the_profile_are_excluded(
+    app: ModuleType,
+    deployment: Deployment,
+    personalize: PersonalizeEmulator,
+    segment: SegmentEmulator,
+) -> None:
+    top = ranking(personalize, "user-0002", 3)
+    segment.set_traits("user-0002", {"purchased_products": top[:2], "plan": "plus"})
+    personalize.reset_stats()
+    message = shop_events(1, 1, ["SKU-0100"])[0] | {
+        "userId": "user-0002",
+        "event": "Product Viewed",
+        "properties": {"sku": "SKU-0100"},
+    }
+    assert app.lambda_handler(kinesis_event([message]), Context()) == {"batchItemFailures": []}
+    (call,) = [r.body for r in personalize.request_log() if r.operation == "GetRecommendations"]
+    assert call["numResults"] == 12  # 10 + 2 purchased
+    trait = segment.traits("user-0002")["recommended_products"]
+    assert len(trait) == 10
+    assert not set(top[:2]) & set(trait)
+
+
+def test_an_exhausted_time_budget_reports_everything_and_writes_nothing(
+    app: ModuleType,
+    deployment: Deployment,
+    personalize: PersonalizeEmulator,
+    segment: SegmentEmulator,
+) -> None:
+    event = {"Records": fixture_records("relevant.json", "bad.json")}
+    result = app.lambda_handler(event, Context(remaining_ms=1))
+    assert result == {"batchItemFailures": [{"itemIdentifier": s} for s in sequence_numbers(event)]}
+    assert personalize.counters["GetRecommendations"] == 0
+    assert personalize.counters["PutEvents"] == 0
+    assert segment.counters["batch"] == 0
+    assert segment.messages(type="identify") == []
+    assert deployment.queue_depth() == 0
+
+
+def test_a_failed_dead_letter_send_is_retried_not_lost(
+    app: ModuleType,
+    deployment: Deployment,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    missing = deployment.queue_url.rsplit("/", 1)[0] + "/no-such-queue"
+    monkeypatch.setenv("DEAD_LETTER_QUEUE_URL", missing)
+    event = {"Records": fixture_records("relevant.json", "bad.json")}
+    result = app.lambda_handler(event, Context())
+    bad = {r["kinesis"]["sequenceNumber"] for r in fixture_records("bad.json")}
+    assert {f["itemIdentifier"] for f in result["batchItemFailures"]} == bad
+
+
+def test_a_missing_write_key_retries_every_record_and_names_the_setting(
+    app: ModuleType,
+    deployment: Deployment,
+    segment: SegmentEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("SEGMENT_WRITE_KEY_PARAMETER", "/traits-test/absent")
+    event = {"Records": fixture_records("relevant.json", "bad.json")}
+    result = app.lambda_handler(event, Context())
+    assert result == {"batchItemFailures": [{"itemIdentifier": s} for s in sequence_numbers(event)]}
+    errors = [
+        json.loads(line)
+        for line in capsys.readouterr().out.splitlines()
+        if '"level":"ERROR"' in line
+    ]
+    assert [(e["setting"], e["permanent"]) for e in errors] == [
+        ("SEGMENT_WRITE_KEY_PARAMETER", True)
+    ]
+    assert deployment.queue_depth() == 0
+    assert segment.counters["batch"] == 0
