@@ -21,6 +21,7 @@ class ClientPolicy:
 
     connect_timeout: float = 1.0
     read_timeout: float = 3.0
+    # botocore's ``max_attempts``: retries AFTER the first call (2 → up to 3 calls).
     max_attempts: int = 2
     retry_mode: Literal["standard", "adaptive", "legacy"] = "standard"
     max_pool_connections: int = 10

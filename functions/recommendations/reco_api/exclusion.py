@@ -1,0 +1,123 @@
+"""The user's purchased items from the Segment Profile API, read in the background while
+Personalize answers, under a strict time budget: it never slows the response by more than
+the budget, and never fails it. Any problem yields "unavailable" with a reason, and the
+caller serves the unfiltered list.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import Executor, Future
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from common.profiles import ProfileError, item_ids
+from common.secrets import SecretError
+
+# After a problem only the operator can fix (token rejected, parameter missing), stop
+# asking for a while: every request would otherwise pay the call and flood SSM/Segment.
+CONFIG_PROBLEM_COOLDOWN_S = 60.0
+
+
+class TraitSource(Protocol):
+    def traits(
+        self, user_id: str, include: Iterable[str], timeout: tuple[float, float] | None = None
+    ) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class Purchases:
+    """``ids`` is None when the purchases could not be known (``reason`` says why)."""
+
+    ids: frozenset[str] | None
+    reason: str | None = None
+    malformed: bool = False
+
+
+class Pending:
+    """A read in flight. :meth:`wait` is called once Personalize has answered and waits at
+    most the budget more: exclusion never adds more than the budget to a response, and the
+    read gets Personalize's whole answer time on top (a cold start's token fetch fits)."""
+
+    def __init__(
+        self,
+        future: Future[Purchases] | None,
+        budget_s: float,
+        ready: Purchases | None = None,
+    ) -> None:
+        self._future = future
+        self._budget = budget_s
+        self._ready = ready
+
+    def wait(self) -> Purchases:
+        if self._ready is not None:
+            return self._ready
+        assert self._future is not None
+        try:
+            return self._future.result(timeout=self._budget)
+        except TimeoutError:
+            # Not started yet (pool busy with earlier slow reads): don't start it at all.
+            self._future.cancel()
+            return Purchases(None, "timeout")
+
+
+class PurchaseReader:
+    def __init__(
+        self,
+        source: TraitSource,
+        trait: str,
+        budget_s: float,
+        executor: Callable[[], Executor],
+        *,
+        on_config_problem: Callable[[str, str], None],
+        forget_token: Callable[[], None],
+        clock: Callable[[], float] = time.monotonic,
+        cooldown_s: float = CONFIG_PROBLEM_COOLDOWN_S,
+    ) -> None:
+        self._source = source
+        self._trait = trait
+        self._budget = budget_s
+        self._executor = executor
+        self._on_config_problem = on_config_problem
+        self._forget_token = forget_token
+        self._clock = clock
+        self._cooldown = cooldown_s
+        self._paused_until = 0.0
+        self._paused_reason = ""
+        self._lock = threading.Lock()
+
+    def start(self, user_id: str) -> Pending:
+        with self._lock:
+            if self._clock() < self._paused_until:
+                return Pending(None, self._budget, Purchases(None, self._paused_reason))
+        return Pending(self._executor().submit(self._read, user_id), self._budget)
+
+    def _read(self, user_id: str) -> Purchases:
+        # Socket timeouts no longer than the budget, so a hung read frees its thread soon.
+        timeout = (min(self._budget, 1.0), self._budget)
+        try:
+            traits = self._source.traits(user_id, [self._trait], timeout=timeout)
+        except ProfileError as exc:
+            if exc.kind == "auth":
+                self._forget_token()  # a rotated token is read again after the pause
+                self._pause("auth", "SEGMENT_PROFILE_TOKEN_PARAMETER", f"Profile API {exc.detail}")
+            return Purchases(None, exc.kind)
+        except SecretError as exc:
+            if exc.permanent:
+                self._pause("token", "SEGMENT_PROFILE_TOKEN_PARAMETER", exc.reason)
+                return Purchases(None, "token")
+            return Purchases(None, "token_unavailable")
+        except Exception as exc:  # noqa: BLE001 - exclusion must never fail the request
+            return Purchases(None, f"error:{type(exc).__name__}")
+        ids, well_formed = item_ids(traits.get(self._trait))
+        return Purchases(frozenset(ids), malformed=not well_formed)
+
+    def _pause(self, reason: str, setting: str, detail: str) -> None:
+        with self._lock:
+            first = self._clock() >= self._paused_until
+            self._paused_until = self._clock() + self._cooldown
+            self._paused_reason = reason
+        if first:
+            self._on_config_problem(setting, detail)

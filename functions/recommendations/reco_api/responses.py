@@ -1,0 +1,78 @@
+"""API Gateway proxy responses: always a JSON body, never a stack trace."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from common.personalize import Item
+
+JSON = "application/json"
+
+
+def cors_headers(allowed: Sequence[str], request_origin: str | None) -> dict[str, str]:
+    """``*`` as is; with a list, echo the caller's origin only when it is listed."""
+    if not allowed:
+        return {}
+    if tuple(allowed) == ("*",):
+        return {"Access-Control-Allow-Origin": "*"}
+    headers = {"Vary": "Origin"}
+    if request_origin is not None and request_origin in allowed:
+        headers["Access-Control-Allow-Origin"] = request_origin
+    return headers
+
+
+def request_origin(event: Any) -> str | None:
+    headers = event.get("headers") if isinstance(event, Mapping) else None
+    if not isinstance(headers, Mapping):
+        return None
+    for name, value in headers.items():
+        if isinstance(name, str) and name.lower() == "origin" and isinstance(value, str):
+            return value
+    return None
+
+
+def json_response(
+    status: int, payload: Mapping[str, Any], headers: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    return {
+        "statusCode": status,
+        "headers": {"Content-Type": JSON, **(headers or {})},
+        "body": json.dumps(payload, ensure_ascii=False, separators=(",", ":")),
+        "isBase64Encoded": False,
+    }
+
+
+def error(
+    status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    return json_response(status, {"error": {"code": code, "message": message}}, headers)
+
+
+def recommendations(
+    items: Sequence[Item],
+    recommendation_id: str | None,
+    subject: tuple[str, str],
+    headers: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "items": [{"itemId": item.item_id, "score": item.score} for item in items],
+        "recommendationId": recommendation_id,
+        subject[0]: subject[1],
+    }
+    return json_response(200, body, headers)
+
+
+def preflight(allowed: Sequence[str], request_origin: str | None) -> dict[str, Any]:
+    """Browsers send OPTIONS first because of the x-api-key header."""
+    headers = cors_headers(allowed, request_origin)
+    if "Access-Control-Allow-Origin" in headers:
+        headers.update(
+            {
+                "Access-Control-Allow-Methods": "GET, OPTIONS",
+                "Access-Control-Allow-Headers": "Content-Type, X-Api-Key",
+                "Access-Control-Max-Age": "600",
+            }
+        )
+    return {"statusCode": 204, "headers": headers, "body": "", "isBase64Encoded": False}

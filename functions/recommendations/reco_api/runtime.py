@@ -1,0 +1,159 @@
+"""Per-container state, created on the first request and reused: settings, logger, metrics,
+the Personalize client, the Profile API reader and its small thread pool.
+
+Nothing here runs at import time, so importing the handler never reads the environment or
+imports boto3 (tests set their environment and emulators first).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from common import aws
+from common.config import ConfigError, env_str, environ
+from common.log import Logger
+from common.metrics import Metrics
+from reco_api.exclusion import PurchaseReader
+from reco_api.settings import Settings, load
+
+SERVICE = "recommendations"
+DEFAULT_NAMESPACE = "SegmentPersonalize"
+
+# ClientPolicy.max_attempts is botocore's ``max_attempts``: retries after the first call.
+# Worst case per request: 2 calls x (1 s connect + 2 s read) + one backoff (at most 1 s
+# after a throttle), about 7 s: a hanging Personalize answers 503 far inside API
+# Gateway's 29 s, and one retry absorbs a blip without doubling a storm.
+PERSONALIZE_POLICY = aws.ClientPolicy(
+    connect_timeout=1.0, read_timeout=2.0, max_attempts=1, retry_mode="standard"
+)
+# The token read is off the request path (background thread) and cached, so it may take
+# longer than the exclusion budget: the next request then finds it cached.
+SSM_POLICY = aws.ClientPolicy(connect_timeout=1.0, read_timeout=2.0, max_attempts=2)
+TOKEN_TTL_S = 300.0
+# One request at a time per container; a few threads absorb reads still finishing after
+# their budget expired.
+PROFILE_WORKERS = 4
+
+_lock = threading.Lock()
+_runtime: Runtime | None = None
+_executor: ThreadPoolExecutor | None = None
+
+
+class Runtime:
+    """``personalize`` and ``purchases`` replace the real clients (unit tests pass fakes)."""
+
+    def __init__(
+        self,
+        env: Mapping[str, str],
+        *,
+        personalize: Callable[[], Any] | None = None,
+        purchases: PurchaseReader | None = None,
+    ) -> None:
+        self.logger = Logger(SERVICE)
+        namespace = env_str(env, "METRICS_NAMESPACE", DEFAULT_NAMESPACE) or DEFAULT_NAMESPACE
+        self.metrics = Metrics(namespace, SERVICE)
+        self.cold = True
+        self.settings: Settings | None = None
+        self.config_error: ConfigError | None = None
+        try:
+            self.settings = load(env)
+        except ConfigError as exc:
+            self.config_error = exc
+        self._reader: PurchaseReader | None = purchases
+        self._reader_lock = threading.Lock()
+        self._personalize = personalize
+
+    def personalize(self) -> Any:
+        if self._personalize is not None:
+            return self._personalize()
+        try:
+            return aws.client("personalize-runtime", PERSONALIZE_POLICY)
+        except Exception as exc:
+            if type(exc).__name__ == "NoRegionError":
+                raise ConfigError("AWS_REGION", "is not set") from exc
+            raise
+
+    def purchases(self) -> PurchaseReader | None:
+        """The Profile API reader, or None when exclusion is not configured."""
+        if self.settings is None or self.settings.exclusion is None:
+            return None
+        if self._reader is None:
+            with self._reader_lock:
+                if self._reader is None:
+                    self._reader = self._build_reader()
+        return self._reader
+
+    def _build_reader(self) -> PurchaseReader:
+        from common.http import HttpPolicy, session
+        from common.profiles import ProfileClient
+        from common.secrets import SecretCache
+
+        assert self.settings is not None and self.settings.exclusion is not None
+        conf = self.settings.exclusion
+        secrets = SecretCache(lambda: aws.client("ssm", SSM_POLICY), ttl_seconds=TOKEN_TTL_S)
+        # One quick retry (a stale keep-alive connection, a blip); no waiting on
+        # Retry-After: the budget is a few hundred milliseconds.
+        policy = HttpPolicy(
+            connect_timeout=min(conf.budget_s, 1.0),
+            read_timeout=conf.budget_s,
+            retries=1,
+            backoff_factor=0.0,
+            max_retry_after=0.0,
+            pool_maxsize=PROFILE_WORKERS,
+        )
+        client = ProfileClient(
+            session=session(policy),
+            base_url=conf.profile_api_url,
+            space_id=conf.space_id,
+            token=lambda: secrets.get(conf.token_parameter),
+            timeout=policy.timeout,
+        )
+        return PurchaseReader(
+            client,
+            conf.purchased_trait,
+            conf.budget_s,
+            executor,
+            on_config_problem=self._config_problem,
+            forget_token=lambda: secrets.invalidate(conf.token_parameter),
+        )
+
+    def _config_problem(self, setting: str, detail: str) -> None:
+        self.logger.error(
+            "purchased-item exclusion disabled for a while: configuration problem",
+            setting=setting,
+            reason=detail,
+        )
+
+
+def get() -> Runtime:
+    global _runtime
+    found = _runtime
+    if found is None:
+        with _lock:
+            if _runtime is None:
+                _runtime = Runtime(environ())
+            found = _runtime
+    return found
+
+
+def executor() -> ThreadPoolExecutor:
+    global _executor
+    if _executor is None:
+        with _lock:
+            if _executor is None:
+                _executor = ThreadPoolExecutor(PROFILE_WORKERS, thread_name_prefix="profile")
+    return _executor
+
+
+def reset() -> None:
+    """Forget settings, clients and threads (tests that change the environment between cases)."""
+    global _runtime, _executor
+    with _lock:
+        _runtime = None
+        pool, _executor = _executor, None
+    if pool is not None:
+        pool.shutdown(wait=False, cancel_futures=True)
+    aws.reset_clients()

@@ -1,0 +1,73 @@
+"""Recommendations with purchased items removed, Personalize's ranking kept, refilled to N.
+
+The purchases are only known once the Profile API has answered, which runs concurrently
+with Personalize. So the first call asks for N + headroom; only when more purchased items
+than that sat in the page (and Personalize had a full page to give) does a second call ask
+for N + len(purchased) (at most 500). See .notes/recommendations.md for the measurements.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from common.personalize import (
+    Item,
+    PersonalizeError,
+    Recommendations,
+    exclude,
+    fetch_size,
+)
+from reco_api.exclusion import Pending
+
+Fetch = Callable[[int], Recommendations]
+
+
+@dataclass(frozen=True)
+class Served:
+    items: list[Item]
+    recommendation_id: str | None
+    exclusion: str  # "off", "applied" or "unavailable"
+    reason: str | None = None
+    purchased: int = 0  # size of the user's purchased trait
+    excluded: int = 0  # purchased items Personalize returned (and we dropped)
+    calls: int = 1
+    refill_failed: str | None = None
+    malformed_trait: bool = False
+
+
+def recommend(fetch: Fetch, limit: int, pending: Pending | None, headroom: int) -> Served:
+    if pending is None:
+        recs = fetch(limit)
+        return Served(recs.items[:limit], recs.recommendation_id, "off")
+
+    asked = fetch_size(limit, headroom)
+    recs = fetch(asked)
+    purchases = pending.wait()
+    if purchases.ids is None:
+        return Served(recs.items[:limit], recs.recommendation_id, "unavailable", purchases.reason)
+
+    purchased = purchases.ids
+    kept = exclude(recs.items, set(purchased), limit)
+    calls = 1
+    refill_failed = None
+    needed = fetch_size(limit, len(purchased))
+    # A short page means Personalize has nothing more to give; asking again is pointless.
+    if len(kept) < limit and len(recs.items) >= asked and needed > asked:
+        calls = 2
+        try:
+            recs = fetch(needed)
+            kept = exclude(recs.items, set(purchased), limit)
+        except PersonalizeError as exc:
+            # The first page, filtered, is still a good answer.
+            refill_failed = exc.kind
+    return Served(
+        kept,
+        recs.recommendation_id,
+        "applied",
+        purchased=len(purchased),
+        excluded=sum(1 for item in recs.items if item.item_id in purchased),
+        calls=calls,
+        refill_failed=refill_failed,
+        malformed_trait=purchases.malformed,
+    )

@@ -1,0 +1,115 @@
+"""The function's settings, read from the environment once per container and validated.
+
+Every problem raises :class:`common.config.ConfigError` naming the variable, so the handler
+answers 500 ``configuration_error`` with one log line instead of a stack trace.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from common.config import ConfigError, env_arn, env_int, env_str, env_url
+
+DEFAULT_NUM_RESULTS = 25
+DEFAULT_PROFILE_API_URL = "https://profiles.segment.com/v1"
+DEFAULT_PURCHASED_TRAIT = "purchased_products"
+# The Profile API read runs while Personalize answers; this is the most it may add.
+DEFAULT_PROFILE_TIMEOUT_MS = 250
+# Extra items asked of Personalize before the purchases are known (see .notes/recommendations.md).
+DEFAULT_EXCLUSION_HEADROOM = 25
+
+_SPACE_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+# An SSM parameter name, or its ARN (GetParameter takes both).
+_PARAMETER = re.compile(r"^[A-Za-z0-9_.:/-]{1,2048}$")
+_ORIGIN = re.compile(r"^https?://[^\s/,]+$")
+
+
+@dataclass(frozen=True)
+class ExclusionSettings:
+    space_id: str
+    token_parameter: str
+    profile_api_url: str
+    purchased_trait: str
+    budget_s: float
+    headroom: int
+
+
+@dataclass(frozen=True)
+class Settings:
+    campaign_arn: str
+    filter_arn: str | None
+    num_results: int
+    cors_origins: tuple[str, ...]
+    exclusion: ExclusionSettings | None
+
+
+def load(env: Mapping[str, str]) -> Settings:
+    campaign_arn = env_arn(
+        env, "PERSONALIZE_CAMPAIGN_ARN", required=True, kinds=("campaign", "recommender")
+    )
+    assert campaign_arn is not None  # required=True never returns None
+    return Settings(
+        campaign_arn=campaign_arn,
+        filter_arn=env_arn(env, "PERSONALIZE_FILTER_ARN", required=False, kinds=("filter",)),
+        num_results=env_int(env, "NUM_RESULTS", DEFAULT_NUM_RESULTS, 1, 500),
+        cors_origins=_cors_origins(env),
+        exclusion=_exclusion(env),
+    )
+
+
+def _exclusion(env: Mapping[str, str]) -> ExclusionSettings | None:
+    # Read every exclusion setting even when exclusion is off: a malformed value is
+    # reported now, not on the day someone turns exclusion on.
+    trait = env_str(env, "PURCHASED_TRAIT", DEFAULT_PURCHASED_TRAIT) or DEFAULT_PURCHASED_TRAIT
+    if "," in trait or len(trait) > 255:
+        # The Profile API takes the trait in a comma-separated include= list.
+        raise ConfigError("PURCHASED_TRAIT", "must be one trait name without commas")
+    url = env_url(env, "SEGMENT_PROFILE_API_URL", DEFAULT_PROFILE_API_URL)
+    timeout_ms = env_int(env, "PROFILE_TIMEOUT_MS", DEFAULT_PROFILE_TIMEOUT_MS, 10, 5000)
+    headroom = env_int(env, "EXCLUSION_HEADROOM", DEFAULT_EXCLUSION_HEADROOM, 0, 500)
+    space_id = env_str(env, "SEGMENT_SPACE_ID")
+    parameter = env_str(env, "SEGMENT_PROFILE_TOKEN_PARAMETER")
+    if space_id is None and parameter is None:
+        return None
+    # One without the other is a half-done deployment: say so rather than silently
+    # serving purchased items.
+    if space_id is None:
+        raise ConfigError(
+            "SEGMENT_SPACE_ID", "is required when SEGMENT_PROFILE_TOKEN_PARAMETER is set"
+        )
+    if parameter is None:
+        raise ConfigError(
+            "SEGMENT_PROFILE_TOKEN_PARAMETER", "is required when SEGMENT_SPACE_ID is set"
+        )
+    if not _SPACE_ID.match(space_id):
+        raise ConfigError(
+            "SEGMENT_SPACE_ID", "must be a Segment space id (letters, digits, _ or -)"
+        )
+    if not _PARAMETER.match(parameter):
+        raise ConfigError("SEGMENT_PROFILE_TOKEN_PARAMETER", "must be an SSM parameter name or ARN")
+    return ExclusionSettings(
+        space_id=space_id,
+        token_parameter=parameter,
+        profile_api_url=url,
+        purchased_trait=trait,
+        budget_s=timeout_ms / 1000.0,
+        headroom=headroom,
+    )
+
+
+def _cors_origins(env: Mapping[str, str]) -> tuple[str, ...]:
+    """No CORS header unless asked; ``*``, or a comma-separated list of exact origins."""
+    raw = env_str(env, "CORS_ALLOW_ORIGIN")
+    if raw is None:
+        return ()
+    origins = tuple(dict.fromkeys(part.strip() for part in raw.split(",") if part.strip()))
+    if origins == ("*",):
+        return origins
+    if not origins or any(not _ORIGIN.match(origin) for origin in origins):
+        raise ConfigError(
+            "CORS_ALLOW_ORIGIN",
+            "must be * or comma-separated origins like https://shop.example.com",
+        )
+    return origins

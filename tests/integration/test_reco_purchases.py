@@ -1,0 +1,365 @@
+"""Purchased-item exclusion end to end: the handler with real boto3 and requests against the
+Personalize and Segment emulators, and the profile token in SSM (moto server), all over
+loopback HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from types import ModuleType
+from typing import Any
+from urllib.parse import quote
+
+import boto3
+import pytest
+from conftest import FIXTURES, load_handler
+from moto.server import ThreadedMotoServer
+
+from emulators import data
+from emulators.personalize import PersonalizeEmulator
+from emulators.segment import SegmentEmulator
+from reco_api import runtime
+
+TOKEN_PARAMETER = "/reco-test/segment-profile-token"
+TRAIT = "purchased_products"
+Invoke = Callable[..., tuple[int, dict[str, Any]]]
+
+
+class Context:
+    aws_request_id = "it-exclusion"
+
+
+def event(user_id: str, num_results: int) -> dict[str, Any]:
+    value: dict[str, Any] = json.loads(
+        (FIXTURES / "apigw" / "get_user.json").read_text(encoding="utf-8")
+    )
+    query = {"userId": user_id, "numResults": str(num_results)}
+    value["queryStringParameters"] = query
+    value["multiValueQueryStringParameters"] = {k: [v] for k, v in query.items()}
+    return value
+
+
+@pytest.fixture(scope="module")
+def personalize() -> Iterator[PersonalizeEmulator]:
+    catalogue = data.catalogue(0)
+    users = data.users(0)
+    rows = data.interactions(0, catalogue, users)
+    with PersonalizeEmulator(interactions=rows, items=catalogue, seed=0) as emu:
+        yield emu
+
+
+@pytest.fixture
+def segment() -> Iterator[SegmentEmulator]:
+    """Fresh per test: profiles merge purchases, so one test's seeds must not leak."""
+    emu = SegmentEmulator(seed=0, purchased_trait=TRAIT)
+    with emu:
+        yield emu
+    emu.store.close()
+
+
+@pytest.fixture(scope="module")
+def moto_url() -> Iterator[str]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def handler_module() -> ModuleType:
+    return load_handler("recommendations")
+
+
+@pytest.fixture
+def ssm(moto_url: str, segment: SegmentEmulator) -> Any:
+    """The token parameter, created again for every test (a test may delete or change it)."""
+    client = boto3.client(
+        "ssm",
+        endpoint_url=moto_url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    client.put_parameter(
+        Name=TOKEN_PARAMETER, Value=segment.profile_token, Type="SecureString", Overwrite=True
+    )
+    return client
+
+
+@pytest.fixture
+def invoke(
+    personalize: PersonalizeEmulator,
+    segment: SegmentEmulator,
+    moto_url: str,
+    ssm: Any,
+    handler_module: ModuleType,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Invoke]:
+    for name in list(os.environ):
+        if name.startswith(("AWS_", "PERSONALIZE_", "SEGMENT_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_PERSONALIZE_RUNTIME", personalize.url)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SSM", moto_url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    monkeypatch.setenv("PERSONALIZE_CAMPAIGN_ARN", personalize.campaign_arn)
+    monkeypatch.setenv("SEGMENT_SPACE_ID", segment.space_id)
+    monkeypatch.setenv("SEGMENT_PROFILE_TOKEN_PARAMETER", TOKEN_PARAMETER)
+    monkeypatch.setenv("SEGMENT_PROFILE_API_URL", segment.url + "/v1")
+    # Generous by default so that correctness tests never depend on machine load; the
+    # budget tests set their own.
+    monkeypatch.setenv("PROFILE_TIMEOUT_MS", "3000")
+    for emu in (personalize, segment):
+        emu.controls.reset()
+        emu.reset_stats()
+    runtime.reset()
+
+    def call(evt: Any) -> tuple[int, dict[str, Any]]:
+        response = handler_module.lambda_handler(evt, Context())
+        assert response["headers"]["Content-Type"] == "application/json"
+        return response["statusCode"], json.loads(response["body"])
+
+    yield call
+    runtime.reset()
+    for emu in (personalize, segment):
+        emu.controls.reset()
+
+
+def ranking(personalize: PersonalizeEmulator, user_id: str, n: int = 500) -> list[str]:
+    client = boto3.client("personalize-runtime", endpoint_url=personalize.url)
+    response = client.get_recommendations(
+        campaignArn=personalize.campaign_arn, userId=user_id, numResults=n
+    )
+    return [item["itemId"] for item in response["itemList"]]
+
+
+def asked(personalize: PersonalizeEmulator) -> list[int]:
+    return [
+        r.body["numResults"]
+        for r in personalize.request_log()
+        if r.operation == "GetRecommendations" and r.status == 200
+    ]
+
+
+def ids(body: dict[str, Any]) -> list[str]:
+    return [item["itemId"] for item in body["items"]]
+
+
+def profile_requests(segment: SegmentEmulator) -> list[Any]:
+    return [r for r in segment.request_log() if r.operation == "profile"]
+
+
+def emf(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+
+
+def test_purchases_removed_in_one_call_when_the_headroom_covers_them(
+    invoke: Invoke, personalize: PersonalizeEmulator, segment: SegmentEmulator
+) -> None:
+    user = "user-0042"
+    top = ranking(personalize, user)
+    purchased = [top[1], top[3], "SKU-NOT-IN-CATALOGUE"]
+    segment.set_traits(user, {TRAIT: purchased})
+    personalize.reset_stats()
+    status, body = invoke(event(user, 5))
+    assert status == 200
+    assert ids(body) == [item for item in top if item not in purchased][:5]
+    assert asked(personalize) == [30]  # N + the default headroom of 25, one call
+    (request,) = profile_requests(segment)
+    assert request.auth == segment.profile_token
+    assert request.query["include"] == TRAIT
+
+
+def test_refill_to_n_when_many_purchases_sit_in_the_page(
+    invoke: Invoke,
+    personalize: PersonalizeEmulator,
+    segment: SegmentEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("EXCLUSION_HEADROOM", "5")
+    user = "user-0007"
+    top = ranking(personalize, user)
+    purchased = top[0:24:2]  # 12 purchases among the 24 best
+    segment.set_traits(user, {TRAIT: purchased})
+    personalize.reset_stats()
+    status, body = invoke(event(user, 10))
+    assert status == 200
+    assert ids(body) == [item for item in top if item not in purchased][:10]
+    assert len(body["items"]) == 10
+    # N + headroom first; 8 purchases in that page left 7, so N + len(purchased).
+    assert asked(personalize) == [15, 22]
+    metrics = emf(capsys)[0]
+    assert metrics["ExclusionApplied"] == 1
+    assert metrics["Refills"] == 1
+    assert metrics["PurchasedItemsExcluded"] == 11  # the 12th purchase sits at rank 23 of 22
+
+
+@pytest.mark.parametrize("user", ["a+b/c==", "Zoë-用户-🙂", "100% sure", "x:y?z#"])
+def test_profile_api_sees_fully_encoded_ids(
+    invoke: Invoke, personalize: PersonalizeEmulator, segment: SegmentEmulator, user: str
+) -> None:
+    top = ranking(personalize, user)
+    segment.set_traits(user, {TRAIT: [top[0]]})
+    status, body = invoke(event(user, 3))
+    assert status == 200
+    assert body["userId"] == user
+    assert ids(body) == top[1:4]  # the right profile was read: its purchase is gone
+    (request,) = profile_requests(segment)
+    encoded = quote(user, safe="")
+    assert request.path == (
+        f"/v1/spaces/{segment.space_id}/collections/users/profiles/user_id:{encoded}/traits"
+    )
+    assert "+" not in request.path.split("user_id:")[1]
+    assert "/" not in request.path.split("user_id:")[1].removesuffix("/traits")
+
+
+def test_unknown_profile_serves_the_ranking(
+    invoke: Invoke, personalize: PersonalizeEmulator, segment: SegmentEmulator
+) -> None:
+    user = "user-never-seen-by-segment"
+    status, body = invoke(event(user, 5))
+    assert status == 200
+    assert ids(body) == ranking(personalize, user, 5)
+    assert [r.status for r in profile_requests(segment)] == [404]
+
+
+def test_slow_profile_api_is_answered_within_the_budget(
+    invoke: Invoke,
+    personalize: PersonalizeEmulator,
+    segment: SegmentEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("PROFILE_TIMEOUT_MS", "200")
+    user = "user-0042"
+    top = ranking(personalize, user)
+    segment.set_traits(user, {TRAIT: [top[0]]})
+    assert ids(invoke(event(user, 5))[1]) == top[1:6]  # warm: clients, token, connections
+    capsys.readouterr()
+
+    segment.controls.set(latency_ms=3000, operations={"profile"})
+    started = time.monotonic()
+    status, body = invoke(event(user, 5))
+    elapsed = time.monotonic() - started
+
+    assert status == 200
+    assert ids(body) == top[:5]  # unfiltered, never an error
+    # Waited for the budget, then stopped waiting: far below the Profile API's 3 s (the
+    # slack covers Personalize's answer and a loaded test machine).
+    assert 0.2 <= elapsed < 0.2 + 1.0, elapsed
+    metrics = emf(capsys)[0]
+    assert metrics["ExclusionUnavailable"] == 1
+    assert metrics["exclusion_reason"] == "timeout"
+
+
+@pytest.mark.parametrize(("fault", "reason"), [("503", "unavailable"), ("429", "throttled")])
+def test_failing_profile_api_serves_unfiltered_and_counts(
+    invoke: Invoke,
+    personalize: PersonalizeEmulator,
+    segment: SegmentEmulator,
+    capsys: pytest.CaptureFixture[str],
+    fault: str,
+    reason: str,
+) -> None:
+    user = "user-0042"
+    top = ranking(personalize, user)
+    segment.set_traits(user, {TRAIT: [top[0]]})
+    segment.controls.set(fault_rate={fault: 1.0}, operations={"profile"}, retry_after_s=30)
+    started = time.monotonic()
+    status, body = invoke(event(user, 5))
+    assert time.monotonic() - started < 3.0  # a long Retry-After is not waited for
+    assert status == 200
+    assert ids(body) == top[:5]
+    assert len(profile_requests(segment)) == 2  # one quick retry
+    metrics = emf(capsys)[0]
+    assert metrics["ExclusionUnavailable"] == 1
+    assert metrics["exclusion_reason"] == reason
+
+
+def test_rejected_token_logs_a_configuration_problem_once_and_pauses(
+    invoke: Invoke,
+    personalize: PersonalizeEmulator,
+    segment: SegmentEmulator,
+    ssm: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    ssm.put_parameter(
+        Name=TOKEN_PARAMETER, Value="stale-token", Type="SecureString", Overwrite=True
+    )
+    user = "user-0042"
+    top = ranking(personalize, user)
+    segment.set_traits(user, {TRAIT: [top[0]]})
+    for _ in range(3):
+        status, body = invoke(event(user, 5))
+        assert (status, ids(body)) == (200, top[:5])
+    assert [r.status for r in profile_requests(segment)] == [401]  # then paused
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    problems = [line for line in lines if line.get("level") == "ERROR"]
+    assert len(problems) == 1
+    assert problems[0]["setting"] == "SEGMENT_PROFILE_TOKEN_PARAMETER"
+    assert "stale-token" not in json.dumps(lines)
+    assert segment.profile_token not in json.dumps(lines)
+    reasons = [line["exclusion_reason"] for line in lines if "_aws" in line]
+    assert reasons == ["auth", "auth", "auth"]
+
+
+@pytest.mark.parametrize("kind", ["missing", "plain_string"])
+def test_unusable_token_parameter_serves_unfiltered(
+    invoke: Invoke,
+    personalize: PersonalizeEmulator,
+    segment: SegmentEmulator,
+    ssm: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    kind: str,
+) -> None:
+    name = f"/reco-test/{kind}"
+    if kind == "plain_string":
+        ssm.put_parameter(Name=name, Value=segment.profile_token, Type="String", Overwrite=True)
+    monkeypatch.setenv("SEGMENT_PROFILE_TOKEN_PARAMETER", name)
+    user = "user-0042"
+    top = ranking(personalize, user)
+    segment.set_traits(user, {TRAIT: [top[0]]})
+    status, body = invoke(event(user, 5))
+    assert (status, ids(body)) == (200, top[:5])
+    assert profile_requests(segment) == []
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    problems = [line for line in lines if line.get("level") == "ERROR"]
+    assert [p["setting"] for p in problems] == ["SEGMENT_PROFILE_TOKEN_PARAMETER"]
+    assert next(line for line in lines if "_aws" in line)["exclusion_reason"] == "token"
+
+
+def test_token_is_cached_between_requests(
+    invoke: Invoke, personalize: PersonalizeEmulator, segment: SegmentEmulator, ssm: Any
+) -> None:
+    user = "user-0042"
+    top = ranking(personalize, user)
+    segment.set_traits(user, {TRAIT: [top[0]]})
+    assert ids(invoke(event(user, 5))[1]) == top[1:6]
+    ssm.delete_parameter(Name=TOKEN_PARAMETER)  # a second SSM read would now fail
+    assert ids(invoke(event(user, 5))[1]) == top[1:6]
+    assert len(profile_requests(segment)) == 2
+
+
+def test_item_requests_do_not_read_profiles(
+    invoke: Invoke,
+    personalize: PersonalizeEmulator,
+    segment: SegmentEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PERSONALIZE_CAMPAIGN_ARN", personalize.related_items_campaign_arn)
+    item_event = event("ignored", 4)
+    item_event["queryStringParameters"] = {"itemId": personalize.catalogue_item_ids[0]}
+    item_event["multiValueQueryStringParameters"] = None
+    status, body = invoke(item_event)
+    assert status == 200
+    assert len(body["items"]) == 25
+    assert profile_requests(segment) == []
