@@ -57,7 +57,6 @@ REGION = "us-east-1"
 STREAM_ARN = "arn:aws:kinesis:us-east-1:123456789012:stream/segment-personalize-events"
 
 
-
 @dataclass
 class Stack:
     personalize: PersonalizeEmulator
