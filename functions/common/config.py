@@ -9,11 +9,16 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 _ARN = re.compile(
     r"^arn:aws[a-zA-Z-]*:personalize:[a-z0-9-]+:\d{12}:(campaign|recommender|filter)/.+$"
 )
 _URL = re.compile(r"^https?://[^\s/]+(/[^\s]*)?$")
+# SSM parameter names: letters, digits and _.-/; GetParameter takes the ARN too.
+_PARAMETER_NAME = re.compile(r"^[A-Za-z0-9_.:/-]{1,2048}$")
+_SPACE_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+DEFAULT_PROFILE_API_URL = "https://profiles.segment.com/v1"
 
 
 class ConfigError(Exception):
@@ -112,3 +117,50 @@ def env_arn(
 
 def environ() -> Mapping[str, str]:
     return os.environ
+
+
+def env_parameter_name(env: Mapping[str, str], name: str) -> str:
+    """A required SSM parameter name (or ARN): only the name, never the secret, is in env."""
+    value = env_required(env, name)
+    if not _PARAMETER_NAME.match(value):
+        raise ConfigError(name, "must be an SSM parameter name or ARN")
+    return value
+
+
+@dataclass(frozen=True)
+class ProfileApiSettings:
+    """Segment Profile API access: present only when both the space and the token are set."""
+
+    space_id: str
+    token_parameter: str
+    api_url: str
+
+
+def env_profile_api(env: Mapping[str, str]) -> ProfileApiSettings | None:
+    """``SEGMENT_SPACE_ID`` + ``SEGMENT_PROFILE_TOKEN_PARAMETER`` (+ the API URL), or None.
+
+    One without the other is a half-done deployment that would silently stop excluding
+    purchases: it is a configuration error naming the missing variable.
+    """
+    api_url = env_url(env, "SEGMENT_PROFILE_API_URL", DEFAULT_PROFILE_API_URL)
+    space_id = env_str(env, "SEGMENT_SPACE_ID")
+    token = env_str(env, "SEGMENT_PROFILE_TOKEN_PARAMETER")
+    if space_id is None and token is None:
+        return None
+    if space_id is None:
+        raise ConfigError(
+            "SEGMENT_SPACE_ID", "is required when SEGMENT_PROFILE_TOKEN_PARAMETER is set"
+        )
+    if token is None:
+        raise ConfigError(
+            "SEGMENT_PROFILE_TOKEN_PARAMETER", "is required when SEGMENT_SPACE_ID is set"
+        )
+    if not _SPACE_ID.match(space_id):
+        raise ConfigError(
+            "SEGMENT_SPACE_ID", "must be a Segment space id (letters, digits, _ or -)"
+        )
+    return ProfileApiSettings(
+        space_id=space_id,
+        token_parameter=env_parameter_name(env, "SEGMENT_PROFILE_TOKEN_PARAMETER"),
+        api_url=api_url,
+    )

@@ -10,19 +10,15 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from common.config import ConfigError, env_arn, env_int, env_str, env_url
+from common.config import ConfigError, env_arn, env_int, env_profile_api, env_str
 
 DEFAULT_NUM_RESULTS = 25
-DEFAULT_PROFILE_API_URL = "https://profiles.segment.com/v1"
 DEFAULT_PURCHASED_TRAIT = "purchased_products"
 # The Profile API read runs while Personalize answers; this is the most it may add.
 DEFAULT_PROFILE_TIMEOUT_MS = 250
 # Extra items asked of Personalize before the purchases are known (see .notes/recommendations.md).
 DEFAULT_EXCLUSION_HEADROOM = 25
 
-_SPACE_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
-# An SSM parameter name, or its ARN (GetParameter takes both).
-_PARAMETER = re.compile(r"^[A-Za-z0-9_.:/-]{1,2048}$")
 _ORIGIN = re.compile(r"^https?://[^\s/,]+$")
 
 
@@ -66,33 +62,15 @@ def _exclusion(env: Mapping[str, str]) -> ExclusionSettings | None:
     if "," in trait or len(trait) > 255:
         # The Profile API takes the trait in a comma-separated include= list.
         raise ConfigError("PURCHASED_TRAIT", "must be one trait name without commas")
-    url = env_url(env, "SEGMENT_PROFILE_API_URL", DEFAULT_PROFILE_API_URL)
     timeout_ms = env_int(env, "PROFILE_TIMEOUT_MS", DEFAULT_PROFILE_TIMEOUT_MS, 10, 5000)
     headroom = env_int(env, "EXCLUSION_HEADROOM", DEFAULT_EXCLUSION_HEADROOM, 0, 500)
-    space_id = env_str(env, "SEGMENT_SPACE_ID")
-    parameter = env_str(env, "SEGMENT_PROFILE_TOKEN_PARAMETER")
-    if space_id is None and parameter is None:
+    profile = env_profile_api(env)
+    if profile is None:
         return None
-    # One without the other is a half-done deployment: say so rather than silently
-    # serving purchased items.
-    if space_id is None:
-        raise ConfigError(
-            "SEGMENT_SPACE_ID", "is required when SEGMENT_PROFILE_TOKEN_PARAMETER is set"
-        )
-    if parameter is None:
-        raise ConfigError(
-            "SEGMENT_PROFILE_TOKEN_PARAMETER", "is required when SEGMENT_SPACE_ID is set"
-        )
-    if not _SPACE_ID.match(space_id):
-        raise ConfigError(
-            "SEGMENT_SPACE_ID", "must be a Segment space id (letters, digits, _ or -)"
-        )
-    if not _PARAMETER.match(parameter):
-        raise ConfigError("SEGMENT_PROFILE_TOKEN_PARAMETER", "must be an SSM parameter name or ARN")
     return ExclusionSettings(
-        space_id=space_id,
-        token_parameter=parameter,
-        profile_api_url=url,
+        space_id=profile.space_id,
+        token_parameter=profile.token_parameter,
+        profile_api_url=profile.api_url,
         purchased_trait=trait,
         budget_s=timeout_ms / 1000.0,
         headroom=headroom,

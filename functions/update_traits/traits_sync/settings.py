@@ -14,10 +14,13 @@ from typing import Any
 
 from common.config import (
     ConfigError,
+    ProfileApiSettings,
     env_arn,
     env_choice,
     env_int,
     env_list,
+    env_parameter_name,
+    env_profile_api,
     env_required,
     env_str,
     env_url,
@@ -25,22 +28,12 @@ from common.config import (
 
 DEFAULT_TRACKED_EVENTS = "Product Viewed,Product Clicked,Product Added,Order Completed"
 DEFAULT_INTEGRATIONS: dict[str, Any] = {"Amazon Kinesis": False}
-# SSM parameter names: letters, digits and _.-/ (https://docs.aws.amazon.com/systems-manager/
-# latest/userguide/sysman-paramstore-su-create.html); an ARN is accepted too.
-_PARAMETER_NAME = re.compile(r"^[A-Za-z0-9_.:/-]{1,2048}$")
-_SPACE_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 _SQS_URL = re.compile(r"^https?://[^\s/]+/\d{12}/[A-Za-z0-9_-]{1,80}(\.fifo)?$")
 # The Profile API takes trait names in a comma-separated include= list.
 _TRAIT_NAME = re.compile(r"^[^\s,]{1,255}$")
 
 
-@dataclass(frozen=True)
-class ProfileSettings:
-    """Profile API access, present only when both the token parameter and the space are set."""
-
-    token_parameter: str
-    space_id: str
-    api_url: str
+ProfileSettings = ProfileApiSettings
 
 
 @dataclass(frozen=True)
@@ -74,8 +67,8 @@ def load(env: Mapping[str, str]) -> Settings:
         filter_arn=env_arn(env, "PERSONALIZE_FILTER_ARN", required=False, kinds=("filter",)),
         tracking_id=tracking_id,
         num_results=env_int(env, "NUM_RESULTS", 25, 1, 500),
-        write_key_parameter=_parameter(env, "SEGMENT_WRITE_KEY_PARAMETER"),
-        profile=_profile(env),
+        write_key_parameter=env_parameter_name(env, "SEGMENT_WRITE_KEY_PARAMETER"),
+        profile=env_profile_api(env),
         segment_api_url=env_url(env, "SEGMENT_API_URL", "https://api.segment.io/v1"),
         tracked_events=frozenset(env_list(env, "TRACKED_EVENTS", DEFAULT_TRACKED_EVENTS)),
         purchase_events=frozenset(env_list(env, "PURCHASE_EVENTS", "Order Completed")),
@@ -95,37 +88,6 @@ def _arn(env: Mapping[str, str], name: str, *, required: bool) -> str:
     value = env_arn(env, name, required=required, kinds=("campaign", "recommender"))
     assert value is not None  # required=True raised otherwise
     return value
-
-
-def _parameter(env: Mapping[str, str], name: str) -> str:
-    value = env_required(env, name)
-    if not _PARAMETER_NAME.match(value):
-        raise ConfigError(name, "must be an SSM parameter name or ARN")
-    return value
-
-
-def _profile(env: Mapping[str, str]) -> ProfileSettings | None:
-    token = env_str(env, "SEGMENT_PROFILE_TOKEN_PARAMETER")
-    space = env_str(env, "SEGMENT_SPACE_ID")
-    api_url = env_url(env, "SEGMENT_PROFILE_API_URL", "https://profiles.segment.com/v1")
-    if token is None and space is None:
-        return None
-    # One without the other would silently turn purchased-item exclusion off.
-    if token is None:
-        raise ConfigError(
-            "SEGMENT_PROFILE_TOKEN_PARAMETER", "is required when SEGMENT_SPACE_ID is set"
-        )
-    if space is None:
-        raise ConfigError(
-            "SEGMENT_SPACE_ID", "is required when SEGMENT_PROFILE_TOKEN_PARAMETER is set"
-        )
-    if not _SPACE_ID.match(space):
-        raise ConfigError(
-            "SEGMENT_SPACE_ID", "must be a Segment space id (letters, digits, _ or -)"
-        )
-    if not _PARAMETER_NAME.match(token):
-        raise ConfigError("SEGMENT_PROFILE_TOKEN_PARAMETER", "must be an SSM parameter name or ARN")
-    return ProfileSettings(token_parameter=token, space_id=space, api_url=api_url)
 
 
 def _trait(env: Mapping[str, str], name: str, default: str) -> str:
