@@ -1,0 +1,166 @@
+# Segment x Amazon Personalize activation: one apply deploys the whole path.
+#
+#   Segment --(Amazon Kinesis destination, our role)--> Kinesis stream
+#     --> update_traits --> Personalize PutEvents / GetRecommendations --> Segment identify
+#   caller --(x-api-key)--> API Gateway GET /recommendations --> recommendations --> Personalize
+#
+# Personalize resources (campaign or recommender, event tracker, filter) are created
+# outside Terraform; they come in as ARNs and ids.
+
+locals {
+  build_dir = "${path.module}/../build"
+
+  recommendations_zip = coalesce(var.recommendations_zip_path, "${local.build_dir}/recommendations/function.zip")
+  update_traits_zip   = coalesce(var.update_traits_zip_path, "${local.build_dir}/update_traits/function.zip")
+  layer_zip           = coalesce(var.layer_zip_path, "${local.build_dir}/layer.zip")
+
+  segment_urls = {
+    us = { api = "https://api.segment.io/v1", profile = "https://profiles.segment.com/v1" }
+    eu = { api = "https://events.eu1.segmentapis.com/v1", profile = "https://profiles.euw1.segment.com/v1" }
+  }
+  segment_api_url         = coalesce(var.segment_api_url, local.segment_urls[var.segment_region].api)
+  segment_profile_api_url = coalesce(var.segment_profile_api_url, local.segment_urls[var.segment_region].profile)
+
+  tracing_mode = var.tracing_enabled ? "Active" : "PassThrough"
+  tags         = merge(var.tags, { "segment-personalize:deployment" = var.name_prefix })
+}
+
+resource "aws_lambda_layer_version" "dependencies" {
+  layer_name               = "${var.name_prefix}-dependencies"
+  description              = "Third-party runtime dependencies of both functions (requirements/runtime.txt)."
+  filename                 = local.layer_zip
+  source_code_hash         = filebase64sha256(local.layer_zip)
+  compatible_runtimes      = [var.lambda_runtime]
+  compatible_architectures = [var.lambda_architecture]
+}
+
+module "segment_secrets" {
+  source = "./modules/segment_secrets"
+
+  name_prefix           = var.name_prefix
+  write_key             = var.segment_write_key
+  write_key_version     = var.segment_write_key_version
+  create_profile_token  = var.segment_space_id != null
+  profile_token         = var.segment_profile_token
+  profile_token_version = var.segment_profile_token_version
+  kms_key_arn           = var.kms_key_arn
+  tags                  = local.tags
+}
+
+module "segment_destination" {
+  source = "./modules/segment_kinesis_destination"
+
+  name_prefix     = var.name_prefix
+  external_ids    = var.segment_external_ids
+  stream_mode     = var.kinesis_stream_mode
+  shard_count     = var.kinesis_shard_count
+  retention_hours = var.kinesis_retention_hours
+  kms_key_arn     = var.kms_key_arn
+  tags            = local.tags
+}
+
+module "traits_sync" {
+  source = "./modules/traits_sync"
+
+  name_prefix          = var.name_prefix
+  zip_path             = local.update_traits_zip
+  layer_arns           = [aws_lambda_layer_version.dependencies.arn]
+  runtime              = var.lambda_runtime
+  architecture         = var.lambda_architecture
+  memory_size          = var.traits_memory_size
+  timeout              = var.traits_timeout
+  reserved_concurrency = var.traits_reserved_concurrency
+  tracing_mode         = local.tracing_mode
+  log_retention_days   = var.log_retention_days
+  extra_environment    = var.traits_extra_environment
+
+  stream_arn  = module.segment_destination.stream_arn
+  kms_key_arn = var.kms_key_arn
+
+  personalize_campaign_arn     = var.personalize_campaign_arn
+  personalize_filter_arn       = var.personalize_filter_arn
+  personalize_tracking_id      = var.personalize_tracking_id
+  num_results                  = var.num_results
+  write_key_parameter_name     = module.segment_secrets.write_key_parameter_name
+  write_key_parameter_arn      = module.segment_secrets.write_key_parameter_arn
+  profile_token_parameter_name = module.segment_secrets.profile_token_parameter_name
+  profile_token_parameter_arn  = module.segment_secrets.profile_token_parameter_arn
+  segment_space_id             = var.segment_space_id
+  segment_api_url              = local.segment_api_url
+  segment_profile_api_url      = local.segment_profile_api_url
+  tracked_events               = var.tracked_events
+  purchase_events              = var.purchase_events
+  item_id_property             = var.item_id_property
+  recommended_trait            = var.recommended_trait
+  purchased_trait              = var.purchased_trait
+
+  batch_size                         = var.traits_batch_size
+  maximum_batching_window_in_seconds = var.traits_batching_window_seconds
+  parallelization_factor             = var.traits_parallelization_factor
+  maximum_retry_attempts             = var.traits_maximum_retry_attempts
+  maximum_record_age_in_seconds      = var.traits_maximum_record_age_seconds
+  starting_position                  = var.traits_starting_position
+  filter_relevant_events             = var.traits_filter_relevant_events
+
+  tags = local.tags
+}
+
+module "recommendations_api" {
+  source = "./modules/recommendations_api"
+
+  name_prefix          = var.name_prefix
+  zip_path             = local.recommendations_zip
+  layer_arns           = [aws_lambda_layer_version.dependencies.arn]
+  runtime              = var.lambda_runtime
+  architecture         = var.lambda_architecture
+  memory_size          = var.recommendations_memory_size
+  timeout              = var.recommendations_timeout
+  reserved_concurrency = var.recommendations_reserved_concurrency
+  tracing_mode         = local.tracing_mode
+  log_retention_days   = var.log_retention_days
+  extra_environment    = var.recommendations_extra_environment
+
+  personalize_campaign_arn     = var.personalize_campaign_arn
+  personalize_filter_arn       = var.personalize_filter_arn
+  num_results                  = var.num_results
+  profile_token_parameter_name = module.segment_secrets.profile_token_parameter_name
+  profile_token_parameter_arn  = module.segment_secrets.profile_token_parameter_arn
+  kms_key_arn                  = var.kms_key_arn
+  segment_space_id             = var.segment_space_id
+  segment_profile_api_url      = local.segment_profile_api_url
+  purchase_events              = var.purchase_events
+  purchased_trait              = var.purchased_trait
+
+  stage_name                 = var.api_stage_name
+  api_key_required           = var.api_key_required
+  throttling_rate_limit      = var.api_throttling_rate_limit
+  throttling_burst_limit     = var.api_throttling_burst_limit
+  quota_limit                = var.api_quota_limit
+  quota_period               = var.api_quota_period
+  access_log_retention_days  = var.api_access_log_retention_days
+  manage_api_gateway_account = var.manage_api_gateway_account
+  waf_web_acl_arn            = var.api_waf_web_acl_arn
+
+  tags = local.tags
+}
+
+module "alarms" {
+  source = "./modules/alarms"
+
+  name_prefix = var.name_prefix
+  function_names = {
+    recommendations = module.recommendations_api.function_name
+    update-traits   = module.traits_sync.function_name
+  }
+  stream_consumer_function_name  = module.traits_sync.function_name
+  iterator_age_threshold_seconds = var.iterator_age_alarm_seconds
+  queue_names = {
+    traits-dead-letter    = module.traits_sync.dead_letter_queue_name
+    traits-failed-batches = module.traits_sync.failed_batches_queue_name
+  }
+  api_name         = module.recommendations_api.rest_api_name
+  api_stage_name   = module.recommendations_api.stage_name
+  sns_topic_arn    = var.alarm_sns_topic_arn
+  create_sns_topic = var.create_alarm_sns_topic
+  tags             = local.tags
+}

@@ -1,0 +1,74 @@
+# The stream Segment's Amazon Kinesis destination writes to, and the role Segment assumes.
+# Trust: only Segment's customer-kinesis-access role, and only with one of our external ids.
+
+data "aws_region" "current" {}
+
+resource "aws_kinesis_stream" "this" {
+  name             = "${var.name_prefix}-segment-events"
+  shard_count      = var.stream_mode == "PROVISIONED" ? var.shard_count : null
+  retention_period = var.retention_hours
+  encryption_type  = "KMS"
+  kms_key_id       = coalesce(var.kms_key_arn, "alias/aws/kinesis")
+
+  stream_mode_details {
+    stream_mode = var.stream_mode
+  }
+
+  tags = var.tags
+}
+
+data "aws_iam_policy_document" "trust" {
+  statement {
+    sid     = "SegmentAssumesRole"
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "AWS"
+      identifiers = [var.segment_principal_arn]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "sts:ExternalId"
+      values   = var.external_ids
+    }
+  }
+}
+
+resource "aws_iam_role" "this" {
+  name               = "${var.name_prefix}-segment-kinesis"
+  description        = "Assumed by Segment's Amazon Kinesis destination to write events to ${aws_kinesis_stream.this.name}."
+  assume_role_policy = data.aws_iam_policy_document.trust.json
+  tags               = var.tags
+}
+
+data "aws_iam_policy_document" "write" {
+  statement {
+    sid = "PutSegmentEvents"
+    # Segment batches with PutRecords; PutRecord alone degrades delivery (Segment docs).
+    actions   = ["kinesis:PutRecord", "kinesis:PutRecords"]
+    resources = [aws_kinesis_stream.this.arn]
+  }
+
+  statement {
+    sid = "CheckOwnPermissions"
+    # Segment simulates this role's policy to validate the setup before sending.
+    actions   = ["iam:SimulatePrincipalPolicy"]
+    resources = [aws_iam_role.this.arn]
+  }
+
+  dynamic "statement" {
+    for_each = var.kms_key_arn == null ? [] : [var.kms_key_arn]
+    content {
+      sid       = "EncryptWithCustomerKey"
+      actions   = ["kms:GenerateDataKey"]
+      resources = [statement.value]
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "write" {
+  name   = "${var.name_prefix}-segment-kinesis-write"
+  role   = aws_iam_role.this.id
+  policy = data.aws_iam_policy_document.write.json
+}

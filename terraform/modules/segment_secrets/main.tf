@@ -1,0 +1,35 @@
+# SecureString parameters for Segment's credentials. The functions get the parameter
+# NAMES in their environment and read the values at run time.
+#
+# Values are written through the write-only argument value_wo: Terraform sends them to
+# SSM but keeps them in neither the plan nor the state. When no value is given, the
+# parameter is created with a placeholder and the real value is put out of band
+# (`aws ssm put-parameter --overwrite`); Terraform never reads it back or resets it.
+
+locals {
+  placeholder = "set-out-of-band"
+}
+
+resource "aws_ssm_parameter" "write_key" {
+  #checkov:skip=CKV_AWS_337:Encrypted with the AWS-managed aws/ssm key unless kms_key_arn is given (then that customer key is used).
+  name             = "/${var.name_prefix}/segment/write-key"
+  description      = "Segment source write key for identify calls (set by Terraform write-only, or out of band)."
+  type             = "SecureString"
+  key_id           = var.kms_key_arn
+  value_wo         = var.write_key == null ? local.placeholder : var.write_key
+  value_wo_version = var.write_key_version
+  tags             = var.tags
+}
+
+resource "aws_ssm_parameter" "profile_token" {
+  #checkov:skip=CKV_AWS_337:Encrypted with the AWS-managed aws/ssm key unless kms_key_arn is given (then that customer key is used).
+  count = var.create_profile_token ? 1 : 0
+
+  name             = "/${var.name_prefix}/segment/profile-token"
+  description      = "Segment Profile API access token (set by Terraform write-only, or out of band)."
+  type             = "SecureString"
+  key_id           = var.kms_key_arn
+  value_wo         = var.profile_token == null ? local.placeholder : var.profile_token
+  value_wo_version = var.profile_token_version
+  tags             = var.tags
+}

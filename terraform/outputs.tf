@@ -1,0 +1,65 @@
+output "api_url" {
+  description = "Base URL of the recommendations API: GET <api_url>/recommendations?userId=U with header x-api-key."
+  value       = module.recommendations_api.api_url
+}
+
+output "api_key" {
+  description = "API key for x-api-key (null when api_key_required is false). Read it with `terraform output -raw api_key`."
+  value       = module.recommendations_api.api_key
+  sensitive   = true
+}
+
+output "kinesis_stream_name" {
+  description = "Name of the Kinesis stream Segment writes to."
+  value       = module.segment_destination.stream_name
+}
+
+output "kinesis_stream_arn" {
+  description = "ARN of the Kinesis stream Segment writes to."
+  value       = module.segment_destination.stream_arn
+}
+
+output "segment_role_arn" {
+  description = "ARN of the role Segment's Amazon Kinesis destination assumes."
+  value       = module.segment_destination.role_arn
+}
+
+output "segment_destination_settings" {
+  description = "Paste into Segment's Amazon Kinesis destination: stream = \"AWS Kinesis Stream Name\", region = \"AWS Kinesis Stream Region\", roleAddress = \"Role Address\"."
+  value       = module.segment_destination.destination_settings
+}
+
+output "dead_letter_queue_url" {
+  description = "SQS queue holding Kinesis records that can never succeed (bad data), as JSON with the raw record."
+  value       = module.traits_sync.dead_letter_queue_url
+}
+
+output "failed_batches_queue_url" {
+  description = "SQS on-failure destination: shard and sequence ranges of batches given up after retries or age; replay them from the stream."
+  value       = module.traits_sync.failed_batches_queue_url
+}
+
+output "segment_write_key_parameter" {
+  description = "SSM SecureString to hold the Segment write key (set it out of band if segment_write_key was not given)."
+  value       = module.segment_secrets.write_key_parameter_name
+}
+
+output "segment_profile_token_parameter" {
+  description = "SSM SecureString to hold the Profile API token, or null when segment_space_id is not set."
+  value       = module.segment_secrets.profile_token_parameter_name
+}
+
+output "recommendations_function_name" {
+  description = "Name of the recommendations function."
+  value       = module.recommendations_api.function_name
+}
+
+output "update_traits_function_name" {
+  description = "Name of the update_traits function."
+  value       = module.traits_sync.function_name
+}
+
+output "alarm_sns_topic_arn" {
+  description = "SNS topic the alarms notify, or null."
+  value       = module.alarms.sns_topic_arn
+}

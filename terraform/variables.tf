@@ -1,0 +1,501 @@
+# ---- Deployment --------------------------------------------------------------------------
+
+variable "aws_region" {
+  description = "AWS region to deploy to; null uses the provider's usual settings (AWS_REGION, profile). The Segment destination's region setting must match."
+  type        = string
+  default     = null
+}
+
+variable "name_prefix" {
+  description = "Prefix of every resource name, so two deployments can share an account."
+  type        = string
+  default     = "segment-personalize"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,30}[a-z0-9]$", var.name_prefix))
+    error_message = "name_prefix must be 3-32 lowercase letters, digits or '-', starting with a letter."
+  }
+}
+
+variable "tags" {
+  description = "Tags applied to every resource."
+  type        = map(string)
+  default     = {}
+}
+
+# ---- Amazon Personalize (created outside Terraform: the AWS provider has no resources for it)
+
+variable "personalize_campaign_arn" {
+  description = "ARN of the Personalize campaign, or of a domain recommender (:recommender/), used for GetRecommendations."
+  type        = string
+
+  validation {
+    condition     = can(regex("^arn:aws[a-z-]*:personalize:[a-z0-9-]+:[0-9]{12}:(campaign|recommender)/[A-Za-z0-9_.-]+$", var.personalize_campaign_arn))
+    error_message = "personalize_campaign_arn must be a Personalize campaign or recommender ARN."
+  }
+}
+
+variable "personalize_filter_arn" {
+  description = "Optional ARN of a Personalize filter applied to every GetRecommendations call."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.personalize_filter_arn == null || can(regex("^arn:aws[a-z-]*:personalize:[a-z0-9-]+:[0-9]{12}:filter/[A-Za-z0-9_.-]+$", var.personalize_filter_arn))
+    error_message = "personalize_filter_arn must be null or a Personalize filter ARN."
+  }
+}
+
+variable "personalize_tracking_id" {
+  description = "Optional event tracker id; when set, tracked Segment events are sent to Personalize with PutEvents."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.personalize_tracking_id == null || can(regex("^[A-Za-z0-9-]{1,256}$", var.personalize_tracking_id))
+    error_message = "personalize_tracking_id must be null or an event tracker id (letters, digits, '-')."
+  }
+}
+
+variable "num_results" {
+  description = "Default number of recommended items, for the API and the trait (1-500)."
+  type        = number
+  default     = 25
+
+  validation {
+    condition     = var.num_results >= 1 && var.num_results <= 500 && floor(var.num_results) == var.num_results
+    error_message = "num_results must be a whole number between 1 and 500."
+  }
+}
+
+# ---- Segment ----------------------------------------------------------------------------
+
+variable "segment_external_ids" {
+  description = "sts:ExternalId values Segment's Kinesis destination may present: the destination's Secret ID (normally the workspace id); add source ids if needed."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.segment_external_ids) > 0 && alltrue([for id in var.segment_external_ids : length(trimspace(id)) >= 2])
+    error_message = "Give at least one external id: the Secret ID shown in Segment's Amazon Kinesis destination settings."
+  }
+}
+
+variable "segment_space_id" {
+  description = "Optional Segment Unify space id; with a Profile API token it enables purchased-item exclusion (and creates the token parameter)."
+  type        = string
+  default     = null
+}
+
+variable "segment_region" {
+  description = "Region of the Segment workspace: us or eu. Picks the default tracking and Profile API URLs."
+  type        = string
+  default     = "us"
+
+  validation {
+    condition     = contains(["us", "eu"], var.segment_region)
+    error_message = "segment_region must be us or eu."
+  }
+}
+
+variable "segment_api_url" {
+  description = "Override of the Segment tracking API base URL (default from segment_region)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.segment_api_url == null || can(regex("^https://[^/]+(/.*)?$", var.segment_api_url))
+    error_message = "segment_api_url must be an https URL."
+  }
+}
+
+variable "segment_profile_api_url" {
+  description = "Override of the Segment Profile API base URL (default from segment_region)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.segment_profile_api_url == null || can(regex("^https://[^/]+(/.*)?$", var.segment_profile_api_url))
+    error_message = "segment_profile_api_url must be an https URL."
+  }
+}
+
+variable "segment_write_key" {
+  description = "Write key of the Segment source that receives the identify calls. Ephemeral and write-only: never in the plan or the state. Null: set the SSM parameter out of band."
+  type        = string
+  default     = null
+  sensitive   = true
+  ephemeral   = true
+}
+
+variable "segment_write_key_version" {
+  description = "Bump to make Terraform write segment_write_key again (needed after the first apply)."
+  type        = number
+  default     = 1
+}
+
+variable "segment_profile_token" {
+  description = "Segment Profile API access token (with segment_space_id). Ephemeral and write-only like segment_write_key."
+  type        = string
+  default     = null
+  sensitive   = true
+  ephemeral   = true
+}
+
+variable "segment_profile_token_version" {
+  description = "Bump to make Terraform write segment_profile_token again."
+  type        = number
+  default     = 1
+}
+
+variable "tracked_events" {
+  description = "Track event names sent to Personalize and answered with a trait update."
+  type        = list(string)
+  default     = ["Product Viewed", "Product Clicked", "Product Added", "Order Completed"]
+}
+
+variable "purchase_events" {
+  description = "Track event names that mean a purchase; their items are excluded from recommendations."
+  type        = list(string)
+  default     = ["Order Completed"]
+}
+
+variable "item_id_property" {
+  description = "Product property holding the Personalize item id: sku or product_id."
+  type        = string
+  default     = "sku"
+
+  validation {
+    condition     = contains(["sku", "product_id"], var.item_id_property)
+    error_message = "item_id_property must be sku or product_id."
+  }
+}
+
+variable "recommended_trait" {
+  description = "Trait written with the recommended item ids."
+  type        = string
+  default     = "recommended_products"
+}
+
+variable "purchased_trait" {
+  description = "Profile trait read for purchased item ids."
+  type        = string
+  default     = "purchased_products"
+}
+
+# ---- Kinesis stream -----------------------------------------------------------------------
+
+variable "kinesis_stream_mode" {
+  description = "ON_DEMAND (scales itself) or PROVISIONED (kinesis_shard_count shards)."
+  type        = string
+  default     = "ON_DEMAND"
+
+  validation {
+    condition     = contains(["ON_DEMAND", "PROVISIONED"], var.kinesis_stream_mode)
+    error_message = "kinesis_stream_mode must be ON_DEMAND or PROVISIONED."
+  }
+}
+
+variable "kinesis_shard_count" {
+  description = "Shards when kinesis_stream_mode is PROVISIONED."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.kinesis_shard_count >= 1 && floor(var.kinesis_shard_count) == var.kinesis_shard_count
+    error_message = "kinesis_shard_count must be a whole number >= 1."
+  }
+}
+
+variable "kinesis_retention_hours" {
+  description = "Stream retention (24-8760 hours): the window for replaying failed batches."
+  type        = number
+  default     = 24
+
+  validation {
+    condition     = var.kinesis_retention_hours >= 24 && var.kinesis_retention_hours <= 8760
+    error_message = "kinesis_retention_hours must be between 24 and 8760."
+  }
+}
+
+variable "kms_key_arn" {
+  description = "Optional customer managed KMS key for the stream and the SSM parameters (roles get the matching grants). Null: AWS-managed keys aws/kinesis and aws/ssm."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/.+$", var.kms_key_arn))
+    error_message = "kms_key_arn must be null or a KMS key ARN (arn:aws:kms:...:key/...)."
+  }
+}
+
+# ---- Traits sync (event source mapping) ----------------------------------------------------
+
+variable "traits_batch_size" {
+  description = "Maximum Kinesis records per update_traits invocation (1-10000)."
+  type        = number
+  default     = 100
+
+  validation {
+    condition     = var.traits_batch_size >= 1 && var.traits_batch_size <= 10000
+    error_message = "traits_batch_size must be between 1 and 10000."
+  }
+}
+
+variable "traits_batching_window_seconds" {
+  description = "Seconds to gather records before invoking (0-300)."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.traits_batching_window_seconds >= 0 && var.traits_batching_window_seconds <= 300
+    error_message = "traits_batching_window_seconds must be between 0 and 300."
+  }
+}
+
+variable "traits_parallelization_factor" {
+  description = "Concurrent batches per shard (1-10)."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.traits_parallelization_factor >= 1 && var.traits_parallelization_factor <= 10
+    error_message = "traits_parallelization_factor must be between 1 and 10."
+  }
+}
+
+variable "traits_maximum_retry_attempts" {
+  description = "Retries of a failing batch before its range goes to the on-failure queue (0-10000)."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.traits_maximum_retry_attempts >= 0 && var.traits_maximum_retry_attempts <= 10000
+    error_message = "traits_maximum_retry_attempts must be between 0 and 10000."
+  }
+}
+
+variable "traits_maximum_record_age_seconds" {
+  description = "Records older than this go to the on-failure queue instead of being retried (60-604800); keep it below the stream retention."
+  type        = number
+  default     = 21600
+
+  validation {
+    condition     = var.traits_maximum_record_age_seconds >= 60 && var.traits_maximum_record_age_seconds <= 604800
+    error_message = "traits_maximum_record_age_seconds must be between 60 and 604800."
+  }
+}
+
+variable "traits_starting_position" {
+  description = "Where the mapping starts reading a new stream: LATEST or TRIM_HORIZON."
+  type        = string
+  default     = "LATEST"
+
+  validation {
+    condition     = contains(["LATEST", "TRIM_HORIZON"], var.traits_starting_position)
+    error_message = "traits_starting_position must be LATEST or TRIM_HORIZON."
+  }
+}
+
+variable "traits_filter_relevant_events" {
+  description = "Drop irrelevant Segment events with a Lambda event filter before invocation. Trade-off: non-JSON records are then dropped by Lambda and never reach the dead-letter queue."
+  type        = bool
+  default     = false
+}
+
+# ---- Recommendations API ----------------------------------------------------------------
+
+variable "api_key_required" {
+  description = "Require an API key on GET /recommendations (with a usage plan). False leaves the API open."
+  type        = bool
+  default     = true
+}
+
+variable "api_stage_name" {
+  description = "Stage name, the last segment of api_url."
+  type        = string
+  default     = "v1"
+}
+
+variable "api_throttling_rate_limit" {
+  description = "Requests per second allowed on the stage and per API key."
+  type        = number
+  default     = 50
+
+  validation {
+    condition     = var.api_throttling_rate_limit > 0
+    error_message = "api_throttling_rate_limit must be > 0."
+  }
+}
+
+variable "api_throttling_burst_limit" {
+  description = "Burst above the rate allowed on the stage and per API key."
+  type        = number
+  default     = 100
+
+  validation {
+    condition     = var.api_throttling_burst_limit >= 0
+    error_message = "api_throttling_burst_limit must be >= 0."
+  }
+}
+
+variable "api_quota_limit" {
+  description = "Requests allowed per API key and api_quota_period."
+  type        = number
+  default     = 1000000
+
+  validation {
+    condition     = var.api_quota_limit >= 1
+    error_message = "api_quota_limit must be >= 1."
+  }
+}
+
+variable "api_quota_period" {
+  description = "Quota period: DAY, WEEK or MONTH."
+  type        = string
+  default     = "MONTH"
+
+  validation {
+    condition     = contains(["DAY", "WEEK", "MONTH"], var.api_quota_period)
+    error_message = "api_quota_period must be DAY, WEEK or MONTH."
+  }
+}
+
+variable "api_access_log_retention_days" {
+  description = "Retention of the API access logs, in days."
+  type        = number
+  default     = 365
+}
+
+variable "manage_api_gateway_account" {
+  description = "Set the region's API Gateway CloudWatch role (one per account and region, needed for stage logging). Turn off if another stack owns it."
+  type        = bool
+  default     = true
+}
+
+variable "api_waf_web_acl_arn" {
+  description = "Optional regional WAFv2 web ACL to associate with the API stage."
+  type        = string
+  default     = null
+}
+
+# ---- Functions ------------------------------------------------------------------------------
+
+variable "lambda_runtime" {
+  description = "Runtime of both functions; the layer is built for it (make package LAMBDA_PYTHON_VERSION=...)."
+  type        = string
+  default     = "python3.13"
+
+  validation {
+    condition     = contains(["python3.11", "python3.12", "python3.13"], var.lambda_runtime)
+    error_message = "lambda_runtime must be python3.11, python3.12 or python3.13."
+  }
+}
+
+variable "lambda_architecture" {
+  description = "Architecture of both functions: arm64 or x86_64; the layer must be built for it (make package LAMBDA_ARCH=...)."
+  type        = string
+  default     = "arm64"
+
+  validation {
+    condition     = contains(["arm64", "x86_64"], var.lambda_architecture)
+    error_message = "lambda_architecture must be arm64 or x86_64."
+  }
+}
+
+variable "recommendations_memory_size" {
+  description = "Memory of the recommendations function, in MB."
+  type        = number
+  default     = 256
+}
+
+variable "recommendations_timeout" {
+  description = "Timeout of the recommendations function, in seconds (below API Gateway's 29 s)."
+  type        = number
+  default     = 10
+}
+
+variable "recommendations_reserved_concurrency" {
+  description = "Reserved concurrency of the recommendations function; -1 for none (accounts with a low concurrency quota)."
+  type        = number
+  default     = 50
+}
+
+variable "recommendations_extra_environment" {
+  description = "Optional tuning settings of the recommendations function as environment variables (e.g. LOG_LEVEL). Never secrets."
+  type        = map(string)
+  default     = {}
+}
+
+variable "traits_memory_size" {
+  description = "Memory of the update_traits function, in MB."
+  type        = number
+  default     = 256
+}
+
+variable "traits_timeout" {
+  description = "Timeout of the update_traits function, in seconds."
+  type        = number
+  default     = 60
+}
+
+variable "traits_reserved_concurrency" {
+  description = "Reserved concurrency of update_traits; at least shards x parallelization factor. -1 for none."
+  type        = number
+  default     = 20
+}
+
+variable "traits_extra_environment" {
+  description = "Optional tuning settings of the update_traits function as environment variables (e.g. LOG_LEVEL). Never secrets."
+  type        = map(string)
+  default     = {}
+}
+
+variable "tracing_enabled" {
+  description = "X-Ray tracing for both functions and the API stage."
+  type        = bool
+  default     = true
+}
+
+variable "log_retention_days" {
+  description = "Retention of the function log groups, in days (they may hold user ids)."
+  type        = number
+  default     = 30
+}
+
+variable "recommendations_zip_path" {
+  description = "Zip of the recommendations function; null means ../build/recommendations/function.zip relative to this folder (make package)."
+  type        = string
+  default     = null
+}
+
+variable "update_traits_zip_path" {
+  description = "Zip of the update_traits function; null means ../build/update_traits/function.zip relative to this folder."
+  type        = string
+  default     = null
+}
+
+variable "layer_zip_path" {
+  description = "Zip of the dependency layer; null means ../build/layer.zip relative to this folder."
+  type        = string
+  default     = null
+}
+
+# ---- Alarms -----------------------------------------------------------------------------
+
+variable "alarm_sns_topic_arn" {
+  description = "Existing SNS topic notified by the alarms; null for none."
+  type        = string
+  default     = null
+}
+
+variable "create_alarm_sns_topic" {
+  description = "Create an SNS topic <name_prefix>-alarms for the alarms (when alarm_sns_topic_arn is null); subscribe to it yourself."
+  type        = bool
+  default     = false
+}
+
+variable "iterator_age_alarm_seconds" {
+  description = "Alarm when update_traits is this many seconds behind the stream."
+  type        = number
+  default     = 300
+}

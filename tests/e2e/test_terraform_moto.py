@@ -1,0 +1,486 @@
+"""terraform/ applied to moto's server: what got deployed, then plan (no changes), destroy.
+
+The tests run in file order against one deployment: apply in the fixture, assertions on
+the deployed resources with boto3, then `plan -detailed-exitcode`, then `destroy`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import secrets
+import subprocess
+import sys
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from tf import moto_override, offline
+from tf_support import ROOT, Terraform, copy_configuration, moto_server
+
+pytestmark = pytest.mark.slow
+
+REGION = "us-east-1"
+PREFIX = "tftest"
+CAMPAIGN_ARN = "arn:aws:personalize:us-east-1:123456789012:campaign/tf-test"
+FILTER_ARN = "arn:aws:personalize:us-east-1:123456789012:filter/tf-test"
+EXTERNAL_IDS = ["ws_tf_test", "src_tf_test"]
+SEGMENT_PRINCIPAL = "arn:aws:iam::595280932656:role/customer-kinesis-access"
+CONTRACT_ENV_NAMES = {
+    "PERSONALIZE_CAMPAIGN_ARN", "PERSONALIZE_FILTER_ARN", "PERSONALIZE_TRACKING_ID",
+    "NUM_RESULTS", "SEGMENT_WRITE_KEY_PARAMETER", "SEGMENT_PROFILE_TOKEN_PARAMETER",
+    "SEGMENT_SPACE_ID", "SEGMENT_API_URL", "SEGMENT_PROFILE_API_URL", "TRACKED_EVENTS",
+    "PURCHASE_EVENTS", "ITEM_ID_PROPERTY", "RECOMMENDED_TRAIT", "PURCHASED_TRAIT",
+    "DEAD_LETTER_QUEUE_URL",
+}  # fmt: skip
+# AWS offers no resource scoping for these: "*" is the only possible resource.
+TRACKED_EVENTS = ["Product Viewed", "Product Clicked", "Product Added", "Order Completed"]
+UNSCOPABLE_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords", "personalize:PutEvents"}
+
+# Non-default settings, so the assertions prove the variables reach the resources.
+TFVARS = {
+    "name_prefix": PREFIX,
+    "personalize_campaign_arn": CAMPAIGN_ARN,
+    "personalize_filter_arn": FILTER_ARN,
+    "personalize_tracking_id": "tracker-tf-test",
+    "segment_external_ids": EXTERNAL_IDS,
+    "segment_space_id": "spa_tf_test",
+    "segment_region": "eu",
+    "item_id_property": "product_id",
+    "num_results": 40,
+    "traits_batch_size": 50,
+    "traits_batching_window_seconds": 2,
+    "traits_parallelization_factor": 2,
+    "traits_maximum_retry_attempts": 7,
+    "traits_maximum_record_age_seconds": 3600,
+    "traits_filter_relevant_events": True,
+    "api_throttling_rate_limit": 20,
+    "api_throttling_burst_limit": 40,
+    "api_quota_limit": 5000,
+    "api_quota_period": "DAY",
+    "create_alarm_sns_topic": True,
+    "traits_extra_environment": {"LOG_LEVEL": "DEBUG"},
+    "tags": {"project": "tf-test"},
+}
+
+
+@dataclass
+class Deployment:
+    tf: Terraform
+    endpoint: str
+    artifacts: Path
+    outputs: dict[str, Any]
+    write_key: str
+    profile_token: str
+
+    def client(self, service: str) -> Any:
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint,
+            region_name=REGION,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    def state_text(self) -> str:
+        return (self.tf.workdir / "terraform.tfstate").read_text()
+
+
+def _build_artifacts(out: Path) -> Path:
+    """The `make package` artifacts, built by scripts/package.py into a temporary folder."""
+    subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "package.py"), "--out", str(out)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    for name in ("recommendations/function.zip", "update_traits/function.zip", "layer.zip"):
+        assert (out / name).is_file(), f"scripts/package.py did not build {name}"
+    return out
+
+
+def _zip_hash(path: Path) -> str:
+    """What Lambda reports as CodeSha256 (and Terraform's filebase64sha256)."""
+    return base64.b64encode(hashlib.sha256(path.read_bytes()).digest()).decode()
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    base = tmp_path_factory.mktemp("tf-moto")
+    artifacts = _build_artifacts(base / "build")
+    workdir = copy_configuration(base / "terraform")
+    cli_config = offline.write_cli_config(base / "offline.tfrc", offline.mirror_path())
+    tfvars = {
+        **TFVARS,
+        "recommendations_zip_path": str(artifacts / "recommendations" / "function.zip"),
+        "update_traits_zip_path": str(artifacts / "update_traits" / "function.zip"),
+        "layer_zip_path": str(artifacts / "layer.zip"),
+    }
+    (workdir / "test.auto.tfvars.json").write_text(json.dumps(tfvars, indent=2))
+    write_key = "wk-" + secrets.token_hex(16)
+    profile_token = "pt-" + secrets.token_hex(16)
+
+    with moto_server(base / "moto.log") as endpoint:
+        (workdir / moto_override.FILE_NAME).write_text(moto_override.render(endpoint, REGION))
+        tf = Terraform(workdir, cli_config, base / "tf-data")
+        tf.init()
+        # The write key goes in through the ephemeral variable; the profile token is left
+        # to be set out of band (placeholder), as a user without it in hand would.
+        tf.run(
+            "apply", "-auto-approve", "-input=false", "-no-color",
+            timeout=280, extra_env={"TF_VAR_segment_write_key": write_key},
+        )  # fmt: skip
+        state = json.loads((workdir / "terraform.tfstate").read_text())
+        outputs = {k: v["value"] for k, v in state["outputs"].items()}
+        yield Deployment(tf, endpoint, artifacts, outputs, write_key, profile_token)
+
+
+def _function(d: Deployment, name: str) -> dict[str, Any]:
+    return dict(d.client("lambda").get_function_configuration(FunctionName=name))
+
+
+def _role_policies(d: Deployment, role_arn: str) -> list[dict[str, Any]]:
+    iam = d.client("iam")
+    role = role_arn.rsplit("/", 1)[1]
+    names = iam.list_role_policies(RoleName=role)["PolicyNames"]
+    return [iam.get_role_policy(RoleName=role, PolicyName=n)["PolicyDocument"] for n in names]
+
+
+def _statements(document: dict[str, Any] | str) -> list[dict[str, Any]]:
+    doc = json.loads(document) if isinstance(document, str) else document
+    return [
+        {**s, "Action": _as_list(s["Action"]), "Resource": _as_list(s.get("Resource", []))}
+        for s in _as_list(doc["Statement"])
+    ]
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _grants(d: Deployment, role_arn: str) -> dict[str, set[str]]:
+    """action -> resources, over every inline policy of the role."""
+    grants: dict[str, set[str]] = {}
+    for document in _role_policies(d, role_arn):
+        for st in _statements(document):
+            assert st["Effect"] == "Allow"
+            for action in st["Action"]:
+                grants.setdefault(action, set()).update(st["Resource"])
+    return grants
+
+
+def test_functions_run_the_packaged_code_on_the_contract_runtime(deployment: Deployment) -> None:
+    d = deployment
+    layer_arn = None
+    for output, zip_name in (
+        ("recommendations_function_name", "recommendations"),
+        ("update_traits_function_name", "update_traits"),
+    ):
+        fn = _function(d, d.outputs[output])
+        assert fn["Handler"] == "app.lambda_handler"
+        assert fn["Runtime"] == "python3.13"
+        assert fn["Architectures"] == ["arm64"]
+        assert fn["TracingConfig"] == {"Mode": "Active"}
+        assert fn["CodeSha256"] == _zip_hash(d.artifacts / zip_name / "function.zip")
+        assert len(fn["Layers"]) == 1
+        layer_arn = layer_arn or fn["Layers"][0]["Arn"]
+        assert fn["Layers"][0]["Arn"] == layer_arn  # both share the dependency layer
+    assert layer_arn is not None
+    layer_name, version = layer_arn.rsplit(":", 2)[-2:]
+    layer = d.client("lambda").get_layer_version(LayerName=layer_name, VersionNumber=int(version))
+    assert layer["CompatibleRuntimes"] == ["python3.13"]
+    assert layer["CompatibleArchitectures"] == ["arm64"]
+    assert layer["Content"]["CodeSha256"] == _zip_hash(d.artifacts / "layer.zip")
+
+    concurrency = d.client("lambda").get_function_concurrency(
+        FunctionName=d.outputs["recommendations_function_name"]
+    )
+    assert concurrency["ReservedConcurrentExecutions"] == 50
+
+
+def test_environment_holds_contract_names_and_no_secret(deployment: Deployment) -> None:
+    d = deployment
+    reco = _function(d, d.outputs["recommendations_function_name"])["Environment"]["Variables"]
+    traits = _function(d, d.outputs["update_traits_function_name"])["Environment"]["Variables"]
+
+    assert set(reco) == {
+        "PERSONALIZE_CAMPAIGN_ARN", "PERSONALIZE_FILTER_ARN", "NUM_RESULTS",
+        "SEGMENT_PROFILE_TOKEN_PARAMETER", "SEGMENT_SPACE_ID", "SEGMENT_PROFILE_API_URL",
+        "PURCHASE_EVENTS", "PURCHASED_TRAIT",
+    }  # fmt: skip
+    assert set(traits) == CONTRACT_ENV_NAMES | {"LOG_LEVEL"}
+    assert traits["LOG_LEVEL"] == "DEBUG"
+    assert traits["SEGMENT_WRITE_KEY_PARAMETER"] == d.outputs["segment_write_key_parameter"]
+    assert traits["SEGMENT_PROFILE_TOKEN_PARAMETER"] == d.outputs["segment_profile_token_parameter"]
+    assert reco["SEGMENT_PROFILE_TOKEN_PARAMETER"] == d.outputs["segment_profile_token_parameter"]
+    assert traits["DEAD_LETTER_QUEUE_URL"] == d.outputs["dead_letter_queue_url"]
+    assert traits["PERSONALIZE_CAMPAIGN_ARN"] == reco["PERSONALIZE_CAMPAIGN_ARN"] == CAMPAIGN_ARN
+    assert traits["PERSONALIZE_FILTER_ARN"] == FILTER_ARN
+    assert traits["NUM_RESULTS"] == reco["NUM_RESULTS"] == "40"
+    assert traits["ITEM_ID_PROPERTY"] == "product_id"
+    assert traits["TRACKED_EVENTS"] == ",".join(TRACKED_EVENTS)
+    # segment_region = "eu" picks Segment's EU endpoints.
+    assert traits["SEGMENT_API_URL"] == "https://events.eu1.segmentapis.com/v1"
+    assert reco["SEGMENT_PROFILE_API_URL"] == "https://profiles.euw1.segment.com/v1"
+
+    values = json.dumps([reco, traits])
+    assert d.write_key not in values
+    assert d.profile_token not in values
+
+
+def test_secrets_are_in_ssm_and_nowhere_in_state_or_outputs(deployment: Deployment) -> None:
+    d = deployment
+    ssm = d.client("ssm")
+    key = ssm.get_parameter(Name=d.outputs["segment_write_key_parameter"], WithDecryption=True)
+    assert key["Parameter"]["Type"] == "SecureString"
+    assert key["Parameter"]["Value"] == d.write_key
+    token_name = d.outputs["segment_profile_token_parameter"]
+    token = ssm.get_parameter(Name=token_name, WithDecryption=True)["Parameter"]
+    assert token["Type"] == "SecureString"
+    assert token["Value"] == "set-out-of-band"
+
+    assert d.write_key not in d.state_text()
+    assert d.write_key not in json.dumps(d.outputs)
+
+
+def test_stream_mapping_retries_boundedly_and_parks_failures(deployment: Deployment) -> None:
+    d = deployment
+    mappings = d.client("lambda").list_event_source_mappings(
+        EventSourceArn=d.outputs["kinesis_stream_arn"]
+    )["EventSourceMappings"]
+    assert len(mappings) == 1
+    m = mappings[0]
+    traits_fn = _function(d, d.outputs["update_traits_function_name"])
+    assert m["FunctionArn"] == traits_fn["FunctionArn"]
+    assert m["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert m["BisectBatchOnFunctionError"] is True
+    assert m["MaximumRetryAttempts"] == 7
+    assert m["MaximumRecordAgeInSeconds"] == 3600
+    assert m["BatchSize"] == 50
+    assert m["MaximumBatchingWindowInSeconds"] == 2
+    assert m["ParallelizationFactor"] == 2
+    assert m["StartingPosition"] == "LATEST"
+
+    failed_queue_url = d.outputs["failed_batches_queue_url"]
+    failed_queue_arn = d.client("sqs").get_queue_attributes(
+        QueueUrl=failed_queue_url, AttributeNames=["QueueArn"]
+    )["Attributes"]["QueueArn"]
+    assert m["DestinationConfig"]["OnFailure"]["Destination"] == failed_queue_arn
+
+    (only,) = m["FilterCriteria"]["Filters"]
+    assert json.loads(only["Pattern"]) == {
+        "data": {
+            "type": ["track"],
+            "event": TRACKED_EVENTS,
+        }
+    }
+
+    for url in (d.outputs["dead_letter_queue_url"], failed_queue_url):
+        attrs = d.client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["All"])
+        assert attrs["Attributes"]["SqsManagedSseEnabled"] == "true"
+
+
+def test_stream_is_encrypted_and_segment_role_is_narrow(deployment: Deployment) -> None:
+    d = deployment
+    stream = d.client("kinesis").describe_stream_summary(
+        StreamName=d.outputs["kinesis_stream_name"]
+    )["StreamDescriptionSummary"]
+    assert stream["EncryptionType"] == "KMS"
+    assert stream["KeyId"] == "alias/aws/kinesis"
+    assert stream["StreamModeDetails"] == {"StreamMode": "ON_DEMAND"}
+
+    role_arn = d.outputs["segment_role_arn"]
+    role = d.client("iam").get_role(RoleName=role_arn.rsplit("/", 1)[1])["Role"]
+    (trust,) = _statements(role["AssumeRolePolicyDocument"])
+    assert trust["Principal"] == {"AWS": SEGMENT_PRINCIPAL}
+    assert trust["Action"] == ["sts:AssumeRole"]
+    assert sorted(trust["Condition"]["StringEquals"]["sts:ExternalId"]) == sorted(EXTERNAL_IDS)
+
+    grants = _grants(d, role_arn)
+    assert grants == {
+        "kinesis:PutRecord": {d.outputs["kinesis_stream_arn"]},
+        "kinesis:PutRecords": {d.outputs["kinesis_stream_arn"]},
+        "iam:SimulatePrincipalPolicy": {role_arn},
+    }
+    assert d.outputs["segment_destination_settings"] == {
+        "stream": d.outputs["kinesis_stream_name"],
+        "region": REGION,
+        "roleAddress": role_arn,
+    }
+
+
+def test_function_roles_grant_exact_resources_and_no_wildcard_action(
+    deployment: Deployment,
+) -> None:
+    d = deployment
+    sqs = d.client("sqs")
+    ssm = d.client("ssm")
+
+    def role_of(output: str) -> str:
+        return str(_function(d, d.outputs[output])["Role"])
+
+    def queue_arn(url: str) -> str:
+        attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+        return str(attrs["Attributes"]["QueueArn"])
+
+    def param_arn(name: str) -> str:
+        return str(ssm.get_parameter(Name=name)["Parameter"]["ARN"])
+
+    reco_role, traits_role = (
+        role_of("recommendations_function_name"),
+        role_of("update_traits_function_name"),
+    )
+    assert reco_role != traits_role  # one role per function
+    for role_arn in (reco_role, traits_role, d.outputs["segment_role_arn"]):
+        for action, resources in _grants(d, role_arn).items():
+            assert "*" not in action, f"{role_arn}: wildcard action {action}"
+            if "*" in resources:
+                assert action in UNSCOPABLE_ACTIONS, f"{role_arn}: {action} on *"
+
+    traits = _grants(d, traits_role)
+    stream = d.outputs["kinesis_stream_arn"]
+    for action in ("GetRecords", "GetShardIterator", "DescribeStream", "DescribeStreamSummary",
+                   "ListShards"):  # fmt: skip
+        assert traits[f"kinesis:{action}"] == {stream}
+    assert traits["personalize:GetRecommendations"] == {CAMPAIGN_ARN, FILTER_ARN}
+    assert traits["personalize:PutEvents"] == {"*"}
+    assert traits["ssm:GetParameter"] == {
+        param_arn(d.outputs["segment_write_key_parameter"]),
+        param_arn(d.outputs["segment_profile_token_parameter"]),
+    }
+    assert traits["sqs:SendMessage"] == {
+        queue_arn(d.outputs["dead_letter_queue_url"]),
+        queue_arn(d.outputs["failed_batches_queue_url"]),
+    }
+    log_group = f"/aws/lambda/{d.outputs['update_traits_function_name']}"
+    assert traits["logs:PutLogEvents"] == {
+        f"arn:aws:logs:{REGION}:123456789012:log-group:{log_group}:*"
+    }
+
+    reco = _grants(d, reco_role)
+    assert reco["personalize:GetRecommendations"] == {CAMPAIGN_ARN, FILTER_ARN}
+    assert reco["ssm:GetParameter"] == {param_arn(d.outputs["segment_profile_token_parameter"])}
+    assert "personalize:PutEvents" not in reco
+    assert not any(a.startswith(("sqs:", "kinesis:")) for a in reco)
+
+    # No managed policies on the function roles: everything is in the scoped inline policy.
+    for role_arn in (reco_role, traits_role):
+        attached = d.client("iam").list_attached_role_policies(RoleName=role_arn.rsplit("/", 1)[1])
+        assert attached["AttachedPolicies"] == []
+
+
+def test_api_requires_a_key_with_usage_plan_and_quiet_logging(deployment: Deployment) -> None:
+    d = deployment
+    apigw = d.client("apigateway")
+    match = re.fullmatch(
+        r"https://([a-z0-9]+)\.execute-api\.us-east-1\.amazonaws\.com/v1", d.outputs["api_url"]
+    )
+    assert match, d.outputs["api_url"]
+    api_id = match.group(1)
+
+    resources = {r["path"]: r for r in apigw.get_resources(restApiId=api_id)["items"]}
+    assert set(resources) == {"/", "/recommendations"}
+    method = apigw.get_method(
+        restApiId=api_id, resourceId=resources["/recommendations"]["id"], httpMethod="GET"
+    )
+    assert method["apiKeyRequired"] is True
+    assert method["requestValidatorId"]
+    integration = method["methodIntegration"]
+    assert integration["type"] == "AWS_PROXY"
+    reco_arn = _function(d, d.outputs["recommendations_function_name"])["FunctionArn"]
+    assert reco_arn in integration["uri"]
+
+    (plan,) = apigw.get_usage_plans()["items"]
+    assert plan["apiStages"] == [{"apiId": api_id, "stage": "v1"}]
+    assert plan["throttle"] == {"rateLimit": 20.0, "burstLimit": 40}
+    assert plan["quota"]["limit"] == 5000 and plan["quota"]["period"] == "DAY"
+    keys = apigw.get_usage_plan_keys(usagePlanId=plan["id"])["items"]
+    assert [k["value"] for k in keys] == [d.outputs["api_key"]]
+
+    stage = apigw.get_stage(restApiId=api_id, stageName="v1")
+    assert stage["tracingEnabled"] is True
+    access_format = json.loads(stage["accessLogSettings"]["format"])
+    assert access_format["requestId"] == "$context.requestId"
+    assert not any("querystring" in v.lower() for v in access_format.values())
+    assert stage["accessLogSettings"]["destinationArn"].endswith(
+        ":log-group:/aws/apigateway/tftest-recommendations/access"
+    )
+    settings = stage["methodSettings"]["*/*"]
+    assert settings["loggingLevel"] == "ERROR"
+    assert settings["dataTraceEnabled"] is False
+    assert settings["metricsEnabled"] is True
+    assert settings["throttlingRateLimit"] == 20.0
+
+    # Only this API's GET /recommendations on stage v1 may invoke the function.
+    policy = json.loads(
+        d.client("lambda").get_policy(FunctionName=d.outputs["recommendations_function_name"])[
+            "Policy"
+        ]
+    )
+    (statement,) = policy["Statement"]
+    assert statement["Principal"] == {"Service": "apigateway.amazonaws.com"}
+    assert statement["Condition"]["ArnLike"]["AWS:SourceArn"] == (
+        f"arn:aws:execute-api:{REGION}:123456789012:{api_id}/v1/GET/recommendations"
+    )
+
+
+def test_alarms_watch_errors_lag_and_parked_records(deployment: Deployment) -> None:
+    d = deployment
+    alarms = d.client("cloudwatch").describe_alarms(AlarmNamePrefix=PREFIX)["MetricAlarms"]
+    by_name = {a["AlarmName"]: a for a in alarms}
+    assert set(by_name) == {
+        f"{PREFIX}-recommendations-errors",
+        f"{PREFIX}-update-traits-errors",
+        f"{PREFIX}-stream-iterator-age",
+        f"{PREFIX}-traits-dead-letter-not-empty",
+        f"{PREFIX}-traits-failed-batches-not-empty",
+        f"{PREFIX}-api-5xx",
+    }
+    topic = d.outputs["alarm_sns_topic_arn"]
+    assert topic.endswith(f":{PREFIX}-alarms")
+    for alarm in alarms:
+        assert alarm["AlarmActions"] == [topic]
+    assert by_name[f"{PREFIX}-stream-iterator-age"]["Threshold"] == 300_000
+
+
+def test_plan_after_apply_reports_no_changes(deployment: Deployment) -> None:
+    d = deployment
+    # The operator sets the token out of band; Terraform must neither revert nor read it.
+    d.client("ssm").put_parameter(
+        Name=d.outputs["segment_profile_token_parameter"],
+        Value=d.profile_token,
+        Type="SecureString",
+        Overwrite=True,
+    )
+    result = d.tf.run(
+        "plan", "-detailed-exitcode", "-input=false", "-no-color", "-out=after-apply.tfplan",
+        ok_codes=(0, 2),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-6000:]
+    # A saved plan is a zip that includes the refreshed prior state: it holds neither secret.
+    with zipfile.ZipFile(d.tf.workdir / "after-apply.tfplan") as plan:
+        members = {name: plan.read(name) for name in plan.namelist()}
+    assert "tfstate" in members
+    for content in members.values():
+        assert d.profile_token.encode() not in content
+        assert d.write_key.encode() not in content
+
+
+def test_destroy_removes_everything(deployment: Deployment) -> None:
+    d = deployment
+    d.tf.run("destroy", "-auto-approve", "-input=false", "-no-color", timeout=240)
+    state = json.loads(d.state_text())
+    assert state["resources"] == []
+    assert d.client("lambda").list_functions()["Functions"] == []
+    assert d.client("kinesis").list_streams()["StreamNames"] == []
+    assert d.client("sqs").list_queues().get("QueueUrls", []) == []
+    assert d.client("apigateway").get_rest_apis()["items"] == []
+    # reset_on_delete: the account setting no longer points at the deleted role.
+    assert not d.client("apigateway").get_account().get("cloudwatchRoleArn")
