@@ -3,6 +3,7 @@
 #   Segment --(Amazon Kinesis destination, our role)--> Kinesis stream
 #     --> update_traits --> Personalize PutEvents / GetRecommendations --> Segment identify
 #   caller --(x-api-key)--> API Gateway GET /recommendations --> recommendations --> Personalize
+#   browser --(CORS preflight, optional)--> API Gateway OPTIONS /recommendations --> recommendations
 #
 # Personalize resources (campaign or recommender, event tracker, filter) are created
 # outside Terraform; they come in as ARNs and ids.
@@ -133,6 +134,7 @@ module "recommendations_api" {
 
   stage_name                 = var.api_stage_name
   api_key_required           = var.api_key_required
+  cors_allow_origins         = var.cors_allow_origins
   throttling_rate_limit      = var.api_throttling_rate_limit
   throttling_burst_limit     = var.api_throttling_burst_limit
   quota_limit                = var.api_quota_limit

@@ -310,6 +310,20 @@ variable "api_key_required" {
   default     = true
 }
 
+variable "cors_allow_origins" {
+  description = "Browser origins allowed to call the API: [\"*\"] or exact origins like https://shop.example.com. Empty (default) leaves CORS off. When set, the function sends CORS headers and OPTIONS /recommendations (no key: browsers send none on a preflight) reaches it."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition = alltrue([
+      for origin in var.cors_allow_origins :
+      origin == "*" ? length(var.cors_allow_origins) == 1 : can(regex("^https?://[^\\s/,]+$", origin))
+    ])
+    error_message = "cors_allow_origins must be [\"*\"] alone, or origins like https://shop.example.com (scheme and host, optional port; no path, trailing slash or comma)."
+  }
+}
+
 variable "api_stage_name" {
   description = "Stage name, the last segment of api_url."
   type        = string

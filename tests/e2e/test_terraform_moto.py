@@ -1,7 +1,8 @@
 """terraform/ applied to moto's server: what got deployed, then plan (no changes), destroy.
 
 The tests run in file order against one deployment: apply in the fixture, assertions on
-the deployed resources with boto3, then `plan -detailed-exitcode`, then `destroy`.
+the deployed resources with boto3, a plan (no refresh) with CORS turned off, then
+`plan -detailed-exitcode`, then `destroy`.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ CAMPAIGN_ARN = "arn:aws:personalize:us-east-1:123456789012:campaign/tf-test"
 FILTER_ARN = "arn:aws:personalize:us-east-1:123456789012:filter/tf-test"
 EXTERNAL_IDS = ["ws_tf_test", "src_tf_test"]
 SEGMENT_PRINCIPAL = "arn:aws:iam::595280932656:role/customer-kinesis-access"
+CORS_ORIGIN = "https://shop.example.com"
 CONTRACT_ENV_NAMES = {
     "PERSONALIZE_CAMPAIGN_ARN", "PERSONALIZE_FILTER_ARN", "PERSONALIZE_TRACKING_ID",
     "NUM_RESULTS", "SEGMENT_WRITE_KEY_PARAMETER", "SEGMENT_PROFILE_TOKEN_PARAMETER",
@@ -65,6 +67,7 @@ TFVARS = {
     "api_throttling_burst_limit": 40,
     "api_quota_limit": 5000,
     "api_quota_period": "DAY",
+    "cors_allow_origins": [CORS_ORIGIN],
     "create_alarm_sns_topic": True,
     "traits_extra_environment": {"LOG_LEVEL": "DEBUG"},
     "tags": {"project": "tf-test"},
@@ -213,8 +216,9 @@ def test_environment_holds_contract_names_and_no_secret(deployment: Deployment) 
     assert set(reco) == {
         "PERSONALIZE_CAMPAIGN_ARN", "PERSONALIZE_FILTER_ARN", "NUM_RESULTS",
         "SEGMENT_PROFILE_TOKEN_PARAMETER", "SEGMENT_SPACE_ID", "SEGMENT_PROFILE_API_URL",
-        "PURCHASE_EVENTS", "PURCHASED_TRAIT",
+        "PURCHASE_EVENTS", "PURCHASED_TRAIT", "CORS_ALLOW_ORIGIN",
     }  # fmt: skip
+    assert reco["CORS_ALLOW_ORIGIN"] == CORS_ORIGIN
     assert set(traits) == CONTRACT_ENV_NAMES | {"LOG_LEVEL"}
     assert traits["LOG_LEVEL"] == "DEBUG"
     assert traits["SEGMENT_WRITE_KEY_PARAMETER"] == d.outputs["segment_write_key_parameter"]
@@ -387,10 +391,12 @@ def test_api_requires_a_key_with_usage_plan_and_quiet_logging(deployment: Deploy
 
     resources = {r["path"]: r for r in apigw.get_resources(restApiId=api_id)["items"]}
     assert set(resources) == {"/", "/recommendations"}
+    assert set(resources["/recommendations"]["resourceMethods"]) == {"GET", "OPTIONS"}
     method = apigw.get_method(
         restApiId=api_id, resourceId=resources["/recommendations"]["id"], httpMethod="GET"
     )
-    assert method["apiKeyRequired"] is True
+    assert method["authorizationType"] == "NONE"
+    assert method["apiKeyRequired"] is True  # CORS on does not open the GET
     assert method["requestValidatorId"]
     integration = method["methodIntegration"]
     assert integration["type"] == "AWS_PROXY"
@@ -418,17 +424,57 @@ def test_api_requires_a_key_with_usage_plan_and_quiet_logging(deployment: Deploy
     assert settings["metricsEnabled"] is True
     assert settings["throttlingRateLimit"] == 20.0
 
-    # Only this API's GET /recommendations on stage v1 may invoke the function.
+    # Only this API's GET and OPTIONS /recommendations on stage v1 may invoke the function:
+    # one exact source ARN per method, no wildcard.
     policy = json.loads(
         d.client("lambda").get_policy(FunctionName=d.outputs["recommendations_function_name"])[
             "Policy"
         ]
     )
-    (statement,) = policy["Statement"]
-    assert statement["Principal"] == {"Service": "apigateway.amazonaws.com"}
-    assert statement["Condition"]["ArnLike"]["AWS:SourceArn"] == (
-        f"arn:aws:execute-api:{REGION}:123456789012:{api_id}/v1/GET/recommendations"
+    statements = policy["Statement"]
+    for statement in statements:
+        assert statement["Principal"] == {"Service": "apigateway.amazonaws.com"}
+        assert statement["Action"] == "lambda:InvokeFunction"
+        assert statement["Resource"] == reco_arn
+    source_arns = sorted(s["Condition"]["ArnLike"]["AWS:SourceArn"] for s in statements)
+    assert source_arns == [
+        f"arn:aws:execute-api:{REGION}:123456789012:{api_id}/v1/{verb}/recommendations"
+        for verb in ("GET", "OPTIONS")
+    ]
+
+
+def test_cors_preflight_reaches_the_function_without_a_key(deployment: Deployment) -> None:
+    d = deployment
+    apigw = d.client("apigateway")
+    (api,) = apigw.get_rest_apis()["items"]
+    resources = {r["path"]: r for r in apigw.get_resources(restApiId=api["id"])["items"]}
+    method = apigw.get_method(
+        restApiId=api["id"], resourceId=resources["/recommendations"]["id"], httpMethod="OPTIONS"
     )
+    # A browser's preflight carries no x-api-key: a keyed OPTIONS would always answer 403.
+    assert method["authorizationType"] == "NONE"
+    assert method["apiKeyRequired"] is False
+    # Proxied to the function, which echoes only a listed Origin (not a static MOCK answer).
+    integration = method["methodIntegration"]
+    assert integration["type"] == "AWS_PROXY"
+    assert integration["httpMethod"] == "POST"
+    reco_arn = _function(d, d.outputs["recommendations_function_name"])["FunctionArn"]
+    assert f"/functions/{reco_arn}/invocations" in integration["uri"]
+
+
+def test_turning_cors_off_redeploys_the_stage(deployment: Deployment) -> None:
+    # The deployment's trigger hash must cover the OPTIONS route, or removing (or adding)
+    # it would leave the stage serving the old routes. No refresh: the state is current.
+    result = deployment.tf.run(
+        "plan", "-refresh=false", "-input=false", "-no-color", "-var=cors_allow_origins=[]",
+    )  # fmt: skip
+    plan = result.stdout
+    prefix = "module.recommendations_api"
+    assert f"# {prefix}.aws_api_gateway_deployment.this must be replaced" in plan, plan[-6000:]
+    for address in ("aws_api_gateway_method.options[0]", "aws_api_gateway_integration.options[0]",
+                    "aws_lambda_permission.options[0]"):  # fmt: skip
+        assert f"# {prefix}.{address} will be destroyed" in plan, address
+    assert f"# {prefix}.aws_api_gateway_method.get " not in plan  # GET stays as it is
 
 
 def test_alarms_watch_errors_lag_and_parked_records(deployment: Deployment) -> None:

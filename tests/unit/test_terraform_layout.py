@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import pytest
 
+from common.config import ConfigError
+from reco_api import settings
 from tf import module_docs, moto_override, offline
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -100,8 +103,64 @@ def test_ranges_and_sets_are_validated() -> None:
                  "traits_parallelization_factor", "traits_maximum_retry_attempts",
                  "traits_maximum_record_age_seconds", "api_quota_period",
                  "lambda_runtime", "lambda_architecture", "name_prefix",
-                 "personalize_campaign_arn"):  # fmt: skip
+                 "personalize_campaign_arn", "cors_allow_origins"):  # fmt: skip
         assert name in validated, name
+
+
+def _cors_origin_pattern(directory: Path) -> str:
+    """The origin regex of cors_allow_origins' validation, as the string Terraform sees."""
+    text = (directory / "variables.tf").read_text()
+    block = text.split('variable "cors_allow_origins" {', 1)[1].split("\n}\n", 1)[0]
+    (literal,) = re.findall(r'regex\(("(?:[^"\\]|\\.)*")', block)
+    return str(json.loads(literal))  # HCL and JSON escape \\ and \" alike
+
+
+def _terraform_accepts(origins: list[str], pattern: str) -> bool:
+    """cors_allow_origins' validation condition, as written in variables.tf."""
+    return all(
+        len(origins) == 1 if origin == "*" else re.search(pattern, origin) is not None
+        for origin in origins
+    )
+
+
+def _function_origins(origins: list[str]) -> tuple[str, ...] | None:
+    """The origins the function reads from what the module sets, or None if it refuses them."""
+    env = {"PERSONALIZE_CAMPAIGN_ARN": "arn:aws:personalize:us-east-1:123456789012:campaign/c"}
+    if origins:  # the module leaves CORS_ALLOW_ORIGIN out when the list is empty
+        env["CORS_ALLOW_ORIGIN"] = ",".join(origins)
+    try:
+        return settings.load(env).cors_origins
+    except ConfigError as exc:
+        assert exc.name == "CORS_ALLOW_ORIGIN"
+        return None
+
+
+@pytest.mark.parametrize(
+    ("origins", "valid"),
+    [
+        ([], True),
+        (["*"], True),
+        (["https://shop.example.com"], True),
+        (["https://shop.example.com", "http://localhost:3000", "https://shop.example.com"], True),
+        (["*", "https://shop.example.com"], False),
+        (["https://shop.example.com/"], False),  # browsers send no trailing slash
+        (["https://shop.example.com/app"], False),
+        (["https://a.example.com,https://b.example.com"], False),  # one origin per entry
+        (["shop.example.com"], False),
+        (["ftp://shop.example.com"], False),
+        (["https://"], False),
+        ([""], False),
+    ],
+)
+def test_cors_origins_accepted_by_terraform_are_read_as_such_by_the_function(
+    origins: list[str], valid: bool
+) -> None:
+    directories = (TERRAFORM, TERRAFORM / "modules" / "recommendations_api")
+    (pattern,) = {_cors_origin_pattern(d) for d in directories}  # root and module agree
+    assert _terraform_accepts(origins, pattern) is valid
+    if valid:
+        # Otherwise the plan would pass and the deployed API answer 500 configuration_error.
+        assert _function_origins(origins) == tuple(dict.fromkeys(origins))
 
 
 def test_no_emulator_endpoint_is_baked_into_the_configuration() -> None:

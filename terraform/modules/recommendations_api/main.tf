@@ -1,12 +1,16 @@
 # GET /recommendations -> recommendations Lambda (proxy integration, payload v1).
 # An API key and a usage plan by default; JSON access logs without query strings or bodies;
-# execution logs at ERROR without data tracing; stage-wide throttling.
+# execution logs at ERROR without data tracing; stage-wide throttling. With
+# cors_allow_origins, OPTIONS /recommendations goes to the same function, which answers the
+# browser's CORS preflight itself.
 
 data "aws_partition" "current" {}
 
 locals {
   name      = "${var.name_prefix}-recommendations"
   path_part = "recommendations"
+
+  cors_enabled = length(var.cors_allow_origins) > 0
 
   # Optional settings are left out rather than set empty.
   environment = merge(var.extra_environment, {
@@ -19,6 +23,7 @@ locals {
       SEGMENT_PROFILE_API_URL         = var.segment_profile_api_url
       PURCHASE_EVENTS                 = join(",", var.purchase_events)
       PURCHASED_TRAIT                 = var.purchased_trait
+      CORS_ALLOW_ORIGIN               = join(",", var.cors_allow_origins)
     } : name => value if value != null && value != ""
   })
 
@@ -160,6 +165,47 @@ resource "aws_lambda_permission" "api" {
   source_arn = "${aws_api_gateway_rest_api.this.execution_arn}/${var.stage_name}/GET/${local.path_part}"
 }
 
+# CORS preflight. A browser sends OPTIONS before a cross-origin GET that carries x-api-key,
+# and by the Fetch standard a preflight never carries credentials or custom headers: with a
+# key required here, every preflight would fail with 403 and the browser would never send
+# the GET. The method therefore takes no key; it only reaches the function's preflight
+# answer (204 and CORS headers, no data), and the GET that follows still needs its key.
+resource "aws_api_gateway_method" "options" {
+  count = local.cors_enabled ? 1 : 0
+
+  rest_api_id      = aws_api_gateway_rest_api.this.id
+  resource_id      = aws_api_gateway_resource.recommendations.id
+  http_method      = "OPTIONS"
+  authorization    = "NONE"
+  api_key_required = false
+  # Nothing to validate (no parameters are declared); set so that no method goes unvalidated.
+  request_validator_id = aws_api_gateway_request_validator.parameters.id
+}
+
+resource "aws_api_gateway_integration" "options" {
+  count = local.cors_enabled ? 1 : 0
+
+  rest_api_id = aws_api_gateway_rest_api.this.id
+  resource_id = aws_api_gateway_resource.recommendations.id
+  http_method = aws_api_gateway_method.options[0].http_method
+  # The function, not a MOCK integration, answers: it echoes only a listed Origin.
+  type                    = "AWS_PROXY"
+  integration_http_method = "POST"
+  uri                     = module.function.invoke_arn
+  timeout_milliseconds    = 29000
+}
+
+resource "aws_lambda_permission" "options" {
+  count = local.cors_enabled ? 1 : 0
+
+  statement_id  = "AllowApiGatewayOptionsRecommendations"
+  action        = "lambda:InvokeFunction"
+  function_name = module.function.function_name
+  principal     = "apigateway.amazonaws.com"
+  # Only this API's OPTIONS /recommendations on this stage, like GET above.
+  source_arn = "${aws_api_gateway_rest_api.this.execution_arn}/${var.stage_name}/OPTIONS/${local.path_part}"
+}
+
 resource "aws_api_gateway_gateway_response" "default" {
   for_each = toset(["DEFAULT_4XX", "DEFAULT_5XX"])
 
@@ -177,17 +223,32 @@ resource "aws_api_gateway_deployment" "this" {
   # Redeploy exactly when the routed configuration changes.
   triggers = {
     # Only arguments set here, so a refresh that fills in server defaults changes nothing.
-    redeployment = sha1(jsonencode([
-      aws_api_gateway_resource.recommendations.id,
-      aws_api_gateway_method.get.id,
-      aws_api_gateway_method.get.api_key_required,
-      aws_api_gateway_method.get.request_parameters,
-      aws_api_gateway_method.get.request_validator_id,
-      aws_api_gateway_integration.lambda.id,
-      aws_api_gateway_integration.lambda.uri,
-      aws_api_gateway_integration.lambda.timeout_milliseconds,
-      local.gateway_error_template,
-    ]))
+    redeployment = sha1(jsonencode(concat(
+      [
+        aws_api_gateway_resource.recommendations.id,
+        aws_api_gateway_method.get.id,
+        aws_api_gateway_method.get.api_key_required,
+        aws_api_gateway_method.get.request_parameters,
+        aws_api_gateway_method.get.request_validator_id,
+        aws_api_gateway_integration.lambda.id,
+        aws_api_gateway_integration.lambda.uri,
+        aws_api_gateway_integration.lambda.timeout_milliseconds,
+        local.gateway_error_template,
+      ],
+      # The preflight route is appended only when it exists: turning CORS on or off
+      # redeploys, and a deployment without CORS keeps the hash it had before.
+      [
+        for i, method in aws_api_gateway_method.options : [
+          method.id,
+          method.api_key_required,
+          method.authorization,
+          method.request_validator_id,
+          aws_api_gateway_integration.options[i].id,
+          aws_api_gateway_integration.options[i].uri,
+          aws_api_gateway_integration.options[i].timeout_milliseconds,
+        ]
+      ],
+    )))
   }
 
   lifecycle {

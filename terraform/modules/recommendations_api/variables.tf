@@ -153,6 +153,21 @@ variable "api_key_required" {
   default     = true
 }
 
+variable "cors_allow_origins" {
+  description = "Browser origins allowed to call the API (CORS): [\"*\"], or exact origins like https://shop.example.com. Empty (default): no CORS headers and no OPTIONS route. Non-empty sets CORS_ALLOW_ORIGIN and adds a keyless OPTIONS /recommendations that the function answers."
+  type        = list(string)
+  default     = []
+
+  validation {
+    # The function's own rule (CORS_ALLOW_ORIGIN): "*" alone, or scheme://host[:port] only.
+    condition = alltrue([
+      for origin in var.cors_allow_origins :
+      origin == "*" ? length(var.cors_allow_origins) == 1 : can(regex("^https?://[^\\s/,]+$", origin))
+    ])
+    error_message = "cors_allow_origins must be [\"*\"] alone, or origins like https://shop.example.com (scheme and host, optional port; no path, trailing slash or comma)."
+  }
+}
+
 variable "throttling_rate_limit" {
   description = "Steady-state requests per second, for the stage and for the usage plan."
   type        = number
