@@ -7,11 +7,18 @@
   ``AWS_ENDPOINT_URL_PERSONALIZE_RUNTIME`` / ``..._EVENTS`` variables and dummy credentials.
 - ``segment_emulator``: a started :class:`SegmentEmulator` (in-memory SQLite).
 - ``sample_data``: the generated catalogue, users and interactions (session-wide, read-only).
+
+And two helpers for tests that run an emulator as a process (``python -m emulators.x``):
+``stdout_lines`` and ``wait_ready``.
 """
 
 from __future__ import annotations
 
 import os
+import queue
+import subprocess
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,3 +84,31 @@ def personalize_env(
 def segment_emulator() -> Iterator[SegmentEmulator]:
     with SegmentEmulator(seed=SAMPLE_SEED) as emulator:
         yield emulator
+
+
+def stdout_lines(process: subprocess.Popen[str]) -> queue.Queue[str]:
+    """The process's stdout lines, read by a thread so that waits can have a deadline."""
+    lines: queue.Queue[str] = queue.Queue()
+
+    def pump() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.put(line)
+        lines.put("")
+
+    threading.Thread(target=pump, daemon=True).start()
+    return lines
+
+
+def wait_ready(lines: queue.Queue[str]) -> str:
+    """The URL from the "ready <url>" line; fails with the output if it never comes."""
+    seen: list[str] = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+        if line.startswith("ready http://127.0.0.1:"):
+            return line.split()[1]
+        seen.append(line)
+        if line == "":
+            break
+    raise AssertionError("emulator did not get ready:\n" + "".join(seen))

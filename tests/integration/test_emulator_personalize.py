@@ -9,7 +9,6 @@ import queue
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -618,34 +617,6 @@ def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(REPO / "scripts"), "PYTHONUNBUFFERED": "1"}
 
 
-def _stdout_lines(process: subprocess.Popen[str]) -> queue.Queue[str]:
-    """The process's stdout lines, read by a thread so that waits can have a deadline."""
-    lines: queue.Queue[str] = queue.Queue()
-
-    def pump() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            lines.put(line)
-        lines.put("")
-
-    threading.Thread(target=pump, daemon=True).start()
-    return lines
-
-
-def _wait_ready(lines: queue.Queue[str]) -> str:
-    """The URL from the "ready <url>" line; fails with the output if it never comes."""
-    seen: list[str] = []
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
-        if line.startswith("ready http://127.0.0.1:"):
-            return line.split()[1]
-        seen.append(line)
-        if line == "":
-            break
-    raise AssertionError("emulator did not get ready:\n" + "".join(seen))
-
-
 @pytest.fixture
 def personalize_process(
     sample_data: SampleData,
@@ -659,8 +630,8 @@ def personalize_process(
         env=_env(),
     )  # fmt: skip
     try:
-        lines = _stdout_lines(process)
-        yield process, lines, _wait_ready(lines)
+        lines = pytest_fixtures.stdout_lines(process)
+        yield process, lines, pytest_fixtures.wait_ready(lines)
     finally:
         if process.poll() is None:
             process.kill()
