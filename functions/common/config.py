@@ -6,6 +6,7 @@ with one clear log line instead of a stack trace.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -19,6 +20,7 @@ _URL = re.compile(r"^https?://[^\s/]+(/[^\s]*)?$")
 _PARAMETER_NAME = re.compile(r"^[A-Za-z0-9_.:/-]{1,2048}$")
 _SPACE_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 DEFAULT_PROFILE_API_URL = "https://profiles.segment.com/v1"
+MAX_RATE = 100_000.0
 
 
 class ConfigError(Exception):
@@ -134,6 +136,8 @@ class ProfileApiSettings:
     space_id: str
     token_parameter: str
     api_url: str
+    # This container's share of the space's 100 requests/s; None = unlimited (tests).
+    requests_per_second: float | None = None
 
 
 def env_profile_api(env: Mapping[str, str]) -> ProfileApiSettings | None:
@@ -163,4 +167,19 @@ def env_profile_api(env: Mapping[str, str]) -> ProfileApiSettings | None:
         space_id=space_id,
         token_parameter=env_parameter_name(env, "SEGMENT_PROFILE_TOKEN_PARAMETER"),
         api_url=api_url,
+        requests_per_second=env_rate(env, "SEGMENT_PROFILE_API_RPS"),
     )
+
+
+def env_rate(env: Mapping[str, str], name: str) -> float | None:
+    """A positive decimal rate (per second), or None when unset (no limit)."""
+    raw = env_str(env, name)
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and 0.001 <= value <= MAX_RATE):
+        raise ConfigError(name, f"must be a number of requests per second, 0.001..{MAX_RATE:g}")
+    return value

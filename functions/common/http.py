@@ -16,6 +16,9 @@ class HttpPolicy:
     connect_timeout: float = 1.0
     read_timeout: float = 3.0
     retries: int = 2
+    # Retries of answered requests (timeouts after sending, retryable statuses); None =
+    # ``retries``. 0 for a rate-budgeted API: every request it sends must take a turn.
+    status_retries: int | None = None
     backoff_factor: float = 0.1
     # Segment may ask for long waits; inside a Lambda we would rather report the records
     # for a later retry than sleep through the time budget.
@@ -39,11 +42,12 @@ def session(policy: HttpPolicy) -> requests.Session:
             value = super().get_retry_after(response)
             return None if value is None else min(value, cap)
 
+    answered = policy.retries if policy.status_retries is None else policy.status_retries
     retry = CappedRetry(
         total=policy.retries,
         connect=policy.retries,
-        read=policy.retries,
-        status=policy.retries,
+        read=answered,
+        status=answered,
         backoff_factor=policy.backoff_factor,
         backoff_jitter=policy.backoff_factor / 2,
         status_forcelist=RETRY_STATUSES,

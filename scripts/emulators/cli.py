@@ -8,13 +8,16 @@ import json
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from emulators.ratelimit import RateLimit
 from emulators.server import EmulatorServer
 
 
-def add_control_arguments(parser: argparse.ArgumentParser) -> None:
+def add_control_arguments(
+    parser: argparse.ArgumentParser, rate_limits: Mapping[str, RateLimit] | None = None
+) -> None:
     group = parser.add_argument_group("server")
     group.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     group.add_argument("--port", type=int, default=0, help="port (default 0 = any free port)")
@@ -62,6 +65,23 @@ def add_control_arguments(parser: argparse.ArgumentParser) -> None:
         help="faults only for these operations, e.g. GetRecommendations,PutEvents or "
         "identify,track,batch,profile",
     )
+    if rate_limits:
+        defaults = ", ".join(f"{name}={limit.rate:g}/s" for name, limit in rate_limits.items())
+        limits = parser.add_argument_group(
+            "rate limits (the real service's, on by default: "
+            f"{defaults}; at runtime: POST /_emulator/controls "
+            '{"rate_limits": {"NAME": RATE | {"rate": R, "burst": B} | null}})'
+        )
+        limits.add_argument(
+            "--rate-limit",
+            action="append",
+            default=[],
+            metavar="NAME=RATE",
+            help="change one limit: requests (PutEvents: events) per second, or 'off'",
+        )
+        limits.add_argument(
+            "--no-rate-limits", action="store_true", help="turn every rate limit off"
+        )
 
 
 def apply_control_arguments(emulator: EmulatorServer, args: argparse.Namespace) -> None:
@@ -85,6 +105,18 @@ def apply_control_arguments(emulator: EmulatorServer, args: argparse.Namespace) 
     if args.operations:
         options["operations"] = [o.strip() for o in args.operations.split(",") if o.strip()]
     emulator.controls.set(**options)
+    if getattr(args, "no_rate_limits", False):
+        emulator.rate_limits.disable()
+    changes: dict[str, str | float] = {}
+    for spec in getattr(args, "rate_limit", []):
+        name, sep, value = spec.partition("=")
+        if not sep:
+            raise SystemExit(f"--rate-limit takes NAME=RATE, got {spec!r}")
+        changes[name.strip()] = "off" if value.strip() == "off" else float(value)
+    try:
+        emulator.rate_limits.configure(changes)
+    except ValueError as exc:
+        raise SystemExit(f"--rate-limit: {exc}") from None
 
 
 def serve_until_signal(emulator: EmulatorServer, details: Callable[[], dict[str, Any]]) -> int:

@@ -21,12 +21,13 @@ import threading
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from emulators import data
 from emulators.cli import add_control_arguments, apply_control_arguments, serve_until_signal
 from emulators.controls import Decision
 from emulators.filters import Filter, FilterError, parse
+from emulators.ratelimit import Charge, RateLimit, Refusal
 from emulators.recommender import Recommender
 from emulators.server import INVALID_JSON, EmulatorServer, Request, Response, Routed
 
@@ -75,6 +76,13 @@ def error_response(code: str, message: str, headers: dict[str, str] | None = Non
 
 class PersonalizeEmulator(EmulatorServer):
     name = "personalize"
+    RATE_LIMITS: ClassVar[dict[str, RateLimit]] = {
+        # GetRecommendations + GetPersonalizedRanking: 500 TPS per campaign, 2,500 per account.
+        "recommendations": RateLimit.per_second(500),
+        "recommendations_account": RateLimit.per_second(2500),
+        # PutEvents: 1,000 events/s per dataset group (one tracking id per dataset group).
+        "put_events": RateLimit.per_second(1000),
+    }
 
     def __init__(
         self,
@@ -85,8 +93,9 @@ class PersonalizeEmulator(EmulatorServer):
         port: int = 0,
         region: str = "us-east-1",
         account: str = "123456789012",
+        rate_limits: Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__(seed=seed, host=host, port=port)
+        super().__init__(seed=seed, host=host, port=port, rate_limits=rate_limits)
         self.region = region
         self.account = account
         prefix = f"arn:aws:personalize:{region}:{account}"
@@ -159,6 +168,18 @@ class PersonalizeEmulator(EmulatorServer):
         if kind == "503":
             return error_response("ServiceUnavailable", "Service is unavailable, try again.")
         return error_response("InternalFailure", "An internal error occurred.")
+
+    def charges(self, request: Request, routed: Routed) -> list[Charge]:
+        body = routed.body if isinstance(routed.body, dict) else {}
+        if routed.operation == "PutEvents":
+            events = body.get("eventList")
+            cost = len(events) if isinstance(events, list) and events else 1
+            return [Charge("put_events", str(body.get("trackingId")), float(cost))]
+        arn = body.get("campaignArn") or body.get("recommenderArn")
+        return [Charge("recommendations", str(arn)), Charge("recommendations_account", "")]
+
+    def throttled_response(self, refusal: Refusal) -> Response:
+        return error_response("ThrottlingException", "Rate exceeded")
 
     def handle(self, request: Request, routed: Routed) -> Response:
         body = routed.body
@@ -542,7 +563,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="extra filter (repeatable), e.g. "
         "'no-views=EXCLUDE ItemID WHERE Interactions.EVENT_TYPE IN (\"Product Viewed\")'",
     )
-    add_control_arguments(parser)
+    add_control_arguments(parser, PersonalizeEmulator.RATE_LIMITS)
     args = parser.parse_args(argv)
     emulator = PersonalizeEmulator(
         interactions=args.interactions,

@@ -6,6 +6,9 @@
 - ``personalize_env``: the same emulator, with boto3 pointed at it through the SDK's own
   ``AWS_ENDPOINT_URL_PERSONALIZE_RUNTIME`` / ``..._EVENTS`` variables and dummy credentials.
 - ``segment_emulator``: a started :class:`SegmentEmulator` (in-memory SQLite).
+
+Both with their rate limits off (functional tests outrun any real limit); a test of the
+limits turns them on with ``emulator.rate_limits.configure({...})``.
 - ``sample_data``: the generated catalogue, users and interactions (session-wide, read-only).
 
 And two helpers for tests that run an emulator as a process (``python -m emulators.x``):
@@ -57,6 +60,8 @@ def personalize_emulator(sample_data: SampleData) -> Iterator[PersonalizeEmulato
     emulator = PersonalizeEmulator(
         interactions=sample_data.interactions, items=sample_data.catalogue, seed=SAMPLE_SEED
     )
+    # Functional tests run faster than any real limit allows; the limits have their own.
+    emulator.rate_limits.disable()
     with emulator:
         yield emulator
 
@@ -83,6 +88,7 @@ def personalize_env(
 @pytest.fixture
 def segment_emulator() -> Iterator[SegmentEmulator]:
     with SegmentEmulator(seed=SAMPLE_SEED) as emulator:
+        emulator.rate_limits.disable()
         yield emulator
 
 

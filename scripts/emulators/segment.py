@@ -16,19 +16,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import unquote
 
 from emulators.cli import add_control_arguments, apply_control_arguments, serve_until_signal
 from emulators.controls import Decision
+from emulators.ratelimit import Charge, RateLimit, Refusal
 from emulators.segment_store import SegmentStore
 from emulators.server import INVALID_JSON, EmulatorServer, Request, Response, Routed
 
@@ -48,6 +50,12 @@ _NOT_FOUND = {"error": {"code": "not_found", "message": "Profile was not found."
 
 class SegmentEmulator(EmulatorServer):
     name = "segment"
+    RATE_LIMITS: ClassVar[dict[str, RateLimit]] = {
+        # Profile API: 100 requests/s per space (Segment's Unify product limits).
+        "profile": RateLimit.per_second(100),
+        # Tracking API: 1,000 requests/s per workspace (HTTP API docs, "Rate limits").
+        "tracking": RateLimit.per_second(1000),
+    }
 
     def __init__(
         self,
@@ -61,8 +69,9 @@ class SegmentEmulator(EmulatorServer):
         seed: int = 0,
         host: str = "127.0.0.1",
         port: int = 0,
+        rate_limits: Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__(seed=seed, host=host, port=port)
+        super().__init__(seed=seed, host=host, port=port, rate_limits=rate_limits)
         self.write_key = write_key
         self.profile_token = profile_token
         self.space_id = space_id
@@ -161,6 +170,21 @@ class SegmentEmulator(EmulatorServer):
         status = int(kind)
         return Response.json(
             status, {"error": {"code": "server_error", "message": f"emulated {status}"}}
+        )
+
+    def charges(self, request: Request, routed: Routed) -> list[Charge]:
+        if routed.operation == "profile":
+            parts = request.path.split("/")
+            return [Charge("profile", parts[3] if len(parts) > 3 else "")]
+        return [Charge("tracking", "workspace")]
+
+    def throttled_response(self, refusal: Refusal) -> Response:
+        # Both headers in whole seconds; never 0, which a client would read as "now".
+        retry = str(max(1, math.ceil(refusal.retry_after_s)))
+        return Response.json(
+            429,
+            {"error": {"code": "rate_limit_error", "message": "Too Many Requests"}},
+            {"Retry-After": retry, "X-RateLimit-Reset": retry},
         )
 
     def handle(self, request: Request, routed: Routed) -> Response:
@@ -411,7 +435,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--item-id-property", default="sku", help="product field holding the item id"
     )
-    add_control_arguments(parser)
+    add_control_arguments(parser, SegmentEmulator.RATE_LIMITS)
     args = parser.parse_args(argv)
     emulator = SegmentEmulator(
         write_key=args.write_key,

@@ -14,7 +14,8 @@ import struct
 import sys
 import threading
 import time
-from collections import Counter
+from collections import Counter, defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,6 +24,7 @@ from typing import Any, ClassVar, Self
 from urllib.parse import parse_qsl, urlsplit
 
 from emulators.controls import Controls, Decision, RequestRecord
+from emulators.ratelimit import Charge, RateLimit, RateLimiter, Refusal, peak_in_window
 
 # An idle keep-alive connection is closed after this long (stop() closes them at once).
 SOCKET_TIMEOUT_S = 30.0
@@ -192,13 +194,25 @@ class EmulatorServer:
     :meth:`route`, :meth:`handle` and :meth:`fault_response`."""
 
     name: ClassVar[str] = "emulator"
+    # The real service's limits, on by default: name -> limit (see :meth:`charges`).
+    RATE_LIMITS: ClassVar[dict[str, RateLimit]] = {}
 
-    def __init__(self, *, seed: int = 0, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        seed: int = 0,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        rate_limits: Mapping[str, Any] | None = None,
+    ) -> None:
         self.seed = seed
         self.host = host
         self.port = port
         self.verbose = False
         self.controls = Controls(seed)
+        self.rate_limits = RateLimiter(self.RATE_LIMITS)
+        if rate_limits:
+            self.rate_limits.configure(rate_limits)
         self.counters: Counter[str] = Counter()
         self.requests: list[RequestRecord] = []
         self._stats_lock = threading.Lock()
@@ -278,7 +292,15 @@ class EmulatorServer:
 
     def stats(self) -> dict[str, Any]:
         with self._stats_lock:
-            return {"counters": dict(self.counters), "requests": len(self.requests)}
+            counters = dict(self.counters)
+            times: dict[str, list[float]] = defaultdict(list)
+            for record in self.requests:
+                times[record.operation].append(record.time)
+        return {
+            "counters": counters,
+            "requests": sum(len(t) for t in times.values()),
+            "rates": {op: _rate(t) for op, t in sorted(times.items())},
+        }
 
     def _record(self, record: RequestRecord) -> None:
         with self._stats_lock:
@@ -307,6 +329,14 @@ class EmulatorServer:
     def fault_response(self, kind: str, decision: Decision) -> Response:
         raise NotImplementedError
 
+    def charges(self, request: Request, routed: Routed) -> list[Charge]:
+        """What the request costs against :attr:`RATE_LIMITS` (none by default)."""
+        return []
+
+    def throttled_response(self, refusal: Refusal) -> Response:
+        """The real service's answer to a request over its rate limit."""
+        raise NotImplementedError
+
     def _serve(self, request: Request, handler: _Handler) -> None:
         started = time.monotonic()
         routed = self.route(request)
@@ -315,9 +345,17 @@ class EmulatorServer:
             handler._send(routed)
             return
         self._count(routed.operation)
+        # Admission happens on arrival, as at the real edge; the answer still takes the latency.
+        refusal = self.rate_limits.admit(self.charges(request, routed))
         decision = self.controls.decide(routed.operation, routed.user_ids)
         if decision.delay_s > 0 and self._stopping.wait(decision.delay_s):
             handler._reset()
+            return
+        if refusal is not None:
+            self._count(f"throttled:{refusal.limit}")
+            response = self.throttled_response(refusal)
+            self._finish(request, routed, response, f"rate_limit:{refusal.limit}", started)
+            handler._send(response)
             return
         if decision.fault is not None:
             self._count(f"fault:{decision.fault}")
@@ -371,20 +409,40 @@ class EmulatorServer:
             payload = request.json
             if not isinstance(payload, dict):
                 return Response.json(400, {"error": "expected a JSON object of controls"})
+            payload = dict(payload)
+            limits = payload.pop("rate_limits", None)
             try:
+                if limits is not None:
+                    if not isinstance(limits, dict):
+                        raise ValueError("rate_limits must be an object of name -> limit")
+                    self.rate_limits.configure(limits)
                 self.controls.set(**payload)
-            except (TypeError, ValueError) as exc:
+            except (TypeError, ValueError, KeyError) as exc:
                 return Response.json(400, {"error": str(exc)})
-            return Response.json(200, self.controls.snapshot())
+            return Response.json(200, self.controls_snapshot())
         if path == "/_emulator/controls" and request.method == "GET":
-            return Response.json(200, self.controls.snapshot())
+            return Response.json(200, self.controls_snapshot())
         if path == "/_emulator/stats" and request.method == "GET":
             return Response.json(200, self.stats())
         if path == "/_emulator/reset" and request.method == "POST":
             self.controls.reset()
+            self.rate_limits.reset()
             self.reset_stats()
             return Response.json(200, {"reset": True})
         return self.extra_control(request)
 
+    def controls_snapshot(self) -> dict[str, Any]:
+        return {**self.controls.snapshot(), "rate_limits": self.rate_limits.snapshot()}
+
     def extra_control(self, request: Request) -> Response:
         return Response.json(404, {"error": f"no control endpoint {request.path}"})
+
+
+def _rate(times: list[float]) -> dict[str, float]:
+    """Requests of one operation: count, the most in any sliding second, and the mean rate."""
+    span = max(times) - min(times) if len(times) > 1 else 0.0
+    return {
+        "requests": len(times),
+        "peak_per_second": peak_in_window(times),
+        "mean_per_second": round(len(times) / span, 3) if span >= 1.0 else float(len(times)),
+    }

@@ -42,6 +42,7 @@ def emulator() -> Iterator[PersonalizeEmulator]:
     users = data.users(0)
     rows = data.interactions(0, catalogue, users)
     with PersonalizeEmulator(interactions=rows, items=catalogue, seed=0) as emu:
+        emu.rate_limits.disable()  # functional tests; the limits have their own
         yield emu
 
 

@@ -47,6 +47,7 @@ def personalize() -> Iterator[PersonalizeEmulator]:
     users = data.users(0)
     rows = data.interactions(0, catalogue, users)
     with PersonalizeEmulator(interactions=rows, items=catalogue, seed=0) as emu:
+        emu.rate_limits.disable()  # functional tests; the limits have their own
         yield emu
 
 
@@ -54,6 +55,7 @@ def personalize() -> Iterator[PersonalizeEmulator]:
 def segment() -> Iterator[SegmentEmulator]:
     """Fresh per test: profiles merge purchases, so one test's seeds must not leak."""
     emu = SegmentEmulator(seed=0, purchased_trait=TRAIT)
+    emu.rate_limits.disable()
     with emu:
         yield emu
     emu.store.close()
@@ -116,6 +118,8 @@ def invoke(
     # Generous by default so that correctness tests never depend on machine load; the
     # budget tests set their own.
     monkeypatch.setenv("PROFILE_TIMEOUT_MS", "3000")
+    # Every request reads the profile (the purchases cache has its own test).
+    monkeypatch.setenv("PROFILE_CACHE_TTL_S", "0")
     for emu in (personalize, segment):
         emu.controls.reset()
         emu.reset_stats()
@@ -278,7 +282,9 @@ def test_failing_profile_api_serves_unfiltered_and_counts(
     assert time.monotonic() - started < 3.0  # a long Retry-After is not waited for
     assert status == 200
     assert ids(body) == top[:5]
-    assert len(profile_requests(segment)) == 2  # one quick retry
+    # Not retried: every request sent counts against the space's budget, and the answer
+    # cannot wait for a Retry-After or a second read within a few hundred milliseconds.
+    assert len(profile_requests(segment)) == 1
     metrics = emf(capsys)[0]
     assert metrics["ExclusionUnavailable"] == 1
     assert metrics["exclusion_reason"] == reason
@@ -363,3 +369,22 @@ def test_item_requests_do_not_read_profiles(
     assert status == 200
     assert len(body["items"]) == 25
     assert profile_requests(segment) == []
+
+
+def test_purchases_are_reused_within_the_cache_ttl(
+    invoke: Invoke,
+    personalize: PersonalizeEmulator,
+    segment: SegmentEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PROFILE_CACHE_TTL_S", "60")
+    user = "user-0042"
+    top = ranking(personalize, user)
+    segment.set_traits(user, {TRAIT: [top[0]]})
+    for _ in range(3):
+        assert ids(invoke(event(user, 5))[1]) == top[1:6]
+    # One read of the space's budget for three requests of the same user.
+    assert len(profile_requests(segment)) == 1
+    other = "user-0043"
+    invoke(event(other, 5))
+    assert len(profile_requests(segment)) == 2

@@ -24,7 +24,11 @@ class FakeProfiles:
         self.calls: list[tuple[str, list[str], tuple[float, float] | None]] = []
 
     def traits(
-        self, user_id: str, include: Iterable[str], timeout: tuple[float, float] | None = None
+        self,
+        user_id: str,
+        include: Iterable[str],
+        timeout: tuple[float, float] | None = None,
+        deadline: float | None = None,
     ) -> dict[str, Any]:
         self.calls.append((user_id, list(include), timeout))
         if self.release is not None:

@@ -252,7 +252,11 @@ class FakeProfiles:
         self.users: list[str] = []
 
     def traits(
-        self, user_id: str, include: Iterable[str], timeout: tuple[float, float] | None = None
+        self,
+        user_id: str,
+        include: Iterable[str],
+        timeout: tuple[float, float] | None = None,
+        deadline: float | None = None,
     ) -> dict[str, Any]:
         self.users.append(user_id)
         if self.gate is not None:

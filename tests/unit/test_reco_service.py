@@ -7,8 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from common.personalize import Item, PersonalizeError, Recommendations
-from reco_api.exclusion import Pending, Purchases
-from reco_api.service import recommend
+from common.recommend import Purchases, recommend
+from reco_api.exclusion import Pending
 
 
 class FakePersonalize:

@@ -24,13 +24,25 @@ def build(user: str, items: list[str], mid: str = "personalize-traits-x") -> ide
 
 def test_message_id_is_deterministic_bounded_and_never_an_incoming_id() -> None:
     incoming = ["ajs-1", "ajs-2", "ajs-3"]
-    first = identify.message_id("u-1", incoming, "recommended_products")
-    assert first == identify.message_id("u-1", list(reversed(incoming)), "recommended_products")
-    assert first == identify.message_id("u-1", [*incoming, "ajs-1"], "recommended_products")
+    items = ["A", "B"]
+    trait = "recommended_products"
+    first = identify.message_id("u-1", incoming, trait, items)
+    assert first == identify.message_id("u-1", list(reversed(incoming)), trait, items)
+    assert first == identify.message_id("u-1", [*incoming, "ajs-1"], trait, items)
     assert len(first) <= 100
     assert first not in incoming
-    assert first != identify.message_id("u-2", incoming, "recommended_products")
-    assert first != identify.message_id("u-1", incoming[:2], "recommended_products")
+    assert first != identify.message_id("u-2", incoming, trait, items)
+    assert first != identify.message_id("u-1", incoming[:2], trait, items)
+
+
+def test_a_changed_list_gets_a_new_message_id() -> None:
+    """A retried batch whose recommendations changed must not be deduplicated away: Segment
+    would drop the new list as a duplicate and keep the stale one for good."""
+    incoming = ["ajs-1"]
+    trait = "recommended_products"
+    assert identify.message_id("u-1", incoming, trait, ["A", "B"]) != identify.message_id(
+        "u-1", incoming, trait, ["B", "A"]
+    )
 
 
 def test_message_shape() -> None:

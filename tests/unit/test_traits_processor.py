@@ -175,7 +175,7 @@ class FakeProfiles:
         self.lock = threading.Lock()
         self.fail = fail
 
-    def traits(self, user_id: str, include: Any) -> dict[str, Any]:
+    def traits(self, user_id: str, include: Any, deadline: float | None = None) -> dict[str, Any]:
         with self.lock:
             self.calls.append(user_id)
         if user_id in self.fail:
@@ -211,6 +211,10 @@ class FakeDeadLetters:
         return list(bad), []
 
 
+# The Profile reads' own pool, as in the runtime (never the units' pool).
+PROFILE_READS = ThreadPoolExecutor(8, thread_name_prefix="test-profile")
+
+
 class World:
     """Fakes for every dependency, and a way to run one batch through the logic."""
 
@@ -230,7 +234,7 @@ class World:
         s = self.settings
         rules = Rules(s.tracked_events, s.purchase_events, s.item_id_property)
         ports = Ports(
-            services=Services(self.events, self.runtime, self.profiles),
+            services=Services(self.events, self.runtime, self.profiles, PROFILE_READS),
             tracking=self.tracking,
             dead_letters=self.dead_letters,
             executor=self.executor,
@@ -347,8 +351,9 @@ def test_exclusion_of_profile_purchases_and_this_batch_purchases(world: World) -
     messages = [track(1, "u-1"), track(2, "u-1", "Order Completed", ("I-001", "I-003"))]
     assert world.run(messages) == []
     (call,) = world.runtime.calls
-    # 5 wanted + 4 excluded (I-000, "2", I-001, I-003): enough to refill.
-    assert call["numResults"] == 9
+    # Asked before the profile answered: 5 wanted + 25 headroom + this batch's 2 purchases;
+    # the 4 purchases (I-000, "2", I-001, I-003) fit in that page, so no second call.
+    assert call["numResults"] == 5 + 25 + 2
     (identify,) = world.tracking.identifies
     assert identify["traits"] == {
         "recommended_products": ["I-002", "I-004", "I-005", "I-006", "I-007"]
@@ -356,6 +361,43 @@ def test_exclusion_of_profile_purchases_and_this_batch_purchases(world: World) -
     assert identify["integrations"] == {"Amazon Kinesis": False}
     assert identify["messageId"].startswith("personalize-traits-")
     assert identify["messageId"] not in {m["messageId"] for m in messages}
+
+
+def test_refills_when_more_purchases_than_headroom_sat_in_the_page(world: World) -> None:
+    world.settings = replace(world.settings, exclusion_headroom=2)
+    world.profiles = FakeProfiles({"u-1": {"purchased_products": CATALOGUE[:10]}})
+    assert world.run([track(1, "u-1")]) == []
+    # First page: 5 + 2 = 7 items, all purchased; the refill asks for 5 + 10.
+    assert [c["numResults"] for c in world.runtime.calls] == [7, 15]
+    (identify,) = world.tracking.identifies
+    assert identify["traits"]["recommended_products"] == CATALOGUE[10:15]
+
+
+def test_profile_read_overlaps_put_events_and_recommendation(world: World) -> None:
+    """The read is in flight while PutEvents and GetRecommendations run: a read that waits
+    for both to have started would deadlock if it ran before them."""
+    started = {"put": threading.Event(), "reco": threading.Event()}
+    original_put, original_get = world.events.put_events, world.runtime.get_recommendations
+
+    def put_events(**params: Any) -> Any:
+        started["put"].set()
+        return original_put(**params)
+
+    def get_recommendations(**params: Any) -> Any:
+        started["reco"].set()
+        return original_get(**params)
+
+    class WaitingProfiles(FakeProfiles):
+        def traits(self, user_id: str, include: Any, deadline: float | None = None) -> Any:
+            assert started["put"].wait(5) and started["reco"].wait(5), "not overlapped"
+            return super().traits(user_id, include, deadline)
+
+    world.events.put_events = put_events  # type: ignore[method-assign]
+    world.runtime.get_recommendations = get_recommendations  # type: ignore[method-assign]
+    world.profiles = WaitingProfiles({"u-1": {"purchased_products": ["I-000"]}})
+    assert world.run([track(1, "u-1")]) == []
+    (identify,) = world.tracking.identifies
+    assert identify["traits"]["recommended_products"] == CATALOGUE[1:6]
 
 
 def test_unchanged_list_sends_no_identify(world: World) -> None:

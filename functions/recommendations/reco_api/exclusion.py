@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, Future
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from common.profiles import ProfileError, item_ids
+from common.recommend import Purchases
 from common.secrets import SecretError
 
 # After a problem only the operator can fix (token rejected, parameter missing), stop
@@ -21,19 +22,18 @@ from common.secrets import SecretError
 CONFIG_PROBLEM_COOLDOWN_S = 60.0
 
 
+# Most users whose purchases are kept between requests (per container).
+CACHE_MAX_USERS = 10_000
+
+
 class TraitSource(Protocol):
     def traits(
-        self, user_id: str, include: Iterable[str], timeout: tuple[float, float] | None = None
+        self,
+        user_id: str,
+        include: Iterable[str],
+        timeout: tuple[float, float] | None = None,
+        deadline: float | None = None,
     ) -> dict[str, Any]: ...
-
-
-@dataclass(frozen=True)
-class Purchases:
-    """``ids`` is None when the purchases could not be known (``reason`` says why)."""
-
-    ids: frozenset[str] | None
-    reason: str | None = None
-    malformed: bool = False
 
 
 class Pending:
@@ -75,6 +75,7 @@ class PurchaseReader:
         forget_token: Callable[[], None],
         clock: Callable[[], float] = time.monotonic,
         cooldown_s: float = CONFIG_PROBLEM_COOLDOWN_S,
+        cache_ttl_s: float = 0.0,
     ) -> None:
         self._source = source
         self._trait = trait
@@ -87,18 +88,36 @@ class PurchaseReader:
         self._paused_until = 0.0
         self._paused_reason = ""
         self._lock = threading.Lock()
+        self._cache_ttl = cache_ttl_s
+        self._cache: OrderedDict[str, tuple[float, Purchases]] = OrderedDict()
 
     def start(self, user_id: str) -> Pending:
         with self._lock:
-            if self._clock() < self._paused_until:
+            now = self._clock()
+            if now < self._paused_until:
                 return Pending(None, self._budget, Purchases(None, self._paused_reason))
+            cached = self._cache.get(user_id)
+            if cached is not None and cached[0] > now:
+                return Pending(None, self._budget, cached[1])
         return Pending(self._executor().submit(self._read, user_id), self._budget)
 
+    def _remember(self, user_id: str, purchases: Purchases) -> Purchases:
+        if self._cache_ttl > 0:
+            with self._lock:
+                self._cache[user_id] = (self._clock() + self._cache_ttl, purchases)
+                self._cache.move_to_end(user_id)
+                while len(self._cache) > CACHE_MAX_USERS:
+                    self._cache.popitem(last=False)
+        return purchases
+
     def _read(self, user_id: str) -> Purchases:
-        # Socket timeouts no longer than the budget, so a hung read frees its thread soon.
+        # Socket timeouts no longer than the budget, so a hung read frees its thread soon;
+        # no waiting longer than the budget for a turn of the container's rate share.
         timeout = (min(self._budget, 1.0), self._budget)
         try:
-            traits = self._source.traits(user_id, [self._trait], timeout=timeout)
+            traits = self._source.traits(
+                user_id, [self._trait], timeout=timeout, deadline=self._clock() + self._budget
+            )
         except ProfileError as exc:
             if exc.kind == "auth":
                 self._forget_token()  # a rotated token is read again after the pause
@@ -112,7 +131,7 @@ class PurchaseReader:
         except Exception as exc:  # noqa: BLE001 - exclusion must never fail the request
             return Purchases(None, f"error:{type(exc).__name__}")
         ids, well_formed = item_ids(traits.get(self._trait))
-        return Purchases(frozenset(ids), malformed=not well_formed)
+        return self._remember(user_id, Purchases(frozenset(ids), malformed=not well_formed))
 
     def _pause(self, reason: str, setting: str, detail: str) -> None:
         with self._lock:

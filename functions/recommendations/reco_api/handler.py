@@ -11,10 +11,10 @@ from typing import Any
 from common.config import ConfigError
 from common.log import hash_id
 from common.personalize import PersonalizeError, Recommendations, get_recommendations
+from common.recommend import Served, recommend
 from reco_api import responses, runtime
 from reco_api.request import BadRequest, Query, method, parse
 from reco_api.runtime import Runtime
-from reco_api.service import Served, recommend
 
 # Personalize sends no Retry-After; one second matches its scaling reaction time.
 RETRY_AFTER_S = "1"

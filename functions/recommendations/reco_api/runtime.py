@@ -33,9 +33,6 @@ PERSONALIZE_POLICY = aws.ClientPolicy(
 # longer than the exclusion budget: the next request then finds it cached.
 SSM_POLICY = aws.ClientPolicy(connect_timeout=1.0, read_timeout=2.0, max_attempts=2)
 TOKEN_TTL_S = 300.0
-# One request at a time per container; a few threads absorb reads still finishing after
-# their budget expired.
-PROFILE_WORKERS = 4
 
 _lock = threading.Lock()
 _runtime: Runtime | None = None
@@ -89,35 +86,41 @@ class Runtime:
     def _build_reader(self) -> PurchaseReader:
         from common.http import HttpPolicy, session
         from common.profiles import ProfileClient
+        from common.ratelimit import TokenBucket
         from common.secrets import SecretCache
 
         assert self.settings is not None and self.settings.exclusion is not None
         conf = self.settings.exclusion
         secrets = SecretCache(lambda: aws.client("ssm", SSM_POLICY), ttl_seconds=TOKEN_TTL_S)
-        # One quick retry (a stale keep-alive connection, a blip); no waiting on
-        # Retry-After: the budget is a few hundred milliseconds.
+        # One quick retry of a failed connection only: a request that reached Segment
+        # counts against the space's budget, so it is sent again only after taking a turn
+        # (ProfileClient does that after a 429, within the few hundred ms budget).
         policy = HttpPolicy(
             connect_timeout=min(conf.budget_s, 1.0),
             read_timeout=conf.budget_s,
             retries=1,
+            status_retries=0,
             backoff_factor=0.0,
             max_retry_after=0.0,
-            pool_maxsize=PROFILE_WORKERS,
+            pool_maxsize=conf.workers,
         )
+        rate = conf.requests_per_second
         client = ProfileClient(
             session=session(policy),
             base_url=conf.profile_api_url,
             space_id=conf.space_id,
             token=lambda: secrets.get(conf.token_parameter),
             timeout=policy.timeout,
+            limiter=TokenBucket(rate) if rate is not None else None,
         )
         return PurchaseReader(
             client,
             conf.purchased_trait,
             conf.budget_s,
-            executor,
+            lambda: executor(conf.workers),
             on_config_problem=self._config_problem,
             forget_token=lambda: secrets.invalidate(conf.token_parameter),
+            cache_ttl_s=conf.cache_ttl_s,
         )
 
     def _config_problem(self, setting: str, detail: str) -> None:
@@ -139,12 +142,14 @@ def get() -> Runtime:
     return found
 
 
-def executor() -> ThreadPoolExecutor:
+def executor(workers: int) -> ThreadPoolExecutor:
+    """The container's Profile API threads (``PROFILE_WORKERS``): one request at a time per
+    container, and a few threads absorb reads still finishing after their budget expired."""
     global _executor
     if _executor is None:
         with _lock:
             if _executor is None:
-                _executor = ThreadPoolExecutor(PROFILE_WORKERS, thread_name_prefix="profile")
+                _executor = ThreadPoolExecutor(workers, thread_name_prefix="profile")
     return _executor
 
 

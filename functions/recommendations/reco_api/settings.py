@@ -10,7 +10,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from common.config import ConfigError, env_arn, env_int, env_profile_api, env_str
+from common.config import (
+    ConfigError,
+    env_arn,
+    env_float,
+    env_int,
+    env_profile_api,
+    env_str,
+)
 
 DEFAULT_NUM_RESULTS = 25
 DEFAULT_PURCHASED_TRAIT = "purchased_products"
@@ -18,6 +25,11 @@ DEFAULT_PURCHASED_TRAIT = "purchased_products"
 DEFAULT_PROFILE_TIMEOUT_MS = 250
 # Extra items asked of Personalize before the purchases are known (see .notes/recommendations.md).
 DEFAULT_EXCLUSION_HEADROOM = 25
+# A user's purchases read within this many seconds are reused (0 = every request reads):
+# a page that asks twice costs one read of the space's shared Profile API budget.
+DEFAULT_PROFILE_CACHE_TTL_S = 5.0
+# Threads reading the Profile API in the background, per container.
+DEFAULT_PROFILE_WORKERS = 4
 
 _ORIGIN = re.compile(r"^https?://[^\s/,]+$")
 
@@ -30,6 +42,9 @@ class ExclusionSettings:
     purchased_trait: str
     budget_s: float
     headroom: int
+    cache_ttl_s: float = DEFAULT_PROFILE_CACHE_TTL_S
+    workers: int = DEFAULT_PROFILE_WORKERS
+    requests_per_second: float | None = None  # this container's Profile API share
 
 
 @dataclass(frozen=True)
@@ -64,6 +79,8 @@ def _exclusion(env: Mapping[str, str]) -> ExclusionSettings | None:
         raise ConfigError("PURCHASED_TRAIT", "must be one trait name without commas")
     timeout_ms = env_int(env, "PROFILE_TIMEOUT_MS", DEFAULT_PROFILE_TIMEOUT_MS, 10, 5000)
     headroom = env_int(env, "EXCLUSION_HEADROOM", DEFAULT_EXCLUSION_HEADROOM, 0, 500)
+    cache_ttl_s = env_float(env, "PROFILE_CACHE_TTL_S", DEFAULT_PROFILE_CACHE_TTL_S, 0.0, 300.0)
+    workers = env_int(env, "PROFILE_WORKERS", DEFAULT_PROFILE_WORKERS, 1, 32)
     profile = env_profile_api(env)
     if profile is None:
         return None
@@ -74,6 +91,9 @@ def _exclusion(env: Mapping[str, str]) -> ExclusionSettings | None:
         purchased_trait=trait,
         budget_s=timeout_ms / 1000.0,
         headroom=headroom,
+        cache_ttl_s=cache_ttl_s,
+        workers=workers,
+        requests_per_second=profile.requests_per_second,
     )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -36,11 +36,15 @@ class Identify:
     body: bytes  # the message as sent
 
 
-def message_id(user_id: str, incoming_message_ids: Iterable[str], trait: str) -> str:
-    """Deterministic: the same user and the same incoming messages give the same id, so a
-    retried batch is deduplicated by Segment. Never an incoming id (Segment's deduplication
-    is global: reusing one would drop our identify). 83 characters, within the 100 limit."""
-    parts = [trait, user_id, *sorted(set(incoming_message_ids))]
+def message_id(
+    user_id: str, incoming_message_ids: Iterable[str], trait: str, items: Sequence[str]
+) -> str:
+    """Deterministic: the same user, incoming messages and list give the same id, so a
+    retried batch is deduplicated by Segment. The list is part of it: a retry whose
+    recommendations changed (the model learnt in between) must not be dropped as a
+    duplicate of the stale list. Never an incoming id (Segment's deduplication is global:
+    reusing one would drop our identify). 83 characters, within the 100 limit."""
+    parts = [trait, user_id, *sorted(set(incoming_message_ids)), "\x1e", *items]
     digest = hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
     return MESSAGE_ID_PREFIX + digest
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 from common import aws
 from common.config import ConfigError
 from common.http import HttpPolicy, session
 from common.profiles import ProfileClient, ProfileError
+from common.ratelimit import TokenBucket
 from common.secrets import SecretCache
 from traits_sync.deadletter import DeadLetterQueue
 from traits_sync.processor import Ports
@@ -54,8 +56,17 @@ class Runtime:
             pool_maxsize=workers,
         )
         self.http = session(self.http_policy)
+        # Profile API requests each take a turn of the container's rate share
+        # (SEGMENT_PROFILE_API_RPS), so only failed connections are retried by urllib3;
+        # a 429 is waited out (Retry-After) by ProfileClient within the time budget.
+        self.profile_http = session(replace(self.http_policy, retries=1, status_retries=0))
+        self.profile_reads = ThreadPoolExecutor(workers, thread_name_prefix="profile")
         self.secrets = SecretCache(lambda: aws.client("ssm", SSM_POLICY), SECRET_TTL_S)
         self._ports: Ports | None = None
+
+    def shutdown(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        self.profile_reads.shutdown(wait=False, cancel_futures=True)
 
     def secret_parameters(self) -> dict[str, str]:
         """SSM parameter name → the setting that names it (for the log line)."""
@@ -91,17 +102,19 @@ class Runtime:
         profiles: _ForgetfulProfiles | None = None
         if settings.profile is not None:
             conf = settings.profile
+            rate = conf.requests_per_second
             client = ProfileClient(
-                session=self.http,
+                session=self.profile_http,
                 base_url=conf.api_url,
                 space_id=conf.space_id,
                 token=lambda: self.secrets.get(conf.token_parameter),
                 timeout=(1.0, 3.0),
+                limiter=TokenBucket(rate) if rate is not None else None,
             )
             profiles = _ForgetfulProfiles(client, self.secrets, conf.token_parameter)
         write_key = settings.write_key_parameter
         return Ports(
-            services=Services(events_client, runtime_client, profiles),
+            services=Services(events_client, runtime_client, profiles, self.profile_reads),
             tracking=TrackingClient(
                 session=self.http,
                 base_url=settings.segment_api_url,
@@ -121,9 +134,11 @@ class _ForgetfulProfiles:
         self._secrets = secrets
         self._parameter = parameter
 
-    def traits(self, user_id: str, include: Iterable[str]) -> dict[str, Any]:
+    def traits(
+        self, user_id: str, include: Iterable[str], *, deadline: float | None = None
+    ) -> dict[str, Any]:
         try:
-            return self._client.traits(user_id, include)
+            return self._client.traits(user_id, include, deadline=deadline)
         except ProfileError as exc:
             if exc.kind == "auth":
                 self._secrets.invalidate(self._parameter)
@@ -138,7 +153,7 @@ def get(env: Mapping[str, str]) -> Runtime:
         if _runtime is None or _runtime.settings != settings:
             old, _runtime = _runtime, Runtime(settings)
             if old is not None:
-                old.executor.shutdown(wait=False, cancel_futures=True)
+                old.shutdown()
         return _runtime
 
 
@@ -148,5 +163,5 @@ def reset() -> None:
     with _lock:
         old, _runtime = _runtime, None
     if old is not None:
-        old.executor.shutdown(wait=False, cancel_futures=True)
+        old.shutdown()
     aws.reset_clients()

@@ -53,6 +53,8 @@ class Settings:
     dead_letter_queue_url: str
     integrations: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_INTEGRATIONS))
     worker_threads: int = 8
+    # Extra items asked for while the profile's purchases are still being read.
+    exclusion_headroom: int = 25
     time_margin_ms: int = 2000
     metrics_namespace: str = "SegmentPersonalize"
 
@@ -78,6 +80,7 @@ def load(env: Mapping[str, str]) -> Settings:
         dead_letter_queue_url=_queue_url(env, "DEAD_LETTER_QUEUE_URL"),
         integrations=_integrations(env, "SEGMENT_IDENTIFY_INTEGRATIONS"),
         worker_threads=env_int(env, "WORKER_THREADS", 8, 1, 64),
+        exclusion_headroom=env_int(env, "EXCLUSION_HEADROOM", 25, 0, 500),
         time_margin_ms=env_int(env, "TIME_BUDGET_MARGIN_MS", 2000, 0, 600_000),
         metrics_namespace=env_str(env, "METRICS_NAMESPACE", "SegmentPersonalize")
         or "SegmentPersonalize",

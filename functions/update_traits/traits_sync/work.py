@@ -9,13 +9,16 @@ of writing after its records were already reported for retry.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from concurrent.futures import Executor, Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from common.personalize import classify, exclude, fetch_size, get_recommendations
+from common.personalize import Recommendations, classify, get_recommendations
 from common.profiles import item_ids
+from common.recommend import Known, Pending, Purchases, recommend
 from traits_sync import identify
-from traits_sync.budget import Budget
+from traits_sync.budget import Budget, OutOfTime
 from traits_sync.messages import id_text
 from traits_sync.plan import SessionGroup, UserWork
 from traits_sync.settings import Settings
@@ -23,7 +26,9 @@ from traits_sync.stats import Stats
 
 
 class ProfileReader(Protocol):
-    def traits(self, user_id: str, include: Iterable[str]) -> dict[str, Any]: ...
+    def traits(
+        self, user_id: str, include: Iterable[str], *, deadline: float | None = None
+    ) -> dict[str, Any]: ...
 
 
 class StepFailed(Exception):
@@ -46,6 +51,9 @@ class Services:
     personalize_events: Any  # boto3 personalize-events client, or None without a tracking id
     personalize_runtime: Any  # boto3 personalize-runtime client
     profiles: ProfileReader | None  # None when the Profile API is not configured
+    # Runs the Profile reads beside the units (never the units' own pool: a unit waits for
+    # its read, and a read waiting behind units on the same pool would deadlock it).
+    profile_reads: Executor | None = None
 
 
 def put_events(
@@ -78,56 +86,123 @@ def put_events(
             raise StepFailed("PutEvents", classify(exc).kind) from exc
 
 
+@dataclass
+class ProfileRead:
+    """The user's profile traits, read while the unit sends its events and asks Personalize;
+    :meth:`wait` gives the purchases to exclude (the trait's and this batch's) or raises
+    :class:`StepFailed`, so nothing unfiltered is ever written."""
+
+    future: Future[dict[str, Any]]
+    batch_purchases: frozenset[str]
+    settings: Settings
+    budget: Budget
+    stats: Stats
+    current: Any = None  # the profile's recommended trait, once read
+
+    def wait(self) -> Purchases:
+        try:
+            traits = self.future.result(timeout=self.budget.remaining())
+        except FutureTimeout:
+            self.future.cancel()
+            raise OutOfTime() from None
+        except OutOfTime:
+            raise
+        except Exception as exc:  # ProfileError, SecretError, ...: retried later
+            raise StepFailed("ProfileAPI", getattr(exc, "kind", type(exc).__name__)) from exc
+        purchased, well_formed = item_ids(traits.get(self.settings.purchased_trait))
+        if not well_formed:
+            self.stats.add("MalformedPurchasedTrait")
+        self.current = traits.get(self.settings.recommended_trait)
+        return Purchases(self.batch_purchases | purchased, malformed=not well_formed)
+
+
+def read_profile(
+    work: UserWork, settings: Settings, services: Services, budget: Budget, stats: Stats
+) -> ProfileRead | None:
+    """Start the user's Profile API read (None when the Profile API is not configured)."""
+    profiles = services.profiles
+    if profiles is None:
+        return None
+    include = [settings.purchased_trait, settings.recommended_trait]
+
+    def read() -> dict[str, Any]:
+        budget.check()
+        stats.add("ProfileReads")
+        return profiles.traits(work.user_id, include, deadline=budget.deadline)
+
+    pool = services.profile_reads
+    future: Future[dict[str, Any]]
+    if pool is None:  # no pool to overlap on: read first, then carry on
+        future = Future()
+        try:
+            future.set_result(read())
+        except Exception as exc:  # noqa: BLE001 - raised again by ProfileRead.wait
+            future.set_exception(exc)
+    else:
+        future = pool.submit(read)
+    return ProfileRead(future, frozenset(work.purchased), settings, budget, stats)
+
+
 def user_identify(
     work: UserWork, settings: Settings, services: Services, budget: Budget, stats: Stats
 ) -> identify.Identify | None:
-    """The identify for one user, or None when the profile already holds the same list."""
-    for group in work.groups.values():
-        put_events(group, settings, services, budget, stats)
+    """The identify for one user, or None when the profile already holds the same list.
 
-    excluded = set(work.purchased)
-    current: Any = None
-    if services.profiles is not None:
-        budget.check()
-        stats.add("ProfileReads")
-        try:
-            traits = services.profiles.traits(
-                work.user_id, [settings.purchased_trait, settings.recommended_trait]
-            )
-        except Exception as exc:  # ProfileError, SecretError, ...: retried later
-            raise StepFailed("ProfileAPI", getattr(exc, "kind", type(exc).__name__)) from exc
-        purchased, well_formed = item_ids(traits.get(settings.purchased_trait))
-        if not well_formed:
-            stats.add("MalformedPurchasedTrait")
-        excluded |= purchased
-        current = traits.get(settings.recommended_trait)
-
-    budget.check()
-    stats.add("RecommendationCalls")
+    The Profile read overlaps the user's PutEvents and the first GetRecommendations, which
+    asks for headroom beyond N; a second call refills only when more purchases than that
+    sat in the page. PutEvents still comes before GetRecommendations, so real-time
+    recommendations see this batch's events.
+    """
+    profile = read_profile(work, settings, services, budget, stats)
     try:
-        recommendations = get_recommendations(
-            services.personalize_runtime,
-            settings.campaign_arn,
-            user_id=work.user_id,
-            num_results=fetch_size(settings.num_results, len(excluded)),
-            filter_arn=settings.filter_arn,
-        )
-    except Exception as exc:  # PersonalizeError already classified
-        raise StepFailed("GetRecommendations", getattr(exc, "kind", "unavailable")) from exc
-    items = [i.item_id for i in exclude(recommendations.items, excluded, settings.num_results)]
+        for group in work.groups.values():
+            put_events(group, settings, services, budget, stats)
+    except BaseException:
+        if profile is not None:
+            profile.future.cancel()
+        raise
+
+    def fetch(count: int) -> Recommendations:
+        budget.check()
+        stats.add("RecommendationCalls")
+        try:
+            return get_recommendations(
+                services.personalize_runtime,
+                settings.campaign_arn,
+                user_id=work.user_id,
+                num_results=count,
+                filter_arn=settings.filter_arn,
+            )
+        except Exception as exc:  # PersonalizeError already classified
+            raise StepFailed("GetRecommendations", getattr(exc, "kind", "unavailable")) from exc
+
+    pending: Pending
+    if profile is None:
+        pending, headroom = Known(Purchases(frozenset(work.purchased))), len(work.purchased)
+    else:
+        pending, headroom = profile, settings.exclusion_headroom + len(work.purchased)
+    try:
+        served = recommend(fetch, settings.num_results, pending, headroom)
+    except BaseException:
+        if profile is not None:
+            profile.future.cancel()
+        raise
+    items = [item.item_id for item in served.items]
 
     assert work.latest is not None  # a unit has at least one event
     message = identify.build(
         work.user_id,
         items,
         trait=settings.recommended_trait,
-        message_id=identify.message_id(work.user_id, work.message_ids, settings.recommended_trait),
+        message_id=identify.message_id(
+            work.user_id, work.message_ids, settings.recommended_trait, items
+        ),
         timestamp=work.latest,
         integrations=settings.integrations,
     )
     if len(message.items) < len(items):
         stats.add("TraitCut")
-    if services.profiles is not None and same_list(current, message.items):
+    if profile is not None and same_list(profile.current, message.items):
         stats.add("Unchanged")
         return None
     return message

@@ -1,15 +1,17 @@
-"""Recommendations with purchased items removed, Personalize's ranking kept, refilled to N.
+"""Recommendations with purchased items removed, Personalize's ranking kept, refilled to N;
+used by the API (per request) and update_traits (per user of a batch).
 
 The purchases are only known once the Profile API has answered, which runs concurrently
 with Personalize. So the first call asks for N + headroom; only when more purchased items
 than that sat in the page (and Personalize had a full page to give) does a second call ask
-for N + len(purchased) (at most 500). See .notes/recommendations.md for the measurements.
+for N + len(purchased) (at most 500).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from common.personalize import (
     Item,
@@ -18,9 +20,34 @@ from common.personalize import (
     exclude,
     fetch_size,
 )
-from reco_api.exclusion import Pending
 
 Fetch = Callable[[int], Recommendations]
+
+
+@dataclass(frozen=True)
+class Purchases:
+    """``ids`` is None when the purchases could not be known (``reason`` says why)."""
+
+    ids: frozenset[str] | None
+    reason: str | None = None
+    malformed: bool = False
+
+
+class Pending(Protocol):
+    """Purchases being read while Personalize answers; ``wait`` is called once, after the
+    first page (it may raise to abandon the whole recommendation)."""
+
+    def wait(self) -> Purchases: ...
+
+
+@dataclass(frozen=True)
+class Known:
+    """Purchases known before any call (no read in flight)."""
+
+    purchases: Purchases
+
+    def wait(self) -> Purchases:
+        return self.purchases
 
 
 @dataclass(frozen=True)

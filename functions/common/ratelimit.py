@@ -1,0 +1,55 @@
+"""This container's share of a rate budget shared with other containers (the Segment Profile
+API's 100 requests/s per space, split by Terraform): one token bucket for all its threads.
+
+The bucket holds one token by default, so requests leave at most one every ``1/rate``
+seconds and never in a burst: in any sliding second a container sends at most
+``ceil(rate)`` requests, and the shares of all containers add up to the budget. A caller
+reserves its turn and sleeps until it comes, in the order the turns were taken; a turn that
+would come after the caller's deadline is not taken at all (the work is retried later,
+never squeezed in).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+
+
+class TokenBucket:
+    def __init__(
+        self,
+        rate: float,
+        capacity: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if not (math.isfinite(rate) and rate > 0):
+            raise ValueError("rate must be a positive number of requests per second")
+        if not (math.isfinite(capacity) and capacity >= 1):
+            raise ValueError("capacity must be at least one token")
+        self.rate = rate
+        self.capacity = capacity
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._tokens = capacity
+        self._at = clock()
+
+    def acquire(self, deadline: float, cost: float = 1.0) -> float | None:
+        """Wait for ``cost`` tokens; the seconds waited, or None (nothing taken) when they
+        would only be there after ``deadline`` (a time on this bucket's clock)."""
+        with self._lock:
+            now = self._clock()
+            tokens = min(self.capacity, self._tokens + (now - self._at) * self.rate)
+            wait = max(0.0, (cost - tokens) / self.rate)
+            self._at = now
+            self._tokens = tokens
+            if now + wait > deadline:
+                return None
+            # Taken now, paid for by waiting: later callers queue behind this one.
+            self._tokens = tokens - cost
+        if wait > 0:
+            self._sleep(wait)
+        return wait
