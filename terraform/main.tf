@@ -22,6 +22,31 @@ locals {
   segment_api_url         = coalesce(var.segment_api_url, local.segment_urls[var.segment_region].api)
   segment_profile_api_url = coalesce(var.segment_profile_api_url, local.segment_urls[var.segment_region].profile)
 
+  # One Segment Profile API budget for the space, split between every container that can
+  # run at once: the traits side runs at most shards x parallelization factor (on-demand
+  # streams start with 4 shards), capped by its reserved concurrency; the API at most its
+  # reserved concurrency, or API Gateway's burst limit without one. Each container gets
+  # the same share, rounded down, so the shares never add up to more than the budget.
+  traits_max_concurrency = (
+    var.kinesis_stream_mode == "PROVISIONED"
+    ? (var.traits_reserved_concurrency >= 1 ? min(var.traits_reserved_concurrency, var.kinesis_shard_count * var.traits_parallelization_factor) : var.kinesis_shard_count * var.traits_parallelization_factor)
+    : (var.traits_reserved_concurrency >= 1 ? var.traits_reserved_concurrency : 4 * var.traits_parallelization_factor)
+  )
+  api_max_concurrency       = var.recommendations_reserved_concurrency >= 1 ? var.recommendations_reserved_concurrency : max(1, var.api_throttling_burst_limit)
+  profile_api_per_container = floor(var.segment_profile_api_rps * 1000 / (local.traits_max_concurrency + local.api_max_concurrency)) / 1000
+  profile_api_budget = {
+    requests_per_second = var.segment_profile_api_rps
+    per_container       = local.profile_api_per_container
+    update_traits = {
+      max_concurrency = local.traits_max_concurrency
+      share           = local.profile_api_per_container * local.traits_max_concurrency
+    }
+    recommendations = {
+      max_concurrency = local.api_max_concurrency
+      share           = local.profile_api_per_container * local.api_max_concurrency
+    }
+  }
+
   tracing_mode = var.tracing_enabled ? "Active" : "PassThrough"
   tags         = merge(var.tags, { "segment-personalize:deployment" = var.name_prefix })
 }
@@ -94,6 +119,8 @@ module "traits_sync" {
   item_id_property             = var.item_id_property
   recommended_trait            = var.recommended_trait
   purchased_trait              = var.purchased_trait
+  profile_api_rps              = local.profile_api_per_container
+  worker_threads               = var.traits_worker_threads
 
   batch_size                         = var.traits_batch_size
   maximum_batching_window_in_seconds = var.traits_batching_window_seconds
@@ -131,6 +158,8 @@ module "recommendations_api" {
   segment_profile_api_url      = local.segment_profile_api_url
   purchase_events              = var.purchase_events
   purchased_trait              = var.purchased_trait
+  profile_api_rps              = local.profile_api_per_container
+  profile_workers              = var.recommendations_profile_workers
 
   stage_name                 = var.api_stage_name
   api_key_required           = var.api_key_required

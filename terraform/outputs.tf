@@ -63,3 +63,8 @@ output "alarm_sns_topic_arn" {
   description = "SNS topic the alarms notify, or null."
   value       = module.alarms.sns_topic_arn
 }
+
+output "segment_profile_api_budget" {
+  description = "How segment_profile_api_rps is split: per_container is each container's SEGMENT_PROFILE_API_RPS; share = per_container x the function's maximum concurrency; the two shares add up to at most the budget."
+  value       = local.profile_api_budget
+}

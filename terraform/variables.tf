@@ -86,6 +86,17 @@ variable "segment_space_id" {
   default     = null
 }
 
+variable "segment_profile_api_rps" {
+  description = "The space's Segment Profile API budget in requests/s (Segment allows 100 per space), shared by both functions: each container gets budget / (maximum containers of both functions); see the segment_profile_api_budget output."
+  type        = number
+  default     = 100
+
+  validation {
+    condition     = var.segment_profile_api_rps > 0 && var.segment_profile_api_rps <= 10000
+    error_message = "segment_profile_api_rps must be > 0 and <= 10000 requests per second."
+  }
+}
+
 variable "segment_region" {
   description = "Region of the Segment workspace: us or eu. Picks the default tracking and Profile API URLs."
   type        = string
@@ -434,6 +445,17 @@ variable "recommendations_reserved_concurrency" {
   default     = 50
 }
 
+variable "recommendations_profile_workers" {
+  description = "Threads per recommendations container reading the Profile API in the background (PROFILE_WORKERS)."
+  type        = number
+  default     = 4
+
+  validation {
+    condition     = var.recommendations_profile_workers >= 1 && var.recommendations_profile_workers <= 32 && floor(var.recommendations_profile_workers) == var.recommendations_profile_workers
+    error_message = "recommendations_profile_workers must be a whole number from 1 to 32."
+  }
+}
+
 variable "recommendations_extra_environment" {
   description = "Optional tuning settings of the recommendations function as environment variables (e.g. LOG_LEVEL). Never secrets."
   type        = map(string)
@@ -456,6 +478,17 @@ variable "traits_reserved_concurrency" {
   description = "Reserved concurrency of update_traits; at least shards x parallelization factor. -1 for none."
   type        = number
   default     = 20
+}
+
+variable "traits_worker_threads" {
+  description = "Threads per update_traits container working on a batch's users (WORKER_THREADS); as many again read the Profile API."
+  type        = number
+  default     = 8
+
+  validation {
+    condition     = var.traits_worker_threads >= 1 && var.traits_worker_threads <= 64 && floor(var.traits_worker_threads) == var.traits_worker_threads
+    error_message = "traits_worker_threads must be a whole number from 1 to 64."
+  }
 }
 
 variable "traits_extra_environment" {

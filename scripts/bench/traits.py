@@ -29,6 +29,7 @@ import json
 import logging
 import math
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -81,16 +82,22 @@ class Stack:
 
 
 @contextlib.contextmanager
-def stack(sample: tuple[Any, Any, Any]) -> Iterator[Stack]:
+def stack(sample: tuple[Any, Any, Any], latency: bool = True) -> Iterator[Stack]:
+    """Fresh emulators with the bench's latencies (or none: the CPU floor), rate limits off
+    (a run that wants one turns it on)."""
     catalogue, _, rows = sample
     with tempfile.TemporaryDirectory(prefix="traits-bench-") as folder:
         db = Path(folder) / "segment.sqlite"
         personalize = PersonalizeEmulator(interactions=rows, items=catalogue, seed=0)
         profile = SegmentEmulator(db_path=db, seed=0)
         tracking = SegmentEmulator(db_path=db, seed=0)
-        personalize.controls.set(latency_ms=PERSONALIZE_MS)
-        profile.controls.set(latency_ms=PROFILE_MS)
-        tracking.controls.set(latency_ms=TRACKING_MS)
+        for emulator, ms in (
+            (personalize, PERSONALIZE_MS),
+            (profile, PROFILE_MS),
+            (tracking, TRACKING_MS),
+        ):
+            emulator.rate_limits.disable()
+            emulator.controls.set(latency_ms=ms if latency else 0.0)
         with personalize, profile, tracking:
             try:
                 yield Stack(personalize, profile, tracking)
@@ -193,7 +200,9 @@ def load_app() -> ModuleType:
     return module
 
 
-def configure(moto_url: str, s: Stack, workers: int) -> None:
+def configure(
+    moto_url: str, s: Stack, workers: int, mode: str = "profile", rps: float | None = None
+) -> None:
     import boto3
 
     os.environ.update(
@@ -233,16 +242,47 @@ def configure(moto_url: str, s: Stack, workers: int) -> None:
             "LOG_LEVEL": "ERROR",
         }
     )
+    for name in ("PERSONALIZE_FILTER_ARN", "SEGMENT_PROFILE_API_RPS"):
+        os.environ.pop(name, None)
+    if mode == "filter":
+        # Filter mode: Personalize excludes purchases itself, no Profile API at all.
+        for name in ("SEGMENT_SPACE_ID", "SEGMENT_PROFILE_TOKEN_PARAMETER"):
+            os.environ.pop(name, None)
+        os.environ["PERSONALIZE_FILTER_ARN"] = s.personalize.purchase_filter_arn
+    if rps is not None:
+        os.environ["SEGMENT_PROFILE_API_RPS"] = f"{rps:g}"
+
+
+@dataclass
+class Run:
+    seconds: float
+    calls: dict[str, int]
+    failed_records: int
+    failed_users: int
+    throttled: int  # answers 429 / ThrottlingException from the emulators
 
 
 def run_handler(
-    sample: Any, moto_url: str, batch: list[Any], warmup: list[Any], workers: int
-) -> tuple[float, dict[str, int], int]:
+    sample: Any,
+    moto_url: str,
+    batch: list[Any],
+    warmup: list[Any],
+    workers: int,
+    *,
+    mode: str = "profile",
+    latency: bool = True,
+    profile_limit: float | None = None,
+) -> Run:
+    """One measured batch on fresh emulators: ``mode`` profile (Profile API exclusion) or
+    filter (Personalize filter); ``profile_limit`` turns the Profile API's rate limit on at
+    that rate and gives the handler the same share (SEGMENT_PROFILE_API_RPS)."""
     from traits_sync import runtime
 
-    with stack(sample) as s:
+    with stack(sample, latency=latency) as s:
         runtime.reset()
-        configure(moto_url, s, workers)
+        configure(moto_url, s, workers, mode, profile_limit)
+        if profile_limit is not None:
+            s.profile.rate_limits.configure({"profile": profile_limit})
         app = load_app()
         # The handler's JSON logs and EMF lines would drown the table.
         with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
@@ -252,14 +292,30 @@ def run_handler(
             result = app.lambda_handler(kinesis_event(batch), Context())
             elapsed = time.perf_counter() - started
         runtime.reset()
-        return elapsed, s.calls(), len(result["batchItemFailures"])
+        failed = {f["itemIdentifier"] for f in result["batchItemFailures"]}
+        records = kinesis_event(batch)["Records"]
+        failed_users = {
+            json.loads(base64.b64decode(r["kinesis"]["data"]))["userId"]
+            for r in records
+            if r["kinesis"]["sequenceNumber"] in failed
+        }
+        throttled = sum(
+            v
+            for e in (s.personalize, s.profile, s.tracking)
+            for k, v in e.counters.items()
+            if k.startswith("throttled:") or k == "fault:429"
+        )
+        return Run(elapsed, s.calls(), len(failed), len(failed_users), throttled)
 
 
 # -- the baseline: one record at a time -----------------------------------------------------
 
 
-def run_baseline(sample: Any, batch: list[Any], warmup: list[Any]) -> tuple[float, dict[str, int]]:
-    """What a handler that treats each record on its own does: four round trips each."""
+def run_baseline(
+    sample: Any, batch: list[Any], warmup: list[Any], mode: str = "profile"
+) -> tuple[float, dict[str, int]]:
+    """What a handler that treats each record on its own does: four round trips each (three
+    in filter mode, where Personalize's filter replaces the Profile API read)."""
     import boto3
     import requests
     from botocore.config import Config
@@ -294,6 +350,16 @@ def run_baseline(sample: Any, batch: list[Any], warmup: list[Any]) -> tuple[floa
                     for n, sku in enumerate(skus)
                 ],
             )
+            if mode == "filter":
+                response = recs.get_recommendations(
+                    campaignArn=s.personalize.campaign_arn,
+                    userId=message["userId"],
+                    numResults=NUM_RESULTS,
+                    filterArn=s.personalize.purchase_filter_arn,
+                )
+                items = [i["itemId"] for i in response["itemList"]]
+                identify(message, items)
+                return
             response = recs.get_recommendations(
                 campaignArn=s.personalize.campaign_arn,
                 userId=message["userId"],
@@ -310,6 +376,9 @@ def run_baseline(sample: Any, batch: list[Any], warmup: list[Any]) -> tuple[floa
             if profile.status_code == 200:
                 purchased = set(profile.json()["traits"].get("purchased_products") or [])
             items = [i["itemId"] for i in response["itemList"] if i["itemId"] not in purchased]
+            identify(message, items)
+
+        def identify(message: dict[str, Any], items: list[str]) -> None:
             http.post(
                 f"{s.tracking.url}/v1/identify",
                 json={
@@ -331,17 +400,49 @@ def run_baseline(sample: Any, batch: list[Any], warmup: list[Any]) -> tuple[floa
         return elapsed, s.calls()
 
 
+def median_range(values: Sequence[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    return {
+        "median": round(statistics.median(ordered), 4),
+        "min": round(ordered[0], 4),
+        "max": round(ordered[-1], 4),
+    }
+
+
+def critical_path_s(users: int, workers: int, mode: str) -> float:
+    """The batch's latency floor at this concurrency: users in waves of ``workers``, each
+    PutEvents then GetRecommendations (the Profile read overlaps them), then /v1/batch."""
+    per_user = max(PERSONALIZE_MS * 2, PROFILE_MS if mode == "profile" else 0.0)
+    waves = math.ceil(users / workers)
+    profile_lane = math.ceil(users / workers) * PROFILE_MS if mode == "profile" else 0.0
+    return (max(waves * per_user, profile_lane) + TRACKING_MS) / 1000.0
+
+
+def fmt(stat: dict[str, float], unit: str = "s") -> str:
+    return f"{stat['median']:.2f} {unit} ({stat['min']:.2f}-{stat['max']:.2f})"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=500)
     parser.add_argument("--users", type=int, default=100)
     parser.add_argument("--workers", type=int, default=8, help="WORKER_THREADS of the handler")
+    parser.add_argument("--runs", type=int, default=3, help="measured runs per row (median)")
+    parser.add_argument(
+        "--share", type=float, default=25.0, help="(b): the function's Profile API share, req/s"
+    )
     parser.add_argument("--quick", action="store_true", help="100 records from 20 users")
+    parser.add_argument(
+        "--smoke", action="store_true", help="seconds: 30 records, 6 users, 1 run (make test)"
+    )
+    parser.add_argument("--json", type=Path, help="merge the figures into this JSON file")
     args = parser.parse_args(argv)
     if args.quick:
         args.records, args.users = 100, 20
-    if not 1 <= args.users <= args.records:
-        parser.error("need 1 <= users <= records")
+    if args.smoke:
+        args.records, args.users, args.runs, args.share = 30, 6, 1, 20.0
+    if not 1 <= args.users <= args.records or args.runs < 1:
+        parser.error("need 1 <= users <= records and runs >= 1")
 
     catalogue = data.catalogue(0)
     users = data.users(0)
@@ -353,38 +454,97 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"traits sync: {args.records} records from {args.users} users; emulated latency "
         f"Personalize {PERSONALIZE_MS:.0f} ms, Profile API {PROFILE_MS:.0f} ms, "
-        f"Segment tracking {TRACKING_MS:.0f} ms; handler WORKER_THREADS={args.workers}",
+        f"Segment tracking {TRACKING_MS:.0f} ms; WORKER_THREADS={args.workers}; "
+        f"medians of {args.runs} runs (min-max)",
         flush=True,
     )
+    figures: dict[str, Any] = {
+        "records": args.records,
+        "users": args.users,
+        "workers": args.workers,
+        "runs": args.runs,
+    }
+    failures = 0
     with aws_emulator() as moto_url:
-        ours, our_calls, failed = run_handler(sample, moto_url, batch, warmup, args.workers)
-    if failed:
-        print(f"warning: the handler reported {failed} records for retry", file=sys.stderr)
-    theirs, their_calls = run_baseline(sample, batch, warmup)
 
-    columns = ["PutEvents", "GetRecommendations", "Profile API", "Segment tracking", "total"]
-    header = f"{'flow':<28}" + "".join(f"{c:>20}" for c in columns) + f"{'wall s':>10}"
-    print(header)
-    print("-" * len(header))
-    for name, calls, seconds in (
-        ("handler (batch)", our_calls, ours),
-        ("per-record sequential", their_calls, theirs),
-    ):
-        print(f"{name:<28}" + "".join(f"{calls[c]:>20}" for c in columns) + f"{seconds:>10.2f}")
-    ratio_calls = their_calls["total"] / max(1, our_calls["total"])
-    print(
-        f"{'ratio (sequential / ours)':<28}"
-        + " " * 20 * (len(columns) - 1)
-        + f"{ratio_calls:>19.1f}x"
-        + f"{theirs / ours:>9.1f}x"
-    )
-    per_user = math.ceil(args.records / args.users / 10)
-    print(
-        f"expected handler calls: PutEvents {args.users * per_user} (one session per user), "
-        f"GetRecommendations {args.users}, Profile API {args.users}, "
-        f"Segment /v1/batch {math.ceil(args.users / 2500)} or more (475 KB per request)"
-    )
+        def runs(**kwargs: Any) -> list[Run]:
+            return [
+                run_handler(sample, moto_url, batch, warmup, args.workers, **kwargs)
+                for _ in range(args.runs)
+            ]
+
+        # (a) both modes, no rate limits, beside the per-record flow and the lower bound.
+        print("\n(a) one batch, no rate limits")
+        header = (
+            f"{'mode':<9}{'handler':>24}{'calls':>7}{'floor@0ms':>24}{'critical':>10}"
+            f"{'vs bound':>10}{'per-record':>12}{'calls':>7}{'speed-up':>10}"
+        )
+        print(header)
+        print("-" * len(header))
+        for mode in ("filter", "profile"):
+            ours = runs(mode=mode)
+            floor = runs(mode=mode, latency=False)
+            theirs, their_calls = run_baseline(sample, batch, warmup, mode)
+            wall = median_range([r.seconds for r in ours])
+            cpu = median_range([r.seconds for r in floor])
+            critical = critical_path_s(args.users, args.workers, mode)
+            bound = max(critical, cpu["median"])
+            failures += sum(r.failed_records for r in ours + floor)
+            row = {
+                "handler_s": wall,
+                "handler_calls": ours[0].calls,
+                "cpu_floor_s": cpu,
+                "critical_path_s": round(critical, 4),
+                "lower_bound_s": round(bound, 4),
+                "vs_lower_bound": round(wall["median"] / bound, 3),
+                "per_record_s": round(theirs, 3),
+                "per_record_calls": their_calls,
+                "speed_up": round(theirs / wall["median"], 1),
+                "failed_records": sum(r.failed_records for r in ours),
+            }
+            figures[f"a_{mode}"] = row
+            print(
+                f"{mode:<9}{fmt(wall):>24}{ours[0].calls['total']:>7}{fmt(cpu):>24}"
+                f"{critical:>9.2f}s{row['vs_lower_bound']:>9.2f}x{theirs:>11.1f}s"
+                f"{their_calls['total']:>7}{row['speed_up']:>9.1f}x",
+                flush=True,
+            )
+
+        # (b) the Profile API limited to the function's share: the rate bound holds.
+        limited = runs(mode="profile", profile_limit=args.share)
+        wall = median_range([r.seconds for r in limited])
+        rate_bound = args.users / args.share
+        row = {
+            "share_rps": args.share,
+            "handler_s": wall,
+            "rate_bound_s": round(rate_bound, 3),
+            "vs_rate_bound": round(wall["median"] / rate_bound, 3),
+            "failed_users": max(r.failed_users for r in limited),
+            "answers_429": max(r.throttled for r in limited),
+        }
+        figures["b_profile_limited"] = row
+        failures += sum(r.failed_records for r in limited)
+        print(
+            f"\n(b) Profile API limited to the function's share, {args.share:g} req/s: "
+            f"{fmt(wall)} for {args.users} users, bound users/share {rate_bound:.2f} s "
+            f"({row['vs_rate_bound']:.2f}x); failed users {row['failed_users']}, "
+            f"429 answers {row['answers_429']}",
+            flush=True,
+        )
+
+    if args.json:
+        merge_json(args.json, "traits", figures)
+    if failures:
+        print(f"warning: {failures} records were reported for retry", file=sys.stderr)
     return 0
+
+
+def merge_json(path: Path, key: str, value: Any) -> None:
+    """Add one bench's figures to the shared JSON file (build/bench.json)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    current = json.loads(path.read_text()) if path.is_file() else {}
+    current[key] = value
+    path.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")
 
 
 if __name__ == "__main__":

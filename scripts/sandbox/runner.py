@@ -407,6 +407,11 @@ class Sandbox:
             "SEGMENT_PROFILE_API_URL": segment.url + "/v1",
             "DEAD_LETTER_QUEUE_URL": made.dead_letter_queue_url,
         }
+        profile_limit = segment.rate_limits.limits.get("profile")
+        if profile_limit is not None:
+            # One container of each function: the space's budget split in two, as
+            # Terraform splits it over the functions' maximum concurrency.
+            env["SEGMENT_PROFILE_API_RPS"] = f"{profile_limit.rate / 2:g}"
         if self.options.use_filter:
             env["PERSONALIZE_FILTER_ARN"] = personalize.purchase_filter_arn
         else:

@@ -40,7 +40,7 @@ CONTRACT_ENV_NAMES = {
     "NUM_RESULTS", "SEGMENT_WRITE_KEY_PARAMETER", "SEGMENT_PROFILE_TOKEN_PARAMETER",
     "SEGMENT_SPACE_ID", "SEGMENT_API_URL", "SEGMENT_PROFILE_API_URL", "TRACKED_EVENTS",
     "PURCHASE_EVENTS", "ITEM_ID_PROPERTY", "RECOMMENDED_TRAIT", "PURCHASED_TRAIT",
-    "DEAD_LETTER_QUEUE_URL",
+    "DEAD_LETTER_QUEUE_URL", "SEGMENT_PROFILE_API_RPS",
 }  # fmt: skip
 # AWS offers no resource scoping for these: "*" is the only possible resource.
 TRACKED_EVENTS = ["Product Viewed", "Product Clicked", "Product Added", "Order Completed"]
@@ -71,6 +71,11 @@ TFVARS = {
     "create_alarm_sns_topic": True,
     "traits_extra_environment": {"LOG_LEVEL": "DEBUG"},
     "tags": {"project": "tf-test"},
+    # The Profile API budget: 72 req/s over 10 (traits, reserved) + 50 (API) containers.
+    "segment_profile_api_rps": 72,
+    "traits_reserved_concurrency": 10,
+    "traits_worker_threads": 6,
+    "recommendations_profile_workers": 3,
 }
 
 
@@ -216,10 +221,13 @@ def test_environment_holds_contract_names_and_no_secret(deployment: Deployment) 
     assert set(reco) == {
         "PERSONALIZE_CAMPAIGN_ARN", "PERSONALIZE_FILTER_ARN", "NUM_RESULTS",
         "SEGMENT_PROFILE_TOKEN_PARAMETER", "SEGMENT_SPACE_ID", "SEGMENT_PROFILE_API_URL",
-        "PURCHASE_EVENTS", "PURCHASED_TRAIT", "CORS_ALLOW_ORIGIN",
+        "PURCHASE_EVENTS", "PURCHASED_TRAIT", "CORS_ALLOW_ORIGIN", "SEGMENT_PROFILE_API_RPS",
+        "PROFILE_WORKERS",
     }  # fmt: skip
     assert reco["CORS_ALLOW_ORIGIN"] == CORS_ORIGIN
-    assert set(traits) == CONTRACT_ENV_NAMES | {"LOG_LEVEL"}
+    assert reco["PROFILE_WORKERS"] == "3"
+    assert set(traits) == CONTRACT_ENV_NAMES | {"LOG_LEVEL", "WORKER_THREADS"}
+    assert traits["WORKER_THREADS"] == "6"
     assert traits["LOG_LEVEL"] == "DEBUG"
     assert traits["SEGMENT_WRITE_KEY_PARAMETER"] == d.outputs["segment_write_key_parameter"]
     assert traits["SEGMENT_PROFILE_TOKEN_PARAMETER"] == d.outputs["segment_profile_token_parameter"]
@@ -233,6 +241,15 @@ def test_environment_holds_contract_names_and_no_secret(deployment: Deployment) 
     # segment_region = "eu" picks Segment's EU endpoints.
     assert traits["SEGMENT_API_URL"] == "https://events.eu1.segmentapis.com/v1"
     assert reco["SEGMENT_PROFILE_API_URL"] == "https://profiles.euw1.segment.com/v1"
+
+    # One budget, split evenly over every container that can run at once, never above it.
+    budget = d.outputs["segment_profile_api_budget"]
+    assert budget["requests_per_second"] == 72
+    assert budget["update_traits"]["max_concurrency"] == 10
+    assert budget["recommendations"]["max_concurrency"] == 50
+    assert budget["per_container"] == 1.2
+    assert traits["SEGMENT_PROFILE_API_RPS"] == reco["SEGMENT_PROFILE_API_RPS"] == "1.200"
+    assert budget["update_traits"]["share"] + budget["recommendations"]["share"] <= 72
 
     values = json.dumps([reco, traits])
     assert d.write_key not in values

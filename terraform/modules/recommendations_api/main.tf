@@ -21,6 +21,8 @@ locals {
       SEGMENT_PROFILE_TOKEN_PARAMETER = var.profile_token_parameter_name
       SEGMENT_SPACE_ID                = var.segment_space_id
       SEGMENT_PROFILE_API_URL         = var.segment_profile_api_url
+      SEGMENT_PROFILE_API_RPS         = var.segment_space_id != null && var.profile_api_rps != null ? format("%.3f", var.profile_api_rps) : null
+      PROFILE_WORKERS                 = tostring(var.profile_workers)
       PURCHASE_EVENTS                 = join(",", var.purchase_events)
       PURCHASED_TRAIT                 = var.purchased_trait
       CORS_ALLOW_ORIGIN               = join(",", var.cors_allow_origins)

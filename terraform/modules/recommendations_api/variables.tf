@@ -224,6 +224,28 @@ variable "waf_web_acl_arn" {
   default     = null
 }
 
+variable "profile_api_rps" {
+  description = "This container's share of the space's Profile API budget in requests/s (SEGMENT_PROFILE_API_RPS); null for no limit."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.profile_api_rps == null || try(var.profile_api_rps > 0, false)
+    error_message = "profile_api_rps must be null or > 0."
+  }
+}
+
+variable "profile_workers" {
+  description = "Threads reading the Profile API in the background (PROFILE_WORKERS), 1-32."
+  type        = number
+  default     = 4
+
+  validation {
+    condition     = var.profile_workers >= 1 && var.profile_workers <= 32 && floor(var.profile_workers) == var.profile_workers
+    error_message = "profile_workers must be a whole number from 1 to 32."
+  }
+}
+
 variable "extra_environment" {
   description = "Further environment variables for the function's optional tuning settings (e.g. LOG_LEVEL). Never secrets. The typed settings of this module win on a name clash."
   type        = map(string)

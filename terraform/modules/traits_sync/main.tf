@@ -21,6 +21,8 @@ locals {
       SEGMENT_SPACE_ID                = var.segment_space_id
       SEGMENT_API_URL                 = var.segment_api_url
       SEGMENT_PROFILE_API_URL         = var.segment_profile_api_url
+      SEGMENT_PROFILE_API_RPS         = var.segment_space_id != null && var.profile_api_rps != null ? format("%.3f", var.profile_api_rps) : null
+      WORKER_THREADS                  = tostring(var.worker_threads)
       TRACKED_EVENTS                  = join(",", var.tracked_events)
       PURCHASE_EVENTS                 = join(",", var.purchase_events)
       ITEM_ID_PROPERTY                = var.item_id_property

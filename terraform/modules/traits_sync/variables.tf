@@ -263,6 +263,28 @@ variable "queue_retention_seconds" {
   }
 }
 
+variable "profile_api_rps" {
+  description = "This container's share of the space's Profile API budget in requests/s (SEGMENT_PROFILE_API_RPS); null for no limit."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.profile_api_rps == null || try(var.profile_api_rps > 0, false)
+    error_message = "profile_api_rps must be null or > 0."
+  }
+}
+
+variable "worker_threads" {
+  description = "Threads working on a batch's users (WORKER_THREADS), 1-64."
+  type        = number
+  default     = 8
+
+  validation {
+    condition     = var.worker_threads >= 1 && var.worker_threads <= 64 && floor(var.worker_threads) == var.worker_threads
+    error_message = "worker_threads must be a whole number from 1 to 64."
+  }
+}
+
 variable "extra_environment" {
   description = "Further environment variables for the function's optional tuning settings (e.g. LOG_LEVEL). Never secrets. The typed settings of this module win on a name clash."
   type        = map(string)
