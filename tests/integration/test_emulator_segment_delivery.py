@@ -7,10 +7,15 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -19,10 +24,12 @@ import requests
 from moto.server import ThreadedMotoServer
 from segment.analytics import Client
 
+from emulators import pytest_fixtures
 from emulators.segment import SegmentEmulator
 from emulators.segment_kinesis import loopback_kinesis_client
 
 WRITE_KEY = "sandbox-write-key"
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -278,3 +285,42 @@ def test_a_big_batch_goes_out_in_put_records_calls_of_at_most_500(
     stats = destination.stats()
     assert stats["put_calls"] == 3  # 500 + 500 + 200, not one call per message
     assert stats["delivered"] == 1200
+
+
+def test_process_mode_delivers_to_the_stream(stream: tuple[Any, str], moto_url: str) -> None:
+    kinesis, name = stream
+    env = {**os.environ, "PYTHONPATH": str(REPO / "scripts"), "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "emulators.segment", "--port", "0",
+         "--kinesis-stream", name, "--kinesis-endpoint-url", moto_url],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+    )  # fmt: skip
+    try:
+        lines = pytest_fixtures.stdout_lines(process)
+        url = pytest_fixtures.wait_ready(lines)
+        assert json.loads(lines.get(timeout=10))["kinesis_stream"] == name
+        body = {"batch": [{"type": "track", "userId": "u9", "event": "E", "messageId": "cli-1"}]}
+        assert requests.post(f"{url}/v1/batch", json=body, auth=(WRITE_KEY, ""), timeout=5).ok
+        records = _records(kinesis, name, 1)
+        assert json.loads(records[0]["Data"])["messageId"] == "cli-1"
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=15) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=10)
+
+
+@pytest.mark.parametrize(
+    "endpoint", ["https://kinesis.us-east-1.amazonaws.com", "http://10.0.0.1:4566"]
+)
+def test_only_loopback_kinesis_endpoints(endpoint: str) -> None:
+    with pytest.raises(ValueError, match=r"must be on 127\.0\.0\.1"):
+        loopback_kinesis_client(endpoint, "us-east-1")
+    env = {**os.environ, "PYTHONPATH": str(REPO / "scripts")}
+    refused = subprocess.run(
+        [sys.executable, "-m", "emulators.segment", "--kinesis-stream", "s",
+         "--kinesis-endpoint-url", endpoint],
+        capture_output=True, text=True, env=env, timeout=30, check=False,
+    )  # fmt: skip
+    assert refused.returncode == 2 and "must be on 127.0.0.1" in refused.stderr
