@@ -239,14 +239,17 @@ def test_events_sent_with_segment_analytics_python_update_the_trait(
     client.join()
     assert errors == []
 
-    def recommended() -> list[str] | None:
+    def after_the_order() -> list[str] | None:
+        # The replay may have written this user's trait just before our events; the one that
+        # counts leaves out the item just ordered (a broken exclusion never gets there).
         value = (_profile(state, user) or {}).get("recommended_products")
-        return value if isinstance(value, list) else None
+        if isinstance(value, list) and not set(value) & set(bought):
+            return value
+        return None
 
-    trait = _poll(f"{user}'s recommended_products trait", recommended, timeout_s=30)
+    trait = _poll(f"{user}'s recommended_products without the order", after_the_order, 30)
     assert len(trait) == NUM_RESULTS  # refilled after removing the purchases
     assert not set(trait) & set(purchased), "a purchased item was recommended"
-    assert not set(trait) & set(bought), "the item just ordered was recommended"
     # The computed trait followed the same events.
     assert set(bought) <= set(_profile(state, user)["purchased_products"])  # type: ignore[index]
     # Not vacuous: Personalize itself still ranks what the user bought.
