@@ -68,6 +68,16 @@ class _Tee(io.TextIOBase):
     def writable(self) -> bool:
         return True
 
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return self._target.encoding
+
+    def fileno(self) -> int:
+        return self._target.fileno()
+
+    def isatty(self) -> bool:
+        return False
+
     def write(self, text: str) -> int:
         with self._lock:
             self._target.write(text)

@@ -93,10 +93,12 @@ def test_the_tap_sees_whole_lines_and_still_writes_the_file(tmp_path: Path) -> N
         sys.stdout.write('{"message": "a"')
         sys.stdout.write('}\n{"message": "b"}\n{"part')
         sys.stdout.flush()
+        encoding, is_tty = sys.stdout.encoding, sys.stdout.isatty()
     finally:
         console.restore_stdout()
     assert sys.stdout is saved
     assert seen == ['{"message": "a"}', '{"message": "b"}']
+    assert (encoding, is_tty) == ("utf-8", False)
     assert (tmp_path / "handlers.log").read_text() == '{"message": "a"}\n{"message": "b"}\n{"part'
 
 
