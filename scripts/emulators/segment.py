@@ -6,6 +6,12 @@ local HTTP server, with Segment's documented limits and quirks:
   200 ``{"success": true}`` and nothing is stored (``rejected`` counts those messages);
 - 400 over 32 KB per message or 500 KB per batch, and for invalid JSON; more than 2,500
   events in a batch: 200, all dropped; duplicate ``messageId``: dropped;
+- what Segment's libraries send: ``Content-Encoding: gzip`` bodies (analytics-python's
+  ``gzip=True``; the limits apply to the decoded JSON), analytics.js's short routes
+  (``/v1/t``, ``/v1/i``, ``/v1/p``, ``/v1/s``, ``/v1/g``, ``/v1/a``, ``/v1/b``) with a
+  ``text/plain`` body and the write key in it, and CORS for browsers;
+- delivery: with :meth:`SegmentEmulator.connect_kinesis`, every accepted message also goes to
+  a Kinesis stream as Segment's Amazon Kinesis destination writes it (``segment_kinesis``);
 - profiles merge traits per user and persist in SQLite; a computed "unique list" trait of
   purchased item ids (sorted, unique strings) follows the purchase events;
 - Profile API: access token as the basic-auth user, ``include=``, ``limit`` (default 10),
@@ -17,9 +23,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import random
 import threading
 import uuid
+import zlib
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -31,6 +39,7 @@ from urllib.parse import unquote
 from emulators.cli import add_control_arguments, apply_control_arguments, serve_until_signal
 from emulators.controls import Decision
 from emulators.ratelimit import Charge, RateLimit, Refusal
+from emulators.segment_kinesis import KinesisDestination, loopback_kinesis_client, routed_to_kinesis
 from emulators.segment_store import SegmentStore
 from emulators.server import INVALID_JSON, EmulatorServer, Request, Response, Routed
 
@@ -44,6 +53,18 @@ MAX_TRAITS = 300
 DEFAULT_PROFILE_LIMIT = 10
 MAX_PROFILE_LIMIT = 200
 MESSAGE_TYPES = ("identify", "track", "page", "screen", "group", "alias")
+# analytics.js posts to the first letter of the call type (and /b for its batches).
+SHORT_ROUTES = {kind[0]: kind for kind in MESSAGE_TYPES} | {"b": "batch"}
+# A gzip body is decoded up to one byte past the largest request accepted: enough to know it
+# is too large, never a decompression bomb in memory.
+MAX_DECODED_BYTES = MAX_BATCH_BYTES + 1
+_CORS = {"Access-Control-Allow-Origin": "*"}
+_PREFLIGHT = {
+    **_CORS,
+    "Access-Control-Allow-Methods": "POST, OPTIONS",
+    "Access-Control-Allow-Headers": "Content-Type, Content-Encoding, Authorization",
+    "Access-Control-Max-Age": "86400",
+}
 ID_TYPES = ("user_id", "anonymous_id", "email")
 _NOT_FOUND = {"error": {"code": "not_found", "message": "Profile was not found."}}
 
@@ -83,11 +104,36 @@ class SegmentEmulator(EmulatorServer):
         self.dropped: Counter[str] = Counter()
         self._ingest_lock = threading.Lock()
         self._id_rng = random.Random(f"segment-message-id:{seed}")
+        self.destination: KinesisDestination | None = None
+
+    def connect_kinesis(
+        self,
+        kinesis: Any,
+        stream_name: str,
+        *,
+        use_message_id: bool = False,
+        duplicate_rate: float = 0.0,
+    ) -> KinesisDestination:
+        """Connect Segment's Amazon Kinesis destination: every message accepted from now on is
+        also delivered to ``stream_name`` (in a background thread, stopped by :meth:`close`)."""
+        destination = KinesisDestination(
+            kinesis,
+            stream_name,
+            use_message_id=use_message_id,
+            duplicate_rate=duplicate_rate,
+            seed=self.seed,
+        )
+        destination.start()
+        self.destination = destination
+        return destination
 
     def close(self) -> None:
-        """Stop and close the database (a file-backed one stays on disk). Leaving a ``with``
-        block does this; a bare :meth:`stop` keeps the data readable."""
+        """Stop, deliver what the destination still holds (bounded), close the database (a
+        file-backed one stays on disk). Leaving a ``with`` block does this; a bare
+        :meth:`stop` keeps the data readable."""
         self.stop()
+        if self.destination is not None:
+            self.destination.stop()
         self.store.close()
 
     def __exit__(
@@ -132,6 +178,8 @@ class SegmentEmulator(EmulatorServer):
             stats["rejected"] = self.rejected
             stats["dropped"] = dict(self.dropped)
         stats["stored"] = self.store.message_count()
+        if self.destination is not None:
+            stats["kinesis"] = self.destination.stats()
         return stats
 
     def _profile_traits(self, profile: str) -> dict[str, Any] | None:
@@ -147,10 +195,17 @@ class SegmentEmulator(EmulatorServer):
 
     def route(self, request: Request) -> Routed | Response:
         parts = request.path.split("/")
-        if request.method == "POST" and len(parts) == 3 and parts[1] == "v1":
-            kind = parts[2]
-            if kind in MESSAGE_TYPES or kind in ("batch", "import"):
+        if len(parts) == 3 and parts[1] == "v1":
+            kind = SHORT_ROUTES.get(parts[2], parts[2])
+            tracking = kind in MESSAGE_TYPES or kind in ("batch", "import")
+            if tracking and request.method == "OPTIONS":
+                return Response(204, b"", dict(_PREFLIGHT))
+            if tracking and request.method == "POST":
                 operation = "batch" if kind in ("batch", "import") else kind
+                decoded = _decoded_body(request)
+                if isinstance(decoded, Response):
+                    return decoded
+                request.body = decoded  # the limits and the parsing apply to the JSON itself
                 body = request.json
                 return Routed(operation=operation, user_ids=_user_ids(body), body=body)
         if request.method == "GET" and request.path.startswith("/v1/spaces/"):
@@ -165,11 +220,11 @@ class SegmentEmulator(EmulatorServer):
             return Response.json(
                 429,
                 {"error": {"code": "rate_limit_error", "message": "Too Many Requests"}},
-                {"Retry-After": retry, "X-RateLimit-Reset": retry},
+                {"Retry-After": retry, "X-RateLimit-Reset": retry, **_CORS},
             )
         status = int(kind)
         return Response.json(
-            status, {"error": {"code": "server_error", "message": f"emulated {status}"}}
+            status, {"error": {"code": "server_error", "message": f"emulated {status}"}}, _CORS
         )
 
     def charges(self, request: Request, routed: Routed) -> list[Charge]:
@@ -184,13 +239,15 @@ class SegmentEmulator(EmulatorServer):
         return Response.json(
             429,
             {"error": {"code": "rate_limit_error", "message": "Too Many Requests"}},
-            {"Retry-After": retry, "X-RateLimit-Reset": retry},
+            {"Retry-After": retry, "X-RateLimit-Reset": retry, **_CORS},
         )
 
     def handle(self, request: Request, routed: Routed) -> Response:
         if routed.operation == "profile":
             return self._profile(request)
-        return self._tracking(request, routed)
+        response = self._tracking(request, routed)
+        response.headers.update(_CORS)  # browsers (analytics.js) read the answer too
+        return response
 
     # -- Tracking API ------------------------------------------------------------------------
 
@@ -253,7 +310,9 @@ class SegmentEmulator(EmulatorServer):
             self.dropped["message_id_too_long"] += 1
             return
         now = _iso_now()
-        stored = {**message, "messageId": message_id, "receivedAt": now}
+        # The write key authenticates the request; it is not part of the event downstream.
+        stored = {k: v for k, v in message.items() if k != "writeKey"}
+        stored.update(messageId=message_id, receivedAt=now)
         if sent_at is not None and "sentAt" not in stored:
             stored["sentAt"] = sent_at
         stored.setdefault("timestamp", stored.get("originalTimestamp") or now)
@@ -267,6 +326,8 @@ class SegmentEmulator(EmulatorServer):
             items = _purchased_items(message.get("properties"), self.item_id_property)
             if items:
                 self.store.add_purchases(profile, items)
+        if self.destination is not None and routed_to_kinesis(stored.get("integrations")):
+            self.destination.deliver(stored)
 
     # -- Profile API -------------------------------------------------------------------------
 
@@ -327,6 +388,8 @@ class SegmentEmulator(EmulatorServer):
         )
 
     def extra_control(self, request: Request) -> Response:
+        if request.path == "/_emulator/destination":
+            return self._destination_control(request)
         prefix = "/_emulator/profiles/"
         if request.path.startswith(prefix) and request.method == "GET":
             traits = self.traits(unquote(request.path[len(prefix) :]))
@@ -334,6 +397,43 @@ class SegmentEmulator(EmulatorServer):
                 return Response.json(404, _NOT_FOUND)
             return Response.json(200, traits)
         return super().extra_control(request)
+
+    def _destination_control(self, request: Request) -> Response:
+        """``GET``: the Kinesis destination's settings and counters; ``POST`` a JSON object
+        with ``use_message_id`` and/or ``duplicate_rate`` to change them."""
+        destination = self.destination
+        if destination is None:
+            return Response.json(404, {"error": "no Kinesis destination connected"})
+        if request.method == "POST":
+            payload = request.json
+            if not isinstance(payload, dict) or set(payload) - {"use_message_id", "duplicate_rate"}:
+                return Response.json(
+                    400, {"error": "expected a JSON object of use_message_id, duplicate_rate"}
+                )
+            try:
+                destination.configure(**payload)
+            except (TypeError, ValueError) as exc:
+                return Response.json(400, {"error": str(exc)})
+        elif request.method != "GET":
+            return Response.json(405, {"error": "GET or POST"})
+        return Response.json(200, destination.stats())
+
+
+def _decoded_body(request: Request) -> bytes | Response:
+    """The body without its ``Content-Encoding`` (gzip, as Segment's libraries send it)."""
+    encoding = (request.headers.get("Content-Encoding") or "").strip().lower()
+    if encoding in ("", "identity"):
+        return request.body
+    if encoding not in ("gzip", "x-gzip"):
+        return _bad_request(f"unsupported Content-Encoding {encoding!r}")
+    decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        decoded = decompressor.decompress(request.body, MAX_DECODED_BYTES)
+    except zlib.error:
+        return _bad_request("invalid gzip body")
+    if len(decoded) < MAX_DECODED_BYTES and not decompressor.eof:
+        return _bad_request("truncated gzip body")
+    return decoded
 
 
 def _ok() -> Response:
@@ -415,7 +515,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "Local Segment Tracking API + Profile API emulator. Prints 'ready <url>' when "
             "listening (SEGMENT_API_URL and SEGMENT_PROFILE_API_URL are <url>/v1); stops on "
             "SIGTERM/SIGINT. Control at runtime: POST /_emulator/controls, GET "
-            "/_emulator/stats, POST /_emulator/reset, GET /_emulator/profiles/<userId>."
+            "/_emulator/stats, POST /_emulator/reset, GET /_emulator/profiles/<userId>, "
+            "GET/POST /_emulator/destination."
         ),
     )
     parser.add_argument("--write-key", default="sandbox-write-key", help="accepted write key")
@@ -436,7 +537,40 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--item-id-property", default="sku", help="product field holding the item id"
     )
     add_control_arguments(parser, SegmentEmulator.RATE_LIMITS)
+    kinesis = parser.add_argument_group(
+        "Amazon Kinesis destination (off unless --kinesis-stream is given)"
+    )
+    kinesis.add_argument("--kinesis-stream", help="deliver every accepted message to this stream")
+    kinesis.add_argument(
+        "--kinesis-endpoint-url",
+        default=os.environ.get("AWS_ENDPOINT_URL_KINESIS") or os.environ.get("AWS_ENDPOINT_URL"),
+        help="a local AWS emulator on 127.0.0.1, e.g. moto's server "
+        "(default: AWS_ENDPOINT_URL_KINESIS, then AWS_ENDPOINT_URL)",
+    )
+    kinesis.add_argument(
+        "--kinesis-region",
+        default=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+        help="the stream's region (default: AWS_REGION, then us-east-1)",
+    )
+    kinesis.add_argument(
+        "--use-message-id",
+        action="store_true",
+        help="partition key messageId instead of userId || anonymousId (the destination's "
+        "useMessageId option)",
+    )
+    kinesis.add_argument(
+        "--duplicate-rate",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="probability 0..1 that a delivered record is delivered again (at least once)",
+    )
+    add_control_arguments(parser)
     args = parser.parse_args(argv)
+    if args.kinesis_stream and not args.kinesis_endpoint_url:
+        parser.error("--kinesis-stream needs --kinesis-endpoint-url (or AWS_ENDPOINT_URL_KINESIS)")
+    if not 0.0 <= args.duplicate_rate <= 1.0:
+        parser.error("--duplicate-rate must be from 0 to 1")
     emulator = SegmentEmulator(
         write_key=args.write_key,
         profile_token=args.profile_token,
@@ -450,12 +584,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         port=args.port,
     )
     apply_control_arguments(emulator, args)
+    if args.kinesis_stream:
+        try:
+            client = loopback_kinesis_client(args.kinesis_endpoint_url, args.kinesis_region)
+        except ValueError as exc:
+            parser.error(str(exc))
+        emulator.connect_kinesis(
+            client,
+            args.kinesis_stream,
+            use_message_id=args.use_message_id,
+            duplicate_rate=args.duplicate_rate,
+        )
 
     def details() -> dict[str, Any]:
         return {
             "tracking_api_url": f"{emulator.url}/v1",
             "profile_api_url": f"{emulator.url}/v1",
             "space_id": emulator.space_id,
+            "kinesis_stream": args.kinesis_stream,
         }
 
     return serve_until_signal(emulator, details)

@@ -111,6 +111,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_DELETE(self) -> None:
         self._dispatch()
 
+    def do_OPTIONS(self) -> None:  # CORS preflight (browsers)
+        self._dispatch()
+
     def log_message(self, format: str, *args: Any) -> None:
         if self.server.emulator.verbose:
             sys.stderr.write(f"{self.address_string()} {format % args}\n")

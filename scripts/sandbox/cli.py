@@ -13,6 +13,7 @@ from types import FrameType
 from sandbox.console import Console
 from sandbox.processes import PortInUse
 from sandbox.runner import Options, Sandbox, StartError
+from sandbox.statedir import StateDirBusy
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -54,6 +55,13 @@ def _non_negative(value: str) -> float:
     return number
 
 
+def _probability(value: str) -> float:
+    number = float(value)
+    if not 0.0 <= number <= 1.0:
+        raise argparse.ArgumentTypeError("must be from 0 to 1")
+    return number
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m sandbox",
@@ -61,8 +69,10 @@ def parser() -> argparse.ArgumentParser:
             "Run the whole system locally: moto's server (Kinesis, SSM, SQS) as a child "
             "process, the Personalize and Segment emulators trained on a generated history, a "
             "local API gateway in front of the unmodified recommendations handler, and a "
-            "Kinesis event-source poller feeding the unmodified update_traits handler, while "
-            "generated Segment events are replayed into the stream. Stops on Ctrl-C or SIGTERM."
+            "Kinesis event-source poller feeding the unmodified update_traits handler. The "
+            "Segment emulator delivers what it accepts to the stream as Segment's Amazon Kinesis "
+            "destination does; generated events are sent to it with segment-analytics-python, "
+            "and any Segment library can send its own. Stops on Ctrl-C or SIGTERM."
         ),
         formatter_class=_Help,
     )
@@ -88,10 +98,24 @@ def parser() -> argparse.ArgumentParser:
         "--rate",
         type=_non_negative,
         default=5.0,
-        help="live Segment events replayed into the stream per second (0: no replay)",
+        help="generated Segment events sent per second with segment-analytics-python "
+        "(0: none; send your own)",
     )
     data.add_argument(
         "--events", type=int, default=0, help="stop replaying after this many events (0: never)"
+    )
+
+    destination = p.add_argument_group("Segment's Amazon Kinesis destination (emulated)")
+    destination.add_argument(
+        "--duplicate-rate",
+        type=_probability,
+        default=0.0,
+        help="probability that a delivered record is delivered again (at least once)",
+    )
+    destination.add_argument(
+        "--use-message-id",
+        action="store_true",
+        help="partition key messageId instead of userId || anonymousId (useMessageId)",
     )
 
     esm = p.add_argument_group("Kinesis event source mapping (update_traits)")
@@ -157,6 +181,12 @@ def parser() -> argparse.ArgumentParser:
         help="where logs (handlers.log, moto.log) and state.json (URLs, key, pids) are written",
     )
     p.add_argument("--prefix", default="sandbox", help="name prefix of the created resources")
+    p.add_argument(
+        "--totals-interval",
+        type=_non_negative,
+        default=5.0,
+        help="seconds between console totals lines (0: none; the summary at exit stays)",
+    )
     return p
 
 
@@ -185,6 +215,9 @@ def options_from(args: argparse.Namespace) -> Options:
         state_dir=args.state_dir,
         prefix=args.prefix,
         log_requests=not args.quiet_requests,
+        duplicate_rate=args.duplicate_rate,
+        use_message_id=args.use_message_id,
+        totals_interval=args.totals_interval,
     )
 
 
@@ -231,7 +264,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Interrupted:
         console.line("")
         console.line("sandbox: stopping...")
-    except PortInUse as exc:
+    except (PortInUse, StateDirBusy) as exc:
         console.line(f"sandbox: {exc}")
         code = EXIT_USAGE
     except StartError as exc:

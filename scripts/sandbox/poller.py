@@ -232,6 +232,18 @@ class ShardPoller:
     checkpoint: str | None = None  # highest sequence number done with (processed or given up)
     closed: bool = False  # the shard ended (resharding) and everything read is done
     invocations: int = 0
+    invoking: list[dict[str, Any]] | None = None  # the batch being invoked right now
+    millis_behind_latest: int = 0  # from the last GetRecords
+
+    def lag_s(self) -> float:
+        """How far behind the stream's tip this shard is: the age of the oldest record read
+        but not yet done, or, with nothing pending, GetRecords' ``MillisBehindLatest``.
+        Safe to call from another thread (it only reads)."""
+        for pending in (self.retry, self.invoking, self.buffer):
+            if pending:
+                age = self.wall_clock() - _arrival(pending[0])
+                return max(0.0, age.total_seconds())
+        return self.millis_behind_latest / 1000.0
 
     def new_iterator(self) -> str | None:
         if self.last_fetched is not None:
@@ -265,6 +277,7 @@ class ShardPoller:
             raise
         records = list(response.get("Records") or [])
         self.iterator = response.get("NextShardIterator")
+        self.millis_behind_latest = int(response.get("MillisBehindLatest") or 0)
         if records:
             if self.buffered_since is None:
                 self.buffered_since = self.clock()
@@ -322,6 +335,7 @@ class ShardPoller:
         failed_from: str | None = None
         function_error: str | None = None
         self.invocations += 1
+        self.invoking = batch
         try:
             response = self.invoke(kinesis_event(batch, self.stream, self.shard_id))
         except Exception as exc:
@@ -329,6 +343,8 @@ class ShardPoller:
             function_error = "Unhandled"
         else:
             failed_from, error = lowest_failure(response, seqs)
+        finally:
+            self.invoking = None
         duration = self.clock() - started
         whole = error is not None
         if whole:

@@ -26,8 +26,9 @@ from sandbox.poller import (
     decode_user_ids,
 )
 from sandbox.processes import Child, PortInUse, check_port_free, free_port, start_moto, wait_http
-from sandbox.profiles_feed import ProfilesFeed
-from sandbox.replay import Replayer, endless
+from sandbox.replay import Replayer, SegmentLibrary, endless
+from sandbox.statedir import StateDirLock
+from sandbox.totals import MonotonicCount, Totals, summary_lines, totals_line
 
 ROOT = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
@@ -67,6 +68,9 @@ class Options:
     state_dir: Path = Path(".sandbox")
     prefix: str = "sandbox"
     log_requests: bool = True
+    duplicate_rate: float = 0.0
+    use_message_id: bool = False
+    totals_interval: float = 5.0
 
 
 class StartError(Exception):
@@ -141,6 +145,12 @@ class Sandbox:
         self.children: list[Child] = []
         self.info: dict[str, Any] = {}
         self.started_at = time.monotonic()
+        self.ready_at: float | None = None
+        self.totals = Totals()
+        self._profile_requests = MonotonicCount()
+        self._lock = StateDirLock(self.state_dir)
+        self._summary_sources: dict[str, Callable[[], dict[str, Any] | None]] = {}
+        self._sample: Callable[[], None] = lambda: None  # reads the gauges once all runs
 
     # -- start -------------------------------------------------------------------------------
 
@@ -156,17 +166,22 @@ class Sandbox:
         from emulators.segment import SegmentEmulator
 
         opts = self.options
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        # Every fixed port is checked first, so a taken one (another sandbox's, say) fails
+        # before anything starts or any file is touched.
+        check_port_free("API gateway, --port", HOST, opts.port)
+        check_port_free("moto server, --moto-port", HOST, opts.moto_port)
+        check_port_free("Personalize emulator, --personalize-port", HOST, opts.personalize_port)
+        check_port_free("Segment emulator, --segment-port", HOST, opts.segment_port)
+        # Then the state folder: one that a live sandbox holds is refused, untouched.
+        self._lock.acquire()
+        self._on_stop("state folder lock", self._lock.release)
+        self._on_stop("state file", self._mark_stopped)
         (self.state_dir / "state.json").unlink(missing_ok=True)
         self.console.line(f"sandbox: starting (logs and state in {self.state_dir}/)")
 
         # Restored last, once nothing can call a handler any more.
         self._on_stop("handler log", self.console.restore_stdout)
-        # Every fixed port is checked first, so a taken one fails before anything starts.
-        check_port_free("API gateway, --port", HOST, opts.port)
-        check_port_free("moto server, --moto-port", HOST, opts.moto_port)
-        check_port_free("Personalize emulator, --personalize-port", HOST, opts.personalize_port)
-        check_port_free("Segment emulator, --segment-port", HOST, opts.segment_port)
+        self._on_stop("summary", self._print_summary)
         # Bound now (served later): the API's port is ours from here on.
         try:
             server = GatewayServer(HOST, opts.port)
@@ -248,9 +263,25 @@ class Sandbox:
             f"and {made.profile_token_parameter}, queues dead-letter and on-failure"
         )
 
+        destination = segment.connect_kinesis(
+            self._client("kinesis", moto_url),
+            made.stream_name,
+            use_message_id=opts.use_message_id,
+            duplicate_rate=opts.duplicate_rate,
+        )
+        self._summary_sources["destination"] = lambda: {
+            **destination.stats(),
+            "left_at_stop": destination.left_at_stop,
+        }
+        key = "messageId" if opts.use_message_id else "userId || anonymousId"
+        self._step(
+            f"Segment emulator -> Amazon Kinesis destination: stream {made.stream_name}, "
+            f"partition key {key}, PutRecords batches, duplicate rate {opts.duplicate_rate:g}"
+        )
+
         os.environ.update(self._function_env(personalize, segment, made))
         handlers_log = self.state_dir / "handlers.log"
-        self.console.capture_stdout(handlers_log)
+        self.console.capture_stdout(handlers_log, on_line=self._handler_log_line)
         try:
             reco = Function(
                 f"{opts.prefix}-recommendations",
@@ -300,7 +331,20 @@ class Sandbox:
             sqs.send_message(QueueUrl=made.on_failure_queue_url, MessageBody=json.dumps(record))
 
         def on_batch(outcome: BatchOutcome) -> None:
-            self._log_batch(outcome, identifies.take(), settings)
+            sent = identifies.take()
+            done = (
+                len(outcome.records)
+                if outcome.gave_up
+                else (len(outcome.records) - outcome.failed_records)
+            )
+            self.totals.add(
+                records_out=done,
+                invocations=1,
+                identifies=sent,
+                failed_records=outcome.failed_records,
+                on_failure=1 if outcome.gave_up else 0,
+            )
+            self._log_batch(outcome, sent, settings)
             if len(personalize.requests) > MAX_EMULATOR_LOG:
                 personalize.reset_stats()
 
@@ -322,36 +366,65 @@ class Sandbox:
             f"partial batch responses on, on-failure -> SQS"
         )
 
+        def sample() -> None:
+            self.totals.set(
+                records_in=destination.delivered,
+                profile_requests=self._profile_requests.update(segment.counters.get("profile", 0)),
+                lag_s=max((p.lag_s() for p in mapping.pollers), default=0.0),
+            )
+
+        self._sample = sample  # read by the totals line and the summary
+        if opts.totals_interval > 0:
+            ticker = threading.Event()
+            totals_thread = threading.Thread(
+                target=self._totals_loop, args=(ticker, opts.totals_interval), daemon=True
+            )
+            totals_thread.start()
+
+            def stop_totals() -> None:
+                ticker.set()
+                totals_thread.join(timeout=2)
+
+            self._on_stop("totals", stop_totals)
+
         if opts.rate > 0:
-            feed = ProfilesFeed(segment.url + "/v1", WRITE_KEY)
+            # The sandbox is a Segment source like any app: segment-analytics-python sends
+            # the generated events to the tracking URL; nothing writes to the stream directly.
+            library = SegmentLibrary(segment.url, WRITE_KEY)
             replayer = Replayer(
-                kinesis=kinesis,
-                stream_name=made.stream_name,
                 messages=endless(
                     lambda n: data.segment_events(opts.seed + n, catalogue, people, n=1000),
                     opts.events,
                 ),
                 rate=opts.rate,
-                to_profiles=feed,
+                send=library,
             )
             thread = threading.Thread(target=replayer.run, name="replay", daemon=True)
             thread.start()
+            left: dict[str, int] = {"left": 0}
 
             def stop_replay() -> None:
                 replayer.stop.set()
                 thread.join(timeout=5)
-                feed.close()
+                left["left"] = library.close()
 
             self._on_stop("replay", stop_replay)
+            self._summary_sources["replay"] = lambda: {
+                "sent": replayer.stats.sent,
+                "refused": replayer.stats.refused,
+                "failed": library.failed_messages,
+                "left": left["left"],
+            }
             total = f"{opts.events} events" if opts.events else "without end"
             self._step(
-                f"replaying live Segment events: {opts.rate:g}/s, {total} "
-                f"(PutRecords, partition key userId || anonymousId)"
+                f"replaying live Segment events with segment-analytics-python (gzip on) to "
+                f"{segment.url}: {opts.rate:g}/s, {total}"
             )
         else:
-            self._step("replay off (--rate 0): put records into the stream yourself")
+            self._step("replay off (--rate 0): send events with any Segment library (below)")
 
         example_user = next(iter(purchases), people[0])
+        example_item = str(catalogue[0]["sku"])
         self.info = {
             "running": True,
             "pid": os.getpid(),
@@ -373,11 +446,27 @@ class Sandbox:
             "dead_letter_queue_url": made.dead_letter_queue_url,
             "on_failure_queue_url": made.on_failure_queue_url,
             "campaign_arn": personalize.campaign_arn,
+            "related_items_arn": personalize.related_items_campaign_arn,
             "filter_arn": personalize.purchase_filter_arn if opts.use_filter else None,
             "example_user": example_user,
+            "example_item": example_item,
+            # CONTRACT §9: what a Segment library (or an operator) points at.
+            "segment": {
+                "tracking_url": segment.url,
+                "write_key": WRITE_KEY,
+                "controls_url": f"{segment.url}/_emulator/controls",
+                "destination_url": f"{segment.url}/_emulator/destination",
+                "profile_api_url": f"{segment.url}/v1",
+                "space_id": SPACE_ID,
+            },
+            "personalize": {
+                "controls_url": f"{personalize.url}/_emulator/controls",
+            },
         }
         self._write_state()
-        self._print_ready(api_url, segment.url, example_user)
+        self._lock.describe(api_url=api_url)
+        self._print_ready(api_url, segment.url, personalize.url, example_user, example_item)
+        self.ready_at = time.monotonic()
 
     def _client(self, service: str, endpoint: str) -> Any:
         import boto3
@@ -402,6 +491,7 @@ class Sandbox:
             "PERSONALIZE_TRACKING_ID": personalize.tracking_id,
             "SEGMENT_WRITE_KEY_PARAMETER": made.write_key_parameter,
             "SEGMENT_PROFILE_TOKEN_PARAMETER": made.profile_token_parameter,
+            "PERSONALIZE_RELATED_ITEMS_ARN": personalize.related_items_campaign_arn,
             "SEGMENT_SPACE_ID": SPACE_ID,
             "SEGMENT_API_URL": segment.url + "/v1",
             "SEGMENT_PROFILE_API_URL": segment.url + "/v1",
@@ -426,27 +516,68 @@ class Sandbox:
         tmp.write_text(json.dumps(self.info, indent=2) + "\n", encoding="utf-8")
         tmp.replace(path)
 
-    def _print_ready(self, api_url: str, segment_url: str, user: str) -> None:
+    def _print_ready(
+        self, api_url: str, segment_url: str, personalize_url: str, user: str, item: str
+    ) -> None:
         c = self.console
+        key = self.api_key
+        host = segment_url.removeprefix("http://")
         c.line("")
         c.line(f"Sandbox ready in {time.monotonic() - self.started_at:.1f} s.")
-        c.line(f"  API URL   {api_url}")
-        c.line(f"  API key   {self.api_key}")
+        c.line(f"  API URL    {api_url}")
+        c.line(f"  API key    {key}")
         c.line(
-            f"  Try       curl -s -H 'x-api-key: {self.api_key}' "
+            f"  Try        curl -s -H 'x-api-key: {key}' "
             f"'{api_url}/recommendations?userId={user}&numResults=5'"
         )
-        c.line(f"  Profile   curl -s {segment_url}/_emulator/profiles/{user}")
         c.line(
-            f"            (a user's Segment traits: {RECOMMENDED_TRAIT} appears once one of "
+            f"  Related    curl -s -H 'x-api-key: {key}' "
+            f"'{api_url}/recommendations?itemId={item}&numResults=5'"
+        )
+        c.line(f"  Profile    curl -s {segment_url}/_emulator/profiles/{user}")
+        c.line(
+            f"             (a user's Segment traits: {RECOMMENDED_TRAIT} appears once one of "
             f"their events has been processed)"
         )
+        c.line("")
+        c.line(f"  Segment    tracking URL {segment_url} (API under /v1), write key {WRITE_KEY}")
         c.line(
-            f"  Queues    on-failure {self.info['on_failure_queue_url']}\n"
-            f"            dead-letter {self.info['dead_letter_queue_url']}"
+            "             events sent there reach the stream as Segment's Amazon Kinesis "
+            "destination delivers them"
         )
-        c.line(f"  Logs      {self.state_dir}/handlers.log (handlers), {self.state_dir}/moto.log")
-        c.line("  Stop      Ctrl-C")
+        c.line("  Python     pip install segment-analytics-python")
+        c.line(
+            f"             from segment import analytics; analytics.write_key = '{WRITE_KEY}'; "
+            f"analytics.host = '{segment_url}'"
+        )
+        c.line(
+            f"             analytics.track('{user}', 'Order Completed', "
+            f"{{'products': [{{'sku': '{item}'}}]}}); analytics.flush()"
+        )
+        c.line(
+            "  JS         AnalyticsBrowser.load({ writeKey: '"
+            + WRITE_KEY
+            + "', cdnSettings: { integrations: { 'Segment.io': { apiKey: '"
+            + WRITE_KEY
+            + f"', apiHost: '{host}/v1', protocol: 'http' }} }} }} }})"
+        )
+        c.line(
+            f"  Controls   Segment {segment_url}/_emulator/controls, "
+            f"Personalize {personalize_url}/_emulator/controls"
+        )
+        c.line(
+            f"             (faults, latency; Kinesis duplicates: "
+            f"{segment_url}/_emulator/destination)"
+        )
+        c.line(
+            f"  Queues     on-failure {self.info['on_failure_queue_url']}\n"
+            f"             dead-letter {self.info['dead_letter_queue_url']}"
+        )
+        c.line(
+            f"  Logs       {self.state_dir}/handlers.log (handlers), {self.state_dir}/moto.log; "
+            f"{self.state_dir}/state.json (URLs, keys)"
+        )
+        c.line("  Stop       Ctrl-C")
         c.line("")
 
     # -- running -----------------------------------------------------------------------------
@@ -461,7 +592,50 @@ class Sandbox:
                 )
         return None
 
+    def _totals_loop(self, stop: threading.Event, interval_s: float) -> None:
+        before, at = self.totals.snapshot(), time.monotonic()
+        while not stop.wait(interval_s):
+            self._sample()
+            now, moment = self.totals.snapshot(), time.monotonic()
+            self.console.event(totals_line(before, now, moment - at))
+            before, at = now, moment
+
+    def _handler_log_line(self, line: str) -> None:
+        """The handlers' log lines as CloudWatch Logs would get them: a dead-lettered record
+        is shown with its reason and sequence number."""
+        if '"record dead-lettered"' not in line:
+            return
+        entry = json.loads(line)
+        if not isinstance(entry, dict) or entry.get("message") != "record dead-lettered":
+            return
+        reason = str(entry.get("reason"))
+        self.totals.dead_letter(reason)
+        queue = str(self.info.get("dead_letter_queue_url", "the dead-letter queue"))
+        self.console.event(
+            f"dead-letter {entry.get('shardId')} sequence number {entry.get('sequenceNumber')}: "
+            f"{reason} -> {queue.rsplit('/', 1)[-1]}"
+        )
+
+    def _print_summary(self) -> None:
+        if self.ready_at is None:
+            return
+        self._sample()
+        for line in summary_lines(
+            self.totals.snapshot(),
+            time.monotonic() - self.ready_at,
+            replay=self._source("replay"),
+            destination=self._source("destination"),
+            api_statuses=self.totals.api_statuses,
+            dead_letter_reasons=self.totals.dead_letter_reasons,
+        ):
+            self.console.line(line)
+
+    def _source(self, name: str) -> dict[str, Any] | None:
+        source = self._summary_sources.get(name)
+        return source() if source is not None else None
+
     def _log_request(self, request: HttpRequest, response: HttpResponse, seconds: float) -> None:
+        self.totals.api_request(response.status)
         self.console.event(
             f"api   {request.method} {request.target} -> {response.status} "
             f"({seconds * 1000:.0f} ms)"
@@ -498,6 +672,9 @@ class Sandbox:
                 action()
             except Exception as exc:
                 self.console.line(f"  (stopping {name}: {exc})")
+
+    def _mark_stopped(self) -> None:
+        """state.json says the sandbox is gone (written while the folder is still ours)."""
         if self.info:
             self.info["running"] = False
             with contextlib.suppress(OSError):

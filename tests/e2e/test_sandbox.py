@@ -1,6 +1,8 @@
-"""`make sandbox` end to end: the sandbox runs as a subprocess, events flow from the stream
-through the unmodified update_traits handler to a Segment profile, the API answers through
-the unmodified recommendations handler, and SIGTERM leaves no process and no port behind."""
+"""`make sandbox` end to end: the sandbox runs as a subprocess (one for the module), events
+sent with segment-analytics-python go through the Segment emulator's Kinesis destination and
+the unmodified update_traits handler to a Segment profile, the API answers through the
+unmodified recommendations handler, a second sandbox is refused without touching the first
+one's files, and SIGINT prints a summary and leaves no process and no port behind."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from typing import Any, TypeVar
 import boto3
 import pytest
 import requests
+from segment.analytics import Client
 
 ROOT = Path(__file__).resolve().parents[2]
 API_KEY = "e2e-sandbox-key-0123456789"
@@ -93,8 +96,10 @@ def _start(args: list[str], state_dir: Path, log: Path) -> subprocess.Popen[byte
         )
 
 
-@pytest.fixture
-def sandbox(tmp_path: Path) -> Iterator[dict[str, Any]]:
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """One sandbox for the whole module; the last test stops it with SIGINT."""
+    tmp_path = tmp_path_factory.mktemp("sandbox")
     port = _free_port()
     state_dir = tmp_path / "state"
     log = tmp_path / "console.log"
@@ -110,6 +115,7 @@ def sandbox(tmp_path: Path) -> Iterator[dict[str, Any]]:
             "--no-filter",  # purchased items must be removed by the handler, not Personalize
             "--max-retries", "1",
             "--retry-delay", "0.1",
+            "--totals-interval", "1",
         ],
         state_dir,
         log,
@@ -126,7 +132,18 @@ def sandbox(tmp_path: Path) -> Iterator[dict[str, Any]]:
 
     try:
         state = _poll("the sandbox to be ready", ready, timeout_s=45)
-        yield {"state": state, "proc": proc, "log": log, "port": port, "state_dir": state_dir}
+        # What the tests did, for the summary the last one checks.
+        yield {
+            "state": state,
+            "proc": proc,
+            "log": log,
+            "port": port,
+            "state_dir": state_dir,
+            "events_sent": 0,
+            "dead_letters": 0,
+            "on_failure": False,
+            "api_statuses": set(),
+        }
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -148,12 +165,50 @@ def _aws(service: str, endpoint: str) -> Any:
     )
 
 
-def test_sandbox_end_to_end(sandbox: dict[str, Any]) -> None:
-    state, proc = sandbox["state"], sandbox["proc"]
+def _console(sandbox: dict[str, Any]) -> str:
+    return sandbox["log"].read_text()  # type: ignore[no-any-return]
+
+
+def test_banner_and_state_say_where_to_point_a_segment_library(sandbox: dict[str, Any]) -> None:
+    state = sandbox["state"]
+    segment, personalize = state["segment"], state["personalize"]
+    tracking = segment["tracking_url"]
+    assert tracking == state["segment_url"] and tracking.startswith("http://127.0.0.1:")
+    assert segment["write_key"] == "sandbox-write-key"
+    assert segment["controls_url"] == f"{tracking}/_emulator/controls"
+    assert personalize["controls_url"] == f"{state['personalize_url']}/_emulator/controls"
+    for url in (segment["controls_url"], personalize["controls_url"]):
+        assert requests.get(url, timeout=5).status_code == 200
+    console = _console(sandbox)
+    assert f"tracking URL {tracking} (API under /v1), write key sandbox-write-key" in console
+    assert f"analytics.host = '{tracking}'" in console
+    host = tracking.removeprefix("http://")
+    assert f"apiHost: '{host}/v1', protocol: 'http'" in console
+    assert f"Segment {segment['controls_url']}, Personalize {personalize['controls_url']}" in (
+        console
+    )
+    assert "API key    " + API_KEY in console
+    assert f"curl -s -H 'x-api-key: {API_KEY}'" in console
+    assert "?itemId=" in console
+
+
+def test_events_sent_with_segment_analytics_python_update_the_trait(
+    sandbox: dict[str, Any],
+) -> None:
+    """The issue's closing check: Product Viewed and Order Completed (products[]) sent with
+    Segment's own Python library; the user's recommended_products leaves out what was bought."""
+    state = sandbox["state"]
+    tracking, write_key = state["segment"]["tracking_url"], state["segment"]["write_key"]
     personalize = _aws("personalize-runtime", state["personalize_url"])
 
-    # A user with purchases whom Personalize, unfiltered, would recommend a purchased item:
-    # only the handler's exclusion keeps it out of the trait.
+    def ranked(user: str) -> list[str]:
+        answer = personalize.get_recommendations(
+            campaignArn=state["campaign_arn"], userId=user, numResults=NUM_RESULTS
+        )
+        return [item["itemId"] for item in answer["itemList"]]
+
+    # A user with past purchases that Personalize, unfiltered, still recommends: only the
+    # handler's exclusion keeps them out of the trait.
     def candidate() -> tuple[str, list[str], list[str]] | None:
         for n in range(1, 201):
             user = f"user-{n:04d}"
@@ -161,123 +216,235 @@ def test_sandbox_end_to_end(sandbox: dict[str, Any]) -> None:
             purchased = traits.get("purchased_products") or []
             if not purchased or "recommended_products" in traits:
                 continue
-            ranked = personalize.get_recommendations(
-                campaignArn=state["campaign_arn"], userId=user, numResults=NUM_RESULTS
-            )["itemList"]
-            ranked_ids = [i["itemId"] for i in ranked]
-            if set(ranked_ids) & set(purchased):
-                return user, purchased, ranked_ids
+            ranking = ranked(user)
+            if set(ranking) & set(purchased):
+                return user, purchased, ranking
         return None
 
     found = candidate()
     assert found is not None, "no user for whom Personalize recommends a purchased item"
-    user, purchased, ranked = found
-    # This batch's own purchase of the top item must be excluded as well.
-    bought_now = next(i for i in ranked if i not in purchased)
+    user, purchased, ranking = found
+    # What the user orders now: Personalize's first pick among what they have not bought.
+    bought = [next(item for item in ranking if item not in purchased)]
+    viewed = next(item for item in ranking if item not in purchased + bought)
 
-    kinesis = _aws("kinesis", state["moto_url"])
-    now = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
-    message = {
-        "type": "track",
-        "event": "Order Completed",
-        "userId": user,
-        "anonymousId": str(uuid.uuid4()),
-        "messageId": f"e2e-{uuid.uuid4()}",
-        "timestamp": now,
-        "properties": {"products": [{"sku": bought_now, "quantity": 1}]},
-    }
-    kinesis.put_record(
-        StreamName=state["stream_name"], Data=json.dumps(message).encode(), PartitionKey=user
+    errors: list[Any] = []
+    client = Client(
+        write_key,
+        host=tracking,
+        gzip=True,
+        on_error=lambda exc, batch: errors.append(exc),
+        upload_interval=0.1,
     )
+    client.track(user, "Product Viewed", {"sku": viewed, "product_id": viewed})
+    client.track(
+        user,
+        "Order Completed",
+        {
+            "order_id": f"o-{uuid.uuid4().hex[:8]}",
+            "currency": "USD",
+            "products": [{"sku": sku, "product_id": sku, "quantity": 1} for sku in bought],
+        },
+    )
+    client.flush()
+    client.join()
+    assert errors == []
+    sandbox["events_sent"] += 2
 
-    def recommended() -> list[str] | None:
+    def after_the_order() -> list[str] | None:
+        # The replay may have written this user's trait just before our events; the one that
+        # counts leaves out the item just ordered (a broken exclusion never gets there).
         value = (_profile(state, user) or {}).get("recommended_products")
-        return value if isinstance(value, list) else None
+        if isinstance(value, list) and not set(value) & set(bought):
+            return value
+        return None
 
-    trait = _poll(f"{user}'s recommended_products trait", recommended, timeout_s=30)
-    assert trait, "empty recommended_products"
-    assert len(trait) == NUM_RESULTS  # refilled after removing purchases
+    trait = _poll(f"{user}'s recommended_products without the order", after_the_order, 30)
+    assert len(trait) == NUM_RESULTS  # refilled after removing the purchases
     assert not set(trait) & set(purchased), "a purchased item was recommended"
-    assert bought_now not in trait, "this batch's purchase was recommended"
+    # The computed trait followed the same events.
+    assert set(bought) <= set(_profile(state, user)["purchased_products"])  # type: ignore[index]
+    # Not vacuous: Personalize itself still ranks what the user bought.
+    assert set(ranked(user)) & set(purchased + bought)
 
     # The API, through the local gateway and the unmodified recommendations handler.
     url = f"{state['api_url']}/recommendations"
-    ok = requests.get(
-        url, params={"userId": user, "numResults": 5}, headers={"x-api-key": API_KEY}, timeout=10
-    )
+    headers = {"x-api-key": API_KEY}
+    ok = requests.get(url, params={"userId": user, "numResults": 5}, headers=headers, timeout=10)
     assert ok.status_code == 200, ok.text
     body = ok.json()
-    items = body["items"]
-    assert 1 <= len(items) <= 5
-    scores = [item["score"] for item in items]
+    assert body["userId"] == user and 1 <= len(body["items"]) <= 5
+    assert not {item["itemId"] for item in body["items"]} & set(bought)
+    scores = [item["score"] for item in body["items"]]
     assert scores == sorted(scores, reverse=True)
-    assert body["userId"] == user
+    related = requests.get(
+        url, params={"itemId": viewed, "numResults": 5}, headers=headers, timeout=10
+    )
+    assert related.status_code == 200, related.text
+    assert related.json()["itemId"] == viewed and related.json()["items"]
+    assert viewed not in {item["itemId"] for item in related.json()["items"]}
     forbidden = requests.get(url, params={"userId": user}, timeout=10)
     assert forbidden.status_code == 403
     assert forbidden.json() == {"message": "Forbidden"}
-    wrong_key = requests.get(
-        url, params={"userId": user}, headers={"x-api-key": "x" * 30}, timeout=10
-    )
-    assert wrong_key.status_code == 403
-    unrouted = requests.get(f"{state['api_url']}/nope", headers={"x-api-key": API_KEY}, timeout=10)
+    unrouted = requests.get(f"{state['api_url']}/nope", headers=headers, timeout=10)
     assert unrouted.status_code == 403
     assert unrouted.json() == {"message": "Missing Authentication Token"}
+    sandbox["api_statuses"] |= {200, 403}
 
-    # A batch that keeps failing (Segment down for one user) ends in the on-failure queue.
-    controls = f"{state['segment_url']}/_emulator/controls"
-    failing_user = next(f"user-{n:04d}" for n in range(1, 201) if f"user-{n:04d}" != user)
+
+def test_dead_letters_and_totals_show_on_the_console(sandbox: dict[str, Any]) -> None:
+    state = sandbox["state"]
+    kinesis = _aws("kinesis", state["moto_url"])
+    # Segment only ever delivers JSON; a broken producer is simulated on the stream itself.
+    put = kinesis.put_record(
+        StreamName=state["stream_name"], Data=b"{not json", PartitionKey="broken"
+    )
+    seq = put["SequenceNumber"]
+
+    def dead_letter_line() -> str | None:
+        return next(
+            (
+                line
+                for line in _console(sandbox).splitlines()
+                if " dead-letter " in line and f"sequence number {seq}:" in line
+            ),
+            None,
+        )
+
+    line = _poll("the dead-letter line", dead_letter_line, timeout_s=20)
+    sandbox["dead_letters"] += 1
+    assert put["ShardId"] in line and "sandbox-update-traits-dead-letter" in line
+    sqs = _aws("sqs", state["moto_url"])
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=state["dead_letter_queue_url"], AttributeNames=["ApproximateNumberOfMessages"]
+    )["Attributes"]
+    assert int(attributes["ApproximateNumberOfMessages"]) >= 1
+
+    def totals_with_dead_letter() -> str | None:
+        lines = [line for line in _console(sandbox).splitlines() if " totals in " in line]
+        return next((line for line in reversed(lines) if "dead-letters 0 " not in line), None)
+
+    totals = _poll("a totals line counting the dead letter", totals_with_dead_letter, timeout_s=10)
+    for part in ("/s out ", "lag ", " records (iterator age ", "identifies ", "failures ",
+                 "dead-letters ", "profile-api ", " req/s"):  # fmt: skip
+        assert part in totals
+
+
+def test_a_batch_that_keeps_failing_ends_in_the_on_failure_queue(
+    sandbox: dict[str, Any],
+) -> None:
+    state = sandbox["state"]
+    tracking = state["segment"]["tracking_url"]
+    controls = state["segment"]["controls_url"]
+    failing_user = f"e2e-failing-{uuid.uuid4().hex[:8]}"
+    # Segment refuses only the traits sync's identify batches for this user.
     requests.post(
         controls,
         json={"fault_rate": {"500": 1.0}, "only_users": [failing_user], "operations": ["batch"]},
         timeout=5,
     ).raise_for_status()
-    failing = dict(message, userId=failing_user, messageId=f"e2e-{uuid.uuid4()}")
-    failing["properties"] = {"sku": bought_now}
-    failing["event"] = "Product Viewed"
-    put = kinesis.put_record(
-        StreamName=state["stream_name"],
-        Data=json.dumps(failing).encode(),
-        PartitionKey=failing_user,
-    )
-    sqs = _aws("sqs", state["moto_url"])
-
-    def on_failure_record() -> dict[str, Any] | None:
-        got = sqs.receive_message(
-            QueueUrl=state["on_failure_queue_url"], MaxNumberOfMessages=10, WaitTimeSeconds=0
+    try:
+        # The HTTP Tracking API's single-call route (operation "track": not faulted).
+        sent = requests.post(
+            f"{tracking}/v1/track",
+            json={
+                "userId": failing_user,
+                "event": "Product Viewed",
+                "properties": {"sku": "SKU-0001"},
+            },
+            auth=(state["segment"]["write_key"], ""),
+            timeout=5,
         )
-        for raw in got.get("Messages", []):
-            record: dict[str, Any] = json.loads(raw["Body"])
-            info = record["KinesisBatchInfo"]
-            if (
-                int(info["startSequenceNumber"])
-                <= int(put["SequenceNumber"])
-                <= int(info["endSequenceNumber"])
-            ):
-                return record
-        return None
+        assert sent.status_code == 200
+        sandbox["events_sent"] += 1
+        sqs = _aws("sqs", state["moto_url"])
 
-    record = _poll("an on-failure record", on_failure_record, timeout_s=20)
+        def on_failure_record() -> dict[str, Any] | None:
+            got = sqs.receive_message(
+                QueueUrl=state["on_failure_queue_url"], MaxNumberOfMessages=10, WaitTimeSeconds=0
+            )
+            for raw in got.get("Messages", []):
+                record: dict[str, Any] = json.loads(raw["Body"])
+                return record
+            return None
+
+        record = _poll("an on-failure record", on_failure_record, timeout_s=20)
+        sandbox["on_failure"] = True
+    finally:
+        requests.post(controls, json={"fault_rate": {"500": 0.0}}, timeout=5).raise_for_status()
     assert record["requestContext"]["condition"] == "RetryAttemptsExhausted"
     assert record["requestContext"]["approximateInvokeCount"] == 2  # 1 try + 1 retry
     assert record["KinesisBatchInfo"]["streamArn"] == state["stream_arn"]
-    assert record["KinesisBatchInfo"]["shardId"] == put["ShardId"]
-    requests.post(controls, json={"fault_rate": {"500": 0.0}}, timeout=5).raise_for_status()
 
-    # The replay fed the stream too: batches of other users were processed and logged.
-    def replayed_batches() -> list[str] | None:
-        lines = [
-            line
-            for line in sandbox["log"].read_text().splitlines()
-            if " batch shardId-" in line and "identifies=" in line
-        ]
-        return lines if len(lines) >= 2 else None
 
-    _poll("batch lines from the replay", replayed_batches, timeout_s=20)
+def _snapshot(state_dir: Path) -> dict[str, tuple[int, int, bytes]]:
+    return {
+        p.name: (p.stat().st_size, p.stat().st_mtime_ns, p.read_bytes()[:4096])
+        for p in sorted(state_dir.iterdir())
+    }
 
-    # SIGTERM stops everything: no child left, every port free again.
+
+def _second(args: list[str], state_dir: Path, log: Path) -> tuple[int, str, float]:
+    started = time.monotonic()
+    proc = _start(args, state_dir, log)
+    try:
+        code = proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+    return code, log.read_text(), time.monotonic() - started
+
+
+def test_a_second_sandbox_never_touches_the_first_ones_files(
+    sandbox: dict[str, Any], tmp_path: Path
+) -> None:
+    state_dir = sandbox["state_dir"]
+    before = _snapshot(state_dir)
+    assert {"state.json", "handlers.log", "moto.log", "sandbox.lock"} <= set(before)
+
+    # Same port: refused at the port check, before the state folder is even looked at.
+    code, out, elapsed = _second(["--port", str(sandbox["port"])], state_dir, tmp_path / "a.log")
+    assert code == 2, out
+    assert f"port {sandbox['port']} on 127.0.0.1 is already in use" in out
+    assert elapsed < 20
+    # Another port, same folder: refused, naming the sandbox that owns it.
+    code, out, _ = _second(["--port", str(_free_port())], state_dir, tmp_path / "b.log")
+    assert code == 2, out
+    owner = sandbox["proc"].pid
+    assert f"{state_dir}/ is in use by the sandbox with pid {owner}" in out
+    assert sandbox["state"]["api_url"] in out and "--state-dir" in out
+    assert "moto server" not in out  # nothing was started
+
+    after = _snapshot(state_dir)
+    for name in ("state.json", "sandbox.lock"):
+        assert after[name] == before[name], f"{name} was touched"
+    # The logs keep growing with the first sandbox's own lines, and only those: the logs'
+    # beginnings are unchanged and no second moto server wrote to them.
+    for name in ("moto.log", "handlers.log"):
+        assert after[name][2][: before[name][0]] == before[name][2][: before[name][0]]
+    moto_port = sandbox["state"]["ports"]["moto"]
+    assert (state_dir / "moto.log").read_text().count(" * Running on http://") == 1
+    assert f" * Running on http://127.0.0.1:{moto_port}" in (state_dir / "moto.log").read_text()
+    assert json.loads((state_dir / "state.json").read_text())["running"] is True
+    assert sandbox["proc"].poll() is None
+
+
+def test_sigint_prints_a_summary_and_leaves_nothing_behind(sandbox: dict[str, Any]) -> None:
+    """Last in the module: it stops the shared sandbox."""
+    state, proc = sandbox["state"], sandbox["proc"]
+    # The replay's 150 events (sent with segment-analytics-python), and those of the tests
+    # above, have been put on the stream.
+    want = 150 + sandbox["events_sent"]
+    destination = f"{state['segment']['tracking_url']}/_emulator/destination"
+    _poll(
+        "the replay's events on the stream",
+        lambda: requests.get(destination, timeout=5).json()["delivered"] >= want or None,
+        timeout_s=30,
+    )
     children = state["children"]
     assert children and all(_alive(c["pid"]) for c in children)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=30) == 0
     for child in children:
         assert not _alive(child["pid"]), f"{child['name']} survived"
@@ -286,11 +453,23 @@ def test_sandbox_end_to_end(sandbox: dict[str, Any]) -> None:
     for name, port in state["ports"].items():
         assert _port_free(port), f"port {port} ({name}) still bound"
 
-    console = sandbox["log"].read_text()
-    assert "API key   " + API_KEY in console
-    assert f"curl -s -H 'x-api-key: {API_KEY}'" in console
-    assert "/_emulator/profiles/" in console
-    assert "sandbox: stopped" in console
+    console = _console(sandbox)
+    summary = console[console.index("sandbox: summary after ") :]
+    lines = summary.splitlines()
+    assert lines[1].startswith("  Segment   ") and "events sent with analytics-python" in lines[1]
+    sent = int(lines[1].split()[1])
+    assert sent == 150  # --events 150 (the tests' own events went through their own client)
+    assert lines[2].startswith("  Kinesis   ") and "records put by the Amazon Kinesis" in lines[2]
+    assert int(lines[2].split()[1]) >= want
+    assert lines[3].startswith("  traits    ")
+    assert f" {sandbox['dead_letters']} dead-lettered" in lines[3]
+    if sandbox["on_failure"]:
+        assert "on-failure records" in lines[3] and " 0 on-failure records" not in lines[3]
+    assert lines[4].startswith("  API       ")
+    for status in sandbox["api_statuses"]:
+        assert f"{status}: " in lines[4]
+    assert lines[5].startswith("  Profile   ")
+    assert lines[6] == "sandbox: stopped"
     # The handlers' JSON logs go to a file, not to the console.
     assert not any(line.startswith('{"level"') for line in console.splitlines())
     assert '"service"' in (sandbox["state_dir"] / "handlers.log").read_text()

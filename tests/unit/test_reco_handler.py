@@ -337,3 +337,31 @@ def test_rejected_credentials_are_named_as_such(capsys: pytest.CaptureFixture[st
     assert response["statusCode"] == 500
     errors = [line for line in lines(capsys) if line.get("level") == "ERROR"]
     assert [line["setting"] for line in errors] == ["AWS credentials"]
+
+
+RELATED = "arn:aws:personalize:us-east-1:123456789012:campaign/shop-sims"
+
+
+def test_item_requests_go_to_the_related_items_arn_when_set() -> None:
+    env = {**ENV, "PERSONALIZE_RELATED_ITEMS_ARN": RELATED}
+    response, fake = call(fixture("get_item.json"), env)
+    assert response["statusCode"] == 200
+    assert body(response)["itemId"] == "SKU-1001"
+    user_response, _ = call(fixture("get_user.json"), env, fake)
+    assert user_response["statusCode"] == 200
+    assert [c.get("campaignArn") for c in fake.calls] == [RELATED, CAMPAIGN]
+    assert fake.calls[0]["itemId"] == "SKU-1001"
+
+
+def test_item_requests_fall_back_to_the_campaign() -> None:
+    _, fake = call(fixture("get_item.json"))
+    assert fake.calls[0]["campaignArn"] == CAMPAIGN
+
+
+def test_refused_related_items_arn_is_named(capsys: pytest.CaptureFixture[str]) -> None:
+    exc = client_error("ResourceNotFoundException", 404, f"Resource {RELATED} does not exist.")
+    env = {**ENV, "PERSONALIZE_RELATED_ITEMS_ARN": RELATED}
+    response, _ = call(fixture("get_item.json"), env, FakePersonalize(exc))
+    assert response["statusCode"] == 500
+    errors = [line for line in lines(capsys) if line.get("level") == "ERROR"]
+    assert [e["setting"] for e in errors] == ["PERSONALIZE_RELATED_ITEMS_ARN"]

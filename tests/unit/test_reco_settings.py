@@ -23,9 +23,16 @@ def test_minimal_settings_and_defaults() -> None:
     settings = load({"PERSONALIZE_CAMPAIGN_ARN": CAMPAIGN})
     assert settings.campaign_arn == CAMPAIGN
     assert settings.filter_arn is None
+    assert settings.related_items_arn is None
     assert settings.num_results == 25
     assert settings.cors_origins == ()
     assert settings.exclusion is None
+
+
+def test_related_items_arn() -> None:
+    related = "arn:aws:personalize:us-east-1:123456789012:recommender/more-like-this"
+    env = {"PERSONALIZE_CAMPAIGN_ARN": CAMPAIGN, "PERSONALIZE_RELATED_ITEMS_ARN": related}
+    assert load(env).related_items_arn == related
 
 
 def test_recommender_and_filter() -> None:
@@ -82,6 +89,10 @@ def test_exclusion_defaults() -> None:
         (
             {"PERSONALIZE_CAMPAIGN_ARN": CAMPAIGN, "PERSONALIZE_FILTER_ARN": CAMPAIGN},
             "PERSONALIZE_FILTER_ARN",
+        ),
+        (
+            {"PERSONALIZE_CAMPAIGN_ARN": CAMPAIGN, "PERSONALIZE_RELATED_ITEMS_ARN": FILTER},
+            "PERSONALIZE_RELATED_ITEMS_ARN",
         ),
         ({"PERSONALIZE_CAMPAIGN_ARN": CAMPAIGN, "NUM_RESULTS": "0"}, "NUM_RESULTS"),
         ({"PERSONALIZE_CAMPAIGN_ARN": CAMPAIGN, "NUM_RESULTS": "501"}, "NUM_RESULTS"),

@@ -15,6 +15,7 @@ from common.recommend import Served, recommend
 from reco_api import responses, runtime
 from reco_api.request import BadRequest, Query, method, parse
 from reco_api.runtime import Runtime
+from reco_api.settings import Settings
 
 # Personalize sends no Retry-After; one second matches its scaling reaction time.
 RETRY_AFTER_S = "1"
@@ -101,11 +102,12 @@ def _recommend(rt: Runtime, query: Query) -> Served:
     reader = rt.purchases() if query.user_id is not None else None
     pending = reader.start(query.user_id) if reader is not None and query.user_id else None
     client = rt.personalize()
+    arn = _resource_arn(settings, query)
 
     def fetch(size: int) -> Recommendations:
         return get_recommendations(
             client,
-            settings.campaign_arn,
+            arn,
             user_id=query.user_id,
             item_id=query.item_id,
             num_results=size,
@@ -114,6 +116,14 @@ def _recommend(rt: Runtime, query: Query) -> Served:
 
     headroom = settings.exclusion.headroom if settings.exclusion else 0
     return recommend(fetch, query.num_results, pending, headroom)
+
+
+def _resource_arn(settings: Settings, query: Query) -> str:
+    """Related items come from PERSONALIZE_RELATED_ITEMS_ARN when it is set (CONTRACT §3),
+    otherwise from the campaign, as before that setting existed."""
+    if query.item_id is not None and settings.related_items_arn is not None:
+        return settings.related_items_arn
+    return settings.campaign_arn
 
 
 def _misconfiguration(rt: Runtime, exc: PersonalizeError) -> ConfigError:
@@ -128,6 +138,9 @@ def _misconfiguration(rt: Runtime, exc: PersonalizeError) -> ConfigError:
     filter_arn = rt.settings.filter_arn
     if filter_arn and filter_arn in message:
         return ConfigError("PERSONALIZE_FILTER_ARN", f"Personalize answered {exc.code}")
+    related = rt.settings.related_items_arn
+    if related and related in message:
+        return ConfigError("PERSONALIZE_RELATED_ITEMS_ARN", f"Personalize answered {exc.code}")
     return ConfigError("PERSONALIZE_CAMPAIGN_ARN", f"Personalize answered {exc.code}")
 
 

@@ -50,6 +50,8 @@ class ExclusionSettings:
 @dataclass(frozen=True)
 class Settings:
     campaign_arn: str
+    # SIMS campaign or related-items recommender for itemId requests; None: the campaign.
+    related_items_arn: str | None
     filter_arn: str | None
     num_results: int
     cors_origins: tuple[str, ...]
@@ -63,6 +65,9 @@ def load(env: Mapping[str, str]) -> Settings:
     assert campaign_arn is not None  # required=True never returns None
     return Settings(
         campaign_arn=campaign_arn,
+        related_items_arn=env_arn(
+            env, "PERSONALIZE_RELATED_ITEMS_ARN", required=False, kinds=("campaign", "recommender")
+        ),
         filter_arn=env_arn(env, "PERSONALIZE_FILTER_ARN", required=False, kinds=("filter",)),
         num_results=env_int(env, "NUM_RESULTS", DEFAULT_NUM_RESULTS, 1, 500),
         cors_origins=_cors_origins(env),

@@ -1,0 +1,155 @@
+"""The sandbox console's bookkeeping: totals line, summary, counters across resets, the
+handler-log tap, the state-folder lock (no network)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from sandbox.console import Console
+from sandbox.statedir import StateDirBusy, StateDirLock
+from sandbox.totals import Counts, MonotonicCount, Totals, summary_lines, totals_line
+
+
+def test_totals_line_has_rates_lag_and_counts() -> None:
+    before = Counts(records_in=100, records_out=90, profile_requests=10)
+    now = Counts(
+        records_in=150,
+        records_out=130,
+        identifies=12,
+        failed_records=3,
+        dead_letters=1,
+        profile_requests=30,
+        lag_s=1.25,
+    )
+    assert totals_line(before, now, 5.0) == (
+        "totals in 10.0/s out 8.0/s lag 20 records (iterator age 1.2 s) identifies 12 "
+        "failures 3 dead-letters 1 profile-api 4.0 req/s"
+    )
+    # More done than put by the destination (records put on the stream by hand): no lag.
+    assert " lag 0 records " in totals_line(now, Counts(records_in=1, records_out=5), 1.0)
+
+
+def test_totals_are_thread_safe_sums() -> None:
+    totals = Totals()
+    totals.add(records_out=5, invocations=1)
+    totals.add(records_out=2, invocations=1, failed_records=2)
+    totals.dead_letter("not JSON")
+    totals.dead_letter("not JSON")
+    totals.api_request(200)
+    totals.set(records_in=9, lag_s=0.5)
+    snap = totals.snapshot()
+    assert (snap.records_out, snap.invocations, snap.failed_records) == (7, 2, 2)
+    assert (snap.dead_letters, snap.records_in, snap.lag_s) == (2, 9, 0.5)
+    assert totals.dead_letter_reasons == Counter({"not JSON": 2})
+
+
+def test_monotonic_count_survives_a_reset() -> None:
+    count = MonotonicCount()
+    assert [count.update(v) for v in (3, 7, 2, 5)] == [3, 7, 9, 12]
+
+
+def test_summary_lines() -> None:
+    lines = summary_lines(
+        Counts(records_out=40, invocations=4, identifies=9, dead_letters=1, profile_requests=9),
+        12.34,
+        replay={"sent": 42, "refused": 0, "failed": 1, "left": 0},
+        destination={
+            "delivered": 41,
+            "put_calls": 7,
+            "duplicates": 0,
+            "undeliverable": {},
+            "left_at_stop": 1,
+        },
+        api_statuses=Counter({200: 3, 403: 1}),
+        dead_letter_reasons=Counter({"not JSON": 1}),
+    )
+    assert lines[0] == "sandbox: summary after 12.3 s"
+    assert lines[1].startswith("  Segment   42 events sent with analytics-python")
+    assert "1 in failed uploads" in lines[1]
+    assert lines[2].startswith("  Kinesis   41 records put by the Amazon Kinesis destination")
+    assert "1 left at stop" in lines[2]
+    assert lines[3] == (
+        "  traits    40 records done in 4 invocations, 9 identifies, 0 failed records, "
+        "0 on-failure records, 1 dead-lettered (not JSON: 1)"
+    )
+    assert lines[4] == "  API       4 requests (200: 3, 403: 1)"
+    assert lines[5] == "  Profile   9 Profile API requests"
+
+
+def test_the_tap_sees_whole_lines_and_still_writes_the_file(tmp_path: Path) -> None:
+    seen: list[str] = []
+    console = Console(io.StringIO())
+    saved = sys.stdout
+    try:
+        console.capture_stdout(tmp_path / "handlers.log", on_line=seen.append)
+        sys.stdout.write('{"message": "a"')
+        sys.stdout.write('}\n{"message": "b"}\n{"part')
+        sys.stdout.flush()
+        encoding, is_tty = sys.stdout.encoding, sys.stdout.isatty()
+    finally:
+        console.restore_stdout()
+    assert sys.stdout is saved
+    assert seen == ['{"message": "a"}', '{"message": "b"}']
+    assert (encoding, is_tty) == ("utf-8", False)
+    assert (tmp_path / "handlers.log").read_text() == '{"message": "a"}\n{"message": "b"}\n{"part'
+
+
+def test_a_failing_listener_never_reaches_the_writer(tmp_path: Path) -> None:
+    console = Console(io.StringIO())
+
+    def boom(line: str) -> None:
+        raise ValueError(line)
+
+    try:
+        console.capture_stdout(tmp_path / "h.log", on_line=boom)
+        print("still written")
+    finally:
+        console.restore_stdout()
+    assert (tmp_path / "h.log").read_text() == "still written\n"
+
+
+def test_a_state_folder_is_held_by_one_sandbox(tmp_path: Path) -> None:
+    state_dir = tmp_path / "state"
+    first = StateDirLock(state_dir)
+    first.acquire()
+    first.describe(api_url="http://127.0.0.1:8080")
+    # Another process (flock is per open file, as two sandboxes would hold it).
+    probe = (
+        "import sys; sys.path.insert(0, sys.argv[1]);"
+        "from pathlib import Path; from sandbox.statedir import StateDirLock, StateDirBusy\n"
+        "try:\n    StateDirLock(Path(sys.argv[2])).acquire()\n"
+        "except StateDirBusy as exc:\n    print(exc); sys.exit(3)\n"
+    )
+    scripts = str(Path(__file__).resolve().parents[2] / "scripts")
+    refused = subprocess.run(
+        [sys.executable, "-c", probe, scripts, str(state_dir)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert refused.returncode == 3, refused.stderr
+    assert refused.stdout.strip() == (
+        f"{state_dir}/ is in use by the sandbox with pid {os.getpid()} "
+        "(API http://127.0.0.1:8080); stop it, or give this sandbox its own folder with "
+        "--state-dir"
+    )
+    assert json.loads((state_dir / "sandbox.lock").read_text())["pid"] == os.getpid()
+    first.release()
+    again = subprocess.run(
+        [sys.executable, "-c", probe, scripts, str(state_dir)], timeout=30, check=False
+    )
+    assert again.returncode == 0
+
+
+def test_state_dir_busy_without_details() -> None:
+    with pytest.raises(StateDirBusy, match="in use by another sandbox;"):
+        raise StateDirBusy(Path("x"), {})
