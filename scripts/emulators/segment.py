@@ -536,7 +536,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--item-id-property", default="sku", help="product field holding the item id"
     )
-    add_control_arguments(parser, SegmentEmulator.RATE_LIMITS)
     kinesis = parser.add_argument_group(
         "Amazon Kinesis destination (off unless --kinesis-stream is given)"
     )
@@ -565,7 +564,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="P",
         help="probability 0..1 that a delivered record is delivered again (at least once)",
     )
-    add_control_arguments(parser)
+    add_control_arguments(parser, SegmentEmulator.RATE_LIMITS)
     args = parser.parse_args(argv)
     if args.kinesis_stream and not args.kinesis_endpoint_url:
         parser.error("--kinesis-stream needs --kinesis-endpoint-url (or AWS_ENDPOINT_URL_KINESIS)")
