@@ -87,9 +87,9 @@ variable "segment_space_id" {
 }
 
 variable "segment_profile_api_rps" {
-  description = "The space's Segment Profile API budget in requests/s (Segment allows 100 per space), shared by both functions: each container gets budget / (maximum containers of both functions); see the segment_profile_api_budget output."
+  description = "The space's Segment Profile API budget for this deployment in requests/s, shared by both functions: each container gets budget / (maximum containers of both functions); see the segment_profile_api_budget output. Segment allows 100 per space; the default keeps 10% for network jitter and the space's other clients."
   type        = number
-  default     = 100
+  default     = 90
 
   validation {
     condition     = var.segment_profile_api_rps > 0 && var.segment_profile_api_rps <= 10000

@@ -4,9 +4,9 @@ API's 100 requests/s per space, split by Terraform): one token bucket for all it
 The bucket holds one token by default, so requests leave at most one every ``1/rate``
 seconds and never in a burst: in any sliding second a container sends at most
 ``ceil(rate)`` requests, and the shares of all containers add up to the budget. A caller
-reserves its turn and sleeps until it comes, in the order the turns were taken; a turn that
-would come after the caller's deadline is not taken at all (the work is retried later,
-never squeezed in).
+sleeps until the next token is due and takes it when it wakes; one that would only get it
+after its deadline takes nothing and gives up at once (the work is retried later, never
+squeezed in).
 """
 
 from __future__ import annotations
@@ -39,17 +39,24 @@ class TokenBucket:
 
     def acquire(self, deadline: float, cost: float = 1.0) -> float | None:
         """Wait for ``cost`` tokens; the seconds waited, or None (nothing taken) when they
-        would only be there after ``deadline`` (a time on this bucket's clock)."""
-        with self._lock:
-            now = self._clock()
-            tokens = min(self.capacity, self._tokens + (now - self._at) * self.rate)
-            wait = max(0.0, (cost - tokens) / self.rate)
-            self._at = now
-            self._tokens = tokens
-            if now + wait > deadline:
-                return None
-            # Taken now, paid for by waiting: later callers queue behind this one.
-            self._tokens = tokens - cost
-        if wait > 0:
+        would only be there after ``deadline`` (a time on this bucket's clock).
+
+        The tokens are taken when the caller is about to send, not when it starts
+        waiting: a thread that wakes late (a busy machine) cannot send together with the
+        next one, so requests stay ``1/rate`` apart when they actually leave.
+        """
+        waited = 0.0
+        while True:
+            with self._lock:
+                now = self._clock()
+                tokens = min(self.capacity, self._tokens + (now - self._at) * self.rate)
+                self._at = now
+                self._tokens = tokens
+                wait = max(0.0, (cost - tokens) / self.rate)
+                if now + wait > deadline:
+                    return None
+                if wait == 0.0:
+                    self._tokens = tokens - cost
+                    return waited
             self._sleep(wait)
-        return wait
+            waited += wait

@@ -499,9 +499,10 @@ class Sandbox:
         }
         profile_limit = segment.rate_limits.limits.get("profile")
         if profile_limit is not None:
-            # One container of each function: the space's budget split in two, as
-            # Terraform splits it over the functions' maximum concurrency.
-            env["SEGMENT_PROFILE_API_RPS"] = f"{profile_limit.rate / 2:g}"
+            # One container of each function: 90% of the space's limit (Terraform's default
+            # budget leaves 10% for jitter) split in two, as Terraform splits it over the
+            # functions' maximum concurrency.
+            env["SEGMENT_PROFILE_API_RPS"] = f"{profile_limit.rate * 0.9 / 2:g}"
         if self.options.use_filter:
             env["PERSONALIZE_FILTER_ARN"] = personalize.purchase_filter_arn
         else:
