@@ -102,6 +102,8 @@ def smoke(target: Target, args: argparse.Namespace) -> int:
         "version": 2,
     }
     before = reader.trait(user, target.trait)
+    if before is not None:
+        progress(f"{user} already has {target.trait}: waiting for it to change")
     probe = _probe(target)
     put = target.client("kinesis").put_record(
         StreamName=target.stream_name, Data=json.dumps(message).encode(), PartitionKey=user
@@ -146,6 +148,8 @@ def _stalled_stage(target: Target, probe: Any, shard: str, sequence: str) -> str
             f"failed records: {counts['FailedRecords']:g} reported for retry "
             "(the function's 'batch processed' log line names the failureReasons)"
         )
+    if counts.get("Unchanged", 0) > 0 and counts.get("IdentifiesSent", 0) == 0:
+        return "the trait was already up to date (Unchanged): nothing new to write"
     return (
         "identify not visible: the function ran without failures, but the trait is not on the "
         "profile (write key for the right source? Profile API lag?)"
@@ -183,7 +187,7 @@ class _LogProbe:
                     and blob.get("service") == "update_traits"
                 ):
                     totals["Invocations"] += 1
-                    for name in ("Records", "FailedRecords", "IdentifiesSent"):
+                    for name in ("Records", "FailedRecords", "IdentifiesSent", "Unchanged"):
                         totals[name] = totals.get(name, 0) + float(blob.get(name, 0))
         return totals
 
@@ -221,8 +225,8 @@ class _CloudWatchProbe:
         }
         if t.deployment:
             dims = {"deployment": t.deployment, "service": "update_traits"}
-            for name in ("Records", "FailedRecords", "IdentifiesSent"):
-                counts[name] = total("SegmentPersonalize", name, dims)
+            for name in ("Records", "FailedRecords", "IdentifiesSent", "Unchanged"):
+                counts[name] = total(t.metrics_namespace, name, dims)
         return counts
 
 

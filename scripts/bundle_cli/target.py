@@ -38,6 +38,7 @@ class Target:
     space_id: str | None = None
     trait: str = DEFAULT_TRAIT
     deployment: str | None = None
+    metrics_namespace: str = "SegmentPersonalize"
     handlers_log: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -48,9 +49,10 @@ class Target:
         config = Config(
             connect_timeout=3, read_timeout=20, retries={"mode": "standard", "max_attempts": 4}
         )
+        make: Any = boto3.client  # typed per service name; ours is a runtime string
         if self.endpoint_url is None:
-            return boto3.client(service, region_name=self.region, config=config)
-        return boto3.client(
+            return make(service, region_name=self.region, config=config)
+        return make(
             service,
             region_name=self.region,
             endpoint_url=self.endpoint_url,
@@ -149,4 +151,5 @@ def with_function_settings(target: Target) -> Target:
         space_id=env.get("SEGMENT_SPACE_ID"),
         trait=env.get("RECOMMENDED_TRAIT") or DEFAULT_TRAIT,
         deployment=env.get("DEPLOYMENT_NAME"),
+        metrics_namespace=env.get("METRICS_NAMESPACE") or "SegmentPersonalize",
     )

@@ -736,6 +736,47 @@ def test_every_alarmed_emf_metric_is_what_the_functions_emit(
         ), f"{name}: no EMF {namespace}/{metric} with dimensions {dims}; emitted: {emitted}"
 
 
+def test_operator_cli_finds_the_deployed_stack_through_terraform_outputs(
+    deployment: Deployment,
+) -> None:
+    """scripts/bundle without --sandbox: names from `terraform output -json`, AWS from the
+    SDK's usual settings (here AWS_ENDPOINT_URL pointing at the emulator)."""
+    d = deployment
+    env = {
+        **d.tf.env,
+        "AWS_ENDPOINT_URL": d.endpoint, "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing", "AWS_CONFIG_FILE": "/dev/null",
+        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+    }  # fmt: skip
+
+    def bundle(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, str(ROOT / "scripts" / "bundle"), *args,
+             "--terraform-dir", str(d.tf.workdir)],
+            input=stdin, capture_output=True, text=True, timeout=60, env=env,
+        )  # fmt: skip
+
+    # The EMF check above dead-lettered one record through the deployed queue.
+    listed = bundle("dlq", "list")
+    assert listed.returncode == 0, listed.stderr
+    header, row = listed.stdout.splitlines()
+    assert header == f"1 dead-lettered record(s) in {d.outputs['dead_letter_queue_url']}"
+    assert row.endswith("data is not JSON")
+    shown = bundle("dlq", "show", row.split()[0])
+    assert json.loads(shown.stdout)["decoded"] == "not json"
+    replay = bundle("replay-failed")
+    assert (replay.returncode, replay.stdout) == (0, "no failed batches in the on-failure queue\n")
+
+    rotated = "wk-rotated-" + secrets.token_hex(8)
+    stored = bundle("set-secrets", "--write-key", "--stdin", stdin=rotated + "\n")
+    assert stored.returncode == 0, stored.stderr
+    assert rotated not in stored.stdout + stored.stderr
+    name = d.outputs["segment_write_key_parameter"]
+    value = d.client("ssm").get_parameter(Name=name, WithDecryption=True)["Parameter"]
+    assert (value["Value"], value["Type"]) == (rotated, "SecureString")
+    d.write_key = rotated  # what the plan below must not contain either
+
+
 def test_plan_after_apply_reports_no_changes(deployment: Deployment) -> None:
     d = deployment
     # The operator sets the token out of band; Terraform must neither revert nor read it.
