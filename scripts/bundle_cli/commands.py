@@ -406,8 +406,10 @@ def _read_range(
                 return records, _complete(records, start, size)
             if sequence >= start:
                 records.append(record)
-        if not response.get("Records") and response.get("MillisBehindLatest", 0) == 0:
-            break
+        if not response.get("Records"):
+            if response.get("MillisBehindLatest", 0) == 0:
+                break
+            time.sleep(0.2)  # GetRecords allows 5 calls/s per shard; not synchronisation
         iterator = response.get("NextShardIterator")
     return records, _complete(records, start, size)
 
