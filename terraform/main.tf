@@ -63,14 +63,12 @@ resource "aws_lambda_layer_version" "dependencies" {
 module "segment_secrets" {
   source = "./modules/segment_secrets"
 
-  name_prefix           = var.name_prefix
-  write_key             = var.segment_write_key
-  write_key_version     = var.segment_write_key_version
-  create_profile_token  = var.segment_space_id != null
-  profile_token         = var.segment_profile_token
-  profile_token_version = var.segment_profile_token_version
-  kms_key_arn           = var.kms_key_arn
-  tags                  = local.tags
+  name_prefix          = var.name_prefix
+  write_key            = var.segment_write_key
+  create_profile_token = var.segment_space_id != null
+  profile_token        = var.segment_profile_token
+  kms_key_arn          = var.kms_key_arn
+  tags                 = local.tags
 }
 
 module "segment_destination" {
@@ -82,7 +80,11 @@ module "segment_destination" {
   shard_count     = var.kinesis_shard_count
   retention_hours = var.kinesis_retention_hours
   kms_key_arn     = var.kms_key_arn
-  tags            = local.tags
+
+  iam_role_path            = var.iam_role_path
+  iam_permissions_boundary = var.iam_permissions_boundary
+
+  tags = local.tags
 }
 
 module "traits_sync" {
@@ -102,6 +104,9 @@ module "traits_sync" {
 
   stream_arn  = module.segment_destination.stream_arn
   kms_key_arn = var.kms_key_arn
+
+  iam_role_path            = var.iam_role_path
+  iam_permissions_boundary = var.iam_permissions_boundary
 
   personalize_campaign_arn     = var.personalize_campaign_arn
   personalize_filter_arn       = var.personalize_filter_arn
@@ -171,6 +176,8 @@ module "recommendations_api" {
   access_log_retention_days  = var.api_access_log_retention_days
   manage_api_gateway_account = var.manage_api_gateway_account
   waf_web_acl_arn            = var.api_waf_web_acl_arn
+  iam_role_path              = var.iam_role_path
+  iam_permissions_boundary   = var.iam_permissions_boundary
 
   tags = local.tags
 }
@@ -184,14 +191,19 @@ module "alarms" {
     update-traits   = module.traits_sync.function_name
   }
   stream_consumer_function_name  = module.traits_sync.function_name
+  stream_name                    = module.segment_destination.stream_name
   iterator_age_threshold_seconds = var.iterator_age_alarm_seconds
   queue_names = {
     traits-dead-letter    = module.traits_sync.dead_letter_queue_name
     traits-failed-batches = module.traits_sync.failed_batches_queue_name
   }
-  api_name         = module.recommendations_api.rest_api_name
-  api_stage_name   = module.recommendations_api.stage_name
-  sns_topic_arn    = var.alarm_sns_topic_arn
-  create_sns_topic = var.create_alarm_sns_topic
-  tags             = local.tags
+  api_name             = module.recommendations_api.rest_api_name
+  api_stage_name       = module.recommendations_api.stage_name
+  api_4xx_rate_percent = var.api_4xx_alarm_percent
+  api_p99_latency_ms   = var.api_p99_latency_alarm_ms
+  sns_topic_arn        = var.alarm_sns_topic_arn
+  create_sns_topic     = var.create_alarm_sns_topic
+  alarm_email          = var.alarm_email
+  kms_key_arn          = var.kms_key_arn
+  tags                 = local.tags
 }

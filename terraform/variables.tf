@@ -131,31 +131,19 @@ variable "segment_profile_api_url" {
 }
 
 variable "segment_write_key" {
-  description = "Write key of the Segment source that receives the identify calls. Ephemeral and write-only: never in the plan or the state. Null: set the SSM parameter out of band."
+  description = "Write key of the Segment source that receives the identify calls. Ephemeral and write-only: never in the plan or the state; written only when the parameter is created. Null: set it out of band (scripts/bundle set-secrets)."
   type        = string
   default     = null
   sensitive   = true
   ephemeral   = true
-}
-
-variable "segment_write_key_version" {
-  description = "Bump to make Terraform write segment_write_key again (needed after the first apply)."
-  type        = number
-  default     = 1
 }
 
 variable "segment_profile_token" {
-  description = "Segment Profile API access token (with segment_space_id). Ephemeral and write-only like segment_write_key."
+  description = "Segment Profile API access token (with segment_space_id). Ephemeral and write-only like segment_write_key, written only on creation."
   type        = string
   default     = null
   sensitive   = true
   ephemeral   = true
-}
-
-variable "segment_profile_token_version" {
-  description = "Bump to make Terraform write segment_profile_token again."
-  type        = number
-  default     = 1
 }
 
 variable "tracked_events" {
@@ -218,9 +206,9 @@ variable "kinesis_shard_count" {
 }
 
 variable "kinesis_retention_hours" {
-  description = "Stream retention (24-8760 hours): the window for replaying failed batches."
+  description = "Stream retention (24-8760 hours): the window for replaying failed batches. 168 (7 days) by default, so batches given up on over a week-end can still be replayed; above 24 h Kinesis bills extended retention."
   type        = number
-  default     = 24
+  default     = 168
 
   validation {
     condition     = var.kinesis_retention_hours >= 24 && var.kinesis_retention_hours <= 8760
@@ -229,7 +217,7 @@ variable "kinesis_retention_hours" {
 }
 
 variable "kms_key_arn" {
-  description = "Optional customer managed KMS key for the stream and the SSM parameters (roles get the matching grants). Null: AWS-managed keys aws/kinesis and aws/ssm."
+  description = "Optional customer managed KMS key for the stream, the SSM parameters, the log groups and the alarm topic (roles get kms:ViaService-scoped grants). Its key policy must let logs.<region>.amazonaws.com and cloudwatch.amazonaws.com (alarms publishing to SNS) use it. Null: AWS-managed keys."
   type        = string
   default     = null
 
@@ -286,13 +274,18 @@ variable "traits_maximum_retry_attempts" {
 }
 
 variable "traits_maximum_record_age_seconds" {
-  description = "Records older than this go to the on-failure queue instead of being retried (60-604800); keep it below the stream retention."
+  description = "Records older than this go to the on-failure queue instead of being retried (60-604800). Must be below the stream retention: what is left of it is the window to replay them (scripts/bundle replay-failed)."
   type        = number
   default     = 21600
 
   validation {
     condition     = var.traits_maximum_record_age_seconds >= 60 && var.traits_maximum_record_age_seconds <= 604800
     error_message = "traits_maximum_record_age_seconds must be between 60 and 604800."
+  }
+
+  validation {
+    condition     = var.traits_maximum_record_age_seconds < var.kinesis_retention_hours * 3600
+    error_message = "traits_maximum_record_age_seconds must be below kinesis_retention_hours x 3600: a record given up on must still be in the stream to be replayed."
   }
 }
 
@@ -364,13 +357,13 @@ variable "api_throttling_burst_limit" {
 }
 
 variable "api_quota_limit" {
-  description = "Requests allowed per API key and api_quota_period."
+  description = "Requests allowed per API key and api_quota_period; null (default) sets no quota, throttling still applies. A quota below rate x period cuts callers off with 429 until the period rolls over (1,000,000/month lasts ~5.6 h at 50 req/s)."
   type        = number
-  default     = 1000000
+  default     = null
 
   validation {
-    condition     = var.api_quota_limit >= 1
-    error_message = "api_quota_limit must be >= 1."
+    condition     = var.api_quota_limit == null || try(var.api_quota_limit >= 1, false)
+    error_message = "api_quota_limit must be null or >= 1."
   }
 }
 
@@ -386,21 +379,43 @@ variable "api_quota_period" {
 }
 
 variable "api_access_log_retention_days" {
-  description = "Retention of the API access logs, in days."
+  description = "Retention of the API access logs, in days. They hold client IP addresses: by default as short as the function logs (30)."
   type        = number
-  default     = 365
+  default     = 30
 }
 
 variable "manage_api_gateway_account" {
-  description = "Set the region's API Gateway CloudWatch role (one per account and region, needed for stage logging). Turn off if another stack owns it."
+  description = "Set the region's API Gateway CloudWatch role (one setting per account and region, shared by every REST API; stage logging needs it). Off by default: set it once per region (README, Deploy) or turn this on in exactly one stack. Destroy leaves it in place."
   type        = bool
-  default     = true
+  default     = false
 }
 
 variable "api_waf_web_acl_arn" {
   description = "Optional regional WAFv2 web ACL to associate with the API stage."
   type        = string
   default     = null
+}
+
+variable "iam_role_path" {
+  description = "Path of every IAM role this configuration creates."
+  type        = string
+  default     = "/"
+
+  validation {
+    condition     = can(regex("^/([\\x21-\\x7E]{0,510}/)?$", var.iam_role_path))
+    error_message = "iam_role_path must start and end with '/'."
+  }
+}
+
+variable "iam_permissions_boundary" {
+  description = "ARN of a managed policy set as permissions boundary on every IAM role this configuration creates, or null."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.iam_permissions_boundary == null || can(regex("^arn:aws[a-z-]*:iam::([0-9]{12}|aws):policy/.+$", var.iam_permissions_boundary))
+    error_message = "iam_permissions_boundary must be null or an IAM policy ARN."
+  }
 }
 
 # ---- Functions ------------------------------------------------------------------------------
@@ -536,9 +551,27 @@ variable "alarm_sns_topic_arn" {
 }
 
 variable "create_alarm_sns_topic" {
-  description = "Create an SNS topic <name_prefix>-alarms for the alarms (when alarm_sns_topic_arn is null); subscribe to it yourself."
+  description = "Create the SNS topic <name_prefix>-alarms for the alarms (when alarm_sns_topic_arn is null). Off leaves the alarms notifying nobody."
   type        = bool
-  default     = false
+  default     = true
+}
+
+variable "alarm_email" {
+  description = "Optional e-mail address subscribed to the created alarm topic (confirm the mail AWS sends)."
+  type        = string
+  default     = null
+}
+
+variable "api_4xx_alarm_percent" {
+  description = "Alarm when more than this percentage of API requests answer 4XX (403 missing key, 400, 429 throttled) in 5 minutes (at least 20 requests)."
+  type        = number
+  default     = 10
+}
+
+variable "api_p99_latency_alarm_ms" {
+  description = "Alarm when the API's p99 latency stays above this many milliseconds for 10 minutes."
+  type        = number
+  default     = 3000
 }
 
 variable "iterator_age_alarm_seconds" {

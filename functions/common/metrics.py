@@ -8,16 +8,31 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Mapping
 from typing import Any
 
 MAX_METRICS_PER_BLOB = 100
+DEFAULT_NAMESPACE = "SegmentPersonalize"
+# Without DEPLOYMENT_NAME (Terraform sets it to name_prefix) metrics still carry the
+# dimension, so alarms and dashboards always see the same dimension set.
+DEFAULT_DEPLOYMENT = "default"
+# The one dimension set of every metric: two deployments in one account never mix.
+DIMENSIONS = ("deployment", "service")
 
 
 class Metrics:
-    def __init__(self, namespace: str, service: str) -> None:
+    def __init__(self, namespace: str, service: str, deployment: str = DEFAULT_DEPLOYMENT) -> None:
         self.namespace = namespace
         self.service = service
+        self.deployment = deployment
         self._values: dict[str, tuple[float, str]] = {}
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], service: str) -> Metrics:
+        """Namespace from ``METRICS_NAMESPACE``, deployment from ``DEPLOYMENT_NAME``."""
+        namespace = env.get("METRICS_NAMESPACE", "").strip() or DEFAULT_NAMESPACE
+        deployment = env.get("DEPLOYMENT_NAME", "").strip() or DEFAULT_DEPLOYMENT
+        return cls(namespace, service, deployment)
 
     def add(self, name: str, value: float, unit: str = "Count") -> None:
         """Add to a metric (counts accumulate; other units keep the last value)."""
@@ -42,11 +57,12 @@ class Metrics:
                     "CloudWatchMetrics": [
                         {
                             "Namespace": self.namespace,
-                            "Dimensions": [["service"]],
+                            "Dimensions": [list(DIMENSIONS)],
                             "Metrics": [{"Name": n, "Unit": u} for n, (_, u) in chunk],
                         }
                     ],
                 },
+                "deployment": self.deployment,
                 "service": self.service,
                 **properties,
                 **{n: v for n, (v, _) in chunk},

@@ -11,6 +11,9 @@ from common.aws import error_code
 
 # Errors that no retry will fix: the deployment is wrong.
 _PERMANENT = {"ParameterNotFound", "AccessDeniedException", "ParameterVersionNotFound"}
+# What Terraform writes when no value was given (terraform/modules/segment_secrets). Segment
+# answers 200 to an unknown write key and drops the data, so it must count as missing.
+PLACEHOLDER = "set-out-of-band"
 
 
 class SecretError(Exception):
@@ -59,8 +62,10 @@ class SecretCache:
             raise SecretError(name, code in _PERMANENT, code or type(exc).__name__) from exc
         parameter = response.get("Parameter") or {}
         value = parameter.get("Value")
-        if not isinstance(value, str) or not value:
+        if not isinstance(value, str) or not value.strip():
             raise SecretError(name, True, "parameter has no value")
+        if value.strip() == PLACEHOLDER:
+            raise SecretError(name, True, f"parameter still holds the placeholder {PLACEHOLDER!r}")
         if parameter.get("Type") != "SecureString":
             raise SecretError(name, True, "parameter must be a SecureString")
         return value

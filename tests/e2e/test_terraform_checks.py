@@ -32,7 +32,7 @@ DECIDED_SKIPS = {
     "CKV_AWS_26",  # SNS topic for alarms (aws/sns unusable by CloudWatch)
     "CKV_AWS_272",  # code signing
     "CKV_AWS_337",  # SSM with a CMK (optional kms_key_arn)
-    "CKV_AWS_338",  # 1-year retention of function logs (PII)
+    "CKV_AWS_338",  # 1-year retention of function and access logs (PII)
     "CKV2_AWS_29",  # WAF optional
     "CKV2_AWS_51",  # client certificate
     "CKV2_AWS_70",  # Cognito authorizer: partner API with keys

@@ -481,3 +481,35 @@ def test_a_missing_write_key_retries_every_record_and_names_the_setting(
     ]
     assert deployment.queue_depth() == 0
     assert segment.counters["batch"] == 0
+
+
+@pytest.mark.parametrize("stored", ["set-out-of-band", "   \n"])
+def test_a_placeholder_or_blank_write_key_is_a_missing_secret(
+    app: ModuleType,
+    deployment: Deployment,
+    segment: SegmentEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    stored: str,
+) -> None:
+    # Segment answers 200 to an unknown write key and drops the data: the placeholder that
+    # Terraform writes without a value must never be sent as a key.
+    name = f"/traits-test/{uuid.uuid4().hex}/write-key"
+    ssm = boto3.client("ssm", region_name=REGION)
+    ssm.put_parameter(Name=name, Value=stored, Type="SecureString")
+    monkeypatch.setenv("SEGMENT_WRITE_KEY_PARAMETER", name)
+    monkeypatch.setenv("DEPLOYMENT_NAME", "traits-test")
+    event = {"Records": fixture_records("relevant.json", "bad.json")}
+    result = app.lambda_handler(event, Context())
+    assert result == {"batchItemFailures": [{"itemIdentifier": s} for s in sequence_numbers(event)]}
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    errors = [line for line in lines if line.get("level") == "ERROR"]
+    assert [(e["setting"], e["parameter"], e["permanent"]) for e in errors] == [
+        ("SEGMENT_WRITE_KEY_PARAMETER", name, True)
+    ]
+    (blob,) = [line for line in lines if "_aws" in line]
+    assert blob["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["deployment", "service"]]
+    assert (blob["deployment"], blob["service"]) == ("traits-test", "update_traits")
+    assert (blob["SecretErrors"], blob["FailedRecords"]) == (1, len(event["Records"]))
+    assert deployment.queue_depth() == 0
+    assert segment.counters["batch"] == 0

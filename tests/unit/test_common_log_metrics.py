@@ -46,7 +46,7 @@ def test_hash_id_is_stable_short_and_not_the_id() -> None:
 
 
 def test_emf_blob_shape(capsys: pytest.CaptureFixture[str]) -> None:
-    metrics = Metrics("NS", "svc")
+    metrics = Metrics("NS", "svc", "prod-eu")
     metrics.add("Requests", 1)
     metrics.add("Requests", 2)
     metrics.add("Latency", 12.5, "Milliseconds")
@@ -57,17 +57,18 @@ def test_emf_blob_shape(capsys: pytest.CaptureFixture[str]) -> None:
     assert isinstance(directive["Timestamp"], int)
     (entry,) = directive["CloudWatchMetrics"]
     assert entry["Namespace"] == "NS"
-    assert entry["Dimensions"] == [["service"]]
+    assert entry["Dimensions"] == [["deployment", "service"]]
     assert entry["Metrics"] == [
         {"Name": "Latency", "Unit": "Milliseconds"},
         {"Name": "Requests", "Unit": "Count"},
     ]
-    assert (blob["service"], blob["Requests"], blob["Latency"], blob["status"]) == (
+    assert (blob["deployment"], blob["service"], blob["Requests"], blob["Latency"]) == (
+        "prod-eu",
         "svc",
         3,
         12.5,
-        200,
     )
+    assert blob["status"] == 200
 
 
 def test_flush_resets_and_splits_at_100_metrics(capsys: pytest.CaptureFixture[str]) -> None:
@@ -80,3 +81,20 @@ def test_flush_resets_and_splits_at_100_metrics(capsys: pytest.CaptureFixture[st
     blobs = out(capsys)
     assert [len(b["_aws"]["CloudWatchMetrics"][0]["Metrics"]) for b in blobs] == [100, 50]  # type: ignore[index]
     assert metrics.snapshot() == {}
+
+
+def test_namespace_and_deployment_come_from_the_environment(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    Metrics.from_env({"METRICS_NAMESPACE": "Shop", "DEPLOYMENT_NAME": "shop-eu"}, "svc").flush()
+    assert out(capsys) == []  # nothing collected, nothing written
+    metrics = Metrics.from_env({"DEPLOYMENT_NAME": " shop-eu "}, "svc")
+    metrics.add("Records", 2)
+    metrics.flush()
+    (blob,) = out(capsys)
+    assert blob["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "SegmentPersonalize"
+    assert blob["deployment"] == "shop-eu"
+    metrics = Metrics.from_env({"DEPLOYMENT_NAME": "  "}, "svc")
+    metrics.add("Records", 1)
+    metrics.flush()
+    assert out(capsys)[0]["deployment"] == "default"

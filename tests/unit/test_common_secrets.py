@@ -68,7 +68,15 @@ def test_errors_are_classified_and_not_cached(error: str, permanent: bool) -> No
 
 
 @pytest.mark.parametrize(
-    "parameter", [{"Value": "x", "Type": "String"}, {"Value": "", "Type": "SecureString"}, {}]
+    "parameter",
+    [
+        {"Value": "x", "Type": "String"},
+        {"Value": "", "Type": "SecureString"},
+        {"Value": " \t\n", "Type": "SecureString"},
+        {"Value": "set-out-of-band", "Type": "SecureString"},
+        {"Value": " set-out-of-band\n", "Type": "SecureString"},
+        {},
+    ],
 )
 def test_unusable_parameters_are_permanent_errors(parameter: dict[str, Any]) -> None:
     cache = SecretCache(lambda: FakeSsm(parameter=parameter or {"Type": "SecureString"}))

@@ -103,8 +103,41 @@ def test_ranges_and_sets_are_validated() -> None:
                  "traits_parallelization_factor", "traits_maximum_retry_attempts",
                  "traits_maximum_record_age_seconds", "api_quota_period",
                  "lambda_runtime", "lambda_architecture", "name_prefix",
-                 "personalize_campaign_arn", "cors_allow_origins"):  # fmt: skip
+                 "personalize_campaign_arn", "cors_allow_origins", "kinesis_retention_hours",
+                 "api_quota_limit", "iam_role_path", "iam_permissions_boundary"):  # fmt: skip
         assert name in validated, name
+
+
+def test_defaults_are_safe_for_a_shared_account() -> None:
+    variables = _items(TERRAFORM, "variable")
+    defaults = {name: v.args.get("default") for name, v in variables.items()}
+    # The account-wide API Gateway logging role is not taken over (nor cleared on destroy).
+    assert defaults["manage_api_gateway_account"] == "false"
+    api = (TERRAFORM / "modules" / "recommendations_api" / "main.tf").read_text()
+    assert "reset_on_delete =" not in api
+    # No quota that cuts every caller off with 429 for the rest of the month.
+    assert defaults["api_quota_limit"] == "null"
+    # Failed batches stay replayable for days; the alarms notify somebody.
+    assert defaults["kinesis_retention_hours"] == "168"
+    assert defaults["create_alarm_sns_topic"] == "true"
+    # Access logs (client IPs) are kept as long as the function logs.
+    assert defaults["api_access_log_retention_days"] == defaults["log_retention_days"] == "30"
+
+
+def test_maximum_record_age_is_validated_below_the_stream_retention() -> None:
+    text = (TERRAFORM / "variables.tf").read_text()
+    block = text.split('variable "traits_maximum_record_age_seconds" {', 1)[1].split("\n}\n", 1)[0]
+    assert "var.traits_maximum_record_age_seconds < var.kinesis_retention_hours * 3600" in block
+
+
+def test_secret_values_are_written_only_when_the_parameter_is_created() -> None:
+    # A changing write-only version makes Terraform write value_wo again, and it cannot tell
+    # whether a value was given: without one it would put the placeholder over a real key.
+    text = (TERRAFORM / "modules" / "segment_secrets" / "main.tf").read_text()
+    assert text.count("value_wo_version = local.value_version") == 2
+    assert "value_version = 1" in text
+    for directory in (TERRAFORM, TERRAFORM / "modules" / "segment_secrets"):
+        assert not any("version" in name for name in _items(directory, "variable"))
 
 
 def _cors_origin_pattern(directory: Path) -> str:

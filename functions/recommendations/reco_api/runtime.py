@@ -13,14 +13,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from common import aws
-from common.config import ConfigError, env_str, environ
+from common.config import ConfigError, environ
 from common.log import Logger
 from common.metrics import Metrics
 from reco_api.exclusion import PurchaseReader
 from reco_api.settings import Settings, load
 
 SERVICE = "recommendations"
-DEFAULT_NAMESPACE = "SegmentPersonalize"
 
 # ClientPolicy.max_attempts is botocore's ``max_attempts``: retries after the first call.
 # Worst case per request: 2 calls x (1 s connect + 2 s read) + one backoff (at most 1 s
@@ -50,8 +49,7 @@ class Runtime:
         purchases: PurchaseReader | None = None,
     ) -> None:
         self.logger = Logger(SERVICE)
-        namespace = env_str(env, "METRICS_NAMESPACE", DEFAULT_NAMESPACE) or DEFAULT_NAMESPACE
-        self.metrics = Metrics(namespace, SERVICE)
+        self.metrics = Metrics.from_env(env, SERVICE)
         self.cold = True
         self.settings: Settings | None = None
         self.config_error: ConfigError | None = None

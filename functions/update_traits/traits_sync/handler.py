@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from common.config import ConfigError, env_str, environ
+from common.config import ConfigError, environ
 from common.log import Logger
 from common.metrics import Metrics
 from common.secrets import SecretError
@@ -21,7 +21,6 @@ from traits_sync.processor import process
 from traits_sync.stats import Stats
 
 SERVICE = "update_traits"
-DEFAULT_NAMESPACE = "SegmentPersonalize"
 
 _logger: Logger | None = None
 
@@ -74,7 +73,7 @@ def handle(event: Mapping[str, Any], context: Any, env: Mapping[str, str] | None
 
     failed = process(records, classified, settings, ports, budget, stats, log)
     counts = stats.snapshot()
-    metrics = Metrics(settings.metrics_namespace, SERVICE)
+    metrics = Metrics.from_env(env, SERVICE)
     for name, value in counts.items():
         metrics.add(name, value)
     metrics.flush()
@@ -95,8 +94,7 @@ def response(sequence_numbers: Sequence[str]) -> dict[str, list[dict[str, str]]]
 def _retry_all(
     records: Sequence[kinesis.KinesisRecord], env: Mapping[str, str], metric: str
 ) -> dict[str, list[dict[str, str]]]:
-    namespace = env_str(env, "METRICS_NAMESPACE", DEFAULT_NAMESPACE) or DEFAULT_NAMESPACE
-    metrics = Metrics(namespace, SERVICE)
+    metrics = Metrics.from_env(env, SERVICE)
     metrics.add("Records", len(records))
     metrics.add("FailedRecords", len(records))
     metrics.add(metric, 1)

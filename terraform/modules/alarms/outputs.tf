@@ -6,9 +6,14 @@ output "sns_topic_arn" {
 output "alarm_names" {
   description = "Names of every alarm created."
   value = concat(
-    [for a in aws_cloudwatch_metric_alarm.function_errors : a.alarm_name],
-    [aws_cloudwatch_metric_alarm.iterator_age.alarm_name],
-    [for a in aws_cloudwatch_metric_alarm.queue_not_empty : a.alarm_name],
-    aws_cloudwatch_metric_alarm.api_5xx[*].alarm_name,
+    [for a in aws_cloudwatch_metric_alarm.metric : a.alarm_name],
+    [aws_cloudwatch_metric_alarm.stream_stalled.alarm_name],
+    aws_cloudwatch_metric_alarm.api_4xx_rate[*].alarm_name,
+    aws_cloudwatch_metric_alarm.api_latency_p99[*].alarm_name,
   )
+}
+
+output "dashboard_name" {
+  description = "Name of the CloudWatch dashboard, or null."
+  value       = one(aws_cloudwatch_dashboard.this[*].dashboard_name)
 }

@@ -4,17 +4,25 @@
 
 data "aws_partition" "current" {}
 
+data "aws_region" "current" {}
+
 locals {
-  role_name = "${var.function_name}-role"
+  # IAM is global: the region keeps the same name_prefix in two regions from colliding.
+  role_name = coalesce(var.role_name, "${var.function_name}-${data.aws_region.current.name}")
+  environment = merge(
+    var.environment,
+    var.deployment_name == null ? {} : { DEPLOYMENT_NAME = var.deployment_name },
+  )
 }
 
 # Lambda writes to /aws/lambda/<function name>; creating that group here sets its retention
 # and means the role never needs logs:CreateLogGroup.
 resource "aws_cloudwatch_log_group" "this" {
-  #checkov:skip=CKV_AWS_158:CloudWatch Logs encrypts log data at rest with AWS-managed keys; a customer key adds a key policy and cost for no extra control here.
+  #checkov:skip=CKV_AWS_158:Encrypted with kms_key_arn when given; otherwise CloudWatch Logs' own at-rest encryption (AWS-managed keys), which needs no key policy.
   #checkov:skip=CKV_AWS_338:Function logs may carry Segment user ids (PII); they are kept days, not a year (log_retention_days).
   name              = "/aws/lambda/${var.function_name}"
   retention_in_days = var.log_retention_days
+  kms_key_id        = var.kms_key_arn
   tags              = var.tags
 }
 
@@ -31,10 +39,19 @@ data "aws_iam_policy_document" "assume" {
 }
 
 resource "aws_iam_role" "this" {
-  name               = local.role_name
-  description        = "Execution role of the ${var.function_name} Lambda function."
-  assume_role_policy = data.aws_iam_policy_document.assume.json
-  tags               = var.tags
+  name                 = local.role_name
+  path                 = var.iam_role_path
+  permissions_boundary = var.iam_permissions_boundary
+  description          = "Execution role of the ${var.function_name} Lambda function."
+  assume_role_policy   = data.aws_iam_policy_document.assume.json
+  tags                 = var.tags
+
+  lifecycle {
+    precondition {
+      condition     = length(local.role_name) <= 64
+      error_message = "The role name ${local.role_name} is longer than IAM's 64 characters: shorten name_prefix or pass role_name."
+    }
+  }
 }
 
 data "aws_iam_policy_document" "this" {
@@ -84,9 +101,9 @@ resource "aws_lambda_function" "this" {
   reserved_concurrent_executions = var.reserved_concurrency
 
   dynamic "environment" {
-    for_each = length(var.environment) > 0 ? [1] : []
+    for_each = length(local.environment) > 0 ? [1] : []
     content {
-      variables = var.environment
+      variables = local.environment
     }
   }
 

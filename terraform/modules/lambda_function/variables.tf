@@ -4,7 +4,7 @@ variable "function_name" {
 
   validation {
     condition     = can(regex("^[A-Za-z0-9_-]{1,56}$", var.function_name))
-    error_message = "function_name must be 1-56 letters, digits, '-' or '_' (the role name adds 8 characters)."
+    error_message = "function_name must be 1-56 letters, digits, '-' or '_'."
   }
 }
 
@@ -129,4 +129,39 @@ variable "tags" {
   description = "Tags applied to every resource of this module."
   type        = map(string)
   default     = {}
+}
+
+variable "role_name" {
+  description = "Name of the execution role; null means <function_name>-<region> (IAM names are global, the region keeps two regions apart). At most 64 characters."
+  type        = string
+  default     = null
+}
+
+variable "iam_role_path" {
+  description = "Path of the execution role (organisations often reserve one for workload roles)."
+  type        = string
+  default     = "/"
+
+  validation {
+    condition     = can(regex("^/([\\x21-\\x7E]{0,510}/)?$", var.iam_role_path))
+    error_message = "iam_role_path must start and end with '/'."
+  }
+}
+
+variable "iam_permissions_boundary" {
+  description = "ARN of a managed policy set as the execution role's permissions boundary, or null."
+  type        = string
+  default     = null
+}
+
+variable "kms_key_arn" {
+  description = "Customer managed KMS key for the log group, or null for CloudWatch Logs' default encryption. Its key policy must allow logs.<region>.amazonaws.com to use it."
+  type        = string
+  default     = null
+}
+
+variable "deployment_name" {
+  description = "Set as DEPLOYMENT_NAME: the deployment dimension of the function's EMF metrics (alarms match on it). Null leaves it unset."
+  type        = string
+  default     = null
 }

@@ -6,8 +6,11 @@
 
 data "aws_partition" "current" {}
 
+data "aws_region" "current" {}
+
 locals {
   name      = "${var.name_prefix}-recommendations"
+  region    = data.aws_region.current.name
   path_part = "recommendations"
 
   cors_enabled = length(var.cors_allow_origins) > 0
@@ -79,6 +82,12 @@ data "aws_iam_policy_document" "function" {
       sid       = "DecryptWithCustomerKey"
       actions   = ["kms:Decrypt"]
       resources = [statement.value]
+      # Only to read the profile token SecureString.
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = ["ssm.${local.region}.amazonaws.com"]
+      }
     }
   }
 }
@@ -86,20 +95,25 @@ data "aws_iam_policy_document" "function" {
 module "function" {
   source = "../lambda_function"
 
-  function_name        = local.name
-  description          = "GET /recommendations: Personalize recommendations for a user or an item."
-  zip_path             = var.zip_path
-  layer_arns           = var.layer_arns
-  runtime              = var.runtime
-  architecture         = var.architecture
-  memory_size          = var.memory_size
-  timeout              = var.timeout
-  reserved_concurrency = var.reserved_concurrency
-  tracing_mode         = var.tracing_mode
-  log_retention_days   = var.log_retention_days
-  environment          = local.environment
-  policy_json          = data.aws_iam_policy_document.function.json
-  tags                 = var.tags
+  function_name            = local.name
+  description              = "GET /recommendations: Personalize recommendations for a user or an item."
+  zip_path                 = var.zip_path
+  layer_arns               = var.layer_arns
+  runtime                  = var.runtime
+  architecture             = var.architecture
+  memory_size              = var.memory_size
+  timeout                  = var.timeout
+  reserved_concurrency     = var.reserved_concurrency
+  tracing_mode             = var.tracing_mode
+  log_retention_days       = var.log_retention_days
+  environment              = local.environment
+  policy_json              = data.aws_iam_policy_document.function.json
+  deployment_name          = var.name_prefix
+  kms_key_arn              = var.kms_key_arn
+  role_name                = "${var.name_prefix}-reco-${local.region}"
+  iam_role_path            = var.iam_role_path
+  iam_permissions_boundary = var.iam_permissions_boundary
+  tags                     = var.tags
 }
 
 resource "aws_api_gateway_rest_api" "this" {
@@ -259,9 +273,11 @@ resource "aws_api_gateway_deployment" "this" {
 }
 
 resource "aws_cloudwatch_log_group" "access" {
-  #checkov:skip=CKV_AWS_158:CloudWatch Logs encrypts log data at rest with AWS-managed keys; a customer key adds a key policy and cost for no extra control here.
+  #checkov:skip=CKV_AWS_158:Encrypted with kms_key_arn when given; otherwise CloudWatch Logs' own at-rest encryption (AWS-managed keys), which needs no key policy.
+  #checkov:skip=CKV_AWS_338:Access logs hold client IP addresses (personal data): kept as long as the function logs (access_log_retention_days, default 30), not a year.
   name              = "/aws/apigateway/${local.name}/access"
   retention_in_days = var.access_log_retention_days
+  kms_key_id        = var.kms_key_arn
   tags              = var.tags
 }
 
@@ -323,7 +339,7 @@ resource "aws_api_gateway_usage_plan" "this" {
   count = var.api_key_required ? 1 : 0
 
   name        = local.name
-  description = "Throttling and quota for ${local.name} callers."
+  description = "Throttling (and the optional quota) for ${local.name} callers."
 
   api_stages {
     api_id = aws_api_gateway_rest_api.this.id
@@ -335,9 +351,14 @@ resource "aws_api_gateway_usage_plan" "this" {
     burst_limit = var.throttling_burst_limit
   }
 
-  quota_settings {
-    limit  = var.quota_limit
-    period = var.quota_period
+  # Off by default: a monthly quota runs out at the plan's own rate within hours, and then
+  # every call is 429 until the period rolls over. Throttling above protects the back end.
+  dynamic "quota_settings" {
+    for_each = var.quota_limit == null ? [] : [1]
+    content {
+      limit  = var.quota_limit
+      period = var.quota_period
+    }
   }
 
   tags = var.tags
@@ -368,10 +389,12 @@ data "aws_iam_policy_document" "api_gateway_assume" {
 resource "aws_iam_role" "api_gateway_cloudwatch" {
   count = var.manage_api_gateway_account ? 1 : 0
 
-  name               = "${local.name}-apigw-logs"
-  description        = "Lets API Gateway write execution and access logs in this account and region."
-  assume_role_policy = data.aws_iam_policy_document.api_gateway_assume.json
-  tags               = var.tags
+  name                 = "${var.name_prefix}-apigw-logs-${local.region}"
+  path                 = var.iam_role_path
+  permissions_boundary = var.iam_permissions_boundary
+  description          = "Lets API Gateway write execution and access logs in this account and region."
+  assume_role_policy   = data.aws_iam_policy_document.api_gateway_assume.json
+  tags                 = var.tags
 }
 
 resource "aws_iam_role_policy_attachment" "api_gateway_cloudwatch" {
@@ -383,13 +406,14 @@ resource "aws_iam_role_policy_attachment" "api_gateway_cloudwatch" {
   policy_arn = "arn:${data.aws_partition.current.partition}:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
 }
 
+# One setting per account and region, shared by every REST API there: off by default so
+# that this stack neither takes it over nor clears it for others. Turn it on in at most one
+# stack per region (or set it once with `aws apigateway update-account`, see the README).
+# Destroying this resource leaves the setting as it is (no reset_on_delete).
 resource "aws_api_gateway_account" "this" {
   count = var.manage_api_gateway_account ? 1 : 0
 
   cloudwatch_role_arn = aws_iam_role.api_gateway_cloudwatch[0].arn
-  # On destroy, clear the setting instead of leaving it pointing at a deleted role.
-  # (Deprecated in provider 5.x only because it becomes the behaviour in 6.0.)
-  reset_on_delete = true
 
   depends_on = [aws_iam_role_policy_attachment.api_gateway_cloudwatch]
 }

@@ -62,9 +62,9 @@ variable "log_retention_days" {
 }
 
 variable "access_log_retention_days" {
-  description = "Retention of the API access log group, in days (access logs hold no query strings or bodies)."
+  description = "Retention of the API access log group, in days. Access logs hold client IPs (no query strings or bodies): keep it as short as the function logs."
   type        = number
-  default     = 365
+  default     = 30
 
   validation {
     condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.access_log_retention_days)
@@ -107,7 +107,7 @@ variable "profile_token_parameter_arn" {
 }
 
 variable "kms_key_arn" {
-  description = "Customer managed KMS key of the parameters, or null for the AWS-managed key (no grant needed)."
+  description = "Customer managed KMS key of the parameters and log groups, or null for AWS-managed keys (no grant needed)."
   type        = string
   default     = null
 }
@@ -191,13 +191,13 @@ variable "throttling_burst_limit" {
 }
 
 variable "quota_limit" {
-  description = "Requests allowed per key in each quota_period."
+  description = "Requests allowed per key in each quota_period; null (default) sets no quota (throttling still applies). A quota below rate x period seconds cuts callers off with 429 before the period ends."
   type        = number
-  default     = 1000000
+  default     = null
 
   validation {
-    condition     = var.quota_limit >= 1 && floor(var.quota_limit) == var.quota_limit
-    error_message = "quota_limit must be a whole number >= 1."
+    condition     = var.quota_limit == null || (try(var.quota_limit >= 1, false) && try(floor(var.quota_limit) == var.quota_limit, false))
+    error_message = "quota_limit must be null or a whole number >= 1."
   }
 }
 
@@ -213,9 +213,9 @@ variable "quota_period" {
 }
 
 variable "manage_api_gateway_account" {
-  description = "Set the region's API Gateway account CloudWatch role (needed for stage logging). It is one setting per account and region: turn this off if another stack owns it."
+  description = "Set the region's API Gateway account CloudWatch role (needed for stage logging). One setting per account and region, shared by every REST API: leave off (default) unless this is the one stack that owns it. Destroy leaves it in place."
   type        = bool
-  default     = true
+  default     = false
 }
 
 variable "waf_web_acl_arn" {
@@ -256,4 +256,16 @@ variable "tags" {
   description = "Tags applied to every resource of this module."
   type        = map(string)
   default     = {}
+}
+
+variable "iam_role_path" {
+  description = "Path of the IAM roles this module creates."
+  type        = string
+  default     = "/"
+}
+
+variable "iam_permissions_boundary" {
+  description = "ARN of a managed policy set as permissions boundary on the IAM roles this module creates, or null."
+  type        = string
+  default     = null
 }

@@ -36,10 +36,13 @@ data "aws_iam_policy_document" "trust" {
 }
 
 resource "aws_iam_role" "this" {
-  name               = "${var.name_prefix}-segment-kinesis"
-  description        = "Assumed by Segment's Amazon Kinesis destination to write events to ${aws_kinesis_stream.this.name}."
-  assume_role_policy = data.aws_iam_policy_document.trust.json
-  tags               = var.tags
+  # IAM is global: the region keeps the same name_prefix in two regions from colliding.
+  name                 = "${var.name_prefix}-segment-${data.aws_region.current.name}"
+  path                 = var.iam_role_path
+  permissions_boundary = var.iam_permissions_boundary
+  description          = "Assumed by Segment's Amazon Kinesis destination to write events to ${aws_kinesis_stream.this.name}."
+  assume_role_policy   = data.aws_iam_policy_document.trust.json
+  tags                 = var.tags
 }
 
 data "aws_iam_policy_document" "write" {
@@ -63,6 +66,12 @@ data "aws_iam_policy_document" "write" {
       sid       = "EncryptWithCustomerKey"
       actions   = ["kms:GenerateDataKey"]
       resources = [statement.value]
+      # Only for writes to Kinesis, not to encrypt anything else with our key.
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = ["kinesis.${data.aws_region.current.name}.amazonaws.com"]
+      }
     }
   }
 }

@@ -42,9 +42,9 @@ variable "shard_count" {
 }
 
 variable "retention_hours" {
-  description = "How long records stay in the stream (24-8760 hours); failed batches can be replayed within this window."
+  description = "How long records stay in the stream (24-8760 hours); failed batches can be replayed within this window. 168 (7 days) covers a week-end outage; above 24 h Kinesis bills extended retention per shard-hour (ON_DEMAND: per GB)."
   type        = number
-  default     = 24
+  default     = 168
 
   validation {
     condition     = var.retention_hours >= 24 && var.retention_hours <= 8760
@@ -62,4 +62,16 @@ variable "tags" {
   description = "Tags applied to every resource of this module."
   type        = map(string)
   default     = {}
+}
+
+variable "iam_role_path" {
+  description = "Path of the IAM roles this module creates."
+  type        = string
+  default     = "/"
+}
+
+variable "iam_permissions_boundary" {
+  description = "ARN of a managed policy set as permissions boundary on the IAM roles this module creates, or null."
+  type        = string
+  default     = null
 }

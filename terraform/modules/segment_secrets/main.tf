@@ -3,11 +3,19 @@
 #
 # Values are written through the write-only argument value_wo: Terraform sends them to
 # SSM but keeps them in neither the plan nor the state. When no value is given, the
-# parameter is created with a placeholder and the real value is put out of band
-# (`aws ssm put-parameter --overwrite`); Terraform never reads it back or resets it.
+# parameter is created with a placeholder (which the functions treat as a missing secret)
+# and the real value is set out of band (`scripts/bundle set-secrets`).
+#
+# Terraform writes a value only when it creates the parameter: the write-only version is a
+# constant. A changing version makes Terraform write value_wo again, and Terraform cannot
+# tell whether a value was given (it is ephemeral): a version bump in an apply without the
+# value would put the placeholder over the real key. To rotate through Terraform instead,
+# replace the parameter with the value given:
+#   TF_VAR_segment_write_key=... terraform apply -replace='module.segment_secrets.aws_ssm_parameter.write_key'
 
 locals {
-  placeholder = "set-out-of-band"
+  placeholder   = "set-out-of-band"
+  value_version = 1
 }
 
 resource "aws_ssm_parameter" "write_key" {
@@ -17,7 +25,7 @@ resource "aws_ssm_parameter" "write_key" {
   type             = "SecureString"
   key_id           = var.kms_key_arn
   value_wo         = var.write_key == null ? local.placeholder : var.write_key
-  value_wo_version = var.write_key_version
+  value_wo_version = local.value_version
   tags             = var.tags
 }
 
@@ -30,6 +38,6 @@ resource "aws_ssm_parameter" "profile_token" {
   type             = "SecureString"
   key_id           = var.kms_key_arn
   value_wo         = var.profile_token == null ? local.placeholder : var.profile_token
-  value_wo_version = var.profile_token_version
+  value_wo_version = local.value_version
   tags             = var.tags
 }

@@ -4,17 +4,11 @@ variable "name_prefix" {
 }
 
 variable "write_key" {
-  description = "Segment source write key used to send identify calls. Ephemeral and write-only: never stored in the plan or the state. Null creates the parameter with a placeholder, to be set out of band."
+  description = "Segment source write key used to send identify calls. Ephemeral and write-only: never stored in the plan or the state. Written only when the parameter is created; null creates it with a placeholder, to be set out of band (scripts/bundle set-secrets)."
   type        = string
   default     = null
   sensitive   = true
   ephemeral   = true
-}
-
-variable "write_key_version" {
-  description = "Change this number to make Terraform write write_key again (write-only values are not compared with the stored one)."
-  type        = number
-  default     = 1
 }
 
 variable "create_profile_token" {
@@ -24,17 +18,11 @@ variable "create_profile_token" {
 }
 
 variable "profile_token" {
-  description = "Segment Profile API access token. Ephemeral and write-only like write_key; null means set it out of band."
+  description = "Segment Profile API access token. Ephemeral and write-only like write_key, written only on creation; null means set it out of band."
   type        = string
   default     = null
   sensitive   = true
   ephemeral   = true
-}
-
-variable "profile_token_version" {
-  description = "Change this number to make Terraform write profile_token again."
-  type        = number
-  default     = 1
 }
 
 variable "kms_key_arn" {

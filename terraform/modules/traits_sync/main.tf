@@ -5,8 +5,11 @@
 # - failed_batches: the mapping's on-failure destination; Lambda writes the shard and
 #   sequence range of a batch that ran out of retries or age, so it can be replayed.
 
+data "aws_region" "current" {}
+
 locals {
   function_name = "${var.name_prefix}-update-traits"
+  region        = data.aws_region.current.name
 
   # Optional settings are left out rather than set empty. The queue URL is merged after
   # filtering: it is unknown until apply, and the set of names must be known at plan.
@@ -110,6 +113,12 @@ data "aws_iam_policy_document" "function" {
       sid       = "DecryptWithCustomerKey"
       actions   = ["kms:Decrypt"]
       resources = [statement.value]
+      # Only through the services that hold our data: the stream and the SecureStrings.
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = ["kinesis.${local.region}.amazonaws.com", "ssm.${local.region}.amazonaws.com"]
+      }
     }
   }
 }
@@ -117,20 +126,25 @@ data "aws_iam_policy_document" "function" {
 module "function" {
   source = "../lambda_function"
 
-  function_name        = local.function_name
-  description          = "Kinesis (Segment events) -> Personalize -> Segment identify with recommended items."
-  zip_path             = var.zip_path
-  layer_arns           = var.layer_arns
-  runtime              = var.runtime
-  architecture         = var.architecture
-  memory_size          = var.memory_size
-  timeout              = var.timeout
-  reserved_concurrency = var.reserved_concurrency
-  tracing_mode         = var.tracing_mode
-  log_retention_days   = var.log_retention_days
-  environment          = local.environment
-  policy_json          = data.aws_iam_policy_document.function.json
-  tags                 = var.tags
+  function_name            = local.function_name
+  description              = "Kinesis (Segment events) -> Personalize -> Segment identify with recommended items."
+  zip_path                 = var.zip_path
+  layer_arns               = var.layer_arns
+  runtime                  = var.runtime
+  architecture             = var.architecture
+  memory_size              = var.memory_size
+  timeout                  = var.timeout
+  reserved_concurrency     = var.reserved_concurrency
+  tracing_mode             = var.tracing_mode
+  log_retention_days       = var.log_retention_days
+  environment              = local.environment
+  policy_json              = data.aws_iam_policy_document.function.json
+  deployment_name          = var.name_prefix
+  kms_key_arn              = var.kms_key_arn
+  role_name                = "${var.name_prefix}-traits-${local.region}"
+  iam_role_path            = var.iam_role_path
+  iam_permissions_boundary = var.iam_permissions_boundary
+  tags                     = var.tags
 }
 
 resource "aws_lambda_event_source_mapping" "this" {

@@ -62,7 +62,7 @@ variable "stream_arn" {
 }
 
 variable "kms_key_arn" {
-  description = "Customer managed KMS key of the stream and parameters, or null for AWS-managed keys (no grant needed)."
+  description = "Customer managed KMS key of the stream, parameters and log group, or null for AWS-managed keys (no grant needed)."
   type        = string
   default     = null
 }
@@ -295,4 +295,16 @@ variable "tags" {
   description = "Tags applied to every resource of this module."
   type        = map(string)
   default     = {}
+}
+
+variable "iam_role_path" {
+  description = "Path of the IAM roles this module creates."
+  type        = string
+  default     = "/"
+}
+
+variable "iam_permissions_boundary" {
+  description = "ARN of a managed policy set as permissions boundary on the IAM roles this module creates, or null."
+  type        = string
+  default     = null
 }

@@ -1,0 +1,1 @@
+"""scripts/bundle: the operator CLI (smoke, call, dlq, replay-failed, set-secrets)."""

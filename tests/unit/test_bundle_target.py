@@ -1,0 +1,100 @@
+"""scripts/bundle's targets: the deployed stack from `terraform output -json`, the sandbox
+from state.json (today's keys, and the keys contract §9 adds)."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from bundle_cli.target import TargetError, from_sandbox, from_terraform
+
+STREAM_ARN = "arn:aws:kinesis:eu-west-1:111122223333:stream/shop-segment-events"
+STACK_OUTPUTS = {
+    "api_url": {"value": "https://abc.execute-api.eu-west-1.amazonaws.com/v1"},
+    "api_key": {"value": "k" * 40, "sensitive": True},
+    "kinesis_stream_name": {"value": "shop-segment-events"},
+    "kinesis_stream_arn": {"value": STREAM_ARN},
+    "dead_letter_queue_url": {"value": "https://sqs.eu-west-1.amazonaws.com/111122223333/shop-dlq"},
+    "failed_batches_queue_url": {"value": "https://sqs.eu-west-1.amazonaws.com/111122223333/shop-fb"},
+    "segment_write_key_parameter": {"value": "/shop/segment/write-key"},
+    "segment_profile_token_parameter": {"value": None},
+    "update_traits_function_name": {"value": "shop-update-traits"},
+}  # fmt: skip
+
+
+def _fake_terraform(bin_dir: Path, stdout: str, code: int = 0) -> None:
+    bin_dir.mkdir()
+    script = bin_dir / "terraform"
+    (bin_dir / "out.json").write_text(stdout)
+    script.write_text(
+        f'#!/bin/sh\n[ "$1 $2" = "output -json" ] || exit 9\ncat "{bin_dir}/out.json"\n'
+        f'[ {code} -eq 0 ] || echo "Error: No outputs found" >&2\nexit {code}\n'
+    )
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+
+
+def test_a_deployed_stack_comes_from_terraform_outputs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fake_terraform(tmp_path / "bin", json.dumps(STACK_OUTPUTS))
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    target = from_terraform(tmp_path)
+    assert (target.kind, target.region, target.endpoint_url) == ("stack", "eu-west-1", None)
+    assert target.stream_name == "shop-segment-events"
+    assert target.on_failure_queue_url.endswith("/shop-fb")
+    assert target.api_key == "k" * 40
+    assert target.profile_token_parameter is None
+    assert target.function_name == "shop-update-traits"
+
+
+def test_terraform_failing_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_terraform(tmp_path / "bin", "", code=1)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    with pytest.raises(TargetError, match="Error: No outputs found"):
+        from_terraform(tmp_path)
+
+
+def _state(**extra: object) -> dict[str, object]:
+    return {
+        "running": True,
+        "api_url": "http://127.0.0.1:8080",
+        "api_key": "key",
+        "moto_url": "http://127.0.0.1:5001",
+        "segment_url": "http://127.0.0.1:5002",
+        "region": "us-east-1",
+        "stream_name": "sandbox-segment-events",
+        "stream_arn": "arn:aws:kinesis:us-east-1:123456789012:stream/sandbox-segment-events",
+        "dead_letter_queue_url": "http://127.0.0.1:5001/123456789012/dlq",
+        "on_failure_queue_url": "http://127.0.0.1:5001/123456789012/of",
+        **extra,
+    }
+
+
+def test_the_sandbox_comes_from_state_json_and_tolerates_added_keys(tmp_path: Path) -> None:
+    (tmp_path / "state.json").write_text(json.dumps(_state()))
+    target = from_sandbox(tmp_path)
+    assert (target.kind, target.endpoint_url) == ("sandbox", "http://127.0.0.1:5001")
+    assert target.write_key_parameter == "/sandbox/segment/write-key"
+    assert target.profile_api_url == "http://127.0.0.1:5002/v1"
+    # Contract §9 keys (the emulator delivering to the stream) change nothing needed here.
+    added = {
+        "segment": {"tracking_url": "http://127.0.0.1:5002", "write_key": "wk",
+                    "controls_url": "http://127.0.0.1:5002/_emulator/controls"},
+        "personalize": {"controls_url": "http://127.0.0.1:5003/_emulator/controls"},
+    }  # fmt: skip
+    (tmp_path / "state.json").write_text(json.dumps(_state(**added)))
+    assert from_sandbox(tmp_path) == target
+
+
+def test_a_stopped_or_old_sandbox_is_named(tmp_path: Path) -> None:
+    (tmp_path / "state.json").write_text(json.dumps({**_state(), "running": False}))
+    with pytest.raises(TargetError, match="is not running"):
+        from_sandbox(tmp_path)
+    state = _state()
+    del state["on_failure_queue_url"]
+    (tmp_path / "state.json").write_text(json.dumps(state))
+    with pytest.raises(TargetError, match="lacks 'on_failure_queue_url'"):
+        from_sandbox(tmp_path)
