@@ -68,9 +68,11 @@ lock: ## re-pin requirements/*.txt with pip-tools (hashes)
 sandbox: $(VENV)/.installed ## run the whole system locally on emulators (foreground, Ctrl-C stops it)
 	PYTHONPATH=scripts $(BIN)/python -m sandbox $(SANDBOX_ARGS)
 
-bench: $(VENV) ## run the benchmarks against the local emulators and print the figures
+bench: $(VENV) ## run the benchmarks against the local emulators; tables printed, figures in build/bench.json
+	rm -f $(BUILD)/bench.json
 	PYTHONPATH=scripts:functions $(BIN)/python scripts/bench/recommendations.py
-	PYTHONPATH=scripts:functions $(BIN)/python scripts/bench/traits.py
+	PYTHONPATH=scripts:functions $(BIN)/python scripts/bench/traits.py --json $(BUILD)/bench.json
+	PYTHONPATH=scripts:functions $(BIN)/python scripts/bench/sustained.py --json $(BUILD)/bench.json
 
 clean: ## remove build outputs, caches and .venv
 	rm -rf $(BUILD) $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -32,7 +32,9 @@ locals {
     ? (var.traits_reserved_concurrency >= 1 ? min(var.traits_reserved_concurrency, var.kinesis_shard_count * var.traits_parallelization_factor) : var.kinesis_shard_count * var.traits_parallelization_factor)
     : (var.traits_reserved_concurrency >= 1 ? var.traits_reserved_concurrency : 4 * var.traits_parallelization_factor)
   )
-  api_max_concurrency       = var.recommendations_reserved_concurrency >= 1 ? var.recommendations_reserved_concurrency : max(1, var.api_throttling_burst_limit)
+  # The API reads profiles only with exclusion on; off, the traits side gets the whole budget.
+  api_reads_profiles        = var.segment_space_id != null && var.recommendations_purchase_exclusion
+  api_max_concurrency       = !local.api_reads_profiles ? 0 : var.recommendations_reserved_concurrency >= 1 ? var.recommendations_reserved_concurrency : max(1, var.api_throttling_burst_limit)
   profile_api_per_container = floor(var.segment_profile_api_rps * 1000 / (local.traits_max_concurrency + local.api_max_concurrency)) / 1000
   profile_api_budget = {
     requests_per_second = var.segment_profile_api_rps
@@ -156,10 +158,10 @@ module "recommendations_api" {
   personalize_campaign_arn     = var.personalize_campaign_arn
   personalize_filter_arn       = var.personalize_filter_arn
   num_results                  = var.num_results
-  profile_token_parameter_name = module.segment_secrets.profile_token_parameter_name
-  profile_token_parameter_arn  = module.segment_secrets.profile_token_parameter_arn
+  profile_token_parameter_name = local.api_reads_profiles ? module.segment_secrets.profile_token_parameter_name : null
+  profile_token_parameter_arn  = local.api_reads_profiles ? module.segment_secrets.profile_token_parameter_arn : null
   kms_key_arn                  = var.kms_key_arn
-  segment_space_id             = var.segment_space_id
+  segment_space_id             = local.api_reads_profiles ? var.segment_space_id : null
   segment_profile_api_url      = local.segment_profile_api_url
   purchase_events              = var.purchase_events
   purchased_trait              = var.purchased_trait

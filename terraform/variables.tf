@@ -460,6 +460,12 @@ variable "recommendations_reserved_concurrency" {
   default     = 50
 }
 
+variable "recommendations_purchase_exclusion" {
+  description = "Whether the API removes the user's purchased items read from the Profile API (with segment_space_id). Off, the API reads no profiles (use a purchase filter, personalize_filter_arn) and update_traits gets the whole Profile API budget."
+  type        = bool
+  default     = true
+}
+
 variable "recommendations_profile_workers" {
   description = "Threads per recommendations container reading the Profile API in the background (PROFILE_WORKERS)."
   type        = number

@@ -124,3 +124,54 @@ def test_every_checkov_skip_is_decided_and_explained(checkov_report: dict[str, A
         reason = check["check_result"].get("suppress_comment", "")
         assert check["check_id"] in DECIDED_SKIPS, f"undecided skip {check['check_id']}"
         assert len(reason) >= 30, f"{check['check_id']} on {check['resource']}: {reason!r}"
+
+
+# The README's table of Profile API splits ("The Segment Profile API budget"):
+# (variables, per_container, traits share, API share).
+BUDGET_CASES = [
+    ({}, 1.285, 25.7, 64.25),
+    ({"traits_reserved_concurrency": 4, "recommendations_reserved_concurrency": 10},
+     6.428, 25.712, 64.28),
+    ({"traits_reserved_concurrency": 4, "recommendations_purchase_exclusion": False},
+     22.5, 90.0, 0.0),
+    ({"recommendations_reserved_concurrency": 10}, 3.0, 60.0, 30.0),
+    ({"kinesis_stream_mode": "PROVISIONED", "kinesis_shard_count": 2,
+      "traits_parallelization_factor": 3, "recommendations_reserved_concurrency": -1,
+      "api_throttling_burst_limit": 24}, 3.0, 18.0, 72.0),
+]  # fmt: skip
+
+
+def test_profile_api_budget_split_matches_the_readme(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Terraform's own arithmetic (terraform console), for each documented configuration:
+    every container the same share, rounded down, the shares within the budget."""
+    base = tmp_path_factory.mktemp("tf-budget")
+    tree = copy_configuration(base / "terraform")
+    cli_config = offline.write_cli_config(base / "offline.tfrc", offline.mirror_path())
+    tf = Terraform(tree, cli_config, base / "data")
+    tf.init("-lockfile=readonly")
+    required = {
+        "personalize_campaign_arn": "arn:aws:personalize:us-east-1:123456789012:campaign/c",
+        "segment_space_id": "spa_1",
+    }
+    for variables, per_container, traits, api in BUDGET_CASES:
+        flags = [
+            f"-var={name}={json.dumps(value) if not isinstance(value, str) else value}"
+            for name, value in {**required, **variables}.items()
+        ]
+        result = subprocess.run(
+            [terraform_binary(), f"-chdir={tree}", "console", *flags],
+            input="jsonencode(local.profile_api_budget)\n",
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=tf.env,
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+        budget = json.loads(json.loads(result.stdout.strip()))
+        assert budget["per_container"] == pytest.approx(per_container), variables
+        assert budget["update_traits"]["share"] == pytest.approx(traits), variables
+        assert budget["recommendations"]["share"] == pytest.approx(api), variables
+        shares = budget["update_traits"]["share"] + budget["recommendations"]["share"]
+        assert shares <= budget["requests_per_second"] + 1e-9
