@@ -14,6 +14,8 @@ from traits_sync.messages import TrackedEvent
 
 MAX_EVENTS_PER_CALL = 10  # PutEvents eventList 1..10
 MAX_EVENT_ID_LENGTH = 256
+# Segment's messageIds have at most 100 characters; derived eventIds always have more.
+SEGMENT_MAX_MESSAGE_ID = 100
 
 
 @dataclass(frozen=True)
@@ -104,13 +106,23 @@ def build(events: Iterable[TrackedEvent]) -> Plan:
 
 
 def personalize_events(event: TrackedEvent) -> list[PersonalizeEvent]:
-    """One Personalize event per item; several items get ids derived from the messageId."""
-    base = event.message_id
-    if len(base) > MAX_EVENT_ID_LENGTH - 8:
-        base = hashlib.sha256(base.encode()).hexdigest()
-    if len(event.item_ids) == 1:
-        return [PersonalizeEvent(base, event.event_type, event.item_ids[0], event.sent_at)]
+    """One Personalize event per item.
+
+    A one-item message keeps its messageId as the eventId (Personalize then deduplicates a
+    redelivery). Several items, or a messageId too long to be Segment's, get derived ids of
+    more than 100 characters: Segment's messageIds have at most 100 (segment.md §2), so a
+    derived id can never equal a real one (``M#1`` and a two-product ``M`` would collide).
+    """
+    message_id = event.message_id
+    if len(event.item_ids) == 1 and len(message_id) <= SEGMENT_MAX_MESSAGE_ID:
+        return [PersonalizeEvent(message_id, event.event_type, event.item_ids[0], event.sent_at)]
+    base = derived_base(message_id)
     return [
         PersonalizeEvent(f"{base}#{index}", event.event_type, item_id, event.sent_at)
         for index, item_id in enumerate(event.item_ids, start=1)
     ]
+
+
+def derived_base(message_id: str) -> str:
+    """100 hex characters, whatever the messageId: ``<base>#<n>`` has 102 to 256."""
+    return hashlib.blake2b(message_id.encode("utf-8"), digest_size=50).hexdigest()
