@@ -7,14 +7,16 @@ import base64
 import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from test_traits_processor import World, kinesis_event, sequences, track
+from test_traits_processor import ENV, World, kinesis_event, sequences, track
 
 from traits_sync.kinesis import records
 from traits_sync.messages import Bad, Rules, TrackedEvent, classify
+from traits_sync.settings import load
 from traits_sync.timestamps import event_time, iso_z, parse
 
 RULES = Rules(
@@ -158,3 +160,25 @@ def test_an_unforeseen_error_while_classifying_dead_letters_only_that_record(
 def test_raw_json_helper_really_carries_a_lone_surrogate() -> None:
     data = kinesis_event([raw_json(track(2, f"u{LONE}"))])["Records"][0]["kinesis"]["data"]
     assert b"\\ud800" in base64.b64decode(data)
+
+
+# -- defect 5: purchases outside TRACKED_EVENTS ---------------------------------------------
+
+
+def test_an_untracked_purchase_still_excludes_its_items(executor: ThreadPoolExecutor) -> None:
+    settings = replace(load(ENV), tracked_events=frozenset({"Product Viewed"}))
+    world = World(executor, settings)
+    messages = [
+        track(1, "u-1", items=("I-003",)),
+        track(2, "u-1", "Order Completed", ("I-000", "I-001")),
+        track(3, "u-2", "Order Completed", ("I-002",)),  # nothing tracked for u-2 at all
+    ]
+    assert world.run(messages) == []
+    # Only the tracked view goes to Personalize; the orders are not sent.
+    assert [e["itemId"] for c in world.events.calls for e in c["eventList"]] == ["I-003"]
+    traits = {m["userId"]: m["traits"]["recommended_products"] for m in world.tracking.identifies}
+    assert traits == {
+        "u-1": ["I-002", "I-003", "I-004", "I-005", "I-006"],
+        "u-2": ["I-000", "I-001", "I-003", "I-004", "I-005"],
+    }
+    assert world.stats["Relevant"] == 3

@@ -1,9 +1,10 @@
 """Which Segment messages matter, and what a relevant one says.
 
-Relevant: a ``track`` whose event name is tracked and that names at least one item (flat
-``properties.<id>`` or ``properties.products[].<id>``). Everything else is skipped with a
-reason. Only the fields of a relevant message are validated: a page view with an odd
-``userId`` is simply skipped, a tracked event with one can never succeed (dead letter).
+Relevant: a ``track`` whose event name is tracked, or is a purchase event, and that names at
+least one item (flat ``properties.<id>`` or ``properties.products[].<id>``). Everything else
+is skipped with a reason. Only the fields of a relevant message are validated: a page view
+with an odd ``userId`` is simply skipped, a tracked event with one can never succeed (dead
+letter).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class TrackedEvent:
     item_ids: tuple[str, ...]
     sent_at: datetime
     purchase: bool
+    tracked: bool = True  # False: a purchase event outside TRACKED_EVENTS (no PutEvents)
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,10 @@ def classify_message(record: KinesisRecord, message: Mapping[str, Any], rules: R
     if message.get("type") != "track":
         return Skipped(record, "not_track")
     event = message.get("event")
-    if not isinstance(event, str) or event not in rules.tracked_events:
+    tracked = isinstance(event, str) and event in rules.tracked_events
+    # A purchase always counts for exclusion, tracked or not (it is then not sent to
+    # Personalize): otherwise the item just bought would be written into the trait.
+    if not isinstance(event, str) or not (tracked or event in rules.purchase_events):
         return Skipped(record, "untracked_event")
     items = item_ids(message.get("properties"), rules.item_id_property)
     if not items:
@@ -123,6 +128,7 @@ def classify_message(record: KinesisRecord, message: Mapping[str, Any], rules: R
         item_ids=items,
         sent_at=sent_at,
         purchase=event in rules.purchase_events,
+        tracked=tracked,
     )
 
 

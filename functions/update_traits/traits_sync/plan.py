@@ -38,6 +38,8 @@ class SessionGroup:
 
     def add(self, event: TrackedEvent) -> None:
         self.records.append(event.record)
+        if not event.tracked:
+            return  # an untracked purchase: it only feeds the exclusion
         for personalize_event in personalize_events(event):
             # The same message delivered twice (at least once delivery) is one event:
             # eventIds must be unique within a call.
