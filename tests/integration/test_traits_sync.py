@@ -8,6 +8,7 @@ would intercept the emulators' traffic too.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import math
 import time
@@ -231,6 +232,13 @@ def sequence_numbers(event: dict[str, Any], user: str | None = None) -> list[str
     return out
 
 
+def letter_id(record: dict[str, Any]) -> str:
+    """The deduplicationId every dead-letter copy of this record carries (README)."""
+    shard = record["eventID"].split(":", 1)[0]
+    text = "\x1f".join([record["eventSourceARN"], shard, record["kinesis"]["sequenceNumber"]])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def batch_bodies(segment: SegmentEmulator) -> list[dict[str, Any]]:
     return [r.body for r in segment.request_log() if r.operation == "batch"]
 
@@ -298,6 +306,7 @@ def test_fixture_batch_end_to_end(
             "shardId": "shardId-000000000000",
             "sequenceNumber": record["kinesis"]["sequenceNumber"],
             "data": record["kinesis"]["data"],
+            "deduplicationId": letter_id(record),
         }
         for record, reason in sorted(
             zip(bad, expected_reasons, strict=True),
@@ -475,3 +484,29 @@ def test_a_missing_write_key_retries_every_record_and_names_the_setting(
     ]
     assert deployment.queue_depth() == 0
     assert segment.counters["batch"] == 0
+
+
+def test_a_record_dead_lettered_on_every_retry_keeps_one_deduplication_id(
+    app: ModuleType, deployment: Deployment
+) -> None:
+    event = {"Records": fixture_records("relevant.json", "bad.json")}
+    bad = fixture_records("bad.json")
+    for _ in range(2):  # the batch retried for some other record's sake
+        assert app.lambda_handler(event, Context()) == {"batchItemFailures": []}
+    letters = deployment.dead_letters(2 * len(bad))
+    assert Counter(m["deduplicationId"] for m in letters) == {letter_id(r): 2 for r in bad}
+
+
+def test_a_fifo_dead_letter_queue_keeps_one_message_per_record(
+    app: ModuleType, deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = f"traits-dlq-{uuid.uuid4().hex[:12]}.fifo"
+    fifo = deployment.sqs.create_queue(QueueName=name, Attributes={"FifoQueue": "true"})
+    monkeypatch.setenv("DEAD_LETTER_QUEUE_URL", fifo["QueueUrl"])
+    deployment.queue_url = fifo["QueueUrl"]
+    event = {"Records": fixture_records("relevant.json", "bad.json")}
+    for _ in range(2):
+        assert app.lambda_handler(event, Context()) == {"batchItemFailures": []}
+    bad = fixture_records("bad.json")
+    letters = deployment.dead_letters(len(bad) + 1, timeout=1.0)
+    assert sorted(m["deduplicationId"] for m in letters) == sorted(letter_id(r) for r in bad)
