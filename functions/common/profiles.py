@@ -18,7 +18,8 @@ if TYPE_CHECKING:
 
 
 class ProfileError(Exception):
-    """The Profile API could not answer. ``kind``: auth, throttled, unavailable, bad_response."""
+    """The Profile API could not answer. ``kind``: auth, throttled, rejected (400),
+    unavailable, bad_response."""
 
     def __init__(self, kind: str, detail: str) -> None:
         super().__init__(f"{kind}: {detail}")
@@ -64,6 +65,8 @@ class ProfileClient:
             raise ProfileError("auth", f"HTTP {status}")
         if status == 429:
             raise ProfileError("throttled", "HTTP 429")
+        if status in (400, 422):
+            raise ProfileError("rejected", f"HTTP {status}")  # no retry fixes this request
         if status != 200:
             raise ProfileError("unavailable", f"HTTP {status}")
         try:

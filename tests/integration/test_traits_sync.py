@@ -510,3 +510,45 @@ def test_a_fifo_dead_letter_queue_keeps_one_message_per_record(
     bad = fixture_records("bad.json")
     letters = deployment.dead_letters(len(bad) + 1, timeout=1.0)
     assert sorted(m["deduplicationId"] for m in letters) == sorted(letter_id(r) for r in bad)
+
+
+def test_an_event_personalize_refuses_is_dead_lettered_the_rest_goes_on(
+    app: ModuleType,
+    deployment: Deployment,
+    personalize: PersonalizeEmulator,
+    segment: SegmentEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Personalize takes event types of at most 256 characters: this one can never succeed.
+    long_event = "Product Viewed " + "x" * 300
+    monkeypatch.setenv("TRACKED_EVENTS", f"Product Viewed,Order Completed,{long_event}")
+    messages = shop_events(30, 3, personalize.catalogue_item_ids)
+    messages[4] = messages[4] | {"event": long_event}
+    event = kinesis_event(messages)
+    assert app.lambda_handler(event, Context()) == {"batchItemFailures": []}
+    (letter,) = deployment.dead_letters(1)
+    assert letter["sequenceNumber"] == event["Records"][4]["kinesis"]["sequenceNumber"]
+    assert letter["reason"].startswith("PutEvents rejected the event: InvalidInputException: ")
+    assert "eventType" in letter["reason"]
+    assert len(personalize.accepted_events()) == 29
+    assert len(segment.messages(type="identify")) == 3
+
+
+def test_a_wrong_tracking_id_retries_everything_as_a_configuration_error(
+    app: ModuleType,
+    deployment: Deployment,
+    personalize: PersonalizeEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("PERSONALIZE_TRACKING_ID", "no-such-tracker")
+    event = kinesis_event(shop_events(20, 4, personalize.catalogue_item_ids))
+    result = app.lambda_handler(event, Context())
+    assert result == {"batchItemFailures": [{"itemIdentifier": s} for s in sequence_numbers(event)]}
+    assert deployment.queue_depth() == 0
+    out = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line]
+    assert [(o["setting"], o["step"]) for o in out if o.get("level") == "ERROR"] == [
+        ("PERSONALIZE_TRACKING_ID", "PutEvents")
+    ]
+    (blob,) = [o for o in out if "_aws" in o]
+    assert blob["ConfigurationErrors"] == 1

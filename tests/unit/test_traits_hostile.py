@@ -12,12 +12,26 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from test_traits_processor import ENV, World, kinesis_event, sequences, track
+from botocore.exceptions import ClientError
+from test_traits_processor import (
+    ENV,
+    FakeEvents,
+    FakeProfiles,
+    FakeRuntime,
+    FakeTracking,
+    World,
+    kinesis_event,
+    many,
+    sequences,
+    track,
+)
 
+from common.profiles import ProfileClient, ProfileError
 from traits_sync.kinesis import records
 from traits_sync.messages import Bad, Rules, TrackedEvent, classify
 from traits_sync.settings import load
 from traits_sync.timestamps import event_time, iso_z, parse
+from traits_sync.tracking import TrackingError
 
 RULES = Rules(
     frozenset({"Product Viewed", "Order Completed"}), frozenset({"Order Completed"}), "sku"
@@ -182,3 +196,197 @@ def test_an_untracked_purchase_still_excludes_its_items(executor: ThreadPoolExec
         "u-2": ["I-000", "I-001", "I-003", "I-004", "I-005"],
     }
     assert world.stats["Relevant"] == 3
+
+
+# -- defect 7: refusals that no retry can fix -----------------------------------------------
+
+
+def invalid_input(message: str) -> ClientError:
+    return ClientError(
+        {
+            "Error": {"Code": "InvalidInputException", "Message": message},
+            "ResponseMetadata": {"HTTPStatusCode": 400},
+        },
+        "PutEvents",
+    )
+
+
+class RefusingEvents(FakeEvents):
+    """Personalize refuses a whole call when one of its events names a refused item."""
+
+    def __init__(self, refused_items: set[str] | None = None) -> None:
+        super().__init__()
+        self.refused_items = refused_items  # None: every call (a wrong tracking id)
+
+    def put_events(self, **params: Any) -> dict[str, Any]:
+        with self.lock:
+            self.calls.append(params)
+        items = {e["itemId"] for e in params["eventList"]}
+        if self.refused_items is None:
+            raise invalid_input("Could not find an event tracker for tracking-1.")
+        if items & self.refused_items:
+            raise invalid_input("eventList[0].itemId failed to satisfy constraint.")
+        return {}
+
+
+class RefusingTracking(FakeTracking):
+    """Segment answers 400 to any request carrying an identify of a refused user."""
+
+    def __init__(self, refused_users: set[str] | None = None) -> None:
+        super().__init__()
+        self.refused_users = refused_users
+        self.accepted: list[dict[str, Any]] = []
+
+    def send_batch(self, body: bytes) -> None:
+        batch = json.loads(body)["batch"]
+        self.bodies.append({"batch": batch})
+        users = {m["userId"] for m in batch}
+        if self.refused_users is None or users & self.refused_users:
+            raise TrackingError("rejected", "HTTP 400: a message in the batch is over 32 KB")
+        self.accepted += batch
+
+
+class RefusingRuntime(FakeRuntime):
+    def __init__(self, refused_users: set[str] | None, code: str = "InvalidInputException"):
+        super().__init__()
+        self.refused_users = refused_users
+        self.code = code
+
+    def get_recommendations(self, **params: Any) -> dict[str, Any]:
+        if self.refused_users is None or params["userId"] in self.refused_users:
+            raise ClientError(
+                {
+                    "Error": {"Code": self.code, "Message": "refused"},
+                    "ResponseMetadata": {"HTTPStatusCode": 400},
+                },
+                "GetRecommendations",
+            )
+        return super().get_recommendations(**params)
+
+
+def error_lines(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line]
+    return [line for line in lines if line.get("level") == "ERROR"]
+
+
+def test_an_event_personalize_refuses_is_dead_lettered_alone(world: World) -> None:
+    world.events = RefusingEvents({"I-BAD"})
+    messages = [track(i, "u-1", items=("I-BAD" if i == 4 else f"I-{i:03d}",)) for i in range(10)]
+    messages.append(track(10, "u-2"))
+    assert world.run(messages) == []
+    (letter,) = world.dead_letters.sent
+    assert letter.record.sequence_number == sequences(messages, lambda m: m is messages[4])[0]
+    assert letter.reason == (
+        "PutEvents rejected the event: InvalidInputException: "
+        "eventList[0].itemId failed to satisfy constraint."
+    )
+    accepted = [e["itemId"] for c in world.events.calls[1:] for e in c["eventList"]]
+    assert sorted(accepted) == sorted(
+        [f"I-{i:03d}" for i in range(10) if i != 4] + ["I-BAD", "I-001"]
+    )
+    # The user's other events went through and their trait was written.
+    assert sorted(m["userId"] for m in world.tracking.identifies) == ["u-1", "u-2"]
+    assert world.stats["ConfigurationErrors"] == 0
+
+
+def test_put_events_refused_for_everyone_is_a_configuration_error(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world.events = RefusingEvents(None)
+    messages = many(30, 3)
+    failed = world.run(messages)
+    assert failed == sequences(messages, lambda m: True)
+    assert world.dead_letters.sent == []
+    assert world.stats["ConfigurationErrors"] == 1
+    (line,) = error_lines(capsys)
+    assert (line["message"], line["setting"], line["step"]) == (
+        "invalid configuration",
+        "PERSONALIZE_TRACKING_ID",
+        "PutEvents",
+    )
+
+
+def test_an_identify_segment_refuses_is_found_by_halving_and_dead_lettered(world: World) -> None:
+    world.tracking = RefusingTracking({"user-005"})
+    messages = many(80, 8)
+    assert world.run(messages) == []
+    assert sorted(b.record.sequence_number for b in world.dead_letters.sent) == sorted(
+        sequences(messages, lambda m: m["userId"] == "user-005")
+    )
+    assert {b.reason for b in world.dead_letters.sent} == {
+        "Segment rejected the identify: HTTP 400: a message in the batch is over 32 KB"
+    }
+    assert sorted(m["userId"] for m in world.tracking.accepted) == [
+        f"user-{u:03d}" for u in range(8) if u != 5
+    ]
+    # 8 identifies: 1 + 2 + 2 + 2 requests to isolate one.
+    assert len(world.tracking.bodies) == 7
+
+
+def test_segment_refusing_every_request_is_a_configuration_error(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world.tracking = RefusingTracking(None)
+    messages = [*many(20, 4), track(99, None)]
+    failed = world.run(messages)
+    assert failed == sequences(messages, lambda m: m["userId"] is not None)
+    assert world.dead_letters.sent == []
+    assert world.stats["ConfigurationErrors"] == 1
+    assert [line["setting"] for line in error_lines(capsys)] == ["SEGMENT_API_URL"]
+
+
+def test_a_user_personalize_refuses_is_dead_lettered(world: World) -> None:
+    world.runtime = RefusingRuntime({"user-002"})
+    messages = many(40, 4)
+    assert world.run(messages) == []
+    assert sorted(b.record.sequence_number for b in world.dead_letters.sent) == sorted(
+        sequences(messages, lambda m: m["userId"] == "user-002")
+    )
+    assert {b.reason for b in world.dead_letters.sent} == {
+        "GetRecommendations rejected the user: InvalidInputException: refused"
+    }
+
+
+@pytest.mark.parametrize(
+    ("refused", "code"),
+    [(None, "InvalidInputException"), ({"user-002"}, "ResourceNotFoundException")],
+)
+def test_a_refusal_that_means_misconfiguration_is_retried(
+    world: World, capsys: pytest.CaptureFixture[str], refused: set[str] | None, code: str
+) -> None:
+    world.runtime = RefusingRuntime(refused, code)
+    messages = many(40, 4)
+    failed = world.run(messages)
+    refused_users = refused or {f"user-{u:03d}" for u in range(4)}
+    assert failed == sequences(messages, lambda m: m["userId"] in refused_users)
+    assert world.dead_letters.sent == []
+    assert world.stats["ConfigurationErrors"] == 1
+    assert [line["setting"] for line in error_lines(capsys)] == ["PERSONALIZE_CAMPAIGN_ARN"]
+
+
+def test_a_profile_api_400_for_one_user_is_dead_lettered(world: World) -> None:
+    class Refusing(FakeProfiles):
+        def traits(self, user_id: str, include: Any) -> dict[str, Any]:
+            if user_id == "user-001":
+                raise ProfileError("rejected", "HTTP 400")
+            return super().traits(user_id, include)
+
+    world.profiles = Refusing()
+    messages = many(20, 4)
+    assert world.run(messages) == []
+    assert {b.reason for b in world.dead_letters.sent} == {"ProfileAPI rejected the user: HTTP 400"}
+    assert len(world.dead_letters.sent) == 5
+
+
+def test_profile_client_classifies_a_400_as_rejected() -> None:
+    class Answer:
+        status_code = 400
+
+    class Session:
+        def get(self, *_: Any, **__: Any) -> Answer:
+            return Answer()
+
+    client = ProfileClient(Session(), "https://p", "spa", lambda: "t")  # type: ignore[arg-type]
+    with pytest.raises(ProfileError) as info:
+        client.traits("u-1", ["a"])
+    assert info.value.kind == "rejected"

@@ -59,7 +59,8 @@ class Bad:
     """Can never succeed: goes to the dead-letter queue, is not retried."""
 
     record: KinesisRecord
-    reason: str
+    reason: str  # in the dead-letter body
+    code: str | None = None  # logged instead of the reason when that quotes a service
 
 
 Classified = TrackedEvent | Skipped | Bad

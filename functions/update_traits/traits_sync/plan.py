@@ -24,6 +24,7 @@ class PersonalizeEvent:
     event_type: str
     item_id: str
     sent_at: datetime
+    record: KinesisRecord | None = field(default=None, compare=False)  # where it came from
 
 
 @dataclass
@@ -34,6 +35,8 @@ class SessionGroup:
     session_id: str
     events: list[PersonalizeEvent] = field(default_factory=list)
     records: list[KinesisRecord] = field(default_factory=list)
+    # Records whose event Personalize refused for good, with the service's reason.
+    rejected: list[tuple[KinesisRecord, str]] = field(default_factory=list)
     _event_ids: set[str] = field(default_factory=set)
 
     def add(self, event: TrackedEvent) -> None:
@@ -115,12 +118,13 @@ def personalize_events(event: TrackedEvent) -> list[PersonalizeEvent]:
     more than 100 characters: Segment's messageIds have at most 100 (segment.md §2), so a
     derived id can never equal a real one (``M#1`` and a two-product ``M`` would collide).
     """
-    message_id = event.message_id
+    message_id, record = event.message_id, event.record
     if len(event.item_ids) == 1 and len(message_id) <= SEGMENT_MAX_MESSAGE_ID:
-        return [PersonalizeEvent(message_id, event.event_type, event.item_ids[0], event.sent_at)]
+        item_id = event.item_ids[0]
+        return [PersonalizeEvent(message_id, event.event_type, item_id, event.sent_at, record)]
     base = derived_base(message_id)
     return [
-        PersonalizeEvent(f"{base}#{index}", event.event_type, item_id, event.sent_at)
+        PersonalizeEvent(f"{base}#{index}", event.event_type, item_id, event.sent_at, record)
         for index, item_id in enumerate(event.item_ids, start=1)
     ]
 
