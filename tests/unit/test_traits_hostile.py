@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -15,6 +16,7 @@ import pytest
 from botocore.exceptions import ClientError
 from test_traits_processor import (
     ENV,
+    FakeDeadLetters,
     FakeEvents,
     FakeProfiles,
     FakeRuntime,
@@ -26,12 +28,17 @@ from test_traits_processor import (
     track,
 )
 
+from common.log import Logger
 from common.profiles import ProfileClient, ProfileError
+from traits_sync.budget import Budget
 from traits_sync.kinesis import records
 from traits_sync.messages import Bad, Rules, TrackedEvent, classify
+from traits_sync.processor import Ports, process
 from traits_sync.settings import load
+from traits_sync.stats import Stats
 from traits_sync.timestamps import event_time, iso_z, parse
 from traits_sync.tracking import TrackingError
+from traits_sync.work import Services
 
 RULES = Rules(
     frozenset({"Product Viewed", "Order Completed"}), frozenset({"Order Completed"}), "sku"
@@ -390,3 +397,70 @@ def test_profile_client_classifies_a_400_as_rejected() -> None:
     with pytest.raises(ProfileError) as info:
         client.traits("u-1", ["a"])
     assert info.value.kind == "rejected"
+
+
+# -- defect 9: every invocation moves the checkpoint forward --------------------------------
+
+
+class Ticking:
+    """A clock that advances one second per service call: a deterministic tight budget."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self.lock:
+            return self.now
+
+    def tick(self) -> None:
+        with self.lock:
+            self.now += 1.0
+
+
+def test_a_tight_budget_still_finishes_the_first_records(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    clock = Ticking()
+    calls: list[str] = []
+
+    class Events(FakeEvents):
+        def put_events(self, **params: Any) -> dict[str, Any]:
+            calls.append(f"PutEvents:{params.get('userId') or params['sessionId']}")
+            clock.tick()
+            return super().put_events(**params)
+
+    class Runtime(FakeRuntime):
+        def get_recommendations(self, **params: Any) -> dict[str, Any]:
+            calls.append(f"GetRecommendations:{params['userId']}")
+            clock.tick()
+            return super().get_recommendations(**params)
+
+    anonymous = track(0, None, anonymousId="anon-first")
+    messages = [anonymous, *[track(n, f"u-{n}") for n in range(1, 7)]]
+    batch = records(kinesis_event(messages))
+    settings = load(ENV)
+    rules = Rules(settings.tracked_events, settings.purchase_events, settings.item_id_property)
+    with ThreadPoolExecutor(1) as one_worker:  # submission order is execution order
+        ports = Ports(
+            services=Services(Events(), Runtime(), None),
+            tracking=FakeTracking(),
+            dead_letters=FakeDeadLetters(),
+            executor=one_worker,
+        )
+        failed = process(
+            batch,
+            [classify(r, rules) for r in batch],
+            settings,
+            ports,
+            Budget(10.0, clock),  # 8 s for the units (2 s kept for the identifies)
+            Stats(),
+            Logger("test", "ERROR"),
+        )
+    # The first record's unit ran first; only later records wait for the retry, so the
+    # checkpoint (the lowest reported sequence number) moves past the first records.
+    assert calls[0] == "PutEvents:anon-first"
+    assert failed, "the budget was meant to be too short for the whole batch"
+    order = [r.sequence_number for r in batch]
+    assert order.index(failed[0]) >= 3
+    assert failed == order[order.index(failed[0]) :]

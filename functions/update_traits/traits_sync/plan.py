@@ -87,6 +87,9 @@ class UserWork:
 class Plan:
     users: list[UserWork]
     anonymous: list[SessionGroup]
+    # Every unit in the order of its first record: the order to run them in, so that the
+    # records before the shard's checkpoint are the first to be done (see processor).
+    order: list[UserWork | SessionGroup] = field(default_factory=list)
 
     @property
     def session_groups(self) -> list[SessionGroup]:
@@ -94,20 +97,24 @@ class Plan:
 
 
 def build(events: Iterable[TrackedEvent]) -> Plan:
+    """Events in batch order give units in the order of their first record."""
     users: dict[str, UserWork] = {}
     anonymous: dict[str, SessionGroup] = {}
+    order: list[UserWork | SessionGroup] = []
     for event in events:
         if event.user_id is not None:
             work = users.get(event.user_id)
             if work is None:
                 work = users[event.user_id] = UserWork(event.user_id)
+                order.append(work)
             work.add(event)
         else:
             group = anonymous.get(event.session_id)
             if group is None:
                 group = anonymous[event.session_id] = SessionGroup(None, event.session_id)
+                order.append(group)
             group.add(event)
-    return Plan(list(users.values()), list(anonymous.values()))
+    return Plan(list(users.values()), list(anonymous.values()), order)
 
 
 def personalize_events(event: TrackedEvent) -> list[PersonalizeEvent]:

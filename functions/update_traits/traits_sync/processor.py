@@ -230,14 +230,22 @@ def _run_units(
     refusals: list[Refusal],
 ) -> list[tuple[UserWork, identify.Identify]]:
     services = ports.services
-    user_futures: dict[Future[identify.Identify | None], UserWork] = {
-        ports.executor.submit(user_identify, work, settings, services, budget, stats): work
-        for work in plan.users
-    }
-    anonymous_futures: dict[Future[None], SessionGroup] = {
-        ports.executor.submit(put_events, group, settings, services, budget, stats): group
-        for group in plan.anonymous
-    }
+    # Submitted in the order of each unit's first record, users and anonymous sessions
+    # alike: Lambda checkpoints at the lowest sequence number reported, so when time runs
+    # short it is the latest records that wait for the retry, and every invocation moves
+    # the checkpoint forward (anonymous sessions submitted last starved the first records
+    # on every retry).
+    user_futures: dict[Future[identify.Identify | None], UserWork] = {}
+    anonymous_futures: dict[Future[None], SessionGroup] = {}
+    for unit in plan.order:
+        if isinstance(unit, UserWork):
+            future = ports.executor.submit(user_identify, unit, settings, services, budget, stats)
+            user_futures[future] = unit
+        else:
+            group_future = ports.executor.submit(
+                put_events, unit, settings, services, budget, stats
+            )
+            anonymous_futures[group_future] = unit
     _wait([*user_futures, *anonymous_futures], budget)
 
     identifies: list[tuple[UserWork, identify.Identify]] = []
