@@ -4,12 +4,23 @@ JSON with a documented status, in time."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from test_reco_handler import ENV, FakePersonalize, body, fixture
+from test_reco_handler import (
+    ENV,
+    FakePersonalize,
+    FakeProfiles,
+    body,
+    exclusion_runtime,
+    fixture,
+)
 
-from reco_api.handler import handle_with
+from reco_api import runtime
+from reco_api.deadline import SPARE_S
+from reco_api.handler import FULL_CALL_S, SINGLE_ATTEMPT_S, handle_with
 from reco_api.runtime import Runtime
 
 
@@ -46,3 +57,94 @@ def test_an_unencodable_id_is_a_400_not_a_500(name: str) -> None:
     }
     assert fake.calls == []
     json.dumps(response, ensure_ascii=False).encode("utf-8")  # the answer itself is encodable
+
+
+# -- defect 8: the API never outlives its Lambda ---------------------------------------------
+
+
+@pytest.fixture
+def pool() -> Iterator[ThreadPoolExecutor]:
+    executor = ThreadPoolExecutor(2)
+    yield executor
+    executor.shutdown(wait=True, cancel_futures=True)
+
+
+class Stalling(FakePersonalize):
+    """Each call uses up ``cost_ms`` of the function's remaining time."""
+
+    def __init__(self, context: Context, cost_ms: int, size: int = 50) -> None:
+        super().__init__(size=size)
+        self.context = context
+        self.cost_ms = cost_ms
+
+    def get_recommendations(self, **params: Any) -> Any:
+        self.context.remaining_ms -= self.cost_ms
+        return super().get_recommendations(**params)
+
+
+def test_worst_cases_follow_the_client_policies() -> None:
+    # 2 attempts x (1 s connect + 2 s read) + at most 1 s of backoff; one attempt: 3 s.
+    assert FULL_CALL_S == 7.0
+    assert SINGLE_ATTEMPT_S == 3.0
+    assert runtime.PERSONALIZE_POLICY.max_attempts == 1
+    assert runtime.PERSONALIZE_SINGLE_ATTEMPT_POLICY.max_attempts == 0
+
+
+@pytest.mark.parametrize("remaining_ms", [0, 1000, 3999])
+def test_too_little_time_answers_503_json_without_calling(remaining_ms: int) -> None:
+    fake = FakePersonalize()
+    response = run(fixture("get_user.json"), fake, Context(remaining_ms))
+    assert response["statusCode"] == 503
+    assert body(response)["error"]["code"] == "unavailable"
+    assert fake.calls == []
+
+
+@pytest.mark.parametrize(
+    ("remaining_ms", "policy"),
+    [
+        (10_000, runtime.PERSONALIZE_POLICY),
+        (8_000, runtime.PERSONALIZE_POLICY),
+        (7_999, runtime.PERSONALIZE_SINGLE_ATTEMPT_POLICY),
+        (4_000, runtime.PERSONALIZE_SINGLE_ATTEMPT_POLICY),
+    ],
+)
+def test_the_call_is_chosen_to_end_a_second_before_the_timeout(
+    monkeypatch: pytest.MonkeyPatch, remaining_ms: int, policy: Any
+) -> None:
+    used: list[Any] = []
+    fake = FakePersonalize()
+
+    def client(service: str, chosen: Any) -> Any:
+        used.append(chosen)
+        return fake
+
+    monkeypatch.setattr(runtime.aws, "client", client)
+    rt = Runtime(ENV)
+    response = handle_with(rt, fixture("get_user.json"), Context(remaining_ms))
+    assert response["statusCode"] == 200
+    assert used == [policy]
+    assert remaining_ms / 1000 - runtime.worst_case_s(policy) >= SPARE_S
+
+
+def test_a_refill_that_would_not_end_in_time_is_skipped(pool: ThreadPoolExecutor) -> None:
+    context = Context(10_000)
+    # The first call stalls 7 s: 3 s left, not enough for another call plus the spare.
+    fake = Stalling(context, cost_ms=7_000)
+    purchased = FakeProfiles({"purchased_products": [f"i{k}" for k in range(40)]})
+    rt = exclusion_runtime(fake, purchased, pool)
+    response = handle_with(rt, fixture("get_user.json"), context)
+    assert response["statusCode"] == 200
+    assert len(fake.calls) == 1
+    # Every item of the first page was a purchase; there was no time to refill.
+    assert body(response)["items"] == []
+    assert context.remaining_ms >= SPARE_S * 1000
+
+
+def test_no_time_for_the_profile_wait_serves_unfiltered(pool: ThreadPoolExecutor) -> None:
+    context = Context(10_000)
+    fake = Stalling(context, cost_ms=8_990)  # 1.01 s left: less than spare + 250 ms
+    profiles = FakeProfiles({"purchased_products": ["i0"]})
+    rt = exclusion_runtime(fake, profiles, pool, budget=0.25)
+    response = handle_with(rt, fixture("get_user.json"), context)
+    assert response["statusCode"] == 200
+    assert body(response)["items"][0]["itemId"] == "i0"
