@@ -4,6 +4,7 @@ JSON with a documented status, in time."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -148,3 +149,23 @@ def test_no_time_for_the_profile_wait_serves_unfiltered(pool: ThreadPoolExecutor
     response = handle_with(rt, fixture("get_user.json"), context)
     assert response["statusCode"] == 200
     assert body(response)["items"][0]["itemId"] == "i0"
+
+
+# -- defect 10: a missing region names the variable botocore reads ---------------------------
+
+
+def test_a_missing_region_is_a_configuration_error_naming_aws_default_region(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("AWS_DEFAULT_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_REGION", "us-east-1")  # botocore does not read it
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    runtime.aws.reset_clients()
+    response = handle_with(Runtime(ENV), fixture("get_user.json"), Context())
+    assert response["statusCode"] == 500
+    assert body(response)["error"]["code"] == "configuration_error"
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line]
+    (error,) = [line for line in lines if line.get("level") == "ERROR"]
+    assert error["setting"] == "AWS_DEFAULT_REGION"

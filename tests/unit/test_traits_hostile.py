@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -27,9 +28,14 @@ from test_traits_processor import (
     sequences,
     track,
 )
+from test_traits_processor import (
+    Context as HandlerContext,
+)
 
+from common import aws
 from common.log import Logger
 from common.profiles import ProfileClient, ProfileError
+from traits_sync import handler, runtime
 from traits_sync.budget import Budget
 from traits_sync.kinesis import records
 from traits_sync.messages import Bad, Rules, TrackedEvent, classify
@@ -464,3 +470,47 @@ def test_a_tight_budget_still_finishes_the_first_records(
     order = [r.sequence_number for r in batch]
     assert order.index(failed[0]) >= 3
     assert failed == order[order.index(failed[0]) :]
+
+
+# -- defect 10: what the runtime says is what botocore does ---------------------------------
+
+
+@pytest.fixture
+def no_region(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("AWS_DEFAULT_REGION", "AWS_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    runtime.reset()
+
+
+def test_a_missing_region_names_the_variable_botocore_reads(
+    no_region: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("AWS_REGION", "us-east-1")  # not enough: botocore does not read it
+    messages = [track(1, "u-1")]
+    result = handler.handle(kinesis_event(messages), HandlerContext(), ENV)
+    assert result == {
+        "batchItemFailures": [{"itemIdentifier": s} for s in sequences(messages, bool)]
+    }
+    (line,) = error_lines(capsys)
+    assert line["setting"] == "AWS_DEFAULT_REGION"
+    assert "AWS_REGION" in line["reason"]
+    runtime.reset()
+
+
+def test_personalize_calls_make_the_attempts_the_runtime_says(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    state = runtime.Runtime(load(ENV))
+    try:
+        client = aws.client("personalize-runtime", state.personalize_policy)
+        # botocore's own resolution of the policy: attempts in all, the first included.
+        assert client.meta.config.retries["total_max_attempts"] == runtime.PERSONALIZE_ATTEMPTS
+        assert runtime.PERSONALIZE_ATTEMPTS == 4
+    finally:
+        state.executor.shutdown(wait=False)
+        aws.reset_clients()

@@ -89,7 +89,7 @@ class Runtime:
             return aws.client("personalize-runtime", policy)
         except Exception as exc:
             if type(exc).__name__ == "NoRegionError":
-                raise ConfigError("AWS_REGION", "is not set") from exc
+                raise aws.missing_region() from exc
             raise
 
     def purchases(self) -> PurchaseReader | None:
