@@ -8,8 +8,30 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 pytest_plugins = ["emulators.pytest_fixtures"]
+
+# Deeper property runs: `pytest --hypothesis-profile=long` (hypothesis' pytest plugin loads
+# the profile named there; profiles must be registered here, before it does).
+LONG_PROFILE = "long"
+LONG_EXAMPLES = 2_000
+settings.register_profile(
+    LONG_PROFILE,
+    max_examples=LONG_EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+
+
+def property_examples(default: int) -> int:
+    """Examples per property test: ``default`` within `make test`, the long profile's count
+    under ``--hypothesis-profile=long``. (A test's own ``max_examples`` would otherwise win
+    over any profile.)"""
+    if settings.get_current_profile_name() == LONG_PROFILE:
+        return LONG_EXAMPLES
+    return default
+
 
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS = ROOT / "functions"
