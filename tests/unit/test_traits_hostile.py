@@ -317,6 +317,8 @@ def test_put_events_refused_for_everyone_is_a_configuration_error(
         "PERSONALIZE_TRACKING_ID",
         "PutEvents",
     )
+    # The code, never the service's message (it may quote the data).
+    assert line["reason"] == "every call was refused: InvalidInputException"
 
 
 def test_an_identify_segment_refuses_is_found_by_halving_and_dead_lettered(world: World) -> None:

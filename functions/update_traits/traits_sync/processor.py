@@ -179,14 +179,15 @@ def _settle(refusals: list[Refusal], stats: Stats, logger: Logger, failures: Fai
         for record in refusal.records:
             if not failures.has(record):
                 bad.setdefault(
-                    record.sequence_number, Bad(record, refusal.reason, f"{refusal.step}:refused")
+                    record.sequence_number,
+                    Bad(record, refusal.reason, f"{refusal.step}:{_code(refusal.reason)}"),
                 )
     for step, reason in misconfigured.items():
         logger.error(
             "invalid configuration",
             setting=_SETTINGS.get(step, "unknown"),
             step=step,
-            reason=f"every call was refused ({reason.split(':', 2)[0]})",
+            reason=f"every call was refused: {_code(reason)}",
         )
     if misconfigured:
         stats.add("ConfigurationErrors")
@@ -218,6 +219,13 @@ def _dead_letter(
         )
     for item, why in not_sent:
         failures.add([item.record], f"DeadLetterQueue:{why}")
+
+
+def _code(reason: str) -> str:
+    """The service's error code from ``"<step> rejected the <what>: <code>: <message>"``:
+    loggable, unlike the message, which may quote the data."""
+    parts = reason.split(": ")
+    return parts[1] if len(parts) > 1 else reason
 
 
 def _run_units(
