@@ -24,6 +24,18 @@ settings.register_profile(
 )
 
 
+# pytest-timeout's 300 s (pyproject) is for `make test`; a long run gets an hour per test.
+LONG_TIMEOUT_S = 3_600
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if settings.get_current_profile_name() != LONG_PROFILE:
+        return
+    for item in items:
+        if getattr(getattr(item, "obj", None), "is_hypothesis_test", False):
+            item.add_marker(pytest.mark.timeout(LONG_TIMEOUT_S))
+
+
 def property_examples(default: int) -> int:
     """Examples per property test: ``default`` within `make test`, the long profile's count
     under ``--hypothesis-profile=long``. (A test's own ``max_examples`` would otherwise win

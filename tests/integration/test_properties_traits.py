@@ -266,16 +266,20 @@ def batches(item_ids: list[str]) -> st.SearchStrategy[list[dict[str, Any]]]:
 
 
 def drain(sqs: Any, queue_url: str) -> list[dict[str, Any]]:
-    """Every dead letter sent so far that was not read before (read ones stay invisible)."""
+    """Every dead letter sent since the last drain (read and deleted: the queue stays small)."""
     letters: list[dict[str, Any]] = []
     for _ in range(100):  # bounded: at most 12 records per example
-        response = sqs.receive_message(
-            QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=43_200
-        )
+        response = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)
         messages = response.get("Messages", [])
         if not messages:
             break
         letters += [json.loads(m["Body"]) for m in messages]
+        sqs.delete_message_batch(
+            QueueUrl=queue_url,
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
+            ],
+        )
     return letters
 
 
