@@ -217,6 +217,36 @@ def corrupted_messages(item_ids: list[str]) -> st.SearchStrategy[dict[str, Any]]
     ).map(lambda t: {**t[0], **{f: t[2].draw(hostile[f]) for f in t[1]}})
 
 
+EXTREME_TIMES = [
+    "9999-12-31T23:59:59-01:00",  # no UTC datetime
+    "0001-01-01T00:00:00+01:00",
+    "0820-02-15T00:25:31Z",  # year < 1000
+    "1969-12-31T23:59:59Z",
+    "2999-01-01T00:00:00Z",
+    "2024-13-01T00:00:00Z",
+]
+EDGES: list[dict[str, Any]] = [
+    *({name: t} for t in EXTREME_TIMES for name in ("timestamp", "originalTimestamp")),
+    {"timestamp": EXTREME_TIMES[0], "originalTimestamp": EXTREME_TIMES[1], "receivedAt": None},
+    {"userId": "u\ud800"},
+    {"anonymousId": "\udfff", "userId": None},
+    {"messageId": "m\ud800"},
+    {"userId": 10**30},
+    {"userId": 7.0},
+    {"userId": True},
+    {"userId": "x" * 257},
+    {"messageId": "M#1"},
+    {"messageId": "M", "properties": {"products": [{"sku": "SKU-0001"}, {"sku": "SKU-0002"}]}},
+]
+
+
+def edge_messages(item_ids: list[str]) -> st.SearchStrategy[dict[str, Any]]:
+    """A good message with one of the edges that broke the handler before (issue 12)."""
+    return st.tuples(good_messages(item_ids), st.sampled_from(EDGES)).map(
+        lambda t: {k: v for k, v in {**t[0], **t[1]}.items() if v is not None}
+    )
+
+
 def wild_messages(item_ids: list[str]) -> st.SearchStrategy[dict[str, Any]]:
     return st.fixed_dictionaries({}, optional=hostile_values(item_ids))
 
@@ -229,7 +259,8 @@ def record_data(item_ids: list[str]) -> st.SearchStrategy[str]:
         good_messages(item_ids).map(encoded),
         good_messages(item_ids).map(encoded),
         corrupted_messages(item_ids).map(encoded),
-        corrupted_messages(item_ids).map(encoded),
+        edge_messages(item_ids).map(encoded),
+        edge_messages(item_ids).map(encoded),
         wild_messages(item_ids).map(encoded),
         json_values.map(encoded),
         st.binary(max_size=64).map(lambda b: base64.b64encode(b).decode()),
@@ -259,7 +290,31 @@ def batches(item_ids: list[str]) -> st.SearchStrategy[list[dict[str, Any]]]:
     odd_envelope = st.fixed_dictionaries(
         {}, optional={"eventSourceARN": json_values, "eventID": json_values}
     )
-    return st.lists(st.tuples(record_data(item_ids), odd_envelope), min_size=1, max_size=12)
+    records = st.lists(st.tuples(record_data(item_ids), odd_envelope), min_size=1, max_size=12)
+    return st.one_of(records, st.tuples(records, collision_pair(item_ids)).map(sum_lists))
+
+
+def sum_lists(parts: tuple[list[Any], list[Any]]) -> list[Any]:
+    return parts[0] + parts[1]
+
+
+def collision_pair(item_ids: list[str]) -> st.SearchStrategy[list[tuple[str, dict[str, Any]]]]:
+    """Message ``M#1`` (one product) and a two-product order ``M`` of the same session."""
+
+    def pair(user: str) -> list[tuple[str, dict[str, Any]]]:
+        base = {"type": "track", "userId": user, "anonymousId": f"anon-{user}"}
+        base["timestamp"] = "2024-03-10T10:00:00Z"
+        one = {**base, "event": "Product Viewed", "messageId": "M#1"}
+        one["properties"] = {"sku": item_ids[0]}
+        order = {**base, "event": "Order Completed", "messageId": "M"}
+        order["properties"] = {"products": [{"sku": item_ids[1]}, {"sku": item_ids[2]}]}
+        return [(encode(m), {}) for m in (one, order)]
+
+    return st.sampled_from(["u-1", "u-2"]).map(pair)
+
+
+def encode(value: Any) -> str:
+    return base64.b64encode(json.dumps(value).encode()).decode()
 
 
 # -- the property ---------------------------------------------------------------------------
@@ -345,6 +400,7 @@ def test_every_record_is_processed_retried_or_dead_lettered(
         assert len(m["messageId"]) <= 100
 
     rules = Rules(frozenset(TRACKED), frozenset(PURCHASES), "sku")
+    owners: dict[str, set[str]] = {}  # eventId -> the messageIds it stands for
     for record in kinesis_records(event):
         if record.sequence_number in lettered:
             hypothesis.event("record dead-lettered")
@@ -356,5 +412,9 @@ def test_every_record_is_processed_retried_or_dead_lettered(
         if outcome.tracked:
             for expected in personalize_events(outcome):
                 assert expected.event_id in sent
+                owners.setdefault(expected.event_id, set()).add(outcome.message_id)
         if outcome.user_id is not None:
             assert outcome.user_id in identifies
+    # One messageId is one message (redeliveries share it); an eventId that two messageIds
+    # map to would make Personalize drop one of the events as a duplicate.
+    assert {e: ids for e, ids in owners.items() if len(ids) > 1} == {}
