@@ -177,7 +177,7 @@ PROPERTY_SETTINGS = {
 }
 
 
-@settings(max_examples=property_examples(100), **PROPERTY_SETTINGS)
+@settings(max_examples=property_examples(200), **PROPERTY_SETTINGS)
 @given(event=good_events, remaining_ms=remaining)
 def test_a_valid_request_is_answered_with_items_or_a_documented_error(
     app: tuple[ModuleType, set[str]], event: Any, remaining_ms: Any
@@ -185,7 +185,7 @@ def test_a_valid_request_is_answered_with_items_or_a_documented_error(
     check(app, event, remaining_ms)
 
 
-@settings(max_examples=property_examples(150), **PROPERTY_SETTINGS)
+@settings(max_examples=property_examples(300), **PROPERTY_SETTINGS)
 @given(event=st.one_of(events, events.map(matching_single)), remaining_ms=remaining)
 def test_every_request_gets_a_documented_json_answer_in_time(
     app: tuple[ModuleType, set[str]], event: Any, remaining_ms: Any

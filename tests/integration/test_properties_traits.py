@@ -339,7 +339,7 @@ def drain(sqs: Any, queue_url: str) -> list[dict[str, Any]]:
 
 
 @settings(
-    max_examples=property_examples(40),
+    max_examples=property_examples(100),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
