@@ -10,6 +10,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from common.config import ConfigError
+
 _lock = threading.Lock()
 _clients: dict[tuple[str, ClientPolicy], Any] = {}
 
@@ -72,3 +74,21 @@ def http_status(exc: BaseException) -> int | None:
         status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         return int(status) if isinstance(status, int) else None
     return None
+
+
+def missing_region() -> ConfigError:
+    """What to log when botocore finds no region: it reads AWS_DEFAULT_REGION (or the AWS
+    config file), not AWS_REGION, so naming AWS_REGION would send the operator astray."""
+    return ConfigError(
+        "AWS_DEFAULT_REGION",
+        "is not set and the AWS config file names no region (botocore does not read AWS_REGION)",
+    )
+
+
+def require_region() -> None:
+    """ConfigError unless botocore can find a region (checked once, before any client)."""
+    import boto3
+
+    session: Any = boto3.session.Session()
+    if not session.region_name:
+        raise missing_region()

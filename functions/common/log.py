@@ -56,4 +56,5 @@ class Logger:
 
 def hash_id(value: str) -> str:
     """A short, stable pseudonym for an id (for correlating log lines, not for security)."""
-    return hashlib.sha256(value.encode("utf-8")).hexdigest()[:16]
+    # surrogatepass: an id with a lone surrogate must not make the log line itself fail.
+    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:16]

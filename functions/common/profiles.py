@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 
 class ProfileError(Exception):
     """The Profile API could not answer. ``kind``: auth, throttled, budget (no turn of this
-    container's rate share in time), timeout, unavailable, bad_response."""
+    container's rate share in time), timeout, rejected (400: no retry fixes it),
+    unavailable, bad_response."""
 
     def __init__(self, kind: str, detail: str) -> None:
         super().__init__(f"{kind}: {detail}")
@@ -106,6 +107,8 @@ class ProfileClient:
             return {}
         if status in (401, 403):
             raise ProfileError("auth", f"HTTP {status}")
+        if status in (400, 422):
+            raise ProfileError("rejected", f"HTTP {status}")  # no retry fixes this request
         if status != 200:
             raise ProfileError("unavailable", f"HTTP {status}")
         try:

@@ -24,6 +24,16 @@ from common.personalize import (
 Fetch = Callable[[int], Recommendations]
 
 
+class OutOfTime(Exception):
+    """A call the caller's deadline does not cover (raised by ``fetch``): the first call
+    fails the answer, a refill is done without. Work with a budget of its own (the traits
+    sync) raises its own exception instead, and no short list is ever kept."""
+
+
+class TimeLeft(Protocol):
+    def allows(self, seconds: float) -> bool: ...
+
+
 @dataclass(frozen=True)
 class Purchases:
     """``ids`` is None when the purchases could not be known (``reason`` says why)."""
@@ -63,13 +73,25 @@ class Served:
     malformed_trait: bool = False
 
 
-def recommend(fetch: Fetch, limit: int, pending: Pending | None, headroom: int) -> Served:
+def recommend(
+    fetch: Fetch,
+    limit: int,
+    pending: Pending | None,
+    headroom: int,
+    deadline: TimeLeft | None = None,
+    profile_wait_s: float = 0.0,
+) -> Served:
+    """``fetch`` raises :class:`OutOfTime` when the deadline does not cover a call: the first
+    one fails the request (503), a refill is done without. The purchases are not waited for
+    when the deadline does not cover ``profile_wait_s``: the answer is then unfiltered."""
     if pending is None:
         recs = fetch(limit)
         return Served(recs.items[:limit], recs.recommendation_id, "off")
 
     asked = fetch_size(limit, headroom)
     recs = fetch(asked)
+    if deadline is not None and not deadline.allows(profile_wait_s):
+        return Served(recs.items[:limit], recs.recommendation_id, "unavailable", "time_budget")
     purchases = pending.wait()
     if purchases.ids is None:
         return Served(recs.items[:limit], recs.recommendation_id, "unavailable", purchases.reason)
@@ -88,6 +110,8 @@ def recommend(fetch: Fetch, limit: int, pending: Pending | None, headroom: int) 
         except PersonalizeError as exc:
             # The first page, filtered, is still a good answer.
             refill_failed = exc.kind
+        except OutOfTime:
+            refill_failed = "time_budget"
     return Served(
         kept,
         recs.recommendation_id,

@@ -356,3 +356,28 @@ def test_client_created_once_per_container(invoke: Invoke) -> None:
     first = runtime.get().personalize()
     invoke(event("get_item.json", userId="user-0001"))
     assert runtime.get().personalize() is first
+
+
+class LiveContext:
+    """A Lambda context whose remaining time runs down with the wall clock."""
+
+    aws_request_id = "it-request"
+
+    def __init__(self, timeout_s: float) -> None:
+        self.deadline = time.monotonic() + timeout_s
+
+    def get_remaining_time_in_millis(self) -> int:
+        return int((self.deadline - time.monotonic()) * 1000)
+
+
+def test_a_stalling_personalize_answers_503_json_a_second_before_the_timeout(
+    aws_env: None, handler_module: ModuleType, emulator: PersonalizeEmulator
+) -> None:
+    emulator.controls.set(fault_rate={"slow": 1.0}, slow_ms=20_000)
+    context = LiveContext(5.0)  # too short for a call with its retry (7 s): one attempt
+    response = handler_module.lambda_handler(event("get_user.json"), context)
+    assert response["statusCode"] == 503
+    assert response["headers"]["Content-Type"] == "application/json"
+    assert json.loads(response["body"])["error"]["code"] == "unavailable"
+    assert context.get_remaining_time_in_millis() >= 1000
+    assert emulator.counters["GetRecommendations"] == 1  # no retry: it would not have fit

@@ -8,6 +8,7 @@ would intercept the emulators' traffic too.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import math
 import time
@@ -27,6 +28,7 @@ from emulators import data
 from emulators.personalize import PersonalizeEmulator
 from emulators.segment import SegmentEmulator
 from traits_sync import runtime
+from traits_sync.plan import derived_base
 
 KINESIS = FIXTURES / "kinesis"
 STREAM_ARN = "arn:aws:kinesis:us-east-1:123456789012:stream/segment-personalize-events"
@@ -232,6 +234,13 @@ def sequence_numbers(event: dict[str, Any], user: str | None = None) -> list[str
     return out
 
 
+def letter_id(record: dict[str, Any]) -> str:
+    """The deduplicationId every dead-letter copy of this record carries (README)."""
+    shard = record["eventID"].split(":", 1)[0]
+    text = "\x1f".join([record["eventSourceARN"], shard, record["kinesis"]["sequenceNumber"]])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def batch_bodies(segment: SegmentEmulator) -> list[dict[str, Any]]:
     return [r.body for r in segment.request_log() if r.operation == "batch"]
 
@@ -267,10 +276,9 @@ def test_fixture_batch_end_to_end(
         ("user-0001", "4f1c2a4e-8e0b-4f43-9f57-2b2d3a1c9e10", "SKU-0004", 1710072310.5),
     ]
     order_ids = [e["eventId"] for e in events if e["eventType"] == "Order Completed"]
-    assert order_ids == [
-        "ajs-next-0d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a#1",
-        "ajs-next-0d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a#2",
-    ]
+    # Derived from the messageId, longer than any Segment messageId (never equal to one).
+    order = derived_base("ajs-next-0d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a")
+    assert order_ids == [f"{order}#1", f"{order}#2"]
     # One recommendation and one profile read per identified user; one batch request.
     assert personalize.counters["GetRecommendations"] == 2
     assert personalize.counters["PutEvents"] == 3
@@ -300,6 +308,7 @@ def test_fixture_batch_end_to_end(
             "shardId": "shardId-000000000000",
             "sequenceNumber": record["kinesis"]["sequenceNumber"],
             "data": record["kinesis"]["data"],
+            "deduplicationId": letter_id(record),
         }
         for record, reason in sorted(
             zip(bad, expected_reasons, strict=True),
@@ -513,3 +522,71 @@ def test_a_placeholder_or_blank_write_key_is_a_missing_secret(
     assert (blob["SecretErrors"], blob["FailedRecords"]) == (1, len(event["Records"]))
     assert deployment.queue_depth() == 0
     assert segment.counters["batch"] == 0
+
+
+def test_a_record_dead_lettered_on_every_retry_keeps_one_deduplication_id(
+    app: ModuleType, deployment: Deployment
+) -> None:
+    event = {"Records": fixture_records("relevant.json", "bad.json")}
+    bad = fixture_records("bad.json")
+    for _ in range(2):  # the batch retried for some other record's sake
+        assert app.lambda_handler(event, Context()) == {"batchItemFailures": []}
+    letters = deployment.dead_letters(2 * len(bad))
+    assert Counter(m["deduplicationId"] for m in letters) == {letter_id(r): 2 for r in bad}
+
+
+def test_a_fifo_dead_letter_queue_keeps_one_message_per_record(
+    app: ModuleType, deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = f"traits-dlq-{uuid.uuid4().hex[:12]}.fifo"
+    fifo = deployment.sqs.create_queue(QueueName=name, Attributes={"FifoQueue": "true"})
+    monkeypatch.setenv("DEAD_LETTER_QUEUE_URL", fifo["QueueUrl"])
+    deployment.queue_url = fifo["QueueUrl"]
+    event = {"Records": fixture_records("relevant.json", "bad.json")}
+    for _ in range(2):
+        assert app.lambda_handler(event, Context()) == {"batchItemFailures": []}
+    bad = fixture_records("bad.json")
+    letters = deployment.dead_letters(len(bad) + 1, timeout=1.0)
+    assert sorted(m["deduplicationId"] for m in letters) == sorted(letter_id(r) for r in bad)
+
+
+def test_an_event_personalize_refuses_is_dead_lettered_the_rest_goes_on(
+    app: ModuleType,
+    deployment: Deployment,
+    personalize: PersonalizeEmulator,
+    segment: SegmentEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Personalize takes event types of at most 256 characters: this one can never succeed.
+    long_event = "Product Viewed " + "x" * 300
+    monkeypatch.setenv("TRACKED_EVENTS", f"Product Viewed,Order Completed,{long_event}")
+    messages = shop_events(30, 3, personalize.catalogue_item_ids)
+    messages[4] = messages[4] | {"event": long_event}
+    event = kinesis_event(messages)
+    assert app.lambda_handler(event, Context()) == {"batchItemFailures": []}
+    (letter,) = deployment.dead_letters(1)
+    assert letter["sequenceNumber"] == event["Records"][4]["kinesis"]["sequenceNumber"]
+    assert letter["reason"].startswith("PutEvents rejected the event: InvalidInputException: ")
+    assert "eventType" in letter["reason"]
+    assert len(personalize.accepted_events()) == 29
+    assert len(segment.messages(type="identify")) == 3
+
+
+def test_a_wrong_tracking_id_retries_everything_as_a_configuration_error(
+    app: ModuleType,
+    deployment: Deployment,
+    personalize: PersonalizeEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("PERSONALIZE_TRACKING_ID", "no-such-tracker")
+    event = kinesis_event(shop_events(20, 4, personalize.catalogue_item_ids))
+    result = app.lambda_handler(event, Context())
+    assert result == {"batchItemFailures": [{"itemIdentifier": s} for s in sequence_numbers(event)]}
+    assert deployment.queue_depth() == 0
+    out = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line]
+    assert [(o["setting"], o["step"]) for o in out if o.get("level") == "ERROR"] == [
+        ("PERSONALIZE_TRACKING_ID", "PutEvents")
+    ]
+    (blob,) = [o for o in out if "_aws" in o]
+    assert blob["ConfigurationErrors"] == 1

@@ -7,7 +7,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from traits_sync.deadletter import MAX_BYTES, DeadLetterQueue, body
+from traits_sync.deadletter import MAX_BYTES, DeadLetterQueue, body, deduplication_id
 from traits_sync.kinesis import KinesisRecord
 from traits_sync.messages import Bad
 
@@ -46,7 +46,30 @@ def test_body_carries_reason_source_shard_sequence_and_raw_data() -> None:
         "shardId": "shardId-000000000003",
         "sequenceNumber": "49590001",
         "data": "bm90IGpzb24=",
+        "deduplicationId": deduplication_id(bad(1).record),
     }
+
+
+def test_every_copy_of_one_record_carries_the_same_deduplication_id() -> None:
+    first = json.loads(body(bad(1)))
+    again = json.loads(body(Bad(bad(1).record, "PutEvents rejected the event")))
+    assert first["deduplicationId"] == again["deduplicationId"]
+    assert len(first["deduplicationId"]) == 64
+    others = {json.loads(body(bad(n)))["deduplicationId"] for n in range(2, 50)}
+    other_shard = bad(1, event_id="shardId-000000000004:49590001")
+    others.add(json.loads(body(other_shard))["deduplicationId"])
+    assert len(others) == 49
+    assert first["deduplicationId"] not in others
+
+
+def test_a_fifo_queue_gets_the_deduplication_id_and_a_group_per_shard() -> None:
+    sqs = FakeSqs()
+    DeadLetterQueue(sqs, "https://sqs.us-east-1.amazonaws.com/1/dlq.fifo").send([bad(1)])
+    (entry,) = sqs.calls[0]["Entries"]
+    assert entry["MessageDeduplicationId"] == deduplication_id(bad(1).record)
+    assert entry["MessageGroupId"] == "shardId-000000000003"
+    DeadLetterQueue(sqs, "https://q").send([bad(1)])
+    assert set(sqs.calls[1]["Entries"][0]) == {"Id", "MessageBody"}
 
 
 def test_body_falls_back_to_the_event_id_without_a_shard() -> None:

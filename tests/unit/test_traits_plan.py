@@ -9,7 +9,7 @@ import pytest
 
 from traits_sync.kinesis import KinesisRecord
 from traits_sync.messages import TrackedEvent
-from traits_sync.plan import build
+from traits_sync.plan import build, derived_base
 
 T0 = datetime(2024, 3, 10, 10, tzinfo=UTC)
 
@@ -78,12 +78,27 @@ def test_groups_per_user_and_session_and_anonymous_sessions_apart() -> None:
 def test_several_products_give_derived_event_ids_unique_within_the_call() -> None:
     plan = build([event(1, items=("A", "B", "C"), kind="Order Completed", message_id="msg")])
     (call,) = plan.users[0].groups["s-1"].calls()
+    base = derived_base("msg")
     assert [(e.event_id, e.item_id) for e in call] == [
-        ("msg#1", "A"),
-        ("msg#2", "B"),
-        ("msg#3", "C"),
+        (f"{base}#1", "A"),
+        (f"{base}#2", "B"),
+        (f"{base}#3", "C"),
     ]
     assert plan.users[0].purchased == {"A", "B", "C"}
+
+
+def test_derived_event_ids_cannot_collide_with_a_segment_message_id() -> None:
+    # "M#1" is a real messageId; the two-product order "M" used to derive "M#1" too.
+    plan = build(
+        [
+            event(1, message_id="M#1"),
+            event(2, items=("A", "B"), kind="Order Completed", message_id="M"),
+        ]
+    )
+    ids = [e.event_id for e in plan.users[0].groups["s-1"].events]
+    assert len(ids) == len(set(ids)) == 3
+    assert ids[0] == "M#1"  # a one-item message keeps its messageId
+    assert all(100 < len(i) <= 256 for i in ids[1:])  # longer than any Segment messageId
 
 
 def test_duplicate_deliveries_are_one_event_but_both_records_are_tracked() -> None:
@@ -111,4 +126,10 @@ def test_a_very_long_message_id_still_gives_valid_event_ids() -> None:
     plan = build([event(1, items=("A", "B"), message_id="x" * 300)])
     ids = [e.event_id for e in plan.users[0].groups["s-1"].events]
     assert len(set(ids)) == 2
-    assert all(len(i) <= 256 for i in ids)
+    assert all(100 < len(i) <= 256 for i in ids)
+
+
+def test_a_one_item_message_id_over_100_characters_is_derived_too() -> None:
+    plan = build([event(1, message_id="y" * 101)])
+    (only,) = plan.users[0].groups["s-1"].events
+    assert only.event_id == derived_base("y" * 101) + "#1"

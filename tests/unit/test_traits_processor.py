@@ -22,6 +22,7 @@ from traits_sync import handler
 from traits_sync.budget import Budget
 from traits_sync.kinesis import records
 from traits_sync.messages import Bad, Rules, classify
+from traits_sync.plan import derived_base
 from traits_sync.processor import Ports, process
 from traits_sync.settings import Settings, load
 from traits_sync.stats import Stats
@@ -314,8 +315,8 @@ def test_put_events_payload(world: World) -> None:
     assert call["sessionId"] == "anon-12345"
     events = call["eventList"]
     assert [(e["eventId"], e["eventType"], e["itemId"]) for e in events] == [
-        ("ajs-00001#1", "Order Completed", "I-007"),
-        ("ajs-00001#2", "Order Completed", "I-008"),
+        (derived_base("ajs-00001") + "#1", "Order Completed", "I-007"),
+        (derived_base("ajs-00001") + "#2", "Order Completed", "I-008"),
     ]
     assert all(e["sentAt"].timestamp() == 1710064800.0 for e in events)  # 10:00Z
     assert all("properties" not in e for e in events)

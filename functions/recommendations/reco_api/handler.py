@@ -13,12 +13,16 @@ from common.log import hash_id
 from common.personalize import PersonalizeError, Recommendations, get_recommendations
 from common.recommend import Served, recommend
 from reco_api import responses, runtime
+from reco_api.deadline import Deadline, OutOfTime
 from reco_api.request import BadRequest, Query, method, parse
 from reco_api.runtime import Runtime
 from reco_api.settings import Settings
 
 # Personalize sends no Retry-After; one second matches its scaling reaction time.
 RETRY_AFTER_S = "1"
+# The longest a GetRecommendations call can take, with and without its retry.
+FULL_CALL_S = runtime.worst_case_s(runtime.PERSONALIZE_POLICY)
+SINGLE_ATTEMPT_S = runtime.worst_case_s(runtime.PERSONALIZE_SINGLE_ATTEMPT_POLICY)
 
 _PERSONALIZE_ERRORS: dict[str, tuple[int, str, str]] = {
     "invalid_input": (400, "invalid_request", "Personalize rejected the request"),
@@ -37,7 +41,7 @@ def handle_with(rt: Runtime, event: Any, context: Any) -> dict[str, Any]:
     fields: dict[str, Any] = {"api_request_id": _api_request_id(event)}
     rt.logger.bind(request_id=getattr(context, "aws_request_id", None))
     try:
-        response = _respond(rt, event, fields)
+        response = _respond(rt, event, fields, Deadline(context))
     except Exception as exc:  # noqa: BLE001 - last resort: the caller never sees a stack trace
         frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
         fields.update(
@@ -50,7 +54,7 @@ def handle_with(rt: Runtime, event: Any, context: Any) -> dict[str, Any]:
     return response
 
 
-def _respond(rt: Runtime, event: Any, fields: dict[str, Any]) -> dict[str, Any]:
+def _respond(rt: Runtime, event: Any, fields: dict[str, Any], deadline: Deadline) -> dict[str, Any]:
     cors = _cors(rt, event)
     if rt.settings is None:
         return _misconfigured(rt.config_error, fields, cors)
@@ -69,7 +73,13 @@ def _respond(rt: Runtime, event: Any, fields: dict[str, Any]) -> dict[str, Any]:
     if query.user_id is not None:
         fields["user"] = hash_id(query.user_id)
     try:
-        served = _recommend(rt, query)
+        served = _recommend(rt, query, deadline)
+    except OutOfTime:
+        # Answered by us, in time, as JSON: a timed-out function is a bare 502 from the gateway.
+        fields.update(code="unavailable", reason="time_budget")
+        return responses.error(
+            503, "unavailable", "not enough time left to ask Personalize, retry later", cors
+        )
     except ConfigError as exc:
         return _misconfigured(exc, fields, cors)
     except PersonalizeError as exc:
@@ -94,17 +104,28 @@ def _respond(rt: Runtime, event: Any, fields: dict[str, Any]) -> dict[str, Any]:
     return responses.recommendations(served.items, served.recommendation_id, query.subject, cors)
 
 
-def _recommend(rt: Runtime, query: Query) -> Served:
+def _recommend(rt: Runtime, query: Query, deadline: Deadline) -> Served:
     assert rt.settings is not None
     settings = rt.settings
+    if not deadline.allows(SINGLE_ATTEMPT_S):
+        raise OutOfTime()
     # The Profile API read starts first so that it runs while Personalize answers (and,
-    # on a cold start, while the Personalize client is created).
+    # on a cold start, while the Personalize client is created). It adds at most its
+    # budget after Personalize has answered, and is not waited for without the time.
     reader = rt.purchases() if query.user_id is not None else None
     pending = reader.start(query.user_id) if reader is not None and query.user_id else None
-    client = rt.personalize()
     arn = _resource_arn(settings, query)
+    profile_wait_s = settings.exclusion.budget_s if settings.exclusion else 0.0
 
     def fetch(size: int) -> Recommendations:
+        # Checked before each call: with a retry if its worst case fits, else one attempt,
+        # else none (OutOfTime).
+        if deadline.allows(FULL_CALL_S):
+            client = rt.personalize()
+        elif deadline.allows(SINGLE_ATTEMPT_S):
+            client = rt.personalize(single_attempt=True)
+        else:
+            raise OutOfTime()
         return get_recommendations(
             client,
             arn,
@@ -115,7 +136,7 @@ def _recommend(rt: Runtime, query: Query) -> Served:
         )
 
     headroom = settings.exclusion.headroom if settings.exclusion else 0
-    return recommend(fetch, query.num_results, pending, headroom)
+    return recommend(fetch, query.num_results, pending, headroom, deadline, profile_wait_s)
 
 
 def _resource_arn(settings: Settings, query: Query) -> str:

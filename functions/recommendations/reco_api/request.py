@@ -96,4 +96,10 @@ def _identifier(params: Mapping[str, str], name: str) -> str | None:
         raise BadRequest("invalid_parameter", f"{name} must not be empty")
     if len(value) > MAX_ID_LENGTH:
         raise BadRequest("invalid_parameter", f"{name} must be at most {MAX_ID_LENGTH} characters")
+    try:
+        # A lone surrogate ("\ud800" in a hand-made event) has no UTF-8 form: no request
+        # to Personalize or the Profile API could carry it.
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadRequest("invalid_parameter", f"{name} must be valid Unicode text") from None
     return value

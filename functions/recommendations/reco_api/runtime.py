@@ -28,6 +28,20 @@ SERVICE = "recommendations"
 PERSONALIZE_POLICY = aws.ClientPolicy(
     connect_timeout=1.0, read_timeout=2.0, max_attempts=1, retry_mode="standard"
 )
+# The same without the retry, for a request whose remaining time would not cover it.
+PERSONALIZE_SINGLE_ATTEMPT_POLICY = aws.ClientPolicy(
+    connect_timeout=1.0, read_timeout=2.0, max_attempts=0, retry_mode="standard"
+)
+
+
+def worst_case_s(policy: aws.ClientPolicy) -> float:
+    """The longest one call can take: every attempt's connect and read timeouts, plus
+    botocore's standard backoff before each retry (at most 1, 2, 4, ... s, capped at 20)."""
+    attempts = policy.max_attempts + 1
+    backoff = sum(min(2.0**retry, 20.0) for retry in range(policy.max_attempts))
+    return attempts * (policy.connect_timeout + policy.read_timeout) + backoff
+
+
 # The token read is off the request path (background thread) and cached, so it may take
 # longer than the exclusion budget: the next request then finds it cached.
 SSM_POLICY = aws.ClientPolicy(connect_timeout=1.0, read_timeout=2.0, max_attempts=2)
@@ -61,14 +75,16 @@ class Runtime:
         self._reader_lock = threading.Lock()
         self._personalize = personalize
 
-    def personalize(self) -> Any:
+    def personalize(self, single_attempt: bool = False) -> Any:
+        """The Personalize client; ``single_attempt`` when time is short (no retry)."""
         if self._personalize is not None:
             return self._personalize()
+        policy = PERSONALIZE_SINGLE_ATTEMPT_POLICY if single_attempt else PERSONALIZE_POLICY
         try:
-            return aws.client("personalize-runtime", PERSONALIZE_POLICY)
+            return aws.client("personalize-runtime", policy)
         except Exception as exc:
             if type(exc).__name__ == "NoRegionError":
-                raise ConfigError("AWS_REGION", "is not set") from exc
+                raise aws.missing_region() from exc
             raise
 
     def purchases(self) -> PurchaseReader | None:

@@ -1,17 +1,26 @@
 """Records that can never succeed, parked in SQS with what is needed to look at them again.
 
 Body (CONTRACT §5): ``{"reason", "eventSourceARN", "shardId" (or "eventID"),
-"sequenceNumber", "data"}`` with ``data`` the record's raw base64. A record whose send fails
-is returned to the caller, which reports it for retry: never lost.
+"sequenceNumber", "data", "deduplicationId"}`` with ``data`` the record's raw base64. A record
+whose send fails is returned to the caller, which reports it for retry: never lost.
+
+A record after the batch's checkpoint is dead-lettered again each time Lambda retries the
+batch for other records' sake; nothing in a stateless function can know it was sent before.
+So every copy carries the same ``deduplicationId`` (derived from the stream, shard and
+sequence number, never from the reason), and consumers keep one message per id. On a FIFO
+queue (a ``.fifo`` URL) it is also the ``MessageDeduplicationId``, which drops copies sent
+within SQS's five-minute window.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from typing import Any
 
 from common.aws import error_code
+from traits_sync.kinesis import KinesisRecord
 from traits_sync.messages import Bad
 
 MAX_ENTRIES = 10  # SendMessageBatch
@@ -19,6 +28,14 @@ MAX_ENTRIES = 10  # SendMessageBatch
 # of its data and says so, rather than being retried forever.
 MAX_BYTES = 262_144
 _HEADROOM = 1024
+
+
+def deduplication_id(record: KinesisRecord) -> str:
+    """The same for every copy of one record: stream, shard (or eventID), sequence number.
+    64 hex characters, a valid SQS MessageDeduplicationId (at most 128)."""
+    parts = [record.event_source_arn or "", record.shard_id or record.event_id or ""]
+    text = "\x1f".join([*parts, record.sequence_number])
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def body(bad: Bad) -> str:
@@ -30,6 +47,7 @@ def body(bad: Bad) -> str:
         message["eventID"] = record.event_id
     message["sequenceNumber"] = record.sequence_number
     message["data"] = record.data
+    message["deduplicationId"] = deduplication_id(record)
     text = json.dumps(message, separators=(",", ":"))
     if len(text.encode()) <= MAX_BYTES:
         return text
@@ -44,13 +62,22 @@ class DeadLetterQueue:
     def __init__(self, sqs: Any, queue_url: str) -> None:
         self._sqs = sqs
         self._queue_url = queue_url
+        self._fifo = queue_url.endswith(".fifo")
+
+    def _entry(self, index: int, bad: Bad, text: str) -> dict[str, str]:
+        entry = {"Id": str(index), "MessageBody": text}
+        if self._fifo:
+            # One group per shard keeps a shard's letters in order without serialising all.
+            entry["MessageGroupId"] = bad.record.shard_id or "dead-letters"
+            entry["MessageDeduplicationId"] = deduplication_id(bad.record)
+        return entry
 
     def send(self, records: Sequence[Bad]) -> tuple[list[Bad], list[tuple[Bad, str]]]:
         """Send every record; returns (sent, [(not sent, why)])."""
         sent: list[Bad] = []
         failed: list[tuple[Bad, str]] = []
         for chunk in _chunks([(bad, body(bad)) for bad in records]):
-            entries = [{"Id": str(i), "MessageBody": text} for i, (_, text) in enumerate(chunk)]
+            entries = [self._entry(i, bad, text) for i, (bad, text) in enumerate(chunk)]
             try:
                 response = self._sqs.send_message_batch(QueueUrl=self._queue_url, Entries=entries)
             except Exception as exc:  # noqa: BLE001 - reported for retry by the caller

@@ -1,9 +1,10 @@
 """Which Segment messages matter, and what a relevant one says.
 
-Relevant: a ``track`` whose event name is tracked and that names at least one item (flat
-``properties.<id>`` or ``properties.products[].<id>``). Everything else is skipped with a
-reason. Only the fields of a relevant message are validated: a page view with an odd
-``userId`` is simply skipped, a tracked event with one can never succeed (dead letter).
+Relevant: a ``track`` whose event name is tracked, or is a purchase event, and that names at
+least one item (flat ``properties.<id>`` or ``properties.products[].<id>``). Everything else
+is skipped with a reason. Only the fields of a relevant message are validated: a page view
+with an odd ``userId`` is simply skipped, a tracked event with one can never succeed (dead
+letter).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -28,6 +29,8 @@ class Rules:
     tracked_events: frozenset[str]
     purchase_events: frozenset[str]
     item_id_property: str
+    # Event times after this are unusable (processing time + 24 h): one per invocation.
+    not_after: datetime = field(default_factory=timestamps.latest_allowed)
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,7 @@ class TrackedEvent:
     item_ids: tuple[str, ...]
     sent_at: datetime
     purchase: bool
+    tracked: bool = True  # False: a purchase event outside TRACKED_EVENTS (no PutEvents)
 
 
 @dataclass(frozen=True)
@@ -55,18 +59,24 @@ class Bad:
     """Can never succeed: goes to the dead-letter queue, is not retried."""
 
     record: KinesisRecord
-    reason: str
+    reason: str  # in the dead-letter body
+    code: str | None = None  # logged instead of the reason when that quotes a service
 
 
 Classified = TrackedEvent | Skipped | Bad
 
 
 def classify(record: KinesisRecord, rules: Rules) -> Classified:
+    """Never raises: a record that trips an unforeseen case is dead-lettered with the error's
+    type, instead of failing the whole batch on every retry."""
     try:
         message = decode(record)
     except Undecodable as exc:
         return Bad(record, exc.reason)
-    return classify_message(record, message, rules)
+    try:
+        return classify_message(record, message, rules)
+    except Exception as exc:  # noqa: BLE001 - one record must not fail the batch
+        return Bad(record, f"record could not be classified: {type(exc).__name__}")
 
 
 def classify_message(record: KinesisRecord, message: Mapping[str, Any], rules: Rules) -> Classified:
@@ -80,7 +90,10 @@ def classify_message(record: KinesisRecord, message: Mapping[str, Any], rules: R
     if message.get("type") != "track":
         return Skipped(record, "not_track")
     event = message.get("event")
-    if not isinstance(event, str) or event not in rules.tracked_events:
+    tracked = isinstance(event, str) and event in rules.tracked_events
+    # A purchase always counts for exclusion, tracked or not (it is then not sent to
+    # Personalize): otherwise the item just bought would be written into the trait.
+    if not isinstance(event, str) or not (tracked or event in rules.purchase_events):
         return Skipped(record, "untracked_event")
     items = item_ids(message.get("properties"), rules.item_id_property)
     if not items:
@@ -99,8 +112,11 @@ def classify_message(record: KinesisRecord, message: Mapping[str, Any], rules: R
         message_id = "kinesis-" + hashlib.sha256(record.data.encode()).hexdigest()[:32]
     elif not isinstance(message_id, str):
         return Bad(record, "messageId is not a string")
-    sent_at = timestamps.event_time(message)
+    elif not encodable(message_id):
+        return Bad(record, "messageId is not valid Unicode (cannot be encoded as UTF-8)")
+    sent_at = timestamps.event_time(message, rules.not_after)
     if sent_at is None:
+        # Valid: parseable and within 1970-01-01T00:00:00Z .. processing time + 24 h.
         return Bad(record, "no valid timestamp, originalTimestamp or receivedAt")
     session_id = anonymous_id if anonymous_id is not None else user_id
     assert session_id is not None
@@ -113,6 +129,7 @@ def classify_message(record: KinesisRecord, message: Mapping[str, Any], rules: R
         item_ids=items,
         sent_at=sent_at,
         purchase=event in rules.purchase_events,
+        tracked=tracked,
     )
 
 
@@ -130,7 +147,19 @@ def identity(message: Mapping[str, Any], name: str) -> str | None:
         raise ValueError(f"{name} is neither a string nor a number")
     if len(text) > MAX_ID_LENGTH:
         raise ValueError(f"{name} is longer than {MAX_ID_LENGTH} characters")
+    if not encodable(text):
+        raise ValueError(f"{name} is not valid Unicode (cannot be encoded as UTF-8)")
     return text
+
+
+def encodable(text: str) -> bool:
+    """Whether the text has a UTF-8 form: JSON may carry lone surrogates ("\\ud800") that no
+    HTTP body, hash or log line can hold."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def id_text(value: Any) -> str | None:
@@ -158,6 +187,6 @@ def item_ids(properties: Any, field: str) -> tuple[str, ...]:
         candidates += [p.get(field) for p in products if isinstance(p, dict)]
     for value in candidates:
         text = id_text(value)
-        if text is not None and len(text) <= MAX_ID_LENGTH:
+        if text is not None and len(text) <= MAX_ID_LENGTH and encodable(text):
             found.append(text)
     return tuple(dict.fromkeys(found))

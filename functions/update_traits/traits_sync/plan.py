@@ -14,6 +14,8 @@ from traits_sync.messages import TrackedEvent
 
 MAX_EVENTS_PER_CALL = 10  # PutEvents eventList 1..10
 MAX_EVENT_ID_LENGTH = 256
+# Segment's messageIds have at most 100 characters; derived eventIds always have more.
+SEGMENT_MAX_MESSAGE_ID = 100
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,7 @@ class PersonalizeEvent:
     event_type: str
     item_id: str
     sent_at: datetime
+    record: KinesisRecord | None = field(default=None, compare=False)  # where it came from
 
 
 @dataclass
@@ -32,10 +35,14 @@ class SessionGroup:
     session_id: str
     events: list[PersonalizeEvent] = field(default_factory=list)
     records: list[KinesisRecord] = field(default_factory=list)
+    # Records whose event Personalize refused for good, with the service's reason.
+    rejected: list[tuple[KinesisRecord, str]] = field(default_factory=list)
     _event_ids: set[str] = field(default_factory=set)
 
     def add(self, event: TrackedEvent) -> None:
         self.records.append(event.record)
+        if not event.tracked:
+            return  # an untracked purchase: it only feeds the exclusion
         for personalize_event in personalize_events(event):
             # The same message delivered twice (at least once delivery) is one event:
             # eventIds must be unique within a call.
@@ -80,6 +87,9 @@ class UserWork:
 class Plan:
     users: list[UserWork]
     anonymous: list[SessionGroup]
+    # Every unit in the order of its first record: the order to run them in, so that the
+    # records before the shard's checkpoint are the first to be done (see processor).
+    order: list[UserWork | SessionGroup] = field(default_factory=list)
 
     @property
     def session_groups(self) -> list[SessionGroup]:
@@ -87,30 +97,45 @@ class Plan:
 
 
 def build(events: Iterable[TrackedEvent]) -> Plan:
+    """Events in batch order give units in the order of their first record."""
     users: dict[str, UserWork] = {}
     anonymous: dict[str, SessionGroup] = {}
+    order: list[UserWork | SessionGroup] = []
     for event in events:
         if event.user_id is not None:
             work = users.get(event.user_id)
             if work is None:
                 work = users[event.user_id] = UserWork(event.user_id)
+                order.append(work)
             work.add(event)
         else:
             group = anonymous.get(event.session_id)
             if group is None:
                 group = anonymous[event.session_id] = SessionGroup(None, event.session_id)
+                order.append(group)
             group.add(event)
-    return Plan(list(users.values()), list(anonymous.values()))
+    return Plan(list(users.values()), list(anonymous.values()), order)
 
 
 def personalize_events(event: TrackedEvent) -> list[PersonalizeEvent]:
-    """One Personalize event per item; several items get ids derived from the messageId."""
-    base = event.message_id
-    if len(base) > MAX_EVENT_ID_LENGTH - 8:
-        base = hashlib.sha256(base.encode()).hexdigest()
-    if len(event.item_ids) == 1:
-        return [PersonalizeEvent(base, event.event_type, event.item_ids[0], event.sent_at)]
+    """One Personalize event per item.
+
+    A one-item message keeps its messageId as the eventId (Personalize then deduplicates a
+    redelivery). Several items, or a messageId too long to be Segment's, get derived ids of
+    more than 100 characters: Segment's messageIds have at most 100 (segment.md §2), so a
+    derived id can never equal a real one (``M#1`` and a two-product ``M`` would collide).
+    """
+    message_id, record = event.message_id, event.record
+    if len(event.item_ids) == 1 and len(message_id) <= SEGMENT_MAX_MESSAGE_ID:
+        item_id = event.item_ids[0]
+        return [PersonalizeEvent(message_id, event.event_type, item_id, event.sent_at, record)]
+    base = derived_base(message_id)
     return [
-        PersonalizeEvent(f"{base}#{index}", event.event_type, item_id, event.sent_at)
+        PersonalizeEvent(f"{base}#{index}", event.event_type, item_id, event.sent_at, record)
         for index, item_id in enumerate(event.item_ids, start=1)
     ]
+
+
+def derived_base(message_id: str) -> str:
+    """100 hex characters, whatever the messageId: ``<base>#<n>`` has 102 to 256."""
+    return hashlib.blake2b(message_id.encode("utf-8"), digest_size=50).hexdigest()

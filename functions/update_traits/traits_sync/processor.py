@@ -9,13 +9,23 @@
 
 Returns the sequence numbers to retry: exactly the records of units that failed or did not
 finish in time, and bad records whose dead-letter send failed. Nothing else.
+
+Refusals that no retry can fix (PutEvents InvalidInputException for an event, Segment 400
+for an identify, GetRecommendations InvalidInputException or Profile API 400 for a user):
+
+- if the same service accepted some other call in this invocation, the refusal is about
+  those records: they are dead-lettered with the service's reason, and the shard moves on;
+- if it accepted none, every user gets it, which is a misconfiguration (a wrong tracking
+  id, URL or campaign): the records are reported for retry, one ERROR line names the
+  setting, and ``ConfigurationErrors`` counts it. So do errors that always mean one
+  (ResourceNotFound, AccessDenied, a rejected Profile API token).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import Executor, Future, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from common.log import Logger, hash_id
@@ -26,7 +36,16 @@ from traits_sync.messages import Bad, Classified, Skipped, TrackedEvent
 from traits_sync.plan import Plan, SessionGroup, UserWork, build
 from traits_sync.settings import Settings
 from traits_sync.stats import Stats
-from traits_sync.work import Services, StepFailed, put_events, user_identify
+from traits_sync.work import (
+    CONFIGURATION_KINDS,
+    PERMANENT_KINDS,
+    PUT_EVENTS_ACCEPTED,
+    Services,
+    StepFailed,
+    put_events,
+    service_reason,
+    user_identify,
+)
 
 TIME_UP = "time_budget"
 # Time kept back from the per-user phase for the identify requests, so that one user still
@@ -34,6 +53,23 @@ TIME_UP = "time_budget"
 # this share of what is left.
 SEND_RESERVE_S = 5.0
 SEND_RESERVE_SHARE = 0.2
+# Evidence counters (see PUT_EVENTS_ACCEPTED): a user unit that completed got its Profile API
+# read and recommendation; a /v1/batch request that Segment accepted.
+USERS_COMPLETED = "accepted:users"
+SEGMENT_ACCEPTED = "accepted:SegmentBatch"
+_EVIDENCE = {
+    "PutEvents": PUT_EVENTS_ACCEPTED,
+    "GetRecommendations": USERS_COMPLETED,
+    "ProfileAPI": USERS_COMPLETED,
+    "SegmentBatch": SEGMENT_ACCEPTED,
+}
+# The setting to look at when a service refuses every call of a step.
+_SETTINGS = {
+    "PutEvents": "PERSONALIZE_TRACKING_ID",
+    "GetRecommendations": "PERSONALIZE_CAMPAIGN_ARN",
+    "ProfileAPI": "SEGMENT_SPACE_ID",
+    "SegmentBatch": "SEGMENT_API_URL",
+}
 
 
 class DeadLetters(Protocol):
@@ -73,6 +109,9 @@ class Failures:
             records=len(records),
         )
 
+    def has(self, record: KinesisRecord) -> bool:
+        return record.sequence_number in self._sequences
+
     def sequence_numbers(self, order: Sequence[KinesisRecord]) -> list[str]:
         return [r.sequence_number for r in order if r.sequence_number in self._sequences]
 
@@ -97,9 +136,63 @@ def process(
     _dead_letter(bad, ports, budget, stats, logger, failures)
     plan = build(relevant)
     reserve = min(SEND_RESERVE_S, SEND_RESERVE_SHARE * budget.remaining())
-    identifies = _run_units(plan, settings, ports, budget.reserving(reserve), stats, failures)
-    _send_identifies(identifies, ports, budget, stats, failures)
+    refusals: list[Refusal] = []
+    identifies = _run_units(
+        plan, settings, ports, budget.reserving(reserve), stats, failures, refusals
+    )
+    _send_identifies(identifies, ports, budget, stats, failures, refusals)
+    refusals += [
+        Refusal("PutEvents", "invalid_input", [record], reason)
+        for group in plan.session_groups
+        for record, reason in group.rejected
+    ]
+    rejected = _settle(refusals, stats, logger, failures)
+    _dead_letter(rejected, ports, budget, stats, logger, failures)
     return failures.sequence_numbers(records)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Records a service refused for good, with its reason (dead-letter or configuration)."""
+
+    step: str
+    kind: str
+    records: Sequence[KinesisRecord]
+    reason: str
+    user_id: str | None = None
+
+
+def _settle(refusals: list[Refusal], stats: Stats, logger: Logger, failures: Failures) -> list[Bad]:
+    """Dead letters for refusals that concern their records; retry (and one ERROR line per
+    step) for those every call got. Records already reported for retry stay so."""
+    bad: dict[str, Bad] = {}
+    misconfigured: dict[str, str] = {}
+    for refusal in refusals:
+        healthy = stats[_EVIDENCE.get(refusal.step, "")] > 0
+        if refusal.kind in CONFIGURATION_KINDS or not healthy:
+            misconfigured.setdefault(refusal.step, refusal.reason)
+            pending = [r for r in refusal.records if not failures.has(r)]
+            if pending:
+                reason = f"configuration:{refusal.step}:{refusal.kind}"
+                failures.add(pending, reason, refusal.user_id)
+            continue
+        for record in refusal.records:
+            if not failures.has(record):
+                bad.setdefault(
+                    record.sequence_number,
+                    Bad(record, refusal.reason, f"{refusal.step}:{_code(refusal.reason)}"),
+                )
+    for step, reason in misconfigured.items():
+        logger.error(
+            "invalid configuration",
+            setting=_SETTINGS.get(step, "unknown"),
+            step=step,
+            reason=f"every call was refused: {_code(reason)}",
+        )
+    if misconfigured:
+        stats.add("ConfigurationErrors")
+    # A record refused here may also belong to a unit that failed later: retry wins.
+    return [b for b in bad.values() if not failures.has(b.record)]
 
 
 def _dead_letter(
@@ -120,12 +213,19 @@ def _dead_letter(
     for item in sent:
         logger.info(
             "record dead-lettered",
-            reason=item.reason,
+            reason=item.code or item.reason,  # a service's own words may quote the data
             sequenceNumber=item.record.sequence_number,
             shardId=item.record.shard_id,
         )
     for item, why in not_sent:
         failures.add([item.record], f"DeadLetterQueue:{why}")
+
+
+def _code(reason: str) -> str:
+    """The service's error code from ``"<step> rejected the <what>: <code>: <message>"``:
+    loggable, unlike the message, which may quote the data."""
+    parts = reason.split(": ")
+    return parts[1] if len(parts) > 1 else reason
 
 
 def _run_units(
@@ -135,28 +235,43 @@ def _run_units(
     budget: Budget,
     stats: Stats,
     failures: Failures,
+    refusals: list[Refusal],
 ) -> list[tuple[UserWork, identify.Identify]]:
     services = ports.services
-    user_futures: dict[Future[identify.Identify | None], UserWork] = {
-        ports.executor.submit(user_identify, work, settings, services, budget, stats): work
-        for work in plan.users
-    }
-    anonymous_futures: dict[Future[None], SessionGroup] = {
-        ports.executor.submit(put_events, group, settings, services, budget, stats): group
-        for group in plan.anonymous
-    }
+    # Submitted in the order of each unit's first record, users and anonymous sessions
+    # alike: Lambda checkpoints at the lowest sequence number reported, so when time runs
+    # short it is the latest records that wait for the retry, and every invocation moves
+    # the checkpoint forward (anonymous sessions submitted last starved the first records
+    # on every retry).
+    user_futures: dict[Future[identify.Identify | None], UserWork] = {}
+    anonymous_futures: dict[Future[None], SessionGroup] = {}
+    for unit in plan.order:
+        if isinstance(unit, UserWork):
+            future = ports.executor.submit(user_identify, unit, settings, services, budget, stats)
+            user_futures[future] = unit
+        else:
+            group_future = ports.executor.submit(
+                put_events, unit, settings, services, budget, stats
+            )
+            anonymous_futures[group_future] = unit
     _wait([*user_futures, *anonymous_futures], budget)
 
     identifies: list[tuple[UserWork, identify.Identify]] = []
     for future, work in user_futures.items():
         outcome = _outcome(future)
-        if isinstance(outcome, str):
+        if isinstance(outcome, Refusal):
+            refusals.append(replace(outcome, records=work.records, user_id=work.user_id))
+        elif isinstance(outcome, str):
             failures.add(work.records, outcome, work.user_id)
-        elif outcome is not None:
-            identifies.append((work, outcome))
+        else:
+            stats.add(USERS_COMPLETED)
+            if outcome is not None:
+                identifies.append((work, outcome))
     for anonymous, group in anonymous_futures.items():
         outcome = _outcome(anonymous)
-        if isinstance(outcome, str):
+        if isinstance(outcome, Refusal):
+            refusals.append(replace(outcome, records=group.records))
+        elif isinstance(outcome, str):
             failures.add(group.records, outcome)
     return identifies
 
@@ -167,29 +282,45 @@ def _send_identifies(
     budget: Budget,
     stats: Stats,
     failures: Failures,
+    refusals: list[Refusal],
 ) -> None:
     owner = {id(message): work for work, message in identifies}
     chunks = identify.batches([message for _, message in identifies])
 
-    def send(chunk: list[identify.Identify]) -> None:
+    def send(chunk: list[identify.Identify]) -> list[tuple[identify.Identify, str]]:
+        """Send a chunk; a chunk Segment refuses (400: one bad message fails the request)
+        is halved until the refused messages are alone. Returns those, with the reason."""
         budget.check()
         stats.add("BatchRequests")
         try:
             ports.tracking.send_batch(identify.batch_body(chunk))
         except Exception as exc:  # TrackingError, SecretError, ...: retried later
-            raise StepFailed("SegmentBatch", getattr(exc, "kind", type(exc).__name__)) from exc
+            kind = getattr(exc, "kind", type(exc).__name__)
+            if kind != "rejected":
+                raise StepFailed("SegmentBatch", kind) from exc
+            if len(chunk) == 1:
+                return [(chunk[0], f"Segment rejected the identify: {service_reason(exc)}")]
+            middle = len(chunk) // 2
+            return send(chunk[:middle]) + send(chunk[middle:])
         stats.add("IdentifiesSent", len(chunk))
+        stats.add(SEGMENT_ACCEPTED)
+        return []
 
-    futures: dict[Future[None], list[identify.Identify]] = {
+    futures: dict[Future[list[tuple[identify.Identify, str]]], list[identify.Identify]] = {
         ports.executor.submit(send, chunk): chunk for chunk in chunks
     }
     _wait(list(futures), budget)
     for future, chunk in futures.items():
         outcome = _outcome(future)
-        if isinstance(outcome, str):
+        if isinstance(outcome, Refusal | str):
+            reason = outcome if isinstance(outcome, str) else outcome.reason
             for message in chunk:
                 work = owner[id(message)]
-                failures.add(work.records, outcome, work.user_id)
+                failures.add(work.records, reason, work.user_id)
+            continue
+        for message, why in outcome:
+            work = owner[id(message)]
+            refusals.append(Refusal("SegmentBatch", "rejected", work.records, why, work.user_id))
 
 
 def _wait(futures: Sequence[Future[Any]], budget: Budget) -> None:
@@ -203,7 +334,9 @@ def _wait(futures: Sequence[Future[Any]], budget: Budget) -> None:
 
 
 def _outcome(future: Future[Any]) -> Any:
-    """The unit's result, or a failure reason (a string)."""
+    """The unit's result, a failure reason (a string), or a :class:`Refusal` (its records
+    filled in by the caller) when the service refused the unit for good or the deployment
+    is misconfigured."""
     if not future.done() or future.cancelled():
         return TIME_UP
     try:
@@ -211,6 +344,10 @@ def _outcome(future: Future[Any]) -> Any:
     except OutOfTime:
         return TIME_UP
     except StepFailed as exc:
+        if exc.kind in PERMANENT_KINDS or exc.kind in CONFIGURATION_KINDS:
+            what = "user" if exc.step in ("GetRecommendations", "ProfileAPI") else "record"
+            reason = f"{exc.step} rejected the {what}: {service_reason(exc)}"
+            return Refusal(exc.step, exc.kind, (), reason)
         return exc.reason
     except Exception as exc:  # noqa: BLE001 - a bug: the records are retried, not lost
         return f"unexpected:{type(exc).__name__}"

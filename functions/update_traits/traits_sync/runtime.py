@@ -14,7 +14,6 @@ from dataclasses import replace
 from typing import Any
 
 from common import aws
-from common.config import ConfigError
 from common.http import HttpPolicy, session
 from common.profiles import ProfileClient, ProfileError
 from common.ratelimit import TokenBucket
@@ -26,6 +25,7 @@ from traits_sync.tracking import TrackingClient
 from traits_sync.work import Services
 
 SECRET_TTL_S = 300.0
+PERSONALIZE_ATTEMPTS = 4  # per Personalize call, the first one included
 SSM_POLICY = aws.ClientPolicy(connect_timeout=1.0, read_timeout=3.0, max_attempts=3)
 SQS_POLICY = aws.ClientPolicy(connect_timeout=1.0, read_timeout=5.0, max_attempts=3)
 
@@ -38,12 +38,13 @@ class Runtime:
         self.settings = settings
         workers = settings.worker_threads
         self.executor = ThreadPoolExecutor(workers, thread_name_prefix="traits")
-        # A stream consumer can afford a little more patience than an API: three attempts
-        # with botocore's standard backoff (throttling included), a connection per worker.
+        # A stream consumer can afford a little more patience than an API: four attempts
+        # (botocore's max_attempts counts the retries after the first call) with its
+        # standard backoff (throttling included), a connection per worker.
         self.personalize_policy = aws.ClientPolicy(
             connect_timeout=1.0,
             read_timeout=3.0,
-            max_attempts=3,
+            max_attempts=PERSONALIZE_ATTEMPTS - 1,
             retry_mode="standard",
             max_pool_connections=workers,
         )
@@ -97,7 +98,7 @@ class Runtime:
             sqs = aws.client("sqs", SQS_POLICY)
         except Exception as exc:
             if type(exc).__name__ == "NoRegionError":
-                raise ConfigError("AWS_REGION", "is not set") from exc
+                raise aws.missing_region() from exc
             raise
         profiles: _ForgetfulProfiles | None = None
         if settings.profile is not None:
@@ -151,6 +152,8 @@ def get(env: Mapping[str, str]) -> Runtime:
     settings = load(env)
     with _lock:
         if _runtime is None or _runtime.settings != settings:
+            # Before the secrets are read: SSM would fail on it too, under another name.
+            aws.require_region()
             old, _runtime = _runtime, Runtime(settings)
             if old is not None:
                 old.shutdown()

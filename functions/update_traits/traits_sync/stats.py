@@ -21,6 +21,7 @@ METRICS = (
     "FailedRecords",
     "TraitCut",
     "MalformedPurchasedTrait",
+    "ConfigurationErrors",
 )
 
 

@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 
 
 class TrackingError(Exception):
-    """kind: unavailable (network, 5xx, 429 after retries) or rejected (4xx: our bug)."""
+    """kind: unavailable (network, 5xx, 429 after retries) or rejected (another 4xx: the
+    request can never succeed as it is)."""
 
     def __init__(self, kind: str, detail: str) -> None:
         super().__init__(f"{kind}: {detail}")
@@ -50,4 +51,14 @@ class TrackingClient:
         if status == 200:
             return
         kind = "rejected" if 400 <= status < 500 and status not in (408, 429) else "unavailable"
-        raise TrackingError(kind, f"HTTP {status}")
+        raise TrackingError(kind, f"HTTP {status}" + _message(response))
+
+
+def _message(response: requests.Response) -> str:
+    """Segment's own words for a refusal (``{"success": false, "message": ...}``), if any."""
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    message = body.get("message") if isinstance(body, dict) else None
+    return f": {message[:300]}" if isinstance(message, str) and message else ""

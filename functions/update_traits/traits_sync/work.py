@@ -20,7 +20,7 @@ from common.recommend import Known, Pending, Purchases, recommend
 from traits_sync import identify
 from traits_sync.budget import Budget, OutOfTime
 from traits_sync.messages import id_text
-from traits_sync.plan import SessionGroup, UserWork
+from traits_sync.plan import PersonalizeEvent, SessionGroup, UserWork
 from traits_sync.settings import Settings
 from traits_sync.stats import Stats
 
@@ -56,34 +56,88 @@ class Services:
     profile_reads: Executor | None = None
 
 
+# Kinds of StepFailed that no retry can fix for this record (the service refused its
+# content), and kinds that say the deployment itself is wrong.
+PERMANENT_KINDS = frozenset({"invalid_input", "rejected"})
+CONFIGURATION_KINDS = frozenset({"misconfigured", "auth"})
+# Stats counters (not published): evidence that a service accepts this deployment's calls.
+PUT_EVENTS_ACCEPTED = "accepted:PutEvents"
+_MAX_REASON = 500
+
+
 def put_events(
     group: SessionGroup, settings: Settings, services: Services, budget: Budget, stats: Stats
 ) -> None:
-    """Send a session's events, ≤10 per call, oldest first."""
+    """Send a session's events, ≤10 per call, oldest first.
+
+    A call Personalize refuses as invalid (InvalidInputException: the whole call fails for
+    one bad event) is sent again one event per call, so that only the events it refuses are
+    set aside, in ``group.rejected`` with its reason; the rest go through.
+    """
     if settings.tracking_id is None or services.personalize_events is None:
         return
     for call in group.calls():
-        budget.check()
-        params: dict[str, Any] = {
-            "trackingId": settings.tracking_id,
-            "sessionId": group.session_id,
-            "eventList": [
-                {
-                    "eventId": event.event_id,
-                    "eventType": event.event_type,
-                    "itemId": event.item_id,
-                    "sentAt": event.sent_at,  # aware UTC datetime; botocore sends epoch
-                }
-                for event in call
-            ],
-        }
-        if group.user_id is not None:
-            params["userId"] = group.user_id
-        stats.add("PutEventsCalls")
-        try:
-            services.personalize_events.put_events(**params)
-        except Exception as exc:  # classified, reported for retry
-            raise StepFailed("PutEvents", classify(exc).kind) from exc
+        _send_events(call, group, settings, services, budget, stats)
+
+
+def _send_events(
+    call: list[PersonalizeEvent],
+    group: SessionGroup,
+    settings: Settings,
+    services: Services,
+    budget: Budget,
+    stats: Stats,
+) -> None:
+    budget.check()
+    assert settings.tracking_id is not None
+    params: dict[str, Any] = {
+        "trackingId": settings.tracking_id,
+        "sessionId": group.session_id,
+        "eventList": [
+            {
+                "eventId": event.event_id,
+                "eventType": event.event_type,
+                "itemId": event.item_id,
+                "sentAt": event.sent_at,  # aware UTC datetime; botocore sends epoch
+            }
+            for event in call
+        ],
+    }
+    if group.user_id is not None:
+        params["userId"] = group.user_id
+    stats.add("PutEventsCalls")
+    try:
+        services.personalize_events.put_events(**params)
+    except Exception as exc:  # classified: refused for good, or reported for retry
+        kind = classify(exc).kind
+        if kind != "invalid_input":
+            raise StepFailed("PutEvents", kind) from exc
+        if len(call) > 1:
+            for event in call:
+                _send_events([event], group, settings, services, budget, stats)
+            return
+        if call[0].record is not None:
+            reason = f"PutEvents rejected the event: {service_reason(exc)}"
+            group.rejected.append((call[0].record, reason))
+        return
+    stats.add(PUT_EVENTS_ACCEPTED)
+
+
+def service_reason(exc: BaseException) -> str:
+    """What the service said: an AWS error's code and message, or an HTTP client's detail
+    (found along the exception's causes); at most 500 characters."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        response = getattr(seen, "response", None)
+        if isinstance(response, dict) and isinstance(response.get("Error"), dict):
+            error = response["Error"]
+            text = f"{error.get('Code') or 'Error'}: {error.get('Message') or ''}".rstrip(": ")
+            return text[:_MAX_REASON]
+        detail = getattr(seen, "detail", None)
+        if isinstance(detail, str):
+            return detail[:_MAX_REASON]
+        seen = seen.__cause__
+    return type(exc).__name__
 
 
 @dataclass

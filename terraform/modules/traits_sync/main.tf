@@ -39,10 +39,12 @@ locals {
 
   # Lambda decodes the record data and matches it; records that do not match (and records
   # that are not JSON at all) are skipped without invoking the function.
+  # Purchase events always reach the function (they exclude what was just bought), even
+  # when they are not tracked.
   filter_pattern = jsonencode({
     data = {
       type  = ["track"]
-      event = var.tracked_events
+      event = distinct(concat(var.tracked_events, var.purchase_events))
     }
   })
 }
