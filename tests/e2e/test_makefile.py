@@ -33,6 +33,10 @@ def test_help_is_default_and_lists_every_target() -> None:
 
 @pytest.mark.slow
 @pytest.mark.skipif(bool(os.environ.get(NESTED)), reason="already inside the clean-clone run")
+@pytest.mark.skipif(
+    os.environ.get("CI") == "true",
+    reason="CI's own run (.ci/run) is make on a fresh clone: this would repeat it (~75 s)",
+)
 def test_make_test_sets_up_venv_in_a_fresh_clone(tmp_path: Path) -> None:
     if shutil.which("git") is None or not (ROOT / ".git").exists():
         pytest.fail("the clean-clone test needs git and a git checkout")
