@@ -26,7 +26,10 @@ locals {
   # run at once: the traits side runs at most shards x parallelization factor (on-demand
   # streams start with 4 shards), capped by its reserved concurrency; the API at most its
   # reserved concurrency, or API Gateway's burst limit without one. Each container gets
-  # the same share, rounded down, so the shares never add up to more than the budget.
+  # the same share. A container sends at most ceil(share) requests in any sliding second,
+  # so a share of 1 or more is rounded down to a whole number: then even with every
+  # container sending at the same instant no second passes the budget. Below 1 (more
+  # containers than requests/s) that bound is containers x 1: see worst_second.
   traits_max_concurrency = (
     var.kinesis_stream_mode == "PROVISIONED"
     ? (var.traits_reserved_concurrency >= 1 ? min(var.traits_reserved_concurrency, var.kinesis_shard_count * var.traits_parallelization_factor) : var.kinesis_shard_count * var.traits_parallelization_factor)
@@ -35,10 +38,13 @@ locals {
   # The API reads profiles only with exclusion on; off, the traits side gets the whole budget.
   api_reads_profiles        = var.segment_space_id != null && var.recommendations_purchase_exclusion
   api_max_concurrency       = !local.api_reads_profiles ? 0 : var.recommendations_reserved_concurrency >= 1 ? var.recommendations_reserved_concurrency : max(1, var.api_throttling_burst_limit)
-  profile_api_per_container = floor(var.segment_profile_api_rps * 1000 / (local.traits_max_concurrency + local.api_max_concurrency)) / 1000
+  profile_api_containers    = local.traits_max_concurrency + local.api_max_concurrency
+  profile_api_ratio         = var.segment_profile_api_rps / local.profile_api_containers
+  profile_api_per_container = local.profile_api_ratio >= 1 ? floor(local.profile_api_ratio) : floor(local.profile_api_ratio * 1000) / 1000
   profile_api_budget = {
     requests_per_second = var.segment_profile_api_rps
     per_container       = local.profile_api_per_container
+    worst_second        = local.profile_api_containers * ceil(local.profile_api_per_container)
     update_traits = {
       max_concurrency = local.traits_max_concurrency
       share           = local.profile_api_per_container * local.traits_max_concurrency
@@ -51,6 +57,13 @@ locals {
 
   tracing_mode = var.tracing_enabled ? "Active" : "PassThrough"
   tags         = merge(var.tags, { "segment-personalize:deployment" = var.name_prefix })
+}
+
+check "profile_api_budget" {
+  assert {
+    condition     = local.profile_api_budget.worst_second <= var.segment_profile_api_rps
+    error_message = "More containers (${local.profile_api_containers}) can read the Segment Profile API at once than segment_profile_api_rps allows in one second: lower traits_reserved_concurrency / recommendations_reserved_concurrency, or set recommendations_purchase_exclusion = false."
+  }
 }
 
 resource "aws_lambda_layer_version" "dependencies" {

@@ -65,6 +65,6 @@ output "alarm_sns_topic_arn" {
 }
 
 output "segment_profile_api_budget" {
-  description = "How segment_profile_api_rps is split: per_container is each container's SEGMENT_PROFILE_API_RPS; share = per_container x the function's maximum concurrency; the two shares add up to at most the budget."
+  description = "How segment_profile_api_rps is split: per_container is each container's SEGMENT_PROFILE_API_RPS (a whole number when 1 or more); share = per_container x the function's maximum concurrency; worst_second = the most requests all containers can send in one sliding second."
   value       = local.profile_api_budget
 }

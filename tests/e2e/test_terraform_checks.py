@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -129,15 +130,17 @@ def test_every_checkov_skip_is_decided_and_explained(checkov_report: dict[str, A
 # The README's table of Profile API splits ("The Segment Profile API budget"):
 # (variables, per_container, traits share, API share).
 BUDGET_CASES = [
-    ({}, 1.285, 25.7, 64.25),
-    ({"traits_reserved_concurrency": 4, "recommendations_reserved_concurrency": 10},
-     6.428, 25.712, 64.28),
+    ({}, 1, 20, 50),
+    ({"traits_reserved_concurrency": 4, "recommendations_reserved_concurrency": 10}, 6, 24, 60),
     ({"traits_reserved_concurrency": 4, "recommendations_purchase_exclusion": False},
-     22.5, 90.0, 0.0),
-    ({"recommendations_reserved_concurrency": 10}, 3.0, 60.0, 30.0),
+     22, 88, 0),
+    ({"recommendations_reserved_concurrency": 10}, 3, 60, 30),
     ({"kinesis_stream_mode": "PROVISIONED", "kinesis_shard_count": 2,
       "traits_parallelization_factor": 3, "recommendations_reserved_concurrency": -1,
-      "api_throttling_burst_limit": 24}, 3.0, 18.0, 72.0),
+      "api_throttling_burst_limit": 24}, 3, 18, 72),
+    # More containers than requests/s: a fractional share, and a worst second of one
+    # request per container.
+    ({"segment_profile_api_rps": 50, "traits_reserved_concurrency": 30}, 0.625, 18.75, 31.25),
 ]  # fmt: skip
 
 
@@ -175,3 +178,7 @@ def test_profile_api_budget_split_matches_the_readme(
         assert budget["recommendations"]["share"] == pytest.approx(api), variables
         shares = budget["update_traits"]["share"] + budget["recommendations"]["share"]
         assert shares <= budget["requests_per_second"] + 1e-9
+        containers = (
+            budget["update_traits"]["max_concurrency"] + budget["recommendations"]["max_concurrency"]
+        )
+        assert budget["worst_second"] == containers * math.ceil(per_container)

@@ -262,8 +262,10 @@ def test_environment_holds_contract_names_and_no_secret(deployment: Deployment) 
     assert budget["requests_per_second"] == 72
     assert budget["update_traits"]["max_concurrency"] == 10
     assert budget["recommendations"]["max_concurrency"] == 50
-    assert budget["per_container"] == 1.2
-    assert traits["SEGMENT_PROFILE_API_RPS"] == reco["SEGMENT_PROFILE_API_RPS"] == "1.200"
+    # 72 / 60 = 1.2, rounded down to a whole request/s: no second can pass the budget.
+    assert budget["per_container"] == 1
+    assert budget["worst_second"] == 60
+    assert traits["SEGMENT_PROFILE_API_RPS"] == reco["SEGMENT_PROFILE_API_RPS"] == "1.000"
     assert budget["update_traits"]["share"] + budget["recommendations"]["share"] <= 72
 
     values = json.dumps([reco, traits])
