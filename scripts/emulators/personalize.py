@@ -135,6 +135,10 @@ class PersonalizeEmulator(EmulatorServer):
             "sandbox-exclude-purchased",
             f'EXCLUDE ItemID WHERE Interactions.EVENT_TYPE IN ("{PURCHASE_EVENT}")',
         )
+        # A filter with a value: the sandbox's `filter=category&filterValues.CATEGORIES=...`.
+        self.category_filter_arn = self.add_filter(
+            "sandbox-by-category", "INCLUDE ItemID WHERE Items.category IN ($CATEGORIES)"
+        )
         self._event_ids: set[str] = set()
         self._events_lock = threading.Lock()
         self.events: list[dict[str, Any]] = []  # accepted PutEvents events, for assertions
@@ -436,6 +440,7 @@ class PersonalizeEmulator(EmulatorServer):
                     "recommender_arn": self.recommender_arn,
                     "related_items_recommender_arn": self.related_items_recommender_arn,
                     "purchase_filter_arn": self.purchase_filter_arn,
+                    "category_filter_arn": self.category_filter_arn,
                     "tracking_id": self.tracking_id,
                     "filters": filters,
                     "items": len(self.catalogue_item_ids),
