@@ -11,10 +11,11 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from traits_sync import attribution as attr
 from traits_sync import timestamps
 from traits_sync.kinesis import KinesisRecord, Undecodable, decode
 
@@ -28,6 +29,8 @@ class Rules:
     tracked_events: frozenset[str]
     purchase_events: frozenset[str]
     item_id_property: str
+    recommendation_id_property: str = attr.DEFAULT_RECOMMENDATION_ID_PROPERTY
+    impression_property: str = attr.DEFAULT_IMPRESSION_PROPERTY
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,8 @@ class TrackedEvent:
     item_ids: tuple[str, ...]
     sent_at: datetime
     purchase: bool
+    # PutEvents recommendationId / impression (traits_sync.attribution).
+    attribution: attr.Attribution = field(default_factory=attr.Attribution)
 
 
 @dataclass(frozen=True)
@@ -113,6 +118,9 @@ def classify_message(record: KinesisRecord, message: Mapping[str, Any], rules: R
         item_ids=items,
         sent_at=sent_at,
         purchase=event in rules.purchase_events,
+        attribution=attr.read(
+            message.get("properties"), rules.recommendation_id_property, rules.impression_property
+        ),
     )
 
 

@@ -22,6 +22,8 @@ class PersonalizeEvent:
     event_type: str
     item_id: str
     sent_at: datetime
+    recommendation_id: str | None = None
+    impression: tuple[str, ...] = ()
 
 
 @dataclass
@@ -108,9 +110,12 @@ def personalize_events(event: TrackedEvent) -> list[PersonalizeEvent]:
     base = event.message_id
     if len(base) > MAX_EVENT_ID_LENGTH - 8:
         base = hashlib.sha256(base.encode()).hexdigest()
+    rid, shown = event.attribution.recommendation_id, event.attribution.impression
     if len(event.item_ids) == 1:
-        return [PersonalizeEvent(base, event.event_type, event.item_ids[0], event.sent_at)]
+        return [
+            PersonalizeEvent(base, event.event_type, event.item_ids[0], event.sent_at, rid, shown)
+        ]
     return [
-        PersonalizeEvent(f"{base}#{index}", event.event_type, item_id, event.sent_at)
+        PersonalizeEvent(f"{base}#{index}", event.event_type, item_id, event.sent_at, rid, shown)
         for index, item_id in enumerate(event.item_ids, start=1)
     ]

@@ -21,6 +21,8 @@ METRICS = (
     "FailedRecords",
     "TraitCut",
     "MalformedPurchasedTrait",
+    "Attributed",
+    "AttributionDropped",
 )
 
 

@@ -20,7 +20,7 @@ from common.recommend import Known, Pending, Purchases, recommend
 from traits_sync import identify
 from traits_sync.budget import Budget, OutOfTime
 from traits_sync.messages import id_text
-from traits_sync.plan import SessionGroup, UserWork
+from traits_sync.plan import PersonalizeEvent, SessionGroup, UserWork
 from traits_sync.settings import Settings
 from traits_sync.stats import Stats
 
@@ -67,15 +67,7 @@ def put_events(
         params: dict[str, Any] = {
             "trackingId": settings.tracking_id,
             "sessionId": group.session_id,
-            "eventList": [
-                {
-                    "eventId": event.event_id,
-                    "eventType": event.event_type,
-                    "itemId": event.item_id,
-                    "sentAt": event.sent_at,  # aware UTC datetime; botocore sends epoch
-                }
-                for event in call
-            ],
+            "eventList": [_event(event) for event in call],
         }
         if group.user_id is not None:
             params["userId"] = group.user_id
@@ -84,6 +76,20 @@ def put_events(
             services.personalize_events.put_events(**params)
         except Exception as exc:  # classified, reported for retry
             raise StepFailed("PutEvents", classify(exc).kind) from exc
+
+
+def _event(event: PersonalizeEvent) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "eventId": event.event_id,
+        "eventType": event.event_type,
+        "itemId": event.item_id,
+        "sentAt": event.sent_at,  # aware UTC datetime; botocore sends epoch
+    }
+    if event.recommendation_id is not None:
+        out["recommendationId"] = event.recommendation_id
+    if event.impression:
+        out["impression"] = list(event.impression)
+    return out
 
 
 @dataclass
