@@ -60,7 +60,7 @@ def parse(event: Mapping[str, Any], caps: Capabilities) -> RankingRequest:
         seen.add(item)
     exclude = _flag(body, "excludePurchased")
     metadata = _flag(body, "includeMetadata")
-    context = validate_context(body["context"]) if body.get("context") is not None else None
+    context = validate_context(body["context"]) if "context" in body else None
     columns: tuple[str, ...] = ()
     if metadata:
         if not caps.metadata_columns:
@@ -84,9 +84,7 @@ def parse(event: Mapping[str, Any], caps: Capabilities) -> RankingRequest:
 
 def _flag(body: Mapping[str, Any], name: str) -> bool:
     value = body.get(name, False)
-    if value is None:
-        return False
-    if not isinstance(value, bool):
+    if not isinstance(value, bool):  # null too: the document says boolean
         raise BadRequest("invalid_parameter", f"{name} must be true or false")
     return value
 
