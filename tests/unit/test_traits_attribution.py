@@ -41,3 +41,27 @@ def test_absent_or_empty_is_nothing() -> None:
     assert read({}) == Attribution()
     assert read({"recommendation_id": "", "impression": []}) == Attribution()
     assert read("not a dict") == Attribution()
+
+
+QUEUE = "https://sqs.us-east-1.amazonaws.com/123456789012/traits-dead-letters"
+MINIMAL = {
+    "PERSONALIZE_CAMPAIGN_ARN": "arn:aws:personalize:us-east-1:123456789012:campaign/shop",
+    "SEGMENT_WRITE_KEY_PARAMETER": "/segment/write-key",
+    "DEAD_LETTER_QUEUE_URL": QUEUE,
+}
+
+
+def test_property_settings() -> None:
+    from common.config import ConfigError
+    from traits_sync.settings import load
+
+    defaults = load(MINIMAL)
+    assert (defaults.recommendation_id_property, defaults.impression_property) == (
+        "recommendation_id",
+        "impression",
+    )
+    custom = load({**MINIMAL, "RECOMMENDATION_ID_PROPERTY": "rid", "IMPRESSION_PROPERTY": "shown"})
+    assert (custom.recommendation_id_property, custom.impression_property) == ("rid", "shown")
+    with pytest.raises(ConfigError) as exc:
+        load({**MINIMAL, "IMPRESSION_PROPERTY": "two words"})
+    assert exc.value.name == "IMPRESSION_PROPERTY"
