@@ -10,7 +10,13 @@ from typing import Any
 
 from common.config import ConfigError
 from common.log import hash_id
-from common.personalize import PersonalizeError, Recommendations, get_recommendations
+from common.personalize import (
+    PersonalizeError,
+    Recommendations,
+    exclude,
+    get_personalized_ranking,
+    get_recommendations,
+)
 from common.recommend import Served, recommend
 from reco_api import caching, rankings, responses, routes, runtime
 from reco_api.options import GetRequest, NotConfigured, parse_options, parse_related, related_arn
@@ -115,8 +121,6 @@ def _get_request(rt: Runtime, event: Any, route: str) -> GetRequest:
 def _rank(
     rt: Runtime, request: rankings.RankingRequest, fields: dict[str, Any], cors: dict[str, str]
 ) -> dict[str, Any]:
-    from common.personalize import exclude, get_personalized_ranking
-
     assert rt.settings is not None
     fields.update(kind="ranking", num_results=len(request.item_ids), user=hash_id(request.user_id))
     try:

@@ -18,7 +18,7 @@ from common.personalize import (
     Extras,
 )
 from reco_api.capabilities import METADATA_COLUMNS, Capabilities
-from reco_api.options import validate_context
+from reco_api.options import NotConfigured, validate_context
 from reco_api.request import BadRequest
 
 FIELDS = ("userId", "itemIds", "context", "excludePurchased", "includeMetadata")
@@ -64,8 +64,6 @@ def parse(event: Mapping[str, Any], caps: Capabilities) -> RankingRequest:
     columns: tuple[str, ...] = ()
     if metadata:
         if not caps.metadata_columns:
-            from reco_api.options import NotConfigured
-
             raise NotConfigured(METADATA_COLUMNS, "item metadata")
         if len(item_ids) > MAX_RESULTS_WITH_METADATA:
             raise BadRequest(
