@@ -10,15 +10,9 @@ from typing import Any
 
 from common.config import ConfigError
 from common.log import hash_id
-from common.personalize import (
-    PersonalizeError,
-    Recommendations,
-    exclude,
-    get_personalized_ranking,
-    get_recommendations,
-)
+from common.personalize import PersonalizeError, Recommendations, get_recommendations
 from common.recommend import Served, recommend
-from reco_api import caching, rankings, responses, routes, runtime
+from reco_api import caching, capabilities, rankings, responses, routes, runtime
 from reco_api.options import GetRequest, NotConfigured, parse_options, parse_related, related_arn
 from reco_api.request import BadRequest, Query, method, parse
 from reco_api.runtime import Runtime
@@ -82,7 +76,7 @@ def _respond(rt: Runtime, event: Any, fields: dict[str, Any]) -> dict[str, Any]:
         return _not_configured(exc, fields, cors)
     query = request.query
     fields.update(
-        kind="related" if request.related else "user",
+        kind="itemId" if request.related else "userId",  # as before v2
         num_results=query.num_results,
         filter=request.filter_name,
         metadata=request.include_metadata or None,
@@ -121,52 +115,18 @@ def _get_request(rt: Runtime, event: Any, route: str) -> GetRequest:
 def _rank(
     rt: Runtime, request: rankings.RankingRequest, fields: dict[str, Any], cors: dict[str, str]
 ) -> dict[str, Any]:
-    assert rt.settings is not None
     fields.update(kind="ranking", num_results=len(request.item_ids), user=hash_id(request.user_id))
     try:
-        arn = rt.settings.capabilities.ranking_arn
-        if arn is None:
-            raise NotConfigured(routes.RANKING_SETTING, "ranking")
-        reader = rt.purchases() if request.exclude_purchased else None
-        if request.exclude_purchased and reader is None:
-            raise NotConfigured("SEGMENT_SPACE_ID", "purchased-item exclusion")
-        pending = reader.start(request.user_id) if reader is not None else None
-        ranked = get_personalized_ranking(
-            rt.personalize(),
-            arn,
-            user_id=request.user_id,
-            item_ids=request.item_ids,
-            extras=request.extras,
-        )
+        served = rankings.serve(rt, request)
     except NotConfigured as exc:
         return _not_configured(exc, fields, cors)
     except ConfigError as exc:
         return _misconfigured(exc, fields, cors)
     except PersonalizeError as exc:
         return _personalize_failed(rt, exc, fields, cors)
-    if pending is None:
-        served = Served(ranked.items, ranked.recommendation_id, "off")
-    else:
-        purchases = pending.wait()
-        if purchases.ids is None:
-            served = Served(ranked.items, ranked.recommendation_id, "unavailable", purchases.reason)
-        else:
-            kept = exclude(ranked.items, set(purchases.ids), len(ranked.items))
-            served = Served(
-                kept,
-                ranked.recommendation_id,
-                "applied",
-                purchased=len(purchases.ids),
-                excluded=len(ranked.items) - len(kept),
-                malformed_trait=purchases.malformed,
-            )
     _served_fields(fields, served)
-    body = responses.payload(
-        served.items,
-        served.recommendation_id,
-        {"userId": request.user_id},
-        request.include_metadata,
-    )
+    echo = {"userId": request.user_id}
+    body = responses.payload(served.items, served.recommendation_id, echo, request.include_metadata)
     return _ok(rt, {}, body, cors, conditional=False)
 
 
@@ -259,7 +219,7 @@ def _misconfiguration(rt: Runtime, exc: PersonalizeError) -> ConfigError:
         return ConfigError("PERSONALIZE_RELATED_ITEMS_ARN", f"Personalize answered {exc.code}")
     caps = rt.settings.capabilities
     if caps.ranking_arn and caps.ranking_arn in message:
-        return ConfigError(routes.RANKING_SETTING, f"Personalize answered {exc.code}")
+        return ConfigError(capabilities.RANKING, f"Personalize answered {exc.code}")
     named = [f.arn for f in (caps.filters or {}).values()]
     named += [str(p.get("filterArn")) for p in caps.promotions]
     if any(arn in message for arn in named):

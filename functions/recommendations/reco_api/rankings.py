@@ -9,17 +9,23 @@ import binascii
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from common.personalize import (
     MAX_ID_LENGTH,
     MAX_RANKING_ITEMS,
     MAX_RESULTS_WITH_METADATA,
     Extras,
+    exclude,
+    get_personalized_ranking,
 )
-from reco_api.capabilities import METADATA_COLUMNS, Capabilities
+from common.recommend import Served
+from reco_api.capabilities import METADATA_COLUMNS, RANKING, Capabilities
 from reco_api.options import NotConfigured, validate_context
 from reco_api.request import BadRequest
+
+if TYPE_CHECKING:
+    from reco_api.runtime import Runtime
 
 FIELDS = ("userId", "itemIds", "context", "excludePurchased", "includeMetadata")
 MAX_BODY_BYTES = 256 * 1024
@@ -77,6 +83,40 @@ def parse(event: Mapping[str, Any], caps: Capabilities) -> RankingRequest:
         exclude,
         metadata,
         Extras(context=context or None, metadata_columns=columns),
+    )
+
+
+def serve(rt: Runtime, request: RankingRequest) -> Served:
+    """GetPersonalizedRanking, with the user's purchases read alongside when asked to drop
+    them. Raises NotConfigured, ConfigError or PersonalizeError for the handler to map."""
+    assert rt.settings is not None
+    arn = rt.settings.capabilities.ranking_arn
+    if arn is None:
+        raise NotConfigured(RANKING, "ranking")
+    reader = rt.purchases() if request.exclude_purchased else None
+    if request.exclude_purchased and reader is None:
+        raise NotConfigured("SEGMENT_SPACE_ID", "purchased-item exclusion")
+    pending = reader.start(request.user_id) if reader is not None else None
+    ranked = get_personalized_ranking(
+        rt.personalize(),
+        arn,
+        user_id=request.user_id,
+        item_ids=request.item_ids,
+        extras=request.extras,
+    )
+    if pending is None:
+        return Served(ranked.items, ranked.recommendation_id, "off")
+    purchases = pending.wait()
+    if purchases.ids is None:
+        return Served(ranked.items, ranked.recommendation_id, "unavailable", purchases.reason)
+    kept = exclude(ranked.items, set(purchases.ids), len(ranked.items))
+    return Served(
+        kept,
+        ranked.recommendation_id,
+        "applied",
+        purchased=len(purchases.ids),
+        excluded=len(ranked.items) - len(kept),
+        malformed_trait=purchases.malformed,
     )
 
 

@@ -10,7 +10,6 @@ RECOMMENDATIONS = "/recommendations"
 RELATED_ITEMS = "/related-items"
 RANKINGS = "/rankings"
 ROUTES = (RECOMMENDATIONS, RELATED_ITEMS, RANKINGS)
-RANKING_SETTING = "PERSONALIZE_RANKING_CAMPAIGN_ARN"
 
 
 def of(event: Any) -> str:
