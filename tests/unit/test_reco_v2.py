@@ -445,3 +445,34 @@ def test_bad_v2_settings_are_named(
     logged = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line]
     assert [line.get("setting") for line in logged if line.get("level") == "ERROR"] == [setting]
     assert fake.calls == []
+
+
+@pytest.mark.parametrize(
+    ("event_name", "arn", "setting"),
+    [
+        ("post_rankings.json", RANKING, "PERSONALIZE_RANKING_CAMPAIGN_ARN"),
+        ("get_related_items.json", RELATED, "PERSONALIZE_RELATED_ITEMS_ARN"),
+    ],
+)
+def test_a_refused_capability_arn_is_named_in_the_log(
+    event_name: str, arn: str, setting: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from botocore.exceptions import ClientError
+
+    class Refusing(Fake):
+        def _refuse(self, **params: Any) -> Any:
+            raise ClientError(
+                {
+                    "Error": {"Code": "ResourceNotFoundException", "Message": f"{arn} not found"},
+                    "ResponseMetadata": {"HTTPStatusCode": 404},
+                },
+                "Get",
+            )
+
+        get_recommendations = get_personalized_ranking = _refuse
+
+    response, _ = call(fixture(event_name), fake=Refusing())
+    assert response["statusCode"] == 500
+    assert body(response)["error"]["code"] == "configuration_error"
+    logged = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line]
+    assert [line.get("setting") for line in logged if line.get("level") == "ERROR"] == [setting]
