@@ -508,6 +508,17 @@ class Sandbox:
                 }
             ),
             "ITEM_METADATA_COLUMNS": "NAME,CATEGORY,PRICE",
+            # A promotion on every GET: a fifth of the list from the Books category.
+            "PERSONALIZE_PROMOTIONS": json.dumps(
+                [
+                    {
+                        "name": "books",
+                        "percentPromotedItems": 20,
+                        "filter": "category",
+                        "filterValues": {"CATEGORIES": ["Books"]},
+                    }
+                ]
+            ),
             "SEGMENT_SPACE_ID": SPACE_ID,
             "SEGMENT_API_URL": segment.url + "/v1",
             "SEGMENT_PROFILE_API_URL": segment.url + "/v1",
