@@ -172,14 +172,22 @@ module "recommendations_api" {
   personalize_filter_arn       = var.personalize_filter_arn
   num_results                  = var.num_results
   profile_token_parameter_name = local.api_reads_profiles ? module.segment_secrets.profile_token_parameter_name : null
-  profile_token_parameter_arn  = local.api_reads_profiles ? module.segment_secrets.profile_token_parameter_arn : null
-  kms_key_arn                  = var.kms_key_arn
-  segment_space_id             = local.api_reads_profiles ? var.segment_space_id : null
-  segment_profile_api_url      = local.segment_profile_api_url
-  purchase_events              = var.purchase_events
-  purchased_trait              = var.purchased_trait
-  profile_api_rps              = local.profile_api_per_container
-  profile_workers              = var.recommendations_profile_workers
+
+  personalize_related_items_arn    = var.personalize_related_items_arn
+  personalize_ranking_campaign_arn = var.personalize_ranking_campaign_arn
+  personalize_filters              = var.personalize_filters
+  personalize_filter_parameters    = var.personalize_filter_parameters
+  personalize_promotions           = var.personalize_promotions
+  item_metadata_columns            = var.item_metadata_columns
+  cache_max_age_seconds            = var.api_cache_max_age_seconds
+  profile_token_parameter_arn      = local.api_reads_profiles ? module.segment_secrets.profile_token_parameter_arn : null
+  kms_key_arn                      = var.kms_key_arn
+  segment_space_id                 = local.api_reads_profiles ? var.segment_space_id : null
+  segment_profile_api_url          = local.segment_profile_api_url
+  purchase_events                  = var.purchase_events
+  purchased_trait                  = var.purchased_trait
+  profile_api_rps                  = local.profile_api_per_container
+  profile_workers                  = var.recommendations_profile_workers
 
   stage_name                 = var.api_stage_name
   api_key_required           = var.api_key_required

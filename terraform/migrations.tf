@@ -30,3 +30,68 @@ moved {
   from = module.alarms.aws_cloudwatch_metric_alarm.api_5xx[0]
   to   = module.alarms.aws_cloudwatch_metric_alarm.metric["api-5xx"]
 }
+
+# API v2 (issue 14): the REST API is built from openapi.yaml (aws_api_gateway_rest_api.body),
+# so the routes, methods, integrations, validator and gateway responses once declared one by
+# one now live in that document. `destroy = false`: on upgrade, Terraform forgets them
+# without deleting them, so that deleting the old method cannot remove the route the
+# document has just put in its place.
+removed {
+  from = module.recommendations_api.aws_api_gateway_resource.recommendations
+  lifecycle {
+    destroy = false
+  }
+}
+
+removed {
+  from = module.recommendations_api.aws_api_gateway_method.get
+  lifecycle {
+    destroy = false
+  }
+}
+
+removed {
+  from = module.recommendations_api.aws_api_gateway_integration.lambda
+  lifecycle {
+    destroy = false
+  }
+}
+
+removed {
+  from = module.recommendations_api.aws_api_gateway_method.options
+  lifecycle {
+    destroy = false
+  }
+}
+
+removed {
+  from = module.recommendations_api.aws_api_gateway_integration.options
+  lifecycle {
+    destroy = false
+  }
+}
+
+removed {
+  from = module.recommendations_api.aws_api_gateway_request_validator.parameters
+  lifecycle {
+    destroy = false
+  }
+}
+
+removed {
+  from = module.recommendations_api.aws_api_gateway_gateway_response.default
+  lifecycle {
+    destroy = false
+  }
+}
+
+# One Lambda permission per deployed route and method (same statement ids as before).
+moved {
+  from = module.recommendations_api.aws_lambda_permission.api
+  to   = module.recommendations_api.aws_lambda_permission.route["GET /recommendations"]
+}
+
+moved {
+  from = module.recommendations_api.aws_lambda_permission.options[0]
+  to   = module.recommendations_api.aws_lambda_permission.route["OPTIONS /recommendations"]
+}

@@ -46,6 +46,97 @@ variable "personalize_filter_arn" {
   }
 }
 
+variable "personalize_related_items_arn" {
+  description = "ARN of a related-items campaign (SIMS) or recommender (\"More like X\", \"Frequently bought together\") for GET /related-items (and /recommendations?itemId=). Null (default): that route is not deployed."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.personalize_related_items_arn == null || can(regex("^arn:aws[a-z-]*:personalize:[a-z0-9-]+:[0-9]{12}:(campaign|recommender)/[A-Za-z0-9_.-]+$", var.personalize_related_items_arn))
+    error_message = "personalize_related_items_arn must be null or a Personalize campaign or recommender ARN."
+  }
+}
+
+variable "personalize_ranking_campaign_arn" {
+  description = "ARN of a personalized-ranking campaign for POST /rankings (GetPersonalizedRanking). Null (default): that route is not deployed."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.personalize_ranking_campaign_arn == null || can(regex("^arn:aws[a-z-]*:personalize:[a-z0-9-]+:[0-9]{12}:campaign/[A-Za-z0-9_.-]+$", var.personalize_ranking_campaign_arn))
+    error_message = "personalize_ranking_campaign_arn must be null or a Personalize campaign ARN."
+  }
+}
+
+variable "personalize_filters" {
+  description = "Named filters callers choose with filter=<name>: { name = filter ARN }. Each replaces personalize_filter_arn for its request."
+  type        = map(string)
+  default     = {}
+
+  validation {
+    condition = alltrue([
+      for name, arn in var.personalize_filters :
+      can(regex("^[A-Za-z0-9_-]{1,64}$", name)) && can(regex("^arn:aws[a-z-]*:personalize:[a-z0-9-]+:[0-9]{12}:filter/[A-Za-z0-9_.-]+$", arn))
+    ])
+    error_message = "personalize_filters maps names (1-64 of A-Z a-z 0-9 _ -) to Personalize filter ARNs."
+  }
+}
+
+variable "personalize_filter_parameters" {
+  description = "The $PARAM placeholders of each named filter's expression: { name = [\"GENRES\"] }. Callers must give each as filterValues.<PARAM>=a,b and no other."
+  type        = map(list(string))
+  default     = {}
+
+  validation {
+    condition = alltrue([
+      for name, params in var.personalize_filter_parameters :
+      contains(keys(var.personalize_filters), name) && length(params) <= 25 && alltrue([for p in params : can(regex("^[A-Za-z0-9_]{1,50}$", p))])
+    ])
+    error_message = "personalize_filter_parameters keys must be names in personalize_filters, each with at most 25 parameter names of 1-50 letters, digits or _."
+  }
+}
+
+variable "personalize_promotions" {
+  description = "The promotion sent with every GetRecommendations call (Personalize takes at most one): name, percent_promoted_items (1-100), filter (a personalize_filters name) and its filter_values ({ PARAM = [values] })."
+  type = list(object({
+    name                   = string
+    percent_promoted_items = number
+    filter                 = string
+    filter_values          = optional(map(list(string)), {})
+  }))
+  default = []
+
+  validation {
+    condition = length(var.personalize_promotions) <= 1 && alltrue([
+      for p in var.personalize_promotions :
+      can(regex("^[a-zA-Z0-9][a-zA-Z0-9_-]{0,62}$", p.name)) && p.percent_promoted_items >= 1 && p.percent_promoted_items <= 100 && floor(p.percent_promoted_items) == p.percent_promoted_items && contains(keys(var.personalize_filters), p.filter)
+    ])
+    error_message = "personalize_promotions holds at most one promotion: name 1-63 of A-Z a-z 0-9 _ - starting alphanumeric, a whole percent_promoted_items 1-100, filter a name in personalize_filters."
+  }
+}
+
+variable "item_metadata_columns" {
+  description = "Items dataset columns returned with includeMetadata=true (at most 10). Needs metadata enabled on the campaign or recommender (extra Personalize cost). Empty (default): includeMetadata answers not_configured."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = length(var.item_metadata_columns) <= 10 && alltrue([for c in var.item_metadata_columns : can(regex("^[A-Za-z_][A-Za-z0-9_]{0,149}$", c))])
+    error_message = "item_metadata_columns must be at most 10 column names."
+  }
+}
+
+variable "api_cache_max_age_seconds" {
+  description = "Cache-Control max-age of GET answers (private); 0 (default) sends no-store. ETag and 304 work either way."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.api_cache_max_age_seconds >= 0 && var.api_cache_max_age_seconds <= 3600 && floor(var.api_cache_max_age_seconds) == var.api_cache_max_age_seconds
+    error_message = "api_cache_max_age_seconds must be a whole number from 0 to 3600."
+  }
+}
+
 variable "personalize_tracking_id" {
   description = "Optional event tracker id; when set, tracked Segment events are sent to Personalize with PutEvents."
   type        = string

@@ -11,6 +11,16 @@ from common.aws import error_code, http_status
 
 MAX_RESULTS = 500
 MAX_ID_LENGTH = 256
+# Limits of GetRecommendations / GetPersonalizedRanking (botocore model and API reference).
+MAX_RESULTS_WITH_METADATA = 50
+MAX_CONTEXT_ENTRIES = 150
+MAX_CONTEXT_KEY = 150
+MAX_CONTEXT_VALUE = 1000
+MAX_FILTER_VALUES = 25
+MAX_FILTER_KEY = 50
+MAX_FILTER_VALUE = 1000
+MAX_METADATA_COLUMNS = 10
+MAX_RANKING_ITEMS = 500
 
 _INVALID = {"InvalidInputException", "ValidationException", "InvalidParameterValueException"}
 _MISCONFIGURED = {
@@ -34,6 +44,34 @@ class PersonalizeError(Exception):
 class Item:
     item_id: str
     score: float | None
+    # Item metadata columns (camelCased by Personalize) when metadataColumns was sent.
+    metadata: dict[str, str] | None = None
+    promotion_name: str | None = None
+
+
+@dataclass(frozen=True)
+class Extras:
+    """Optional GetRecommendations / GetPersonalizedRanking members, already validated."""
+
+    filter_arn: str | None = None
+    filter_values: dict[str, str] | None = None
+    context: dict[str, str] | None = None
+    promotions: tuple[dict[str, Any], ...] = ()
+    metadata_columns: tuple[str, ...] = ()
+
+    def params(self, *, promotions: bool = True) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.filter_arn:
+            out["filterArn"] = self.filter_arn
+            if self.filter_values:
+                out["filterValues"] = dict(self.filter_values)
+        if self.context:
+            out["context"] = dict(self.context)
+        if promotions and self.promotions:
+            out["promotions"] = [dict(p) for p in self.promotions]
+        if self.metadata_columns:
+            out["metadataColumns"] = {"ITEMS": list(self.metadata_columns)}
+        return out
 
 
 @dataclass(frozen=True)
@@ -70,10 +108,12 @@ def get_recommendations(
     item_id: str | None = None,
     num_results: int,
     filter_arn: str | None = None,
+    extras: Extras | None = None,
 ) -> Recommendations:
+    cap = MAX_RESULTS_WITH_METADATA if extras and extras.metadata_columns else MAX_RESULTS
     params: dict[str, Any] = {
         target_parameter(arn): arn,
-        "numResults": max(1, min(num_results, MAX_RESULTS)),
+        "numResults": max(1, min(num_results, cap)),
     }
     if user_id is not None:
         params["userId"] = user_id
@@ -81,6 +121,8 @@ def get_recommendations(
         params["itemId"] = item_id
     if filter_arn:
         params["filterArn"] = filter_arn
+    if extras is not None:
+        params.update(extras.params())
     try:
         response = client.get_recommendations(**params)
     except Exception as exc:  # every failure is classified, none swallowed
@@ -88,12 +130,31 @@ def get_recommendations(
     return parse_response(response)
 
 
-def parse_response(response: Any) -> Recommendations:
+def get_personalized_ranking(
+    client: Any,
+    campaign_arn: str,
+    *,
+    user_id: str,
+    item_ids: list[str],
+    extras: Extras | None = None,
+) -> Recommendations:
+    """GetPersonalizedRanking: ``item_ids`` in the user's order (unknown items last)."""
+    params: dict[str, Any] = {"campaignArn": campaign_arn, "userId": user_id, "inputList": item_ids}
+    if extras is not None:
+        params.update(extras.params(promotions=False))  # ranking takes no promotions
+    try:
+        response = client.get_personalized_ranking(**params)
+    except Exception as exc:
+        raise classify(exc) from exc
+    return parse_response(response, "personalizedRanking")
+
+
+def parse_response(response: Any, key: str = "itemList") -> Recommendations:
     if not isinstance(response, dict):
         raise PersonalizeError("bad_response", "not an object")
-    raw = response.get("itemList", [])
+    raw = response.get(key, [])
     if not isinstance(raw, list):
-        raise PersonalizeError("bad_response", "itemList is not a list")
+        raise PersonalizeError("bad_response", f"{key} is not a list")
     items: list[Item] = []
     seen: set[str] = set()
     for entry in raw:
@@ -102,7 +163,14 @@ def parse_response(response: Any) -> Recommendations:
         if entry["itemId"] in seen:
             continue
         seen.add(entry["itemId"])
-        items.append(Item(entry["itemId"], _score(entry.get("score"))))
+        items.append(
+            Item(
+                entry["itemId"],
+                _score(entry.get("score")),
+                _metadata(entry.get("metadata")),
+                _text(entry.get("promotionName")),
+            )
+        )
     rid = response.get("recommendationId")
     return Recommendations(items, rid if isinstance(rid, str) else None)
 
@@ -112,6 +180,16 @@ def _score(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value) if math.isfinite(value) else None
+
+
+def _metadata(value: Any) -> dict[str, str] | None:
+    if not isinstance(value, dict):
+        return None
+    return {str(k): str(v) for k, v in value.items() if isinstance(v, str | int | float)}
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def exclude(items: Iterable[Item], excluded: set[str], limit: int) -> list[Item]:

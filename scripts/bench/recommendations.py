@@ -9,6 +9,9 @@ SSM on a moto server. Prints one table:
 - warm handler overhead: p50/p99 of the handler minus a bare boto3 ``get_recommendations``
   against the same emulator at zero latency (the emulator's own service time cancels out),
   without and with purchased-item exclusion;
+- the same for each v2 route (``/related-items``, ``POST /rankings``, ``/recommendations``
+  with a filter value, context and metadata), each against the bare boto3 call it makes,
+  over ``--route-iterations`` (1,000) warm calls, without exclusion;
 - the Profile API read concurrent with Personalize (ours) vs reading the profile first,
   with emulated service latencies;
 - cold start: import + first invocation of the handler vs ``import boto3`` +
@@ -130,17 +133,26 @@ def load_app() -> ModuleType:
     return module
 
 
-def event(user_id: str, num_results: int) -> dict[str, Any]:
-    query = {"userId": user_id, "numResults": str(num_results)}
+def event(
+    user_id: str,
+    num_results: int,
+    *,
+    path: str = "/recommendations",
+    query: dict[str, str] | None = None,
+    method: str = "GET",
+    body: str | None = None,
+) -> dict[str, Any]:
+    if query is None:
+        query = {"userId": user_id, "numResults": str(num_results)}
     return {
-        "resource": "/recommendations",
-        "path": "/recommendations",
-        "httpMethod": "GET",
+        "resource": path,
+        "path": path,
+        "httpMethod": method,
         "headers": {"Accept": "application/json"},
         "queryStringParameters": query,
         "multiValueQueryStringParameters": {k: [v] for k, v in query.items()},
         "requestContext": {"requestId": "bench"},
-        "body": None,
+        "body": body,
         "isBase64Encoded": False,
     }
 
@@ -167,6 +179,7 @@ class Bench:
         self.moto_url = moto_url
         resources = requests.get(f"{personalize.url}/_emulator/resources", timeout=5).json()
         self.campaign_arn: str = resources["campaign_arn"]
+        self.resources: dict[str, Any] = resources
         self.base_env = {
             "AWS_ENDPOINT_URL_PERSONALIZE_RUNTIME": personalize.url,
             "AWS_ACCESS_KEY_ID": "bench",
@@ -236,6 +249,96 @@ class Bench:
             row("handler, no exclusion (N=25)", plain, bare_25),
             row("handler + exclusion (N=25, asks 50) vs bare 50", excluded, bare_50),
         ]
+
+    def routes(self, n: int) -> list[tuple[str, str]]:
+        """Each v2 route through the handler vs the one bare boto3 call it makes."""
+        import json
+
+        import boto3
+
+        from reco_api import runtime
+
+        res = self.resources
+        related, ranking = res["related_items_campaign_arn"], res["ranking_campaign_arn"]
+        category = res["category_filter_arn"]
+        v2_env = {
+            "PERSONALIZE_RELATED_ITEMS_ARN": related,
+            "PERSONALIZE_RANKING_CAMPAIGN_ARN": ranking,
+            "PERSONALIZE_FILTERS": json.dumps(
+                {"category": {"arn": category, "parameters": ["CATEGORIES"]}}
+            ),
+            "ITEM_METADATA_COLUMNS": "CATEGORY,PRICE",
+        }
+        os.environ.update(v2_env)
+        runtime.reset()
+        bare = boto3.client("personalize-runtime")
+        item = "SKU-0001"
+        items = [f"SKU-{k:04d}" for k in range(1, 26)]
+        app = load_app()
+        related_evt = event(
+            USER, 25, path="/related-items", query={"itemId": item, "numResults": "25"}
+        )
+        ranking_evt = event(
+            USER,
+            25,
+            path="/rankings",
+            method="POST",
+            query={},
+            body=json.dumps({"userId": USER, "itemIds": items}),
+        )
+        ranking_evt["queryStringParameters"] = ranking_evt["multiValueQueryStringParameters"] = None
+        options_evt = event(
+            USER,
+            25,
+            query={
+                "userId": USER,
+                "numResults": "25",
+                "filter": "category",
+                "filterValues.CATEGORIES": "Books,Toys,Kitchen",
+                "context.DEVICE": "mobile",
+                "includeMetadata": "true",
+            },
+        )
+        rows = []
+        try:
+            with quiet_stdout():
+                for evt in (related_evt, ranking_evt, options_evt):
+                    assert app.lambda_handler(evt, Context())["statusCode"] == 200
+                h_related = timed(lambda: app.lambda_handler(related_evt, Context()), n)
+                h_ranking = timed(lambda: app.lambda_handler(ranking_evt, Context()), n)
+                h_options = timed(lambda: app.lambda_handler(options_evt, Context()), n)
+            b_related = timed(
+                lambda: bare.get_recommendations(campaignArn=related, itemId=item, numResults=25),
+                n,
+            )
+            b_ranking = timed(
+                lambda: bare.get_personalized_ranking(
+                    campaignArn=ranking, userId=USER, inputList=items
+                ),
+                n,
+            )
+            b_options = timed(
+                lambda: bare.get_recommendations(
+                    campaignArn=self.campaign_arn,
+                    userId=USER,
+                    numResults=25,
+                    filterArn=category,
+                    filterValues={"CATEGORIES": '"Books","Toys","Kitchen"'},
+                    context={"DEVICE": "mobile"},
+                    metadataColumns={"ITEMS": ["CATEGORY", "PRICE"]},
+                ),
+                n,
+            )
+            rows = [
+                row("GET /related-items (N=25)", h_related, b_related),
+                row("POST /rankings (25 ids)", h_ranking, b_ranking),
+                row("GET /recommendations + filter value, context, metadata", h_options, b_options),
+            ]
+        finally:
+            for name in v2_env:
+                os.environ.pop(name, None)
+            runtime.reset()
+        return rows
 
     def concurrency(self, n: int) -> list[tuple[str, str]]:
         """Ours (the Profile read alongside Personalize) vs reading the profile first."""
@@ -394,9 +497,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--iterations", type=int, default=500, help="warm invocations per row")
     parser.add_argument("--cold-runs", type=int, default=7, help="fresh interpreters per row")
+    parser.add_argument(
+        "--route-iterations", type=int, default=1000, help="warm invocations per v2 route row"
+    )
     parser.add_argument("--quick", action="store_true", help="100 iterations, 3 cold runs")
+    parser.add_argument("--routes-only", action="store_true", help="only the v2 route rows")
     args = parser.parse_args(argv)
     iterations = 100 if args.quick else args.iterations
+    route_iterations = 200 if args.quick else max(1000, args.route_iterations)
     cold_runs = 3 if args.quick else args.cold_runs
 
     import boto3
@@ -425,12 +533,16 @@ def main(argv: list[str] | None = None) -> int:
             Name=TOKEN_PARAMETER, Value="sandbox-profile-token", Type="SecureString", Overwrite=True
         )
         bench = Bench(personalize, segment, moto_url)
-        rows.append((f"Warm, emulators at 0 ms latency, {iterations} invocations each", None))
-        rows += bench.warm(iterations)
-        rows.append(("Profile API read concurrent with Personalize, or before it", None))
-        rows += bench.concurrency(max(30, iterations // 5))
-        rows.append((f"Cold start, fresh interpreters, median of {cold_runs}", None))
-        rows += bench.cold(cold_runs)
+        if not args.routes_only:
+            rows.append((f"Warm, emulators at 0 ms latency, {iterations} invocations each", None))
+            rows += bench.warm(iterations)
+        rows.append((f"v2 routes, warm, no exclusion, {route_iterations} invocations each", None))
+        rows += bench.routes(route_iterations)
+        if not args.routes_only:
+            rows.append(("Profile API read concurrent with Personalize, or before it", None))
+            rows += bench.concurrency(max(30, iterations // 5))
+            rows.append((f"Cold start, fresh interpreters, median of {cold_runs}", None))
+            rows += bench.cold(cold_runs)
     finally:
         for emulator in emulators:
             emulator.stop()

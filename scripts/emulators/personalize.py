@@ -17,6 +17,7 @@ import hashlib
 import json
 import math
 import random
+import re
 import threading
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -38,6 +39,14 @@ MAX_EVENTS = 10
 MAX_PROPERTIES = 1024
 MAX_RECOMMENDATION_ID = 40
 PURCHASE_EVENT = "Order Completed"
+# personalize-runtime's botocore model and API reference.
+MAX_RESULTS_WITH_METADATA = 50
+MAX_METADATA_COLUMNS = 10
+MAX_COLUMN_NAME = 150
+MAX_IMPRESSION = 25
+_CONTEXT_KEY = re.compile(r"[A-Za-z\d_]+")
+_FILTER_KEY = re.compile(r"[A-Za-z0-9_]+")
+_PROMOTION_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9\-_]*")
 
 _OPERATIONS = {
     "/recommendations": "GetRecommendations",
@@ -103,6 +112,8 @@ class PersonalizeEmulator(EmulatorServer):
         self.related_items_campaign_arn = f"{prefix}:campaign/sandbox-related-items"
         self.ranking_campaign_arn = f"{prefix}:campaign/sandbox-personalized-ranking"
         self.recommender_arn = f"{prefix}:recommender/sandbox-recommended-for-you"
+        # A "More like X" recommender: related items that also take a userId.
+        self.related_items_recommender_arn = f"{prefix}:recommender/sandbox-more-like-x"
         self.tracking_id = _seeded_uuid(f"tracking:{seed}")
         self._rid_rng = random.Random(f"recommendation-id:{seed}")
         self._rid_lock = threading.Lock()
@@ -112,6 +123,7 @@ class PersonalizeEmulator(EmulatorServer):
             self.related_items_campaign_arn: "RELATED_ITEMS",
             self.ranking_campaign_arn: "PERSONALIZED_RANKING",
             self.recommender_arn: "USER_PERSONALIZATION",
+            self.related_items_recommender_arn: "RELATED_ITEMS",
         }
         catalogue_rows, self.item_attributes = _load_items(items, seed)
         rows = _load_interactions(interactions, seed, catalogue_rows)
@@ -122,6 +134,10 @@ class PersonalizeEmulator(EmulatorServer):
         self.purchase_filter_arn = self.add_filter(
             "sandbox-exclude-purchased",
             f'EXCLUDE ItemID WHERE Interactions.EVENT_TYPE IN ("{PURCHASE_EVENT}")',
+        )
+        # A filter with a value: the sandbox's `filter=category&filterValues.CATEGORIES=...`.
+        self.category_filter_arn = self.add_filter(
+            "sandbox-by-category", "INCLUDE ItemID WHERE Items.category IN ($CATEGORIES)"
         )
         self._event_ids: set[str] = set()
         self._events_lock = threading.Lock()
@@ -233,15 +249,14 @@ class PersonalizeEmulator(EmulatorServer):
                 "InvalidInputException",
                 f"numResults must be between 0 and {MAX_RESULTS}, got {num_results}.",
             )
-        _check_map(body, "context", 150, 150, 1000)
-        filter_values = _check_map(body, "filterValues", 25, 50, 1000)
-        promotions = body.get("promotions")
-        if promotions is not None and (not isinstance(promotions, list) or len(promotions) > 1):
-            raise ApiError("InvalidInputException", "At most 1 promotion is supported.")
-        metadata = body.get("metadataColumns")
-        if metadata is not None and num_results > 50:
+        _check_map(body, "context", 150, _CONTEXT_KEY, 150, 1000)
+        filter_values = _check_map(body, "filterValues", 25, _FILTER_KEY, 50, 1000)
+        promotions = self._promotions(body.get("promotions"))
+        columns = _metadata_columns(body.get("metadataColumns"))
+        if columns is not None and num_results > MAX_RESULTS_WITH_METADATA:
             raise ApiError(
-                "InvalidInputException", "numResults must be at most 50 with metadataColumns."
+                "InvalidInputException",
+                f"numResults must be at most {MAX_RESULTS_WITH_METADATA} with metadataColumns.",
             )
         if kind == "USER_PERSONALIZATION":
             if not user_id:
@@ -254,18 +269,89 @@ class PersonalizeEmulator(EmulatorServer):
         filter_arn = _optional_str(body, "filterArn", MAX_ID)
         if filter_arn:
             ranked = self._apply_filter(filter_arn, ranked, user_id, filter_values)
-        items = [{"itemId": item, "score": score} for item, score in ranked[:num_results]]
-        if isinstance(metadata, dict):
-            columns = [c for cols in metadata.values() if isinstance(cols, list) for c in cols]
-            for entry in items:
-                attrs = self.item_attributes.get(str(entry["itemId"]), {})
-                entry["metadata"] = {
-                    _camel(c): str(attrs[k])
-                    for c in columns
-                    for k in attrs
-                    if k.lower() == c.lower()
-                }
+        top = ranked[:num_results]
+        promoted: dict[str, str] = {}
+        for promotion, candidates in ((p, self._promoted(p, ranked, user_id)) for p in promotions):
+            # The promotion's share of the list, taken from its filter's items (in model
+            # order), in the last slots so the top of the ranking stays the model's.
+            share = num_results * int(promotion["percentPromotedItems"]) // 100
+            picked = [
+                c for c in candidates if c[0] not in {i for i, _ in top[: num_results - share]}
+            ]
+            picked = picked[:share]
+            if picked:
+                top = top[: num_results - len(picked)] + picked
+                promoted.update({item: str(promotion["name"]) for item, _ in picked})
+        items: list[dict[str, Any]] = []
+        for item, score in top:
+            entry: dict[str, Any] = {"itemId": item, "score": score}
+            if item in promoted:
+                entry["promotionName"] = promoted[item]
+            items.append(entry)
+        if columns is not None:
+            self._decorate(items, columns)
         return {"itemList": items, "recommendationId": self._recommendation_id()}
+
+    def _promotions(self, value: Any) -> list[dict[str, Any]]:
+        if value is None:
+            return []
+        if not isinstance(value, list) or len(value) > 1:
+            raise ApiError("InvalidInputException", "At most 1 promotion is supported.")
+        for promotion in value:
+            if not isinstance(promotion, dict):
+                raise ApiError("InvalidInputException", "A promotion must be an object.")
+            name = promotion.get("name")
+            if name is not None and (
+                not isinstance(name, str)
+                or not 1 <= len(name) <= 63
+                or not _PROMOTION_NAME.fullmatch(name)
+            ):
+                raise ApiError(
+                    "InvalidInputException",
+                    "1 validation error detected: Value at 'promotions.1.member.name' failed "
+                    "to satisfy constraint: Member must satisfy regular expression pattern",
+                )
+            percent = promotion.get("percentPromotedItems")
+            if percent is not None and (
+                isinstance(percent, bool) or not isinstance(percent, int) or not 1 <= percent <= 100
+            ):
+                raise ApiError(
+                    "InvalidInputException",
+                    "1 validation error detected: Value at "
+                    "'promotions.1.member.percentPromotedItems' failed to satisfy constraint: "
+                    "Member must have value between 1 and 100",
+                )
+            arn = _optional_str(promotion, "filterArn", MAX_ID)
+            # The model marks no member required; a promotion without a filter has nothing
+            # to promote, so the emulator refuses it rather than guess a meaning.
+            if not arn or name is None or percent is None:
+                raise ApiError(
+                    "InvalidInputException",
+                    "A promotion needs name, percentPromotedItems and filterArn.",
+                )
+            _check_map(promotion, "filterValues", 25, _FILTER_KEY, 50, 1000)
+            with self._filters_lock:
+                if arn not in self.filters:
+                    raise ApiError("ResourceNotFoundException", f"Filter {arn} does not exist.")
+        return value
+
+    def _promoted(
+        self, promotion: dict[str, Any], ranked: list[tuple[str, float]], user_id: str | None
+    ) -> list[tuple[str, float]]:
+        return self._apply_filter(
+            str(promotion["filterArn"]), ranked, user_id, promotion.get("filterValues")
+        )
+
+    def _decorate(self, items: list[dict[str, Any]], columns: list[str]) -> None:
+        """Metadata keys come back camelCased; categorical values keep their ``A|B`` form."""
+        for entry in items:
+            attrs = self.item_attributes.get(str(entry["itemId"]), {})
+            entry["metadata"] = {
+                _camel(c): _metadata_value(attrs[k])
+                for c in columns
+                for k in attrs
+                if k.lower() == c.lower()
+            }
 
     def _get_personalized_ranking(self, body: dict[str, Any]) -> dict[str, Any]:
         arn = _optional_str(body, "campaignArn", MAX_ID)
@@ -285,8 +371,15 @@ class PersonalizeEmulator(EmulatorServer):
         for entry in input_list:
             if not isinstance(entry, str) or len(entry) > MAX_ID:
                 raise ApiError("InvalidInputException", "inputList entries must be item ids.")
-        filter_values = _check_map(body, "filterValues", 25, 50, 1000)
-        _check_map(body, "context", 150, 150, 1000)
+        filter_values = _check_map(body, "filterValues", 25, _FILTER_KEY, 50, 1000)
+        _check_map(body, "context", 150, _CONTEXT_KEY, 150, 1000)
+        columns = _metadata_columns(body.get("metadataColumns"))
+        if columns is not None and len(input_list) > MAX_RESULTS_WITH_METADATA:
+            raise ApiError(
+                "InvalidInputException",
+                f"inputList must hold at most {MAX_RESULTS_WITH_METADATA} items with "
+                "metadataColumns.",
+            )
         scores = dict(self.model.for_user(user_id))
         wanted = list(dict.fromkeys(input_list))
         known = [i for i in wanted if i in scores]
@@ -297,10 +390,10 @@ class PersonalizeEmulator(EmulatorServer):
         filter_arn = _optional_str(body, "filterArn", MAX_ID)
         if filter_arn:
             ranked = self._apply_filter(filter_arn, ranked, user_id, filter_values)
-        return {
-            "personalizedRanking": [{"itemId": i, "score": s} for i, s in ranked],
-            "recommendationId": self._recommendation_id(),
-        }
+        listed: list[dict[str, Any]] = [{"itemId": i, "score": s} for i, s in ranked]
+        if columns is not None:
+            self._decorate(listed, columns)
+        return {"personalizedRanking": listed, "recommendationId": self._recommendation_id()}
 
     def _resource(self, arn: str) -> str:
         kind = self._resources.get(arn)
@@ -345,7 +438,9 @@ class PersonalizeEmulator(EmulatorServer):
                     "related_items_campaign_arn": self.related_items_campaign_arn,
                     "ranking_campaign_arn": self.ranking_campaign_arn,
                     "recommender_arn": self.recommender_arn,
+                    "related_items_recommender_arn": self.related_items_recommender_arn,
                     "purchase_filter_arn": self.purchase_filter_arn,
+                    "category_filter_arn": self.category_filter_arn,
                     "tracking_id": self.tracking_id,
                     "filters": filters,
                     "items": len(self.catalogue_item_ids),
@@ -399,6 +494,8 @@ class PersonalizeEmulator(EmulatorServer):
                         "itemId": item_id,
                         "sentAt": event["sentAt"],
                         "properties": event.get("properties"),
+                        "recommendationId": event.get("recommendationId"),
+                        "impression": event.get("impression"),
                     }
                 )
 
@@ -447,7 +544,9 @@ def _validate_event(event: Any, index: int) -> tuple[dict[str, Any], str | None]
             item_id = str(decoded["itemId"])
     impression = event.get("impression")
     if impression is not None and (
-        not isinstance(impression, list) or not 1 <= len(impression) <= 25
+        not isinstance(impression, list)
+        or not 1 <= len(impression) <= MAX_IMPRESSION
+        or not all(_is_id(entry) for entry in impression)
     ):
         raise ApiError("InvalidInputException", f"{where}.impression must hold 1 to 25 item ids.")
     recommendation_id = event.get("recommendationId")
@@ -481,7 +580,12 @@ def _optional_str(body: Mapping[str, Any], name: str, max_len: int) -> str | Non
 
 
 def _check_map(
-    body: Mapping[str, Any], name: str, max_entries: int, max_key: int, max_value: int
+    body: Mapping[str, Any],
+    name: str,
+    max_entries: int,
+    key_pattern: re.Pattern[str],
+    max_key: int,
+    max_value: int,
 ) -> dict[str, str] | None:
     value = body.get(name)
     if value is None:
@@ -489,9 +593,42 @@ def _check_map(
     if not isinstance(value, dict) or len(value) > max_entries:
         raise ApiError("InvalidInputException", f"{name} must be a map of at most {max_entries}.")
     for key, entry in value.items():
-        if len(key) > max_key or not isinstance(entry, str) or len(entry) > max_value:
+        if not isinstance(key, str) or len(key) > max_key or not key_pattern.fullmatch(key):
+            raise ApiError(
+                "InvalidInputException",
+                f"1 validation error detected: Value at '{name}' failed to satisfy constraint: "
+                f"Map keys must satisfy constraint: [Member must have length less than or equal "
+                f"to {max_key}, Member must satisfy regular expression pattern: "
+                f"{key_pattern.pattern}]",
+            )
+        if not isinstance(entry, str) or len(entry) > max_value:
             raise ApiError("InvalidInputException", f"{name} has an entry that is too long.")
     return value
+
+
+def _metadata_columns(value: Any) -> list[str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or len(value) > 1:
+        raise ApiError("InvalidInputException", "metadataColumns takes one key, ITEMS.")
+    columns = value.get("ITEMS")
+    if set(value) != {"ITEMS"} or not isinstance(columns, list):
+        raise ApiError("InvalidInputException", "metadataColumns takes one key, ITEMS.")
+    if len(columns) > MAX_METADATA_COLUMNS:
+        raise ApiError(
+            "InvalidInputException",
+            f"The maximum number of metadata columns is {MAX_METADATA_COLUMNS}.",
+        )
+    for column in columns:
+        if not isinstance(column, str) or not 1 <= len(column) <= MAX_COLUMN_NAME:
+            raise ApiError("InvalidInputException", "metadataColumns holds column names.")
+    return columns
+
+
+def _metadata_value(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return "|".join(str(v) for v in value)
+    return str(value)
 
 
 def _camel(column: str) -> str:
@@ -584,6 +721,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "campaign_arn": emulator.campaign_arn,
             "related_items_campaign_arn": emulator.related_items_campaign_arn,
             "recommender_arn": emulator.recommender_arn,
+            "related_items_recommender_arn": emulator.related_items_recommender_arn,
+            "ranking_campaign_arn": emulator.ranking_campaign_arn,
             "purchase_filter_arn": emulator.purchase_filter_arn,
             "tracking_id": emulator.tracking_id,
         }

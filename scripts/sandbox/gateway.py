@@ -2,7 +2,8 @@
 HTTP request -> proxy event -> unmodified handler -> proxy response -> HTTP response.
 
 What it copies from API Gateway, because clients and the handler rely on it:
-- only the deployed route answers; any other path or method is
+- only the deployed routes answer (``GET /recommendations``, ``GET /related-items``,
+  ``POST /rankings``: the OpenAPI document's); any other path or method is
   ``403 {"message": "Missing Authentication Token"}``;
 - the API key is required in ``x-api-key``: missing or wrong is ``403 {"message": "Forbidden"}``;
 - ``queryStringParameters`` / ``multiValueQueryStringParameters`` / ``pathParameters`` /
@@ -30,6 +31,10 @@ from urllib.parse import parse_qsl, urlsplit
 
 INTEGRATION_TIMEOUT_S = 29.0
 ROUTE = ("GET", "/recommendations")
+# What the Terraform root deploys with every capability configured (api/openapi.yaml).
+ROUTES: frozenset[tuple[str, str]] = frozenset(
+    {ROUTE, ("GET", "/related-items"), ("POST", "/rankings")}
+)
 
 Invoke = Callable[[dict[str, Any], str], Any]
 
@@ -93,6 +98,7 @@ def build_event(
 ) -> dict[str, Any]:
     """The REST API Lambda proxy (v1) event for a request on the routed resource."""
     split = urlsplit(request.target)
+    resource = split.path
     headers, multi_headers = _single_and_multi(list(request.headers))
     query, multi_query = _single_and_multi(parse_qsl(split.query, keep_blank_values=True))
     body: str | None = None
@@ -105,7 +111,7 @@ def build_event(
     lowered = {k.lower(): v for k, v in (headers or {}).items()}
     host = lowered.get("host", "127.0.0.1")
     return {
-        "resource": ROUTE[1],
+        "resource": resource,
         "path": split.path,
         "httpMethod": request.method,
         "headers": headers,
@@ -116,7 +122,7 @@ def build_event(
         "stageVariables": None,
         "requestContext": {
             "resourceId": "sandbox",
-            "resourcePath": ROUTE[1],
+            "resourcePath": resource,
             "httpMethod": request.method,
             "extendedRequestId": request_id,
             "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
@@ -208,8 +214,10 @@ class ApiGateway:
         timeout_s: float = INTEGRATION_TIMEOUT_S,
         clock: Callable[[], float] = time.time,
         on_request: Callable[[HttpRequest, HttpResponse, float], None] | None = None,
+        routes: frozenset[tuple[str, str]] = ROUTES,
     ) -> None:
         self._invoke = invoke
+        self._routes = routes
         self._api_key = api_key
         self._stage = stage
         self._api_id = api_id
@@ -233,7 +241,7 @@ class ApiGateway:
     def _handle(self, request: HttpRequest) -> HttpResponse:
         request_id = str(uuid.uuid4())
         path = urlsplit(request.target).path
-        if (request.method, path) != ROUTE:
+        if (request.method, path) not in self._routes:
             return _gateway_error(
                 403,
                 "Missing Authentication Token",
@@ -295,6 +303,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(response.body)
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
+
+    def __getattr__(self, name: str) -> Any:
+        # Any other method (TRACE, QUERY, ...) reaches the router too, which answers it 403
+        # as API Gateway does, instead of http.server's HTML 501.
+        if name.startswith("do_"):
+            return self._serve
+        raise AttributeError(name)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # one line per request is printed by the sandbox's own callback

@@ -309,7 +309,10 @@ class Sandbox:
         )
         server.start()
         api_url = f"http://{HOST}:{server.port}"
-        self._step(f"API gateway: {api_url} (GET /recommendations, x-api-key required)")
+        self._step(
+            f"API gateway: {api_url} (GET /recommendations, GET /related-items, POST /rankings;"
+            " x-api-key required)"
+        )
 
         identifies = IdentifyCounter(segment, RECOMMENDED_TRAIT)
         stream = Stream(
@@ -447,6 +450,7 @@ class Sandbox:
             "on_failure_queue_url": made.on_failure_queue_url,
             "campaign_arn": personalize.campaign_arn,
             "related_items_arn": personalize.related_items_campaign_arn,
+            "ranking_campaign_arn": personalize.ranking_campaign_arn,
             "filter_arn": personalize.purchase_filter_arn if opts.use_filter else None,
             "example_user": example_user,
             "example_item": example_item,
@@ -492,6 +496,29 @@ class Sandbox:
             "SEGMENT_WRITE_KEY_PARAMETER": made.write_key_parameter,
             "SEGMENT_PROFILE_TOKEN_PARAMETER": made.profile_token_parameter,
             "PERSONALIZE_RELATED_ITEMS_ARN": personalize.related_items_campaign_arn,
+            # Every v2 capability, so that each route and option answers (README curl lines).
+            "PERSONALIZE_RANKING_CAMPAIGN_ARN": personalize.ranking_campaign_arn,
+            "PERSONALIZE_FILTERS": json.dumps(
+                {
+                    "category": {
+                        "arn": personalize.category_filter_arn,
+                        "parameters": ["CATEGORIES"],
+                    },
+                    "exclude-purchased": personalize.purchase_filter_arn,
+                }
+            ),
+            "ITEM_METADATA_COLUMNS": "NAME,CATEGORY,PRICE",
+            # A promotion on every GET: a fifth of the list from the Books category.
+            "PERSONALIZE_PROMOTIONS": json.dumps(
+                [
+                    {
+                        "name": "books",
+                        "percentPromotedItems": 20,
+                        "filter": "category",
+                        "filterValues": {"CATEGORIES": ["Books"]},
+                    }
+                ]
+            ),
             "SEGMENT_SPACE_ID": SPACE_ID,
             "SEGMENT_API_URL": segment.url + "/v1",
             "SEGMENT_PROFILE_API_URL": segment.url + "/v1",
@@ -533,7 +560,17 @@ class Sandbox:
         )
         c.line(
             f"  Related    curl -s -H 'x-api-key: {key}' "
-            f"'{api_url}/recommendations?itemId={item}&numResults=5'"
+            f"'{api_url}/related-items?itemId={item}&userId={user}&numResults=5'"
+        )
+        c.line(
+            f"  Ranking    curl -s -H 'x-api-key: {key}' -H 'Content-Type: application/json' "
+            f'-d \'{{"userId": "{user}", "itemIds": ["{item}", "SKU-0002"]}}\' '
+            f"'{api_url}/rankings'"
+        )
+        c.line(
+            f"  Options    curl -s -H 'x-api-key: {key}' '{api_url}/recommendations?userId={user}"
+            "&numResults=5&filter=category&filterValues.CATEGORIES=Books,Toys"
+            "&context.DEVICE=mobile&includeMetadata=true'"
         )
         c.line(f"  Profile    curl -s {segment_url}/_emulator/profiles/{user}")
         c.line(

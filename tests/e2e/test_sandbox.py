@@ -283,6 +283,36 @@ def test_events_sent_with_segment_analytics_python_update_the_trait(
     assert related.status_code == 200, related.text
     assert related.json()["itemId"] == viewed and related.json()["items"]
     assert viewed not in {item["itemId"] for item in related.json()["items"]}
+    # The v2 routes the sandbox configures (every capability), as the README's curl lines.
+    api = state["api_url"]
+    related_for_user = requests.get(
+        f"{api}/related-items",
+        params={"itemId": viewed, "userId": user, "numResults": 5},
+        headers=headers,
+        timeout=10,
+    )
+    assert related_for_user.status_code == 200, related_for_user.text
+    assert not {i["itemId"] for i in related_for_user.json()["items"]} & set(bought)
+    candidates = [viewed, *bought, "SKU-0001"]
+    ranked_ids = requests.post(
+        f"{api}/rankings", json={"userId": user, "itemIds": candidates}, headers=headers, timeout=10
+    )
+    assert ranked_ids.status_code == 200, ranked_ids.text
+    assert sorted(i["itemId"] for i in ranked_ids.json()["items"]) == sorted(candidates)
+    options = requests.get(
+        url,
+        params={
+            "userId": user,
+            "numResults": 5,
+            "filter": "category",
+            "filterValues.CATEGORIES": "Books,Toys",
+            "includeMetadata": "true",
+        },
+        headers=headers,
+        timeout=10,
+    )
+    assert options.status_code == 200, options.text
+    assert {i["metadata"]["category"] for i in options.json()["items"]} <= {"Books", "Toys"}
     forbidden = requests.get(url, params={"userId": user}, timeout=10)
     assert forbidden.status_code == 403
     assert forbidden.json() == {"message": "Forbidden"}

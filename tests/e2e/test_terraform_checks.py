@@ -179,6 +179,7 @@ def test_profile_api_budget_split_matches_the_readme(
         shares = budget["update_traits"]["share"] + budget["recommendations"]["share"]
         assert shares <= budget["requests_per_second"] + 1e-9
         containers = (
-            budget["update_traits"]["max_concurrency"] + budget["recommendations"]["max_concurrency"]
+            budget["update_traits"]["max_concurrency"]
+            + budget["recommendations"]["max_concurrency"]
         )
         assert budget["worst_second"] == containers * math.ceil(per_container)

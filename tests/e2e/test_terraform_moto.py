@@ -22,6 +22,7 @@ from typing import Any
 
 import boto3
 import pytest
+import yaml
 
 from tf import moto_override, offline
 from tf_support import ROOT, Terraform, copy_configuration, moto_server
@@ -32,6 +33,9 @@ REGION = "us-east-1"
 PREFIX = "tftest"
 CAMPAIGN_ARN = "arn:aws:personalize:us-east-1:123456789012:campaign/tf-test"
 FILTER_ARN = "arn:aws:personalize:us-east-1:123456789012:filter/tf-test"
+RELATED_ARN = "arn:aws:personalize:us-east-1:123456789012:recommender/tf-more-like-x"
+RANKING_ARN = "arn:aws:personalize:us-east-1:123456789012:campaign/tf-ranking"
+GENRE_FILTER_ARN = "arn:aws:personalize:us-east-1:123456789012:filter/tf-genre"
 EXTERNAL_IDS = ["ws_tf_test", "src_tf_test"]
 SEGMENT_PRINCIPAL = "arn:aws:iam::595280932656:role/customer-kinesis-access"
 CORS_ORIGIN = "https://shop.example.com"
@@ -51,6 +55,20 @@ TFVARS = {
     "name_prefix": PREFIX,
     "personalize_campaign_arn": CAMPAIGN_ARN,
     "personalize_filter_arn": FILTER_ARN,
+    "personalize_related_items_arn": RELATED_ARN,
+    "personalize_ranking_campaign_arn": RANKING_ARN,
+    "personalize_filters": {"genre": GENRE_FILTER_ARN},
+    "personalize_filter_parameters": {"genre": ["GENRES"]},
+    "personalize_promotions": [
+        {
+            "name": "summer",
+            "percent_promoted_items": 20,
+            "filter": "genre",
+            "filter_values": {"GENRES": ["beach"]},
+        }
+    ],
+    "item_metadata_columns": ["CATEGORY", "PRICE"],
+    "api_cache_max_age_seconds": 30,
     "personalize_tracking_id": "tracker-tf-test",
     "segment_external_ids": EXTERNAL_IDS,
     "segment_space_id": "spa_tf_test",
@@ -80,6 +98,22 @@ TFVARS = {
 
 
 OTHER_STACKS_ROLE = "arn:aws:iam::123456789012:role/other-stack-apigw-logs"
+
+
+OPENAPI = ROOT / "terraform" / "modules" / "recommendations_api" / "openapi.yaml"
+
+
+def _api_document(d: Deployment) -> dict[str, Any]:
+    """The OpenAPI document Terraform sent as the REST API's body (from the state)."""
+    state = json.loads(d.state_text())
+    (api,) = [
+        r
+        for r in state["resources"]
+        if r["type"] == "aws_api_gateway_rest_api"
+        and r.get("module") == "module.recommendations_api"
+    ]
+    body: dict[str, Any] = json.loads(api["instances"][0]["attributes"]["body"])
+    return body
 
 
 def _client(endpoint: str, service: str) -> Any:
@@ -235,8 +269,26 @@ def test_environment_holds_contract_names_and_no_secret(deployment: Deployment) 
         "PERSONALIZE_CAMPAIGN_ARN", "PERSONALIZE_FILTER_ARN", "NUM_RESULTS",
         "SEGMENT_PROFILE_TOKEN_PARAMETER", "SEGMENT_SPACE_ID", "SEGMENT_PROFILE_API_URL",
         "PURCHASE_EVENTS", "PURCHASED_TRAIT", "CORS_ALLOW_ORIGIN", "SEGMENT_PROFILE_API_RPS",
-        "PROFILE_WORKERS", "DEPLOYMENT_NAME",
+        "PROFILE_WORKERS", "DEPLOYMENT_NAME", "PERSONALIZE_RELATED_ITEMS_ARN",
+        "PERSONALIZE_RANKING_CAMPAIGN_ARN", "PERSONALIZE_FILTERS", "PERSONALIZE_PROMOTIONS",
+        "ITEM_METADATA_COLUMNS", "CACHE_MAX_AGE_S",
     }  # fmt: skip
+    # One setting per capability, in the shapes the function reads (reco_api.capabilities).
+    assert reco["PERSONALIZE_RELATED_ITEMS_ARN"] == RELATED_ARN
+    assert reco["PERSONALIZE_RANKING_CAMPAIGN_ARN"] == RANKING_ARN
+    assert json.loads(reco["PERSONALIZE_FILTERS"]) == {
+        "genre": {"arn": GENRE_FILTER_ARN, "parameters": ["GENRES"]}
+    }
+    assert json.loads(reco["PERSONALIZE_PROMOTIONS"]) == [
+        {
+            "name": "summer",
+            "percentPromotedItems": 20,
+            "filter": "genre",
+            "filterValues": {"GENRES": ["beach"]},
+        }
+    ]
+    assert reco["ITEM_METADATA_COLUMNS"] == "CATEGORY,PRICE"
+    assert reco["CACHE_MAX_AGE_S"] == "30"
     # The EMF deployment dimension the alarms match on.
     assert reco["DEPLOYMENT_NAME"] == traits["DEPLOYMENT_NAME"] == PREFIX
     assert reco["CORS_ALLOW_ORIGIN"] == CORS_ORIGIN
@@ -409,7 +461,10 @@ def test_function_roles_grant_exact_resources_and_no_wildcard_action(
     }
 
     reco = _grants(d, reco_role)
-    assert reco["personalize:GetRecommendations"] == {CAMPAIGN_ARN, FILTER_ARN}
+    assert reco["personalize:GetRecommendations"] == {
+        CAMPAIGN_ARN, RELATED_ARN, FILTER_ARN, GENRE_FILTER_ARN,
+    }  # fmt: skip
+    assert reco["personalize:GetPersonalizedRanking"] == {RANKING_ARN}
     assert reco["ssm:GetParameter"] == {param_arn(d.outputs["segment_profile_token_parameter"])}
     assert "personalize:PutEvents" not in reco
     assert not any(a.startswith(("sqs:", "kinesis:")) for a in reco)
@@ -430,18 +485,52 @@ def test_api_requires_a_key_with_usage_plan_and_quiet_logging(deployment: Deploy
     api_id = match.group(1)
 
     resources = {r["path"]: r for r in apigw.get_resources(restApiId=api_id)["items"]}
-    assert set(resources) == {"/", "/recommendations"}
+    # Every route of openapi.yaml whose capability is configured (all are here), each with
+    # its CORS preflight.
+    assert set(resources) == {"/", "/recommendations", "/related-items", "/rankings"}
     assert set(resources["/recommendations"]["resourceMethods"]) == {"GET", "OPTIONS"}
-    method = apigw.get_method(
-        restApiId=api_id, resourceId=resources["/recommendations"]["id"], httpMethod="GET"
-    )
-    assert method["authorizationType"] == "NONE"
-    assert method["apiKeyRequired"] is True  # CORS on does not open the GET
-    assert method["requestValidatorId"]
-    integration = method["methodIntegration"]
-    assert integration["type"] == "AWS_PROXY"
+    assert set(resources["/related-items"]["resourceMethods"]) == {"GET", "OPTIONS"}
+    assert set(resources["/rankings"]["resourceMethods"]) == {"POST", "OPTIONS"}
     reco_arn = _function(d, d.outputs["recommendations_function_name"])["FunctionArn"]
-    assert reco_arn in integration["uri"]
+    for path, verb in (
+        ("/recommendations", "GET"),
+        ("/related-items", "GET"),
+        ("/rankings", "POST"),
+    ):
+        method = apigw.get_method(
+            restApiId=api_id, resourceId=resources[path]["id"], httpMethod=verb
+        )
+        integration = method["methodIntegration"]
+        # The document spells it aws_proxy (as AWS's examples do); moto keeps the case.
+        assert integration["type"].upper() == "AWS_PROXY"
+        assert reco_arn in integration["uri"]
+    # moto's PutRestApi does not apply security or validators from a document: the document
+    # Terraform sent (the state's body) is checked for them instead.
+    document = _api_document(d)
+    for path, verb in (
+        ("/recommendations", "get"),
+        ("/related-items", "get"),
+        ("/rankings", "post"),
+    ):
+        operation = document["paths"][path][verb]
+        assert operation["security"] == [{"api_key": []}]  # CORS on does not open the call
+        assert operation["x-amazon-apigateway-request-validator"] == "parameters-and-body"
+        assert operation["x-amazon-apigateway-integration"]["type"] == "aws_proxy"
+        assert document["paths"][path]["options"]["security"] == []
+    assert document["x-amazon-apigateway-request-validators"]["parameters-and-body"] == {
+        "validateRequestParameters": True,
+        "validateRequestBody": True,
+    }
+    assert set(document["x-amazon-apigateway-gateway-responses"]) == {
+        "DEFAULT_4XX", "DEFAULT_5XX", "BAD_REQUEST_BODY",
+    }  # fmt: skip
+    # The rest is openapi.yaml as committed.
+    committed = yaml.safe_load(OPENAPI.read_text(encoding="utf-8"))
+    assert document["components"] == committed["components"]
+    assert (
+        document["paths"]["/rankings"]["post"]["requestBody"]
+        == committed["paths"]["/rankings"]["post"]["requestBody"]
+    )
 
     (plan,) = apigw.get_usage_plans()["items"]
     assert plan["apiStages"] == [{"apiId": api_id, "stage": "v1"}]
@@ -485,10 +574,15 @@ def test_api_requires_a_key_with_usage_plan_and_quiet_logging(deployment: Deploy
         assert statement["Action"] == "lambda:InvokeFunction"
         assert statement["Resource"] == reco_arn
     source_arns = sorted(s["Condition"]["ArnLike"]["AWS:SourceArn"] for s in statements)
-    assert source_arns == [
-        f"arn:aws:execute-api:{REGION}:123456789012:{api_id}/v1/{verb}/recommendations"
-        for verb in ("GET", "OPTIONS")
-    ]
+    assert source_arns == sorted(
+        f"arn:aws:execute-api:{REGION}:123456789012:{api_id}/v1/{verb}/{path}"
+        for path, verbs in (
+            ("recommendations", ("GET", "OPTIONS")),
+            ("related-items", ("GET", "OPTIONS")),
+            ("rankings", ("POST", "OPTIONS")),
+        )
+        for verb in verbs
+    )
 
 
 def test_cors_preflight_reaches_the_function_without_a_key(deployment: Deployment) -> None:
@@ -500,11 +594,13 @@ def test_cors_preflight_reaches_the_function_without_a_key(deployment: Deploymen
         restApiId=api["id"], resourceId=resources["/recommendations"]["id"], httpMethod="OPTIONS"
     )
     # A browser's preflight carries no x-api-key: a keyed OPTIONS would always answer 403.
-    assert method["authorizationType"] == "NONE"
+    # (moto does not apply a document's security: the document sent is checked.)
+    preflight = _api_document(d)["paths"]["/recommendations"]["options"]
+    assert preflight["security"] == []
     assert method["apiKeyRequired"] is False
     # Proxied to the function, which echoes only a listed Origin (not a static MOCK answer).
     integration = method["methodIntegration"]
-    assert integration["type"] == "AWS_PROXY"
+    assert integration["type"].upper() == "AWS_PROXY"
     assert integration["httpMethod"] == "POST"
     reco_arn = _function(d, d.outputs["recommendations_function_name"])["FunctionArn"]
     assert f"/functions/{reco_arn}/invocations" in integration["uri"]
@@ -519,10 +615,38 @@ def test_turning_cors_off_redeploys_the_stage(deployment: Deployment) -> None:
     plan = result.stdout
     prefix = "module.recommendations_api"
     assert f"# {prefix}.aws_api_gateway_deployment.this must be replaced" in plan, plan[-6000:]
-    for address in ("aws_api_gateway_method.options[0]", "aws_api_gateway_integration.options[0]",
-                    "aws_lambda_permission.options[0]"):  # fmt: skip
-        assert f"# {prefix}.{address} will be destroyed" in plan, address
-    assert f"# {prefix}.aws_api_gateway_method.get " not in plan  # GET stays as it is
+    assert f"# {prefix}.aws_api_gateway_rest_api.this will be updated in-place" in plan
+    for route in ("OPTIONS /recommendations", "OPTIONS /related-items", "OPTIONS /rankings"):
+        assert f'# {prefix}.aws_lambda_permission.route["{route}"] will be destroyed' in plan
+    assert f'{prefix}.aws_lambda_permission.route["GET /recommendations"]' not in plan
+
+
+def test_unconfigured_capabilities_are_not_deployed(deployment: Deployment) -> None:
+    # Without the related-items and ranking ARNs, their routes leave the API (and the
+    # function's environment); /recommendations stays as it is.
+    off = deployment.tf.workdir / "capabilities-off.tfvars.json"
+    off.write_text(
+        json.dumps(
+            {"personalize_related_items_arn": None, "personalize_ranking_campaign_arn": None}
+        )
+    )
+    try:
+        result = deployment.tf.run(
+            "plan", "-refresh=false", "-input=false", "-no-color", f"-var-file={off}",
+        )  # fmt: skip
+    finally:
+        off.unlink()
+    plan = result.stdout
+    prefix = "module.recommendations_api"
+    for route in (
+        "GET /related-items",
+        "OPTIONS /related-items",
+        "POST /rankings",
+        "OPTIONS /rankings",
+    ):
+        assert f'# {prefix}.aws_lambda_permission.route["{route}"] will be destroyed' in plan, route
+    assert f"# {prefix}.aws_api_gateway_deployment.this must be replaced" in plan
+    assert f'{prefix}.aws_lambda_permission.route["GET /recommendations"]' not in plan
 
 
 # name suffix -> (namespace, metric, statistic, threshold): what each alarm watches.

@@ -129,7 +129,7 @@ def test_default_num_results(
 def test_related_items(
     invoke: Invoke, emulator: PersonalizeEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("PERSONALIZE_CAMPAIGN_ARN", emulator.related_items_campaign_arn)
+    monkeypatch.setenv("PERSONALIZE_RELATED_ITEMS_ARN", emulator.related_items_campaign_arn)
     item = emulator.catalogue_item_ids[0]
     status, _, body = invoke(event("get_item.json", itemId=item, numResults="4"))
     assert status == 200

@@ -361,7 +361,7 @@ def test_item_requests_do_not_read_profiles(
     segment: SegmentEmulator,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("PERSONALIZE_CAMPAIGN_ARN", personalize.related_items_campaign_arn)
+    monkeypatch.setenv("PERSONALIZE_RELATED_ITEMS_ARN", personalize.related_items_campaign_arn)
     item_event = event("ignored", 4)
     item_event["queryStringParameters"] = {"itemId": personalize.catalogue_item_ids[0]}
     item_event["multiValueQueryStringParameters"] = None

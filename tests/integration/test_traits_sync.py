@@ -590,3 +590,25 @@ def test_a_wrong_tracking_id_retries_everything_as_a_configuration_error(
     ]
     (blob,) = [o for o in out if "_aws" in o]
     assert blob["ConfigurationErrors"] == 1
+
+
+def test_attribution_properties_reach_put_events(
+    app: ModuleType, deployment: Deployment, personalize: PersonalizeEmulator
+) -> None:
+    skus = personalize.catalogue_item_ids
+    clicked, bad = shop_events(2, 1, skus)
+    clicked["event"] = bad["event"] = "Product Clicked"
+    clicked["properties"] = {
+        "sku": skus[1],
+        "recommendation_id": "RID-42",
+        "impression": skus[:3],
+    }
+    # Outside PutEvents' limits: the click is kept, the attribution left out.
+    bad["properties"] = {"sku": skus[2], "recommendation_id": "R" * 41, "impression": skus[:26]}
+    result = app.lambda_handler(kinesis_event([clicked, bad]), Context())
+    assert result == {"batchItemFailures": []}
+    events = {e["eventId"]: e for e in personalize.accepted_events()}
+    good = events[clicked["messageId"]]
+    assert (good["recommendationId"], good["impression"]) == ("RID-42", skus[:3])
+    kept = events[bad["messageId"]]
+    assert (kept["itemId"], kept["recommendationId"], kept["impression"]) == (skus[2], None, None)

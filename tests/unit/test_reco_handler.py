@@ -101,7 +101,11 @@ def test_user_recommendations(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_item_recommendations_with_recommender_and_filter() -> None:
-    env = {"PERSONALIZE_CAMPAIGN_ARN": RECOMMENDER, "PERSONALIZE_FILTER_ARN": FILTER}
+    env = {
+        "PERSONALIZE_CAMPAIGN_ARN": CAMPAIGN,
+        "PERSONALIZE_RELATED_ITEMS_ARN": RECOMMENDER,
+        "PERSONALIZE_FILTER_ARN": FILTER,
+    }
     response, fake = call(fixture("get_item.json"), env)
     assert body(response)["itemId"] == "SKU-1001"
     assert "userId" not in body(response)
@@ -274,7 +278,12 @@ def pool() -> Iterator[ThreadPoolExecutor]:
 def exclusion_runtime(
     fake: FakePersonalize, profiles: FakeProfiles, pool: ThreadPoolExecutor, budget: float = 1.0
 ) -> Runtime:
-    env = {**ENV, "SEGMENT_SPACE_ID": "spa_1", "SEGMENT_PROFILE_TOKEN_PARAMETER": "/t"}
+    env = {
+        **ENV,
+        "PERSONALIZE_RELATED_ITEMS_ARN": RECOMMENDER,
+        "SEGMENT_SPACE_ID": "spa_1",
+        "SEGMENT_PROFILE_TOKEN_PARAMETER": "/t",
+    }
     reader = PurchaseReader(
         profiles,
         "purchased_products",
@@ -353,9 +362,14 @@ def test_item_requests_go_to_the_related_items_arn_when_set() -> None:
     assert fake.calls[0]["itemId"] == "SKU-1001"
 
 
-def test_item_requests_fall_back_to_the_campaign() -> None:
-    _, fake = call(fixture("get_item.json"))
-    assert fake.calls[0]["campaignArn"] == CAMPAIGN
+def test_item_requests_without_a_related_items_arn_name_the_setting() -> None:
+    # A USER_PERSONALIZATION campaign rejects itemId: no fallback to it (issue 14).
+    response, fake = call(fixture("get_item.json"))
+    assert response["statusCode"] == 404
+    error = body(response)["error"]
+    assert error["code"] == "not_configured"
+    assert "PERSONALIZE_RELATED_ITEMS_ARN" in error["message"]
+    assert fake.calls == []
 
 
 def test_refused_related_items_arn_is_named(capsys: pytest.CaptureFixture[str]) -> None:

@@ -52,6 +52,8 @@ def _get(target: str, key: str | None = KEY, **headers: str) -> HttpRequest:
         ("GET", "/prod/recommendations"),
         ("POST", "/recommendations"),
         ("DELETE", "/recommendations?userId=u"),
+        ("GET", "/rankings"),
+        ("POST", "/related-items"),
     ],
 )
 def test_unrouted_requests_get_missing_authentication_token(method: str, target: str) -> None:
@@ -71,6 +73,24 @@ def test_a_missing_or_wrong_api_key_is_forbidden(key: str | None) -> None:
     assert json.loads(response.body) == {"message": "Forbidden"}
     assert response.header("Content-Type") == "application/json"
     assert invoke.calls == []
+
+
+def test_the_v2_routes_reach_the_function_with_their_resource() -> None:
+    invoke = Recorder()
+    gateway = ApiGateway(invoke, KEY)
+    body = b'{"userId": "u1", "itemIds": ["a"]}'
+    post = HttpRequest("POST", "/rankings", [("x-api-key", KEY)], body)
+    assert gateway.handle(post).status == 200
+    assert gateway.handle(_get("/related-items?itemId=a")).status == 200
+    (ranking, _), (related, _) = invoke.calls
+    assert (ranking["resource"], ranking["httpMethod"], ranking["body"]) == (
+        "/rankings",
+        "POST",
+        body.decode(),
+    )
+    assert ranking["requestContext"]["resourcePath"] == "/rankings"
+    assert related["resource"] == "/related-items"
+    assert related["queryStringParameters"] == {"itemId": "a"}
 
 
 def test_the_key_header_name_is_case_insensitive() -> None:

@@ -12,11 +12,11 @@ from common.config import ConfigError
 from common.log import hash_id
 from common.personalize import PersonalizeError, Recommendations, get_recommendations
 from common.recommend import Served, recommend
-from reco_api import responses, runtime
+from reco_api import caching, capabilities, rankings, responses, routes, runtime
 from reco_api.deadline import Deadline, OutOfTime
+from reco_api.options import GetRequest, NotConfigured, parse_options, parse_related, related_arn
 from reco_api.request import BadRequest, Query, method, parse
 from reco_api.runtime import Runtime
-from reco_api.settings import Settings
 
 # Personalize sends no Retry-After; one second matches its scaling reaction time.
 RETRY_AFTER_S = "1"
@@ -61,36 +61,101 @@ def _respond(rt: Runtime, event: Any, fields: dict[str, Any], deadline: Deadline
     verb = method(event) if isinstance(event, Mapping) else "GET"
     if verb == "OPTIONS" and rt.settings.cors_origins:
         return responses.preflight(rt.settings.cors_origins, responses.request_origin(event))
-    if verb not in ("GET", "HEAD"):
+    route = routes.of(event)
+    allowed = ("POST",) if route == routes.RANKINGS else ("GET", "HEAD")
+    if verb not in allowed:
         fields["code"] = "method_not_allowed"
-        return responses.error(405, "method_not_allowed", "use GET", {**cors, "Allow": "GET, HEAD"})
+        return responses.error(
+            405, "method_not_allowed", f"use {allowed[0]}", {**cors, "Allow": ", ".join(allowed)}
+        )
+    caps = rt.settings.capabilities
     try:
-        query = parse(event, rt.settings.num_results)
+        if route == routes.RANKINGS:
+            return _rank(rt, rankings.parse(event, caps), fields, cors, deadline)
+        request = _get_request(rt, event, route)
     except BadRequest as exc:
         fields["code"] = exc.code
         return responses.error(400, exc.code, exc.message, cors)
-    fields.update(kind=query.subject[0], num_results=query.num_results)
+    except NotConfigured as exc:
+        return _not_configured(exc, fields, cors)
+    query = request.query
+    fields.update(
+        kind="itemId" if request.related else "userId",  # as before v2
+        num_results=query.num_results,
+        filter=request.filter_name,
+        metadata=request.include_metadata or None,
+    )
     if query.user_id is not None:
         fields["user"] = hash_id(query.user_id)
     try:
-        served = _recommend(rt, query, deadline)
+        served = _recommend(rt, query, deadline, request)
     except OutOfTime:
-        # Answered by us, in time, as JSON: a timed-out function is a bare 502 from the gateway.
-        fields.update(code="unavailable", reason="time_budget")
-        return responses.error(
-            503, "unavailable", "not enough time left to ask Personalize, retry later", cors
-        )
+        return _out_of_time(fields, cors)
+    except NotConfigured as exc:
+        return _not_configured(exc, fields, cors)
     except ConfigError as exc:
         return _misconfigured(exc, fields, cors)
     except PersonalizeError as exc:
-        if exc.kind == "misconfigured":
-            return _misconfigured(_misconfiguration(rt, exc), fields, cors)
-        status, code, message = _PERSONALIZE_ERRORS.get(
-            exc.kind, _PERSONALIZE_ERRORS["unavailable"]
-        )
-        fields.update(code=code, personalize_error=exc.code)
-        headers = {**cors, "Retry-After": RETRY_AFTER_S} if status == 429 else cors
-        return responses.error(status, code, message, headers)
+        return _personalize_failed(rt, exc, fields, cors)
+    _served_fields(fields, served)
+    body = responses.payload(
+        served.items, served.recommendation_id, request.echo, request.include_metadata
+    )
+    return _ok(rt, event, body, cors, conditional=True)
+
+
+def _get_request(rt: Runtime, event: Any, route: str) -> GetRequest:
+    assert rt.settings is not None
+    default = rt.settings.num_results
+    if route == routes.RELATED_ITEMS:
+        query = parse_related(event, default)
+    else:
+        query = parse(event, default)
+    related = route == routes.RELATED_ITEMS or query.user_id is None
+    explicit = _has_parameter(event, "numResults")
+    return parse_options(
+        event, query, rt.settings.capabilities, related=related, explicit_num_results=explicit
+    )
+
+
+def _rank(
+    rt: Runtime,
+    request: rankings.RankingRequest,
+    fields: dict[str, Any],
+    cors: dict[str, str],
+    deadline: Deadline,
+) -> dict[str, Any]:
+    fields.update(kind="ranking", num_results=len(request.item_ids), user=hash_id(request.user_id))
+    try:
+        served = rankings.serve(rt, request, lambda: _client(rt, deadline))
+    except OutOfTime:
+        return _out_of_time(fields, cors)
+    except NotConfigured as exc:
+        return _not_configured(exc, fields, cors)
+    except ConfigError as exc:
+        return _misconfigured(exc, fields, cors)
+    except PersonalizeError as exc:
+        return _personalize_failed(rt, exc, fields, cors)
+    _served_fields(fields, served)
+    echo = {"userId": request.user_id}
+    body = responses.payload(served.items, served.recommendation_id, echo, request.include_metadata)
+    return _ok(rt, {}, body, cors, conditional=False)
+
+
+def _ok(
+    rt: Runtime, event: Any, body: dict[str, Any], cors: dict[str, str], *, conditional: bool
+) -> dict[str, Any]:
+    """200 with an ETag over the content, or 304 when the caller already has it (GET)."""
+    assert rt.settings is not None
+    max_age = rt.settings.capabilities.cache_max_age_s if conditional else 0
+    tag = caching.etag({k: v for k, v in body.items() if k != "recommendationId"})
+    headers = {**cors, "ETag": tag, "Cache-Control": caching.cache_control(max_age)}
+    if conditional and caching.matches(event, tag):
+        return caching.not_modified(tag, headers)
+    return responses.json_response(200, body, headers)
+
+
+def _served_fields(fields: dict[str, Any], served: Served) -> None:
     fields.update(
         returned=len(served.items),
         exclusion=served.exclusion,
@@ -101,50 +166,75 @@ def _respond(rt: Runtime, event: Any, fields: dict[str, Any], deadline: Deadline
         refill_failed=served.refill_failed,
         malformed_trait=served.malformed_trait or None,
     )
-    return responses.recommendations(served.items, served.recommendation_id, query.subject, cors)
 
 
-def _recommend(rt: Runtime, query: Query, deadline: Deadline) -> Served:
+def _personalize_failed(
+    rt: Runtime, exc: PersonalizeError, fields: dict[str, Any], cors: dict[str, str]
+) -> dict[str, Any]:
+    if exc.kind == "misconfigured":
+        return _misconfigured(_misconfiguration(rt, exc), fields, cors)
+    status, code, message = _PERSONALIZE_ERRORS.get(exc.kind, _PERSONALIZE_ERRORS["unavailable"])
+    fields.update(code=code, personalize_error=exc.code)
+    headers = {**cors, "Retry-After": RETRY_AFTER_S} if status == 429 else cors
+    return responses.error(status, code, message, headers)
+
+
+def _has_parameter(event: Any, name: str) -> bool:
+    single = event.get("queryStringParameters") if isinstance(event, Mapping) else None
+    return isinstance(single, Mapping) and name in single
+
+
+def _out_of_time(fields: dict[str, Any], cors: dict[str, str]) -> dict[str, Any]:
+    # Answered by us, in time, as JSON: a timed-out function is a bare 502 from the gateway.
+    fields.update(code="unavailable", reason="time_budget")
+    return responses.error(
+        503, "unavailable", "not enough time left to ask Personalize, retry later", cors
+    )
+
+
+def _client(rt: Runtime, deadline: Deadline) -> Any:
+    """The Personalize client for the next call: with its retry if its worst case fits the
+    time left, else one attempt, else none (OutOfTime)."""
+    if deadline.allows(FULL_CALL_S):
+        return rt.personalize()
+    if deadline.allows(SINGLE_ATTEMPT_S):
+        return rt.personalize(single_attempt=True)
+    raise OutOfTime()
+
+
+def _recommend(
+    rt: Runtime, query: Query, deadline: Deadline, request: GetRequest | None = None
+) -> Served:
     assert rt.settings is not None
     settings = rt.settings
     if not deadline.allows(SINGLE_ATTEMPT_S):
         raise OutOfTime()
+    related = request.related if request is not None else query.user_id is None
+    # Resolved before any call: an unconfigured capability never starts a Profile API read.
+    arn = related_arn(settings.capabilities) if related else settings.campaign_arn
+    extras = request.extras if request is not None else None
+    # A named filter replaces PERSONALIZE_FILTER_ARN for the request (Personalize takes one).
+    filter_arn = None if extras is not None and extras.filter_arn else settings.filter_arn
     # The Profile API read starts first so that it runs while Personalize answers (and,
     # on a cold start, while the Personalize client is created). It adds at most its
     # budget after Personalize has answered, and is not waited for without the time.
     reader = rt.purchases() if query.user_id is not None else None
     pending = reader.start(query.user_id) if reader is not None and query.user_id else None
-    arn = _resource_arn(settings, query)
     profile_wait_s = settings.exclusion.budget_s if settings.exclusion else 0.0
 
     def fetch(size: int) -> Recommendations:
-        # Checked before each call: with a retry if its worst case fits, else one attempt,
-        # else none (OutOfTime).
-        if deadline.allows(FULL_CALL_S):
-            client = rt.personalize()
-        elif deadline.allows(SINGLE_ATTEMPT_S):
-            client = rt.personalize(single_attempt=True)
-        else:
-            raise OutOfTime()
         return get_recommendations(
-            client,
+            _client(rt, deadline),
             arn,
             user_id=query.user_id,
             item_id=query.item_id,
             num_results=size,
-            filter_arn=settings.filter_arn,
+            filter_arn=filter_arn,
+            extras=extras,
         )
 
     headroom = settings.exclusion.headroom if settings.exclusion else 0
     return recommend(fetch, query.num_results, pending, headroom, deadline, profile_wait_s)
-
-
-def _resource_arn(settings: Settings, query: Query) -> str:
-    """Related items come from PERSONALIZE_RELATED_ITEMS_ARN when it is set (CONTRACT §3),
-    otherwise from the campaign, as before that setting existed."""
-    if query.item_id is not None and settings.related_items_arn is not None:
-        return settings.related_items_arn
-    return settings.campaign_arn
 
 
 def _misconfiguration(rt: Runtime, exc: PersonalizeError) -> ConfigError:
@@ -162,6 +252,13 @@ def _misconfiguration(rt: Runtime, exc: PersonalizeError) -> ConfigError:
     related = rt.settings.related_items_arn
     if related and related in message:
         return ConfigError("PERSONALIZE_RELATED_ITEMS_ARN", f"Personalize answered {exc.code}")
+    caps = rt.settings.capabilities
+    if caps.ranking_arn and caps.ranking_arn in message:
+        return ConfigError(capabilities.RANKING, f"Personalize answered {exc.code}")
+    named = [f.arn for f in (caps.filters or {}).values()]
+    named += [str(p.get("filterArn")) for p in caps.promotions]
+    if any(arn in message for arn in named):
+        return ConfigError("PERSONALIZE_FILTERS", f"Personalize answered {exc.code}")
     return ConfigError("PERSONALIZE_CAMPAIGN_ARN", f"Personalize answered {exc.code}")
 
 
@@ -175,6 +272,20 @@ def _misconfigured(
     )
     return responses.error(
         500, "configuration_error", "the service is misconfigured; see its logs", cors
+    )
+
+
+def _not_configured(
+    exc: NotConfigured, fields: dict[str, Any], cors: dict[str, str]
+) -> dict[str, Any]:
+    """404, not 5xx: the deployment has no such capability (Terraform does not deploy its
+    route); the caller learns which setting would enable it, and no 5xx alarm fires."""
+    fields.update(code="not_configured", setting=exc.setting)
+    return responses.error(
+        404,
+        "not_configured",
+        f"{exc.what} is not configured in this deployment ({exc.setting})",
+        cors,
     )
 
 

@@ -50,18 +50,23 @@ def error(
     return json_response(status, {"error": {"code": code, "message": message}}, headers)
 
 
-def recommendations(
+def payload(
     items: Sequence[Item],
     recommendation_id: str | None,
-    subject: tuple[str, str],
-    headers: Mapping[str, str] | None = None,
+    echo: Mapping[str, str],
+    include_metadata: bool = False,
 ) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "items": [{"itemId": item.item_id, "score": item.score} for item in items],
-        "recommendationId": recommendation_id,
-        subject[0]: subject[1],
-    }
-    return json_response(200, body, headers)
+    """The 200 body: items in Personalize's order, its recommendationId, the echoed ids;
+    ``metadata`` on each item when asked for, ``promotionName`` on promoted items."""
+    listed: list[dict[str, Any]] = []
+    for item in items:
+        entry: dict[str, Any] = {"itemId": item.item_id, "score": item.score}
+        if include_metadata:
+            entry["metadata"] = item.metadata or {}
+        if item.promotion_name is not None:
+            entry["promotionName"] = item.promotion_name
+        listed.append(entry)
+    return {"items": listed, "recommendationId": recommendation_id, **echo}
 
 
 def preflight(allowed: Sequence[str], request_origin: str | None) -> dict[str, Any]:
@@ -70,7 +75,7 @@ def preflight(allowed: Sequence[str], request_origin: str | None) -> dict[str, A
     if "Access-Control-Allow-Origin" in headers:
         headers.update(
             {
-                "Access-Control-Allow-Methods": "GET, OPTIONS",
+                "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
                 "Access-Control-Allow-Headers": "Content-Type, X-Api-Key",
                 "Access-Control-Max-Age": "600",
             }

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from common.config import (
     ConfigError,
@@ -18,6 +18,8 @@ from common.config import (
     env_profile_api,
     env_str,
 )
+from reco_api import capabilities
+from reco_api.capabilities import Capabilities
 
 DEFAULT_NUM_RESULTS = 25
 DEFAULT_PURCHASED_TRAIT = "purchased_products"
@@ -56,6 +58,8 @@ class Settings:
     num_results: int
     cors_origins: tuple[str, ...]
     exclusion: ExclusionSettings | None
+    # Ranking, named filters, promotion, metadata columns, caching (reco_api.capabilities).
+    capabilities: Capabilities = field(default_factory=Capabilities)
 
 
 def load(env: Mapping[str, str]) -> Settings:
@@ -63,15 +67,15 @@ def load(env: Mapping[str, str]) -> Settings:
         env, "PERSONALIZE_CAMPAIGN_ARN", required=True, kinds=("campaign", "recommender")
     )
     assert campaign_arn is not None  # required=True never returns None
+    v2 = capabilities.load(env)
     return Settings(
         campaign_arn=campaign_arn,
-        related_items_arn=env_arn(
-            env, "PERSONALIZE_RELATED_ITEMS_ARN", required=False, kinds=("campaign", "recommender")
-        ),
+        related_items_arn=v2.related_items_arn,
         filter_arn=env_arn(env, "PERSONALIZE_FILTER_ARN", required=False, kinds=("filter",)),
         num_results=env_int(env, "NUM_RESULTS", DEFAULT_NUM_RESULTS, 1, 500),
         cors_origins=_cors_origins(env),
         exclusion=_exclusion(env),
+        capabilities=v2,
     )
 
 

@@ -52,7 +52,13 @@ def handle(event: Mapping[str, Any], context: Any, env: Mapping[str, str] | None
     settings = state.settings
     stats = Stats()
     budget = Budget.from_context(context, settings.time_margin_ms)
-    rules = Rules(settings.tracked_events, settings.purchase_events, settings.item_id_property)
+    rules = Rules(
+        settings.tracked_events,
+        settings.purchase_events,
+        settings.item_id_property,
+        recommendation_id_property=settings.recommendation_id_property,
+        impression_property=settings.impression_property,
+    )
     classified = [classify(record, rules) for record in records]
     try:
         if any(isinstance(c, TrackedEvent) and c.user_id is not None for c in classified):

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from traits_sync import attribution as attr
 from traits_sync import timestamps
 from traits_sync.kinesis import KinesisRecord, Undecodable, decode
 
@@ -31,6 +32,8 @@ class Rules:
     item_id_property: str
     # Event times after this are unusable (processing time + 24 h): one per invocation.
     not_after: datetime = field(default_factory=timestamps.latest_allowed)
+    recommendation_id_property: str = attr.DEFAULT_RECOMMENDATION_ID_PROPERTY
+    impression_property: str = attr.DEFAULT_IMPRESSION_PROPERTY
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,8 @@ class TrackedEvent:
     sent_at: datetime
     purchase: bool
     tracked: bool = True  # False: a purchase event outside TRACKED_EVENTS (no PutEvents)
+    # PutEvents recommendationId / impression (traits_sync.attribution).
+    attribution: attr.Attribution = field(default_factory=attr.Attribution)
 
 
 @dataclass(frozen=True)
@@ -130,6 +135,9 @@ def classify_message(record: KinesisRecord, message: Mapping[str, Any], rules: R
         sent_at=sent_at,
         purchase=event in rules.purchase_events,
         tracked=tracked,
+        attribution=attr.read(
+            message.get("properties"), rules.recommendation_id_property, rules.impression_property
+        ),
     )
 
 

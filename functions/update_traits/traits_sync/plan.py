@@ -25,6 +25,8 @@ class PersonalizeEvent:
     item_id: str
     sent_at: datetime
     record: KinesisRecord | None = field(default=None, compare=False)  # where it came from
+    recommendation_id: str | None = None
+    impression: tuple[str, ...] = ()
 
 
 @dataclass
@@ -124,15 +126,27 @@ def personalize_events(event: TrackedEvent) -> list[PersonalizeEvent]:
     redelivery). Several items, or a messageId too long to be Segment's, get derived ids of
     more than 100 characters: Segment's messageIds have at most 100 (segment.md §2), so a
     derived id can never equal a real one (``M#1`` and a two-product ``M`` would collide).
+    The attribution (recommendationId, impression) goes with every event of the message.
     """
     message_id, record = event.message_id, event.record
+    rid, shown = event.attribution.recommendation_id, event.attribution.impression
+
+    def one(event_id: str, item_id: str) -> PersonalizeEvent:
+        return PersonalizeEvent(
+            event_id,
+            event.event_type,
+            item_id,
+            event.sent_at,
+            record=record,
+            recommendation_id=rid,
+            impression=shown,
+        )
+
     if len(event.item_ids) == 1 and len(message_id) <= SEGMENT_MAX_MESSAGE_ID:
-        item_id = event.item_ids[0]
-        return [PersonalizeEvent(message_id, event.event_type, item_id, event.sent_at, record)]
+        return [one(message_id, event.item_ids[0])]
     base = derived_base(message_id)
     return [
-        PersonalizeEvent(f"{base}#{index}", event.event_type, item_id, event.sent_at, record)
-        for index, item_id in enumerate(event.item_ids, start=1)
+        one(f"{base}#{index}", item_id) for index, item_id in enumerate(event.item_ids, start=1)
     ]
 
 

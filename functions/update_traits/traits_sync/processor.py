@@ -130,6 +130,8 @@ def process(
     bad = [c for c in classified if isinstance(c, Bad)]
     stats.add("Records", len(records))
     stats.add("Relevant", len(relevant))
+    stats.add("Attributed", sum(1 for e in relevant if e.attribution.recommendation_id))
+    stats.add("AttributionDropped", sum(len(e.attribution.dropped) for e in relevant))
     for skipped in (c for c in classified if isinstance(c, Skipped)):
         stats.skipped(skipped.reason)
 

@@ -57,6 +57,9 @@ class Settings:
     exclusion_headroom: int = 25
     time_margin_ms: int = 2000
     metrics_namespace: str = "SegmentPersonalize"
+    # Event properties passed to PutEvents as recommendationId / impression (attribution).
+    recommendation_id_property: str = "recommendation_id"
+    impression_property: str = "impression"
 
 
 def load(env: Mapping[str, str]) -> Settings:
@@ -82,6 +85,10 @@ def load(env: Mapping[str, str]) -> Settings:
         worker_threads=env_int(env, "WORKER_THREADS", 8, 1, 64),
         exclusion_headroom=env_int(env, "EXCLUSION_HEADROOM", 25, 0, 500),
         time_margin_ms=env_int(env, "TIME_BUDGET_MARGIN_MS", 2000, 0, 600_000),
+        recommendation_id_property=_property(
+            env, "RECOMMENDATION_ID_PROPERTY", "recommendation_id"
+        ),
+        impression_property=_property(env, "IMPRESSION_PROPERTY", "impression"),
         metrics_namespace=env_str(env, "METRICS_NAMESPACE", "SegmentPersonalize")
         or "SegmentPersonalize",
     )
@@ -90,6 +97,13 @@ def load(env: Mapping[str, str]) -> Settings:
 def _arn(env: Mapping[str, str], name: str, *, required: bool) -> str:
     value = env_arn(env, name, required=required, kinds=("campaign", "recommender"))
     assert value is not None  # required=True raised otherwise
+    return value
+
+
+def _property(env: Mapping[str, str], name: str, default: str) -> str:
+    value = env_str(env, name, default) or default
+    if len(value) > 255 or any(c.isspace() for c in value):
+        raise ConfigError(name, "must be one event property name")
     return value
 
 

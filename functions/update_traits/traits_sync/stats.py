@@ -22,6 +22,8 @@ METRICS = (
     "TraitCut",
     "MalformedPurchasedTrait",
     "ConfigurationErrors",
+    "Attributed",
+    "AttributionDropped",
 )
 
 

@@ -93,15 +93,7 @@ def _send_events(
     params: dict[str, Any] = {
         "trackingId": settings.tracking_id,
         "sessionId": group.session_id,
-        "eventList": [
-            {
-                "eventId": event.event_id,
-                "eventType": event.event_type,
-                "itemId": event.item_id,
-                "sentAt": event.sent_at,  # aware UTC datetime; botocore sends epoch
-            }
-            for event in call
-        ],
+        "eventList": [_event(event) for event in call],
     }
     if group.user_id is not None:
         params["userId"] = group.user_id
@@ -138,6 +130,20 @@ def service_reason(exc: BaseException) -> str:
             return detail[:_MAX_REASON]
         seen = seen.__cause__
     return type(exc).__name__
+
+
+def _event(event: PersonalizeEvent) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "eventId": event.event_id,
+        "eventType": event.event_type,
+        "itemId": event.item_id,
+        "sentAt": event.sent_at,  # aware UTC datetime; botocore sends epoch
+    }
+    if event.recommendation_id is not None:
+        out["recommendationId"] = event.recommendation_id
+    if event.impression:
+        out["impression"] = list(event.impression)
+    return out
 
 
 @dataclass

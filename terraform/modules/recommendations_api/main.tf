@@ -1,8 +1,9 @@
-# GET /recommendations -> recommendations Lambda (proxy integration, payload v1).
-# An API key and a usage plan by default; JSON access logs without query strings or bodies;
-# execution logs at ERROR without data tracing; stage-wide throttling. With
-# cors_allow_origins, OPTIONS /recommendations goes to the same function, which answers the
-# browser's CORS preflight itself.
+# The REST API built from openapi.yaml: GET /recommendations, and GET /related-items and
+# POST /rankings when their capability is configured, each -> the recommendations Lambda
+# (proxy integration, payload v1). An API key and a usage plan by default; JSON access logs
+# without query strings or bodies; execution logs at ERROR without data tracing; stage-wide
+# throttling. With cors_allow_origins, OPTIONS on each route goes to the same function,
+# which answers the browser's CORS preflight itself.
 
 data "aws_partition" "current" {}
 
@@ -14,6 +15,84 @@ locals {
   path_part = "recommendations"
 
   cors_enabled = length(var.cors_allow_origins) > 0
+
+  # The API document, and the routes whose capability is configured: no other is deployed.
+  openapi = yamldecode(file("${path.module}/openapi.yaml"))
+  routes = concat(
+    ["/recommendations"],
+    var.personalize_related_items_arn == null ? [] : ["/related-items"],
+    var.personalize_ranking_campaign_arn == null ? [] : ["/rankings"],
+  )
+  integration = {
+    type                = "aws_proxy"
+    httpMethod          = "POST"
+    uri                 = module.function.invoke_arn
+    timeoutInMillis     = 29000
+    passthroughBehavior = "when_no_match"
+  }
+  security = var.api_key_required ? [{ api_key = [] }] : []
+  # CORS preflight. A browser sends OPTIONS before a cross-origin call that carries
+  # x-api-key, and by the Fetch standard a preflight never carries credentials or custom
+  # headers: with a key required there, every preflight would fail with 403 and the browser
+  # would never send the call. So no key here; the function answers (204 and CORS headers,
+  # no data; it echoes only a listed Origin), and the call that follows still needs its key.
+  preflight = {
+    summary                           = "CORS preflight, answered by the function (no API key: browsers send none)."
+    security                          = []
+    responses                         = { "204" = { description = "CORS headers, no body." } }
+    "x-amazon-apigateway-integration" = local.integration
+  }
+  paths = {
+    for path, operations in local.openapi.paths : path => merge(
+      {
+        for verb, operation in operations : verb => merge(operation, {
+          security                                = local.security
+          "x-amazon-apigateway-request-validator" = "parameters-and-body"
+          "x-amazon-apigateway-integration"       = local.integration
+        })
+      },
+      { for verb, operation in { options = local.preflight } : verb => operation if local.cors_enabled },
+    ) if contains(local.routes, path)
+  }
+  body = merge(local.openapi, {
+    paths                                = local.paths
+    "x-amazon-apigateway-api-key-source" = "HEADER"
+    "x-amazon-apigateway-request-validators" = {
+      parameters-and-body = { validateRequestParameters = true, validateRequestBody = true }
+    }
+    # Gateway-generated errors (missing key, throttled, bad body, ...) in the API's JSON
+    # error shape; a body that fails the document's schema names what is wrong.
+    "x-amazon-apigateway-gateway-responses" = {
+      DEFAULT_4XX      = { responseTemplates = { "application/json" = local.gateway_error_template } }
+      DEFAULT_5XX      = { responseTemplates = { "application/json" = local.gateway_error_template } }
+      BAD_REQUEST_BODY = { responseTemplates = { "application/json" = local.bad_body_template } }
+    }
+  })
+  route_methods = merge([
+    for path, operations in local.paths : {
+      for verb, _ in operations : "${upper(verb)} ${path}" => {
+        verb      = upper(verb)
+        path      = path
+        verb_name = title(lower(verb))
+        path_name = replace(title(replace(trimprefix(path, "/"), "-", " ")), " ", "")
+      }
+    }
+  ]...)
+
+  filters = {
+    for name, arn in var.personalize_filters : name => {
+      arn        = arn
+      parameters = lookup(var.personalize_filter_parameters, name, [])
+    }
+  }
+  promotions = [
+    for p in var.personalize_promotions : {
+      name                 = p.name
+      percentPromotedItems = p.percent_promoted_items
+      filter               = p.filter
+      filterValues         = p.filter_values
+    }
+  ]
 
   # Optional settings are left out rather than set empty.
   environment = merge(var.extra_environment, {
@@ -29,6 +108,13 @@ locals {
       PURCHASE_EVENTS                 = join(",", var.purchase_events)
       PURCHASED_TRAIT                 = var.purchased_trait
       CORS_ALLOW_ORIGIN               = join(",", var.cors_allow_origins)
+      # One setting per capability (CONTRACT §3); a route without one is not deployed.
+      PERSONALIZE_RELATED_ITEMS_ARN    = var.personalize_related_items_arn
+      PERSONALIZE_RANKING_CAMPAIGN_ARN = var.personalize_ranking_campaign_arn
+      PERSONALIZE_FILTERS              = length(local.filters) > 0 ? jsonencode(local.filters) : null
+      PERSONALIZE_PROMOTIONS           = length(local.promotions) > 0 ? jsonencode(local.promotions) : null
+      ITEM_METADATA_COLUMNS            = join(",", var.item_metadata_columns)
+      CACHE_MAX_AGE_S                  = var.cache_max_age_seconds > 0 ? tostring(var.cache_max_age_seconds) : null
     } : name => value if value != null && value != ""
   })
 
@@ -58,13 +144,31 @@ locals {
       message = "$context.error.message"
     }
   })
+  bad_body_template = jsonencode({
+    error = {
+      code    = "invalid_body"
+      message = "$context.error.validationErrorString"
+    }
+  })
 }
 
 data "aws_iam_policy_document" "function" {
   statement {
-    sid       = "GetRecommendations"
-    actions   = ["personalize:GetRecommendations"]
-    resources = compact([var.personalize_campaign_arn, var.personalize_filter_arn])
+    sid     = "GetRecommendations"
+    actions = ["personalize:GetRecommendations"]
+    resources = distinct(compact(concat(
+      [var.personalize_campaign_arn, var.personalize_related_items_arn, var.personalize_filter_arn],
+      values(var.personalize_filters),
+    )))
+  }
+
+  dynamic "statement" {
+    for_each = var.personalize_ranking_campaign_arn == null ? [] : [var.personalize_ranking_campaign_arn]
+    content {
+      sid       = "GetPersonalizedRanking"
+      actions   = ["personalize:GetPersonalizedRanking"]
+      resources = [statement.value]
+    }
   }
 
   dynamic "statement" {
@@ -120,6 +224,11 @@ resource "aws_api_gateway_rest_api" "this" {
   name           = local.name
   description    = "Amazon Personalize recommendations for Segment users and items."
   api_key_source = "HEADER"
+  # The routes, their request validation and API-key requirement, the Lambda proxy
+  # integration and the gateway's error answers all come from openapi.yaml (plus the
+  # integration added per operation above): the deployed API cannot drift from it.
+  body              = jsonencode(local.body)
+  put_rest_api_mode = "overwrite"
 
   endpoint_configuration {
     types = ["REGIONAL"]
@@ -132,139 +241,25 @@ resource "aws_api_gateway_rest_api" "this" {
   }
 }
 
-resource "aws_api_gateway_resource" "recommendations" {
-  rest_api_id = aws_api_gateway_rest_api.this.id
-  parent_id   = aws_api_gateway_rest_api.this.root_resource_id
-  path_part   = local.path_part
-}
+# One permission per deployed route and method: only this API's stage may invoke the
+# function, and only on the routes it serves.
+resource "aws_lambda_permission" "route" {
+  for_each = local.route_methods
 
-resource "aws_api_gateway_request_validator" "parameters" {
-  rest_api_id                 = aws_api_gateway_rest_api.this.id
-  name                        = "${local.name}-parameters"
-  validate_request_parameters = true
-  validate_request_body       = false
-}
-
-resource "aws_api_gateway_method" "get" {
-  #checkov:skip=CKV2_AWS_70:Callers are partner back ends identified by an API key with a usage plan (api_key_required); no Cognito user pool exists in this design.
-  rest_api_id          = aws_api_gateway_rest_api.this.id
-  resource_id          = aws_api_gateway_resource.recommendations.id
-  http_method          = "GET"
-  authorization        = "NONE"
-  api_key_required     = var.api_key_required
-  request_validator_id = aws_api_gateway_request_validator.parameters.id
-
-  # Declared, not required: either userId or itemId is given; the function validates them.
-  request_parameters = {
-    "method.request.querystring.userId"     = false
-    "method.request.querystring.itemId"     = false
-    "method.request.querystring.numResults" = false
-  }
-}
-
-resource "aws_api_gateway_integration" "lambda" {
-  rest_api_id             = aws_api_gateway_rest_api.this.id
-  resource_id             = aws_api_gateway_resource.recommendations.id
-  http_method             = aws_api_gateway_method.get.http_method
-  type                    = "AWS_PROXY"
-  integration_http_method = "POST"
-  uri                     = module.function.invoke_arn
-  timeout_milliseconds    = 29000
-}
-
-resource "aws_lambda_permission" "api" {
-  statement_id  = "AllowApiGatewayGetRecommendations"
+  statement_id  = "AllowApiGateway${each.value.verb_name}${each.value.path_name}"
   action        = "lambda:InvokeFunction"
   function_name = module.function.function_name
   principal     = "apigateway.amazonaws.com"
-  # Only this API's GET /recommendations on this stage may invoke the function.
-  source_arn = "${aws_api_gateway_rest_api.this.execution_arn}/${var.stage_name}/GET/${local.path_part}"
-}
-
-# CORS preflight. A browser sends OPTIONS before a cross-origin GET that carries x-api-key,
-# and by the Fetch standard a preflight never carries credentials or custom headers: with a
-# key required here, every preflight would fail with 403 and the browser would never send
-# the GET. The method therefore takes no key; it only reaches the function's preflight
-# answer (204 and CORS headers, no data), and the GET that follows still needs its key.
-resource "aws_api_gateway_method" "options" {
-  count = local.cors_enabled ? 1 : 0
-
-  rest_api_id      = aws_api_gateway_rest_api.this.id
-  resource_id      = aws_api_gateway_resource.recommendations.id
-  http_method      = "OPTIONS"
-  authorization    = "NONE"
-  api_key_required = false
-  # Nothing to validate (no parameters are declared); set so that no method goes unvalidated.
-  request_validator_id = aws_api_gateway_request_validator.parameters.id
-}
-
-resource "aws_api_gateway_integration" "options" {
-  count = local.cors_enabled ? 1 : 0
-
-  rest_api_id = aws_api_gateway_rest_api.this.id
-  resource_id = aws_api_gateway_resource.recommendations.id
-  http_method = aws_api_gateway_method.options[0].http_method
-  # The function, not a MOCK integration, answers: it echoes only a listed Origin.
-  type                    = "AWS_PROXY"
-  integration_http_method = "POST"
-  uri                     = module.function.invoke_arn
-  timeout_milliseconds    = 29000
-}
-
-resource "aws_lambda_permission" "options" {
-  count = local.cors_enabled ? 1 : 0
-
-  statement_id  = "AllowApiGatewayOptionsRecommendations"
-  action        = "lambda:InvokeFunction"
-  function_name = module.function.function_name
-  principal     = "apigateway.amazonaws.com"
-  # Only this API's OPTIONS /recommendations on this stage, like GET above.
-  source_arn = "${aws_api_gateway_rest_api.this.execution_arn}/${var.stage_name}/OPTIONS/${local.path_part}"
-}
-
-resource "aws_api_gateway_gateway_response" "default" {
-  for_each = toset(["DEFAULT_4XX", "DEFAULT_5XX"])
-
-  rest_api_id   = aws_api_gateway_rest_api.this.id
-  response_type = each.key
-
-  response_templates = {
-    "application/json" = local.gateway_error_template
-  }
+  source_arn    = "${aws_api_gateway_rest_api.this.execution_arn}/${var.stage_name}/${each.value.verb}${each.value.path}"
 }
 
 resource "aws_api_gateway_deployment" "this" {
   rest_api_id = aws_api_gateway_rest_api.this.id
 
-  # Redeploy exactly when the routed configuration changes.
+  # Redeploy exactly when the document Terraform sent changes (routes, validation, keys,
+  # integration, gateway responses).
   triggers = {
-    # Only arguments set here, so a refresh that fills in server defaults changes nothing.
-    redeployment = sha1(jsonencode(concat(
-      [
-        aws_api_gateway_resource.recommendations.id,
-        aws_api_gateway_method.get.id,
-        aws_api_gateway_method.get.api_key_required,
-        aws_api_gateway_method.get.request_parameters,
-        aws_api_gateway_method.get.request_validator_id,
-        aws_api_gateway_integration.lambda.id,
-        aws_api_gateway_integration.lambda.uri,
-        aws_api_gateway_integration.lambda.timeout_milliseconds,
-        local.gateway_error_template,
-      ],
-      # The preflight route is appended only when it exists: turning CORS on or off
-      # redeploys, and a deployment without CORS keeps the hash it had before.
-      [
-        for i, method in aws_api_gateway_method.options : [
-          method.id,
-          method.api_key_required,
-          method.authorization,
-          method.request_validator_id,
-          aws_api_gateway_integration.options[i].id,
-          aws_api_gateway_integration.options[i].uri,
-          aws_api_gateway_integration.options[i].timeout_milliseconds,
-        ]
-      ],
-    )))
+    redeployment = sha1(aws_api_gateway_rest_api.this.body)
   }
 
   lifecycle {

@@ -83,6 +83,53 @@ variable "personalize_filter_arn" {
   default     = null
 }
 
+variable "personalize_related_items_arn" {
+  description = "Related-items campaign or recommender ARN (PERSONALIZE_RELATED_ITEMS_ARN); null leaves GET /related-items out of the API."
+  type        = string
+  default     = null
+}
+
+variable "personalize_ranking_campaign_arn" {
+  description = "Personalized-ranking campaign ARN (PERSONALIZE_RANKING_CAMPAIGN_ARN); null leaves POST /rankings out of the API."
+  type        = string
+  default     = null
+}
+
+variable "personalize_filters" {
+  description = "Named filters (PERSONALIZE_FILTERS): { name = filter ARN }."
+  type        = map(string)
+  default     = {}
+}
+
+variable "personalize_filter_parameters" {
+  description = "The $PARAM names of each named filter: { name = [\"PARAM\"] }."
+  type        = map(list(string))
+  default     = {}
+}
+
+variable "personalize_promotions" {
+  description = "At most one promotion (PERSONALIZE_PROMOTIONS): name, percent_promoted_items, filter (a personalize_filters name), filter_values."
+  type = list(object({
+    name                   = string
+    percent_promoted_items = number
+    filter                 = string
+    filter_values          = optional(map(list(string)), {})
+  }))
+  default = []
+}
+
+variable "item_metadata_columns" {
+  description = "Items dataset columns for includeMetadata=true (ITEM_METADATA_COLUMNS), at most 10."
+  type        = list(string)
+  default     = []
+}
+
+variable "cache_max_age_seconds" {
+  description = "Cache-Control max-age of GET answers (CACHE_MAX_AGE_S); 0 sends no-store."
+  type        = number
+  default     = 0
+}
+
 variable "num_results" {
   description = "Default number of items when the caller gives no numResults (1-500)."
   type        = number

@@ -1,0 +1,43 @@
+"""HTTP caching of 200 answers: a strong ETag over what the answer says (items, scores,
+metadata and the echoed ids; not the recommendationId, which Personalize makes new on every
+call), ``304`` on a matching ``If-None-Match`` (GET and HEAD), and ``Cache-Control``:
+``private, max-age=<CACHE_MAX_AGE_S>``, or ``no-store`` (the default, 0)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+
+def etag(content: Any) -> str:
+    text = json.dumps(content, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    return '"' + hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest() + '"'
+
+
+def cache_control(max_age_s: int) -> str:
+    return f"private, max-age={max_age_s}" if max_age_s > 0 else "no-store"
+
+
+def matches(event: Any, tag: str) -> bool:
+    """RFC 9110 weak comparison, as If-None-Match uses: ``W/`` is ignored, ``*`` matches."""
+    headers = event.get("headers") if isinstance(event, Mapping) else None
+    if not isinstance(headers, Mapping):
+        return False
+    for name, value in headers.items():
+        if isinstance(name, str) and name.lower() == "if-none-match" and isinstance(value, str):
+            for candidate in value.split(","):
+                candidate = candidate.strip()
+                if candidate == "*" or candidate.removeprefix("W/") == tag:
+                    return True
+    return False
+
+
+def not_modified(tag: str, headers: Mapping[str, str]) -> dict[str, Any]:
+    return {
+        "statusCode": 304,
+        "headers": {**headers, "ETag": tag},
+        "body": "",
+        "isBase64Encoded": False,
+    }

@@ -1,0 +1,224 @@
+"""The v2 request options of the GET routes (``filter``, ``filterValues.<PARAM>``,
+``context.<KEY>``, ``includeMetadata``) and the ``/related-items`` query, validated to
+Personalize's limits, so a bad one is a 400 naming it and never reaches Personalize."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from common.personalize import (
+    MAX_CONTEXT_ENTRIES,
+    MAX_CONTEXT_KEY,
+    MAX_CONTEXT_VALUE,
+    MAX_RESULTS,
+    MAX_RESULTS_WITH_METADATA,
+    Extras,
+)
+from reco_api.capabilities import (
+    FILTERS,
+    METADATA_COLUMNS,
+    RELATED_ITEMS,
+    Capabilities,
+    FilterValueError,
+    encode_filter_values,
+)
+from reco_api.request import BadRequest, Query, _identifier, _parameters
+
+CONTEXT_KEY = re.compile(rf"^[A-Za-z0-9_]{{1,{MAX_CONTEXT_KEY}}}$")
+_DIGITS = re.compile(r"[0-9]{1,4}")
+FILTER_PREFIX = "filterValues."
+CONTEXT_PREFIX = "context."
+
+
+class NotConfigured(Exception):
+    """The route's capability is not deployed; ``setting`` is what would enable it."""
+
+    def __init__(self, setting: str, what: str) -> None:
+        super().__init__(f"{what} is not configured ({setting})")
+        self.setting = setting
+        self.what = what
+
+
+@dataclass(frozen=True)
+class GetRequest:
+    query: Query
+    related: bool  # /related-items (or its /recommendations?itemId= alias)
+    extras: Extras = field(default_factory=Extras)
+    include_metadata: bool = False
+    filter_name: str | None = None
+
+    @property
+    def echo(self) -> dict[str, str]:
+        """What the response echoes: userId, or itemId (and userId when given)."""
+        out: dict[str, str] = {}
+        if self.query.item_id is not None:
+            out["itemId"] = self.query.item_id
+        if self.query.user_id is not None:
+            out["userId"] = self.query.user_id
+        return out
+
+
+def parse_related(event: Mapping[str, Any], default_num_results: int) -> Query:
+    """``/related-items?itemId=I[&userId=U][&numResults=N]``."""
+    params = _parameters(event)
+    item_id = _identifier(params, "itemId")
+    if item_id is None:
+        raise BadRequest("missing_parameter", "itemId is required")
+    user_id = _identifier(params, "userId")
+    return Query(user_id, item_id, _num_results(params.get("numResults"), default_num_results))
+
+
+def related_arn(caps: Capabilities) -> str:
+    if caps.related_items_arn is None:
+        raise NotConfigured(RELATED_ITEMS, "related items")
+    return caps.related_items_arn
+
+
+def parse_options(
+    event: Mapping[str, Any],
+    query: Query,
+    caps: Capabilities,
+    *,
+    related: bool,
+    explicit_num_results: bool,
+) -> GetRequest:
+    pairs = _all_values(event)
+    filter_name = _single(pairs, "filter")
+    extras_filter: str | None = None
+    filter_values: dict[str, str] = {}
+    given = {k[len(FILTER_PREFIX) :]: v for k, v in pairs.items() if k.startswith(FILTER_PREFIX)}
+    if filter_name is not None:
+        named = (caps.filters or {}).get(filter_name)
+        if named is None:
+            if not caps.filters:
+                raise NotConfigured(FILTERS, "named filters")
+            raise BadRequest("invalid_parameter", f"filter: unknown filter {filter_name[:64]!r}")
+        extras_filter = named.arn
+        for param in named.parameters:
+            if param not in given:
+                raise BadRequest(
+                    "missing_parameter", f"filterValues.{param} is required by filter {named.name}"
+                )
+        for param, values in given.items():
+            name = f"{FILTER_PREFIX}{param}"
+            if param not in named.parameters:
+                raise BadRequest(
+                    "invalid_parameter", f"{name[:80]}: not a parameter of filter {named.name}"
+                )
+            if len(values) > 1:
+                raise BadRequest("invalid_parameter", f"{name} must be given once")
+            try:
+                filter_values[param] = encode_filter_values(values[0].split(","))
+            except FilterValueError as exc:
+                raise BadRequest("invalid_parameter", f"{name}: {exc}") from None
+    elif given:
+        first = next(iter(given))
+        raise BadRequest("invalid_parameter", f"{FILTER_PREFIX}{first[:60]} needs filter=<name>")
+    context = _context(pairs)
+    include_metadata = _boolean(_single(pairs, "includeMetadata"), "includeMetadata")
+    columns: tuple[str, ...] = ()
+    if include_metadata:
+        if not caps.metadata_columns:
+            raise NotConfigured(METADATA_COLUMNS, "item metadata")
+        columns = caps.metadata_columns
+        if query.num_results > MAX_RESULTS_WITH_METADATA:
+            if explicit_num_results:
+                raise BadRequest(
+                    "invalid_parameter",
+                    f"numResults must be at most {MAX_RESULTS_WITH_METADATA} with includeMetadata",
+                )
+            query = Query(query.user_id, query.item_id, MAX_RESULTS_WITH_METADATA)
+    extras = Extras(
+        filter_arn=extras_filter,
+        filter_values=filter_values or None,
+        context=context or None,
+        promotions=caps.promotions,
+        metadata_columns=columns,
+    )
+    return GetRequest(query, related, extras, include_metadata, filter_name)
+
+
+def validate_context(value: Any, name: str = "context") -> dict[str, str]:
+    """A context map from a JSON body: at most 150 entries, keys ``[A-Za-z0-9_]`` up to 150
+    characters, string values up to 1000."""
+    if not isinstance(value, dict):
+        raise BadRequest("invalid_parameter", f"{name} must be an object of strings")
+    if len(value) > MAX_CONTEXT_ENTRIES:
+        raise BadRequest("invalid_parameter", f"{name} takes at most {MAX_CONTEXT_ENTRIES} entries")
+    for key, entry in value.items():
+        _context_entry(key, entry, f"{name}.{str(key)[:60]}")
+    return dict(value)
+
+
+def _context(pairs: Mapping[str, list[str]]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for name, values in pairs.items():
+        if not name.startswith(CONTEXT_PREFIX):
+            continue
+        key = name[len(CONTEXT_PREFIX) :]
+        if len(values) > 1:
+            raise BadRequest("invalid_parameter", f"{name[:160]} must be given once")
+        _context_entry(key, values[0], name[:160])
+        found[key] = values[0]
+    if len(found) > MAX_CONTEXT_ENTRIES:
+        raise BadRequest(
+            "invalid_parameter", f"context takes at most {MAX_CONTEXT_ENTRIES} entries"
+        )
+    return found
+
+
+def _context_entry(key: Any, value: Any, name: str) -> None:
+    if not isinstance(key, str) or not CONTEXT_KEY.match(key):
+        raise BadRequest(
+            "invalid_parameter",
+            f"{name}: context keys are 1-{MAX_CONTEXT_KEY} letters, digits or _",
+        )
+    if not isinstance(value, str) or len(value) > MAX_CONTEXT_VALUE:
+        raise BadRequest(
+            "invalid_parameter",
+            f"{name} must be a string of at most {MAX_CONTEXT_VALUE} characters",
+        )
+
+
+def _num_results(raw: str | None, default: int) -> int:
+    if raw is None:
+        return default
+    if not _DIGITS.fullmatch(raw) or not 1 <= int(raw) <= MAX_RESULTS:
+        raise BadRequest("invalid_parameter", f"numResults must be an integer 1..{MAX_RESULTS}")
+    return int(raw)
+
+
+def _boolean(raw: str | None, name: str) -> bool:
+    if raw is None or raw == "false":
+        return False
+    if raw == "true":
+        return True
+    raise BadRequest("invalid_parameter", f"{name} must be true or false")
+
+
+def _single(pairs: Mapping[str, list[str]], name: str) -> str | None:
+    values = pairs.get(name)
+    if not values:
+        return None
+    if len(values) > 1:
+        raise BadRequest("invalid_parameter", f"{name} must be given once")
+    return values[0]
+
+
+def _all_values(event: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Every query parameter with all its values (multiValue map, else the single map)."""
+    multi = event.get("multiValueQueryStringParameters") or {}
+    single = event.get("queryStringParameters") or {}
+    if not isinstance(single, Mapping) or not isinstance(multi, Mapping):
+        raise BadRequest("invalid_request", "malformed query string")
+    found: dict[str, list[str]] = {}
+    for name, values in multi.items():
+        if isinstance(name, str) and isinstance(values, list):
+            found[name] = [v for v in values if isinstance(v, str)]
+    for name, value in single.items():
+        if isinstance(name, str) and isinstance(value, str) and not found.get(name):
+            found[name] = [value]
+    return found
