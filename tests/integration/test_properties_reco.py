@@ -32,9 +32,10 @@ from reco_api import runtime
 from reco_api.deadline import SPARE_S
 
 TOKEN_PARAMETER = "/properties/profile-token"
-# CONTRACT §4: 200, 400 bad parameter, 405 other methods, 429 throttled, 502/503
-# Personalize failing (or no time left); 500 only as configuration_error.
-DOCUMENTED = {200, 400, 405, 429, 502, 503}
+# CONTRACT §4: 200, 400 bad parameter, 404 a capability not configured (the OpenAPI
+# document), 405 other methods, 429 throttled, 502/503 Personalize failing (or no time
+# left); 500 only as configuration_error.
+DOCUMENTED = {200, 400, 404, 405, 429, 502, 503}
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +67,7 @@ def app(
     for name, value in {
         "AWS_ENDPOINT_URL_SSM": moto_url,
         "PERSONALIZE_CAMPAIGN_ARN": personalize_env.campaign_arn,
+        "PERSONALIZE_RELATED_ITEMS_ARN": personalize_env.related_items_campaign_arn,
         "SEGMENT_SPACE_ID": segment_emulator.space_id,
         "SEGMENT_PROFILE_TOKEN_PARAMETER": TOKEN_PARAMETER,
         "SEGMENT_PROFILE_API_URL": f"{segment_emulator.url}/v1",
