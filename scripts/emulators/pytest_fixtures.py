@@ -10,6 +10,7 @@
 Both with their rate limits off (functional tests outrun any real limit); a test of the
 limits turns them on with ``emulator.rate_limits.configure({...})``.
 - ``sample_data``: the generated catalogue, users and interactions (session-wide, read-only).
+- ``moto_url``: moto's server (SSM, SQS, Kinesis...) on a free loopback port, per module.
 
 And two helpers for tests that run an emulator as a process (``python -m emulators.x``):
 ``stdout_lines`` and ``wait_ready``.
@@ -83,6 +84,19 @@ def personalize_env(
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
     monkeypatch.delenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", raising=False)
     return personalize_emulator
+
+
+@pytest.fixture(scope="module")
+def moto_url() -> Iterator[str]:
+    """moto's server on a free loopback port, one per test module (resources are named
+    uniquely by the tests, so they never meet)."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    _, port = server.get_host_and_port()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
 
 
 @pytest.fixture

@@ -21,7 +21,6 @@ from typing import Any
 import boto3
 import pytest
 import requests
-from moto.server import ThreadedMotoServer
 from segment.analytics import Client
 
 from emulators import pytest_fixtures
@@ -30,15 +29,6 @@ from emulators.segment_kinesis import loopback_kinesis_client
 
 WRITE_KEY = "sandbox-write-key"
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    _, port = server.get_host_and_port()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
 
 
 @pytest.fixture

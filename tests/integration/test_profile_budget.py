@@ -20,7 +20,6 @@ from test_traits_sync import (  # noqa: F401 - fixtures used by name
     app,
     deployment,
     kinesis_event,
-    moto_url,
     personalize,
     sample,
     segment,

@@ -24,7 +24,6 @@ import pytest
 from conftest import load_handler, property_examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from moto.server import ThreadedMotoServer
 
 from emulators.personalize import PersonalizeEmulator
 from emulators.segment import SegmentEmulator
@@ -36,15 +35,6 @@ TOKEN_PARAMETER = "/properties/profile-token"
 # document), 405 other methods, 429 throttled, 502/503 Personalize failing (or no time
 # left); 500 only as configuration_error.
 DOCUMENTED = {200, 400, 404, 405, 429, 502, 503}
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    _, port = server.get_host_and_port()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
 
 
 @pytest.fixture

@@ -28,7 +28,6 @@ import pytest
 from conftest import load_handler, property_examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from moto.server import ThreadedMotoServer
 
 from emulators.personalize import PersonalizeEmulator
 from emulators.segment import SegmentEmulator
@@ -46,15 +45,6 @@ _sequence = itertools.count(1)
 
 
 # -- servers (one set for all examples: every example uses fresh ids) -----------------------
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    _, port = server.get_host_and_port()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
 
 
 @pytest.fixture

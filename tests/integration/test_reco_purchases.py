@@ -15,7 +15,6 @@ from urllib.parse import quote
 import boto3
 import pytest
 from conftest import FIXTURES, load_handler
-from moto.server import ThreadedMotoServer
 
 from emulators import data
 from emulators.personalize import PersonalizeEmulator
@@ -59,15 +58,6 @@ def segment() -> Iterator[SegmentEmulator]:
     with emu:
         yield emu
     emu.store.close()
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
 
 
 @pytest.fixture(scope="module")

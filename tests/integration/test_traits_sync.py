@@ -22,7 +22,6 @@ from typing import Any
 import boto3
 import pytest
 from conftest import FIXTURES, load_handler
-from moto.server import ThreadedMotoServer
 
 from emulators import data
 from emulators.personalize import PersonalizeEmulator
@@ -36,15 +35,6 @@ REGION = "us-east-1"
 
 
 # -- shared servers -------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    _, port = server.get_host_and_port()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
 
 
 @pytest.fixture(scope="module")
