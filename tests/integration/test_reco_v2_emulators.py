@@ -15,7 +15,6 @@ from test_reco_purchases import (  # the same emulators, moto server and handler
     handler_module,
     ids,
     invoke,
-    moto_url,
     personalize,
     profile_requests,
     segment,
@@ -25,7 +24,7 @@ from test_reco_purchases import (  # the same emulators, moto server and handler
 from emulators.personalize import PersonalizeEmulator
 from emulators.segment import SegmentEmulator
 
-__all__ = ["handler_module", "invoke", "moto_url", "personalize", "segment", "ssm"]
+__all__ = ["handler_module", "invoke", "personalize", "segment", "ssm"]
 
 
 def capabilities(monkeypatch: pytest.MonkeyPatch, emu: PersonalizeEmulator, **extra: str) -> None:
