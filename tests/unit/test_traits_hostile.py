@@ -453,7 +453,7 @@ def test_a_tight_budget_still_finishes_the_first_records(
     rules = Rules(settings.tracked_events, settings.purchase_events, settings.item_id_property)
     with ThreadPoolExecutor(1) as one_worker:  # submission order is execution order
         ports = Ports(
-            services=Services(Events(), Runtime(), None),
+            services=Services(Events(), Runtime(), None, None),
             tracking=FakeTracking(),
             dead_letters=FakeDeadLetters(),
             executor=one_worker,

@@ -56,7 +56,6 @@ class Settings:
     # Extra items asked for while the profile's purchases are still being read.
     exclusion_headroom: int = 25
     time_margin_ms: int = 2000
-    metrics_namespace: str = "SegmentPersonalize"
     # Event properties passed to PutEvents as recommendationId / impression (attribution).
     recommendation_id_property: str = "recommendation_id"
     impression_property: str = "impression"
@@ -89,8 +88,6 @@ def load(env: Mapping[str, str]) -> Settings:
             env, "RECOMMENDATION_ID_PROPERTY", "recommendation_id"
         ),
         impression_property=_property(env, "IMPRESSION_PROPERTY", "impression"),
-        metrics_namespace=env_str(env, "METRICS_NAMESPACE", "SegmentPersonalize")
-        or "SegmentPersonalize",
     )
 
 

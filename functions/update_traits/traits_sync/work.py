@@ -52,8 +52,9 @@ class Services:
     personalize_runtime: Any  # boto3 personalize-runtime client
     profiles: ProfileReader | None  # None when the Profile API is not configured
     # Runs the Profile reads beside the units (never the units' own pool: a unit waits for
-    # its read, and a read waiting behind units on the same pool would deadlock it).
-    profile_reads: Executor | None = None
+    # its read, and a read waiting behind units on the same pool would deadlock it); None
+    # only without the Profile API.
+    profile_reads: Executor | None
 
 
 # Kinds of StepFailed that no retry can fix for this record (the service refused its
@@ -190,16 +191,8 @@ def read_profile(
         stats.add("ProfileReads")
         return profiles.traits(work.user_id, include, deadline=budget.deadline)
 
-    pool = services.profile_reads
-    future: Future[dict[str, Any]]
-    if pool is None:  # no pool to overlap on: read first, then carry on
-        future = Future()
-        try:
-            future.set_result(read())
-        except Exception as exc:  # noqa: BLE001 - raised again by ProfileRead.wait
-            future.set_exception(exc)
-    else:
-        future = pool.submit(read)
+    assert services.profile_reads is not None, "the Profile API needs its read pool"
+    future = services.profile_reads.submit(read)
     return ProfileRead(future, frozenset(work.purchased), settings, budget, stats)
 
 
