@@ -236,7 +236,11 @@ def test_slow_profile_api_is_answered_within_the_budget(
     user = "user-0042"
     top = ranking(personalize, user)
     segment.set_traits(user, {TRAIT: [top[0]]})
-    assert ids(invoke(event(user, 5))[1]) == top[1:6]  # warm: clients, token, connections
+    # Warm the container (clients, cached token, connections). A cold first read can miss
+    # the 200 ms budget on a loaded machine, so up to a few requests may be unfiltered;
+    # once warm, the read fits.
+    warm = [ids(invoke(event(user, 5))[1]) for _ in range(5)]
+    assert warm[-1] == top[1:6], warm
     capsys.readouterr()
 
     segment.controls.set(latency_ms=3000, operations={"profile"})
