@@ -1,72 +1,16 @@
-"""Just enough of the Lambda runtime to call an unmodified handler in this process: loading
-``functions/<name>/app.py`` by path, a context object, and one invocation at a time."""
+"""Just enough of the Lambda runtime to call an unmodified handler in this process: one
+invocation at a time, with a context object (the loading and the context are the dev kit's)."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import threading
-import time
-import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-Handler = Callable[[Any, Any], Any]
+from devkit.context import LambdaContext
+from devkit.loader import Handler, load_handler
 
-
-def load_handler(functions_dir: Path, function: str) -> Handler:
-    """Import ``functions/<function>/app.py`` under a unique module name and return its
-    ``lambda_handler``.
-
-    Both functions have an ``app`` module (Lambda's handler path is ``app.lambda_handler``),
-    so neither is imported as ``app``; shared code (``common``) and the function's own
-    package are found through ``sys.path``, as in the Lambda runtime's task root.
-    """
-    path = functions_dir / function / "app.py"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist")
-    for entry in (functions_dir, functions_dir / function):
-        if str(entry) not in sys.path:
-            sys.path.insert(0, str(entry))
-    name = f"sandbox_{function}_app"
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {path}")
-    module: ModuleType = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    handler = getattr(module, "lambda_handler", None)
-    if not callable(handler):
-        raise ImportError(f"{path} has no lambda_handler")
-    return handler  # type: ignore[no-any-return]
-
-
-@dataclass
-class LambdaContext:
-    """The attributes and method of the Python runtime's context object that handlers use."""
-
-    function_name: str
-    invoked_function_arn: str
-    memory_limit_in_mb: int
-    timeout_s: float
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    function_version: str = "$LATEST"
-    log_group_name: str = ""
-    log_stream_name: str = ""
-    identity: Any = None
-    client_context: Any = None
-    _deadline: float = 0.0
-
-    def __post_init__(self) -> None:
-        self.log_group_name = self.log_group_name or f"/aws/lambda/{self.function_name}"
-        self.log_stream_name = self.log_stream_name or time.strftime("%Y/%m/%d/[$LATEST]sandbox")
-        self._deadline = time.monotonic() + self.timeout_s
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
+__all__ = ["Function", "Handler", "LambdaContext", "load_handler"]
 
 
 @dataclass

@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from devkit.events import kinesis_record
+
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
 GET_RECORDS_MAX = 10_000
 
@@ -111,24 +113,17 @@ def kinesis_event(
         data = record["Data"]
         if isinstance(data, str):
             data = data.encode("utf-8")
-        seq = str(record["SequenceNumber"])
         out.append(
-            {
-                "kinesis": {
-                    "kinesisSchemaVersion": "1.0",
-                    "partitionKey": record["PartitionKey"],
-                    "sequenceNumber": seq,
-                    "data": base64.b64encode(data).decode("ascii"),
-                    "approximateArrivalTimestamp": round(_arrival(record).timestamp(), 3),
-                },
-                "eventSource": "aws:kinesis",
-                "eventVersion": "1.0",
-                "eventID": f"{shard_id}:{seq}",
-                "eventName": "aws:kinesis:record",
-                "invokeIdentityArn": stream.invoke_identity_arn,
-                "awsRegion": stream.region,
-                "eventSourceARN": stream.arn,
-            }
+            kinesis_record(
+                base64.b64encode(data).decode("ascii"),
+                sequence=str(record["SequenceNumber"]),
+                partition_key=record["PartitionKey"],
+                arrival=round(_arrival(record).timestamp(), 3),
+                stream_arn=stream.arn,
+                region=stream.region,
+                shard_id=shard_id,
+                invoke_identity_arn=stream.invoke_identity_arn,
+            )
         )
     return {"Records": out}
 

@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from devkit.aws import apply_env, fake_aws_env
+from devkit.loader import load_handler
 from sandbox import resources as aws_resources
 from sandbox.console import Console
 from sandbox.gateway import ApiGateway, GatewayServer, HttpRequest, HttpResponse
-from sandbox.lambda_runtime import Function, load_handler
+from sandbox.lambda_runtime import Function
 from sandbox.poller import (
     BatchOutcome,
     EventSourceMapping,
@@ -114,21 +116,9 @@ class IdentifyCounter:
 def _aws_env(moto_url: str, personalize_url: str) -> dict[str, str]:
     """SDK settings for this process (our clients and the handlers): fake credentials, and
     every endpoint on 127.0.0.1 so nothing can reach a real AWS account."""
-    return {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_REGION": REGION,
-        "AWS_CONFIG_FILE": os.devnull,
-        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-        "AWS_EC2_METADATA_DISABLED": "true",
-        "AWS_ENDPOINT_URL": moto_url,
-        "AWS_ENDPOINT_URL_KINESIS": moto_url,
-        "AWS_ENDPOINT_URL_SSM": moto_url,
-        "AWS_ENDPOINT_URL_SQS": moto_url,
-        "AWS_ENDPOINT_URL_PERSONALIZE_RUNTIME": personalize_url,
-        "AWS_ENDPOINT_URL_PERSONALIZE_EVENTS": personalize_url,
-    }
+    moto = dict.fromkeys(("", "kinesis", "ssm", "sqs"), moto_url)
+    personalize = dict.fromkeys(("personalize-runtime", "personalize-events"), personalize_url)
+    return fake_aws_env(REGION, {**moto, **personalize})
 
 
 def _short(sequence_number: str) -> str:
@@ -246,7 +236,7 @@ class Sandbox:
         wait_http(f"{moto_url}/moto-api/", moto, MOTO_START_TIMEOUT_S)
         self._step(f"moto server ready: {moto_url} ({time.monotonic() - t0:.1f} s)")
 
-        os.environ.update(_aws_env(moto_url, personalize.url))
+        apply_env(_aws_env(moto_url, personalize.url))
         kinesis, ssm, sqs = (self._client(name, moto_url) for name in ("kinesis", "ssm", "sqs"))
         made = aws_resources.create(
             kinesis=kinesis,
@@ -283,19 +273,15 @@ class Sandbox:
         handlers_log = self.state_dir / "handlers.log"
         self.console.capture_stdout(handlers_log, on_line=self._handler_log_line)
         try:
-            reco = Function(
-                f"{opts.prefix}-recommendations",
-                load_handler(ROOT / "functions", "recommendations"),
-                REGION,
-                ACCOUNT,
-                timeout_s=10,
-            )
-            traits = Function(
-                f"{opts.prefix}-update-traits",
-                load_handler(ROOT / "functions", "update_traits"),
-                REGION,
-                ACCOUNT,
-                timeout_s=60,
+            reco, traits = (
+                Function(
+                    f"{opts.prefix}-{folder.replace('_', '-')}",
+                    load_handler(folder, ROOT / "functions", name=f"sandbox_{folder}_app"),
+                    REGION,
+                    ACCOUNT,
+                    timeout_s=timeout_s,
+                )
+                for folder, timeout_s in (("recommendations", 10), ("update_traits", 60))
             )
         except (OSError, ImportError) as exc:
             raise StartError(f"cannot load a handler: {exc}") from exc

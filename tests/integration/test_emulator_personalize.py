@@ -22,15 +22,10 @@ from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionClosedError, ParamValidationError
 from botocore.exceptions import ReadTimeoutError as BotoReadTimeoutError
 
-from emulators import pytest_fixtures
+from devkit.fixtures import SampleData
+from devkit.processes import emulator_process
 from emulators.personalize import PersonalizeEmulator
-from emulators.pytest_fixtures import SampleData
 from emulators.recommender import EVENT_WEIGHTS
-
-# The shared fixtures, bound here so the module runs on its own.
-sample_data = pytest_fixtures.sample_data
-personalize_emulator = pytest_fixtures.personalize_emulator
-personalize_env = pytest_fixtures.personalize_env
 
 REPO = Path(__file__).resolve().parents[2]
 NO_RETRY = Config(retries={"mode": "standard", "total_max_attempts": 1})
@@ -621,21 +616,11 @@ def _env() -> dict[str, str]:
 def personalize_process(
     sample_data: SampleData,
 ) -> Iterator[tuple[subprocess.Popen[str], queue.Queue[str], str]]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "emulators.personalize", "--port", "0", "--interactions",
-         str(sample_data.interactions_csv), "--seed", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=_env(),
-    )  # fmt: skip
-    try:
-        lines = pytest_fixtures.stdout_lines(process)
-        yield process, lines, pytest_fixtures.wait_ready(lines)
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=10)
+    with emulator_process(
+        "emulators.personalize", "--port", "0", "--interactions",
+        str(sample_data.interactions_csv), "--seed", "0",
+    ) as started:  # fmt: skip
+        yield started
 
 
 def test_process_mode_serves_and_stops_on_sigterm(

@@ -4,11 +4,9 @@ the computed purchased trait, the Profile API, controls and process mode."""
 from __future__ import annotations
 
 import json
-import os
 import queue
 import signal
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,11 +16,8 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from emulators import pytest_fixtures
+from devkit.processes import emulator_process
 from emulators.segment import SegmentEmulator
-
-# The shared fixture, bound here so the module runs on its own.
-segment_emulator = pytest_fixtures.segment_emulator
 
 REPO = Path(__file__).resolve().parents[2]
 WRITE = ("sandbox-write-key", "")
@@ -376,21 +371,8 @@ def test_control_endpoints(segment_emulator: SegmentEmulator) -> None:
 
 @pytest.fixture
 def segment_process() -> Iterator[tuple[subprocess.Popen[str], queue.Queue[str], str]]:
-    env = {**os.environ, "PYTHONPATH": str(REPO / "scripts"), "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "emulators.segment", "--port", "0", "--write-key", "wk"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
-    try:
-        lines = pytest_fixtures.stdout_lines(process)
-        yield process, lines, pytest_fixtures.wait_ready(lines)
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=10)
+    with emulator_process("emulators.segment", "--port", "0", "--write-key", "wk") as started:
+        yield started
 
 
 def test_process_mode_serves_and_stops_on_sigterm(

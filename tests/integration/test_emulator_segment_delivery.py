@@ -23,7 +23,7 @@ import pytest
 import requests
 from segment.analytics import Client
 
-from emulators import pytest_fixtures
+from devkit.processes import emulator_process
 from emulators.segment import SegmentEmulator
 from emulators.segment_kinesis import loopback_kinesis_client
 
@@ -279,15 +279,10 @@ def test_a_big_batch_goes_out_in_put_records_calls_of_at_most_500(
 
 def test_process_mode_delivers_to_the_stream(stream: tuple[Any, str], moto_url: str) -> None:
     kinesis, name = stream
-    env = {**os.environ, "PYTHONPATH": str(REPO / "scripts"), "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "emulators.segment", "--port", "0",
-         "--kinesis-stream", name, "--kinesis-endpoint-url", moto_url],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-    )  # fmt: skip
-    try:
-        lines = pytest_fixtures.stdout_lines(process)
-        url = pytest_fixtures.wait_ready(lines)
+    with emulator_process(
+        "emulators.segment", "--port", "0",
+        "--kinesis-stream", name, "--kinesis-endpoint-url", moto_url,
+    ) as (process, lines, url):  # fmt: skip
         assert json.loads(lines.get(timeout=10))["kinesis_stream"] == name
         body = {"batch": [{"type": "track", "userId": "u9", "event": "E", "messageId": "cli-1"}]}
         assert requests.post(f"{url}/v1/batch", json=body, auth=(WRITE_KEY, ""), timeout=5).ok
@@ -295,10 +290,6 @@ def test_process_mode_delivers_to_the_stream(stream: tuple[Any, str], moto_url: 
         assert json.loads(records[0]["Data"])["messageId"] == "cli-1"
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=15) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=10)
 
 
 @pytest.mark.parametrize(

@@ -1,46 +1,12 @@
-"""Loading an unmodified handler by path and the fake Lambda context (temporary files only)."""
+"""The sandbox's Lambda stand-in: the context it passes, one invocation at a time."""
 
 from __future__ import annotations
 
-import sys
-import textwrap
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
-from sandbox.lambda_runtime import Function, load_handler
-
-
-def _write_function(root: Path, name: str, body: str) -> None:
-    (root / name).mkdir(parents=True)
-    (root / name / "app.py").write_text(textwrap.dedent(body))
-
-
-def test_two_app_modules_load_side_by_side_with_their_own_folder_on_the_path(
-    tmp_path: Path,
-) -> None:
-    functions = tmp_path / "functions"
-    _write_function(functions, "one", "def lambda_handler(e, c):\n    return ('one', e)\n")
-    _write_function(
-        functions,
-        "two",
-        "from helper_two import VALUE\n\ndef lambda_handler(e, c):\n    return (VALUE, e)\n",
-    )
-    (functions / "two" / "helper_two.py").write_text("VALUE = 'two'\n")
-    try:
-        one = load_handler(functions, "one")
-        two = load_handler(functions, "two")
-        assert one({"a": 1}, None) == ("one", {"a": 1})
-        assert two({"b": 2}, None) == ("two", {"b": 2})
-        assert "app" not in sys.modules or not str(
-            getattr(sys.modules["app"], "__file__", "")
-        ).startswith(str(functions))
-    finally:
-        for entry in (functions, functions / "one", functions / "two"):
-            while str(entry) in sys.path:
-                sys.path.remove(str(entry))
-        sys.modules.pop("helper_two", None)
+from sandbox.lambda_runtime import Function
 
 
 def test_context_counts_down_from_the_timeout_and_carries_the_request_id() -> None:
