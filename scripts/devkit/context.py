@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 REGION = "us-east-1"
@@ -16,13 +16,15 @@ class LambdaContext:
     """The attributes and the method of the Python runtime's context that handlers use.
 
     The remaining time runs down from ``timeout_s`` with the monotonic clock, as in Lambda;
-    ``remaining_ms`` fixes it instead (a test of a deadline decision wants a known value).
+    ``remaining_ms`` (the one positional argument) fixes it instead: a test of a deadline
+    decision wants a known value, and may change it as a fake call "takes" time.
     """
 
+    remaining_ms: int | None = None
+    _: KW_ONLY
     function_name: str = "test-function"
     aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     timeout_s: float = 30.0
-    remaining_ms: int | None = None
     memory_limit_in_mb: int = 256
     invoked_function_arn: str = ""
     function_version: str = "$LATEST"

@@ -13,53 +13,33 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from conftest import FUNCTIONS
+from conftest import ROOT
 from test_traits_sync import (  # noqa: F401 - fixtures used by name
     Context,
     Deployment,
     app,
     deployment,
-    kinesis_event,
     personalize,
-    sample,
     segment,
     shop_events,
 )
 
+from devkit.events import kinesis_event
 from emulators.personalize import PersonalizeEmulator
 from emulators.ratelimit import peak_in_window
 from emulators.segment import SegmentEmulator
 
 LIMIT = 20.0  # the space's limit in requests/s, as Segment's 100 but quicker to test
 BUDGET = LIMIT * 0.9  # what Terraform hands out by default: 10% for jitter
-CHILD = """
-import importlib.util, json, sys
-sys.path[:0] = [{functions!r}, {function_dir!r}]
-spec = importlib.util.spec_from_file_location("update_traits_app", {app!r})
-app = importlib.util.module_from_spec(spec); spec.loader.exec_module(app)
-
-class Context:
-    aws_request_id = "budget-test"
-    def get_remaining_time_in_millis(self):
-        return 60_000
-
-event = json.load(open(sys.argv[1]))
-print(json.dumps(app.lambda_handler(event, Context())))
-"""
 
 
 def run_container(tmp: Path, name: str, event: dict[str, Any], env: dict[str, str]) -> Any:
     """One update_traits container: a process of its own, as Lambda runs it."""
     path = tmp / f"{name}.json"
     path.write_text(json.dumps(event))
-    code = CHILD.format(
-        functions=str(FUNCTIONS),
-        function_dir=str(FUNCTIONS / "update_traits"),
-        app=str(FUNCTIONS / "update_traits" / "app.py"),
-    )
     return subprocess.Popen(
-        [sys.executable, "-c", code, str(path)],
-        env={**os.environ, **env, "LOG_LEVEL": "ERROR"},
+        [sys.executable, "-m", "devkit.loader", "update_traits", str(path)],
+        env={**os.environ, **env, "LOG_LEVEL": "ERROR", "PYTHONPATH": str(ROOT / "scripts")},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

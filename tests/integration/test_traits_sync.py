@@ -21,51 +21,39 @@ from typing import Any
 
 import boto3
 import pytest
-from conftest import FIXTURES, load_handler
+from conftest import FIXTURES
 
-from emulators import data
+from devkit.context import LambdaContext
+from devkit.events import STREAM_ARN, kinesis_event
+from devkit.fixtures import started_segment, trained_personalize, use_fake_aws
+from devkit.loader import load_app
 from emulators.personalize import PersonalizeEmulator
 from emulators.segment import SegmentEmulator
 from traits_sync import runtime
 from traits_sync.plan import derived_base
 
 KINESIS = FIXTURES / "kinesis"
-STREAM_ARN = "arn:aws:kinesis:us-east-1:123456789012:stream/segment-personalize-events"
 REGION = "us-east-1"
 
 
 # -- shared servers -------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def sample() -> tuple[list[dict[str, Any]], list[str], list[tuple[str, str, str, int]]]:
-    catalogue = data.catalogue(0)
-    users = data.users(0)
-    return catalogue, users, data.interactions(0, catalogue, users)
-
-
 @pytest.fixture
-def personalize(sample: Any) -> Iterator[PersonalizeEmulator]:
-    catalogue, _, rows = sample
-    with PersonalizeEmulator(interactions=rows, items=catalogue, seed=0) as emulator:
-        emulator.rate_limits.disable()  # functional tests; the limits have their own
+def personalize() -> Iterator[PersonalizeEmulator]:
+    with trained_personalize() as emulator:
         yield emulator
 
 
 @pytest.fixture
 def segment() -> Iterator[SegmentEmulator]:
-    emulator = SegmentEmulator(seed=0)
-    emulator.rate_limits.disable()
-    try:
-        with emulator:
-            yield emulator
-    finally:
-        emulator.store.close()
+    with started_segment() as emulator:
+        yield emulator
 
 
 @pytest.fixture(scope="module")
 def app() -> ModuleType:
-    return load_handler("update_traits")
+    return load_app("update_traits")
 
 
 @dataclass
@@ -103,21 +91,16 @@ def deployment(
     personalize: PersonalizeEmulator,
     segment: SegmentEmulator,
 ) -> Iterator[Deployment]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_REGION": REGION,
-        "AWS_CONFIG_FILE": "/dev/null",
-        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
-        "AWS_ENDPOINT_URL_SQS": moto_url,
-        "AWS_ENDPOINT_URL_SSM": moto_url,
-        "AWS_ENDPOINT_URL_PERSONALIZE_RUNTIME": personalize.url,
-        "AWS_ENDPOINT_URL_PERSONALIZE_EVENTS": personalize.url,
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    use_fake_aws(
+        monkeypatch,
+        REGION,
+        {
+            "sqs": moto_url,
+            "ssm": moto_url,
+            "personalize-runtime": personalize.url,
+            "personalize-events": personalize.url,
+        },
+    )
     prefix = f"/traits-test/{uuid.uuid4().hex}"
     ssm = boto3.client("ssm", region_name=REGION, endpoint_url=moto_url)
     ssm.put_parameter(Name=f"{prefix}/write-key", Value=segment.write_key, Type="SecureString")
@@ -144,15 +127,8 @@ def deployment(
     runtime.reset()
 
 
-class Context:
-    aws_request_id = "8f5e4b2a-0000-4000-8000-000000000001"
-    function_name = "update-traits"
-
-    def __init__(self, remaining_ms: int = 60_000) -> None:
-        self.remaining_ms = remaining_ms
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
+def Context(remaining_ms: int = 60_000) -> LambdaContext:
+    return LambdaContext(remaining_ms, function_name="update-traits")
 
 
 # -- events ---------------------------------------------------------------------------------
@@ -160,31 +136,6 @@ class Context:
 
 def fixture_records(*names: str) -> list[dict[str, Any]]:
     return [r for n in names for r in json.loads((KINESIS / n).read_text())["Records"]]
-
-
-def kinesis_event(messages: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    records = []
-    for n, message in enumerate(messages):
-        sequence = f"4959033827149025660855969253836157109592157598914{n:07d}"
-        records.append(
-            {
-                "kinesis": {
-                    "kinesisSchemaVersion": "1.0",
-                    "partitionKey": str(message.get("userId") or message.get("anonymousId")),
-                    "sequenceNumber": sequence,
-                    "data": base64.b64encode(json.dumps(message).encode()).decode(),
-                    "approximateArrivalTimestamp": 1710064800.0 + n / 10,
-                },
-                "eventSource": "aws:kinesis",
-                "eventVersion": "1.0",
-                "eventID": f"shardId-000000000000:{sequence}",
-                "eventName": "aws:kinesis:record",
-                "invokeIdentityArn": "arn:aws:iam::123456789012:role/update-traits",
-                "awsRegion": REGION,
-                "eventSourceARN": STREAM_ARN,
-            }
-        )
-    return {"Records": records}
 
 
 def shop_events(n_records: int, n_users: int, skus: Sequence[str]) -> list[dict[str, Any]]:

@@ -85,7 +85,8 @@ def test_context_counts_down_or_stays_where_it_is_told() -> None:
     assert live.invoked_function_arn == "arn:aws:lambda:us-east-1:123456789012:function:fn"
     assert live.log_group_name == "/aws/lambda/fn"
     assert LambdaContext(timeout_s=0.0).get_remaining_time_in_millis() == 0
-    assert LambdaContext(remaining_ms=1234).get_remaining_time_in_millis() == 1234
+    assert LambdaContext(1234).get_remaining_time_in_millis() == 1234
+    assert LambdaContext(remaining_ms=0).get_remaining_time_in_millis() == 0
     assert LambdaContext().aws_request_id != LambdaContext().aws_request_id
 
 
