@@ -17,6 +17,7 @@ wants one emulator for all its tests uses the plain functions (``trained_persona
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,14 @@ def use_fake_aws(
     for name in UNSET:
         monkeypatch.delenv(name, raising=False)
     return env
+
+
+def clear_env(monkeypatch: pytest.MonkeyPatch, *prefixes: str) -> None:
+    """Remove, for one test, every environment variable whose name starts with one of
+    ``prefixes`` (a whole name is a prefix too): a test starts from no configuration."""
+    for name in list(os.environ):
+        if name.startswith(prefixes):
+            monkeypatch.delenv(name)
 
 
 @contextlib.contextmanager

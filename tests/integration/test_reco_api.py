@@ -4,17 +4,20 @@ every success and error path of the contract (CONTRACT.md §4)."""
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from types import ModuleType
 from typing import Any
 
 import boto3
 import pytest
-from conftest import FIXTURES, load_handler
+from conftest import FIXTURES
 
-from emulators import data
+from devkit.context import LambdaContext
+from devkit.events import apigw_event
+from devkit.fixtures import clear_env, trained_personalize, use_fake_aws
+from devkit.loader import load_app
 from emulators.controls import Controls
 from emulators.personalize import PersonalizeEmulator
 from emulators.segment import SegmentEmulator
@@ -23,52 +26,33 @@ from reco_api import runtime
 Invoke = Callable[..., tuple[int, dict[str, str], Any]]
 
 
-class Context:
-    aws_request_id = "it-request"
+Context = partial(LambdaContext, aws_request_id="it-request")
 
 
 def event(name: str, **query: str) -> dict[str, Any]:
     """A fixture event; ``query`` replaces its query string (as API Gateway would build it)."""
-    value: dict[str, Any] = json.loads((FIXTURES / "apigw" / name).read_text(encoding="utf-8"))
-    if query:
-        value["queryStringParameters"] = dict(query)
-        value["multiValueQueryStringParameters"] = {k: [v] for k, v in query.items()}
-    return value
+    return apigw_event(FIXTURES / "apigw" / name, query or None)
 
 
 @pytest.fixture(scope="module")
 def emulator() -> Iterator[PersonalizeEmulator]:
-    catalogue = data.catalogue(0)
-    users = data.users(0)
-    rows = data.interactions(0, catalogue, users)
-    with PersonalizeEmulator(interactions=rows, items=catalogue, seed=0) as emu:
-        emu.rate_limits.disable()  # functional tests; the limits have their own
+    with trained_personalize() as emu:
         yield emu
 
 
 @pytest.fixture(scope="module")
 def handler_module() -> ModuleType:
-    return load_handler("recommendations")
+    return load_app("recommendations")
 
 
 @pytest.fixture
 def aws_env(emulator: PersonalizeEmulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name in list(os.environ):
-        if name.startswith(("AWS_", "PERSONALIZE_", "SEGMENT_")) or name in (
-            "NUM_RESULTS",
-            "CORS_ALLOW_ORIGIN",
-            "PROFILE_TIMEOUT_MS",
-            "EXCLUSION_HEADROOM",
-            "PURCHASED_TRAIT",
-        ):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_PERSONALIZE_RUNTIME", emulator.url)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_REGION", emulator.region)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", emulator.region)
-    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    clear_env(
+        monkeypatch,
+        *("AWS_", "PERSONALIZE_", "SEGMENT_", "NUM_RESULTS", "CORS_ALLOW_ORIGIN"),
+        *("PROFILE_TIMEOUT_MS", "EXCLUSION_HEADROOM", "PURCHASED_TRAIT"),
+    )
+    use_fake_aws(monkeypatch, emulator.region, {"personalize-runtime": emulator.url})
     monkeypatch.setenv("PERSONALIZE_CAMPAIGN_ARN", emulator.campaign_arn)
     emulator.controls.reset()
     emulator.reset_stats()
@@ -358,23 +342,11 @@ def test_client_created_once_per_container(invoke: Invoke) -> None:
     assert runtime.get().personalize() is first
 
 
-class LiveContext:
-    """A Lambda context whose remaining time runs down with the wall clock."""
-
-    aws_request_id = "it-request"
-
-    def __init__(self, timeout_s: float) -> None:
-        self.deadline = time.monotonic() + timeout_s
-
-    def get_remaining_time_in_millis(self) -> int:
-        return int((self.deadline - time.monotonic()) * 1000)
-
-
 def test_a_stalling_personalize_answers_503_json_a_second_before_the_timeout(
     aws_env: None, handler_module: ModuleType, emulator: PersonalizeEmulator
 ) -> None:
     emulator.controls.set(fault_rate={"slow": 1.0}, slow_ms=20_000)
-    context = LiveContext(5.0)  # too short for a call with its retry (7 s): one attempt
+    context = Context(timeout_s=5.0)  # too short for a call with its retry (7 s): one attempt
     response = handler_module.lambda_handler(event("get_user.json"), context)
     assert response["statusCode"] == 503
     assert response["headers"]["Content-Type"] == "application/json"

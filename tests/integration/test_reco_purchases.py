@@ -5,18 +5,21 @@ loopback HTTP."""
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from types import ModuleType
 from typing import Any
 from urllib.parse import quote
 
 import boto3
 import pytest
-from conftest import FIXTURES, load_handler
+from conftest import FIXTURES
 
-from emulators import data
+from devkit.context import LambdaContext
+from devkit.events import apigw_event
+from devkit.fixtures import clear_env, started_segment, trained_personalize, use_fake_aws
+from devkit.loader import load_app
 from emulators.personalize import PersonalizeEmulator
 from emulators.segment import SegmentEmulator
 from reco_api import runtime
@@ -26,43 +29,30 @@ TRAIT = "purchased_products"
 Invoke = Callable[..., tuple[int, dict[str, Any]]]
 
 
-class Context:
-    aws_request_id = "it-exclusion"
+Context = partial(LambdaContext, aws_request_id="it-exclusion")
 
 
 def event(user_id: str, num_results: int) -> dict[str, Any]:
-    value: dict[str, Any] = json.loads(
-        (FIXTURES / "apigw" / "get_user.json").read_text(encoding="utf-8")
-    )
     query = {"userId": user_id, "numResults": str(num_results)}
-    value["queryStringParameters"] = query
-    value["multiValueQueryStringParameters"] = {k: [v] for k, v in query.items()}
-    return value
+    return apigw_event(FIXTURES / "apigw" / "get_user.json", query)
 
 
 @pytest.fixture(scope="module")
 def personalize() -> Iterator[PersonalizeEmulator]:
-    catalogue = data.catalogue(0)
-    users = data.users(0)
-    rows = data.interactions(0, catalogue, users)
-    with PersonalizeEmulator(interactions=rows, items=catalogue, seed=0) as emu:
-        emu.rate_limits.disable()  # functional tests; the limits have their own
+    with trained_personalize() as emu:
         yield emu
 
 
 @pytest.fixture
 def segment() -> Iterator[SegmentEmulator]:
     """Fresh per test: profiles merge purchases, so one test's seeds must not leak."""
-    emu = SegmentEmulator(seed=0, purchased_trait=TRAIT)
-    emu.rate_limits.disable()
-    with emu:
+    with started_segment(purchased_trait=TRAIT) as emu:
         yield emu
-    emu.store.close()
 
 
 @pytest.fixture(scope="module")
 def handler_module() -> ModuleType:
-    return load_handler("recommendations")
+    return load_app("recommendations")
 
 
 @pytest.fixture
@@ -90,17 +80,8 @@ def invoke(
     handler_module: ModuleType,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Invoke]:
-    for name in list(os.environ):
-        if name.startswith(("AWS_", "PERSONALIZE_", "SEGMENT_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_PERSONALIZE_RUNTIME", personalize.url)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_SSM", moto_url)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    clear_env(monkeypatch, "AWS_", "PERSONALIZE_", "SEGMENT_")
+    use_fake_aws(monkeypatch, endpoints={"personalize-runtime": personalize.url, "ssm": moto_url})
     monkeypatch.setenv("PERSONALIZE_CAMPAIGN_ARN", personalize.campaign_arn)
     monkeypatch.setenv("SEGMENT_SPACE_ID", segment.space_id)
     monkeypatch.setenv("SEGMENT_PROFILE_TOKEN_PARAMETER", TOKEN_PARAMETER)

@@ -21,6 +21,7 @@ from test_reco_purchases import (  # the same emulators, moto server and handler
     ssm,
 )
 
+from devkit.events import apigw_event
 from emulators.personalize import PersonalizeEmulator
 from emulators.segment import SegmentEmulator
 
@@ -40,10 +41,8 @@ def capabilities(monkeypatch: pytest.MonkeyPatch, emu: PersonalizeEmulator, **ex
 
 
 def with_query(path: str, **query: str) -> dict[str, Any]:
-    value = event("ignored", 1)
+    value = apigw_event(event("ignored", 1), query)
     value["resource"] = value["path"] = path
-    value["queryStringParameters"] = dict(query)
-    value["multiValueQueryStringParameters"] = {k: [v] for k, v in query.items()}
     return value
 
 
