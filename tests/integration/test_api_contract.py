@@ -20,7 +20,7 @@ import boto3
 import pytest
 import schemathesis
 import yaml
-from conftest import ROOT, load_handler
+from conftest import ROOT
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -31,9 +31,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from emulators import data
-from emulators.personalize import PersonalizeEmulator
-from emulators.segment import SegmentEmulator
+from devkit.aws import apply_env, fake_aws_env, moto_server
+from devkit.fixtures import started_segment, trained_personalize
+from devkit.loader import load_app
 from reco_api import runtime
 from sandbox.gateway import ROUTES, ApiGateway, GatewayServer
 
@@ -58,22 +58,12 @@ def only_documented_server_errors(ctx: Any, response: Any, case: Any) -> bool | 
 
 @pytest.fixture(scope="module")
 def gateway_url() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    catalogue = data.catalogue(1)
-    rows = data.interactions(1, catalogue, data.users(1))
     saved = dict(os.environ)
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    moto.start()
-    host, port = moto.get_host_and_port()
-    moto_url = f"http://{host}:{port}"
-    segment = SegmentEmulator(seed=1)
     with (
-        PersonalizeEmulator(interactions=rows, items=catalogue, seed=1) as emu,
-        segment,
+        moto_server() as moto_url,
+        trained_personalize(seed=1) as emu,
+        started_segment(seed=1) as segment,
     ):
-        emu.rate_limits.disable()
-        segment.rate_limits.disable()
         segment.set_traits("user-0001", {"purchased_products": ["SKU-0001", "SKU-0002"]})
         boto3.client(
             "ssm",
@@ -84,16 +74,9 @@ def gateway_url() -> Iterator[str]:
         ).put_parameter(
             Name=TOKEN_PARAMETER, Value=segment.profile_token, Type="SecureString", Overwrite=True
         )
+        apply_env(fake_aws_env(endpoints={"personalize-runtime": emu.url, "ssm": moto_url}))
         os.environ.update(
             {
-                "AWS_ACCESS_KEY_ID": "testing",
-                "AWS_SECRET_ACCESS_KEY": "testing",
-                "AWS_REGION": "us-east-1",
-                "AWS_DEFAULT_REGION": "us-east-1",
-                "AWS_CONFIG_FILE": "/dev/null",
-                "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
-                "AWS_ENDPOINT_URL_PERSONALIZE_RUNTIME": emu.url,
-                "AWS_ENDPOINT_URL_SSM": moto_url,
                 "PERSONALIZE_CAMPAIGN_ARN": emu.campaign_arn,
                 "PERSONALIZE_RELATED_ITEMS_ARN": emu.related_items_campaign_arn,
                 "PERSONALIZE_RANKING_CAMPAIGN_ARN": emu.ranking_campaign_arn,
@@ -114,7 +97,7 @@ def gateway_url() -> Iterator[str]:
         )
         os.environ.pop("PERSONALIZE_FILTER_ARN", None)
         runtime.reset()
-        handler = load_handler("recommendations")
+        handler = load_app("recommendations")
         gateway = ApiGateway(lambda event, _rid: handler.lambda_handler(event, None), KEY)
         server = GatewayServer("127.0.0.1", 0, gateway)
         server.start()
@@ -128,8 +111,6 @@ def gateway_url() -> Iterator[str]:
             runtime.reset()
             os.environ.clear()
             os.environ.update(saved)
-    segment.store.close()
-    moto.stop()
 
 
 def test_the_gateway_routes_are_the_documents() -> None:

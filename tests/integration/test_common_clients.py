@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 
@@ -11,6 +10,7 @@ import pytest
 from common import aws
 from common.http import HttpPolicy, session
 from common.personalize import PersonalizeError, get_recommendations
+from devkit.fixtures import started_segment, use_fake_aws
 from emulators.controls import Controls
 from emulators.personalize import PersonalizeEmulator
 from emulators.segment import SegmentEmulator
@@ -18,11 +18,9 @@ from emulators.segment import SegmentEmulator
 
 @pytest.fixture
 def segment() -> Iterator[SegmentEmulator]:
-    emu = SegmentEmulator(seed=0)
-    with emu:
+    with started_segment() as emu:
         emu.set_traits("u1", {"plan": "plus"})
         yield emu
-    emu.store.close()
 
 
 def profile_url(segment: SegmentEmulator) -> str:
@@ -65,12 +63,7 @@ def test_retries_stop_after_the_policy(segment: SegmentEmulator) -> None:
 @pytest.fixture
 def personalize(monkeypatch: pytest.MonkeyPatch) -> Iterator[PersonalizeEmulator]:
     with PersonalizeEmulator(interactions=[("u1", "i1", "Product Viewed", 1)], seed=0) as emu:
-        monkeypatch.setenv("AWS_ENDPOINT_URL_PERSONALIZE_RUNTIME", emu.url)
-        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
-        monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+        use_fake_aws(monkeypatch, endpoints={"personalize-runtime": emu.url})
         aws.reset_clients()
         yield emu
         aws.reset_clients()

@@ -21,10 +21,12 @@ from typing import Any
 import boto3
 import hypothesis
 import pytest
-from conftest import load_handler, property_examples
+from conftest import property_examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from devkit.context import LambdaContext
+from devkit.loader import load_app
 from emulators.personalize import PersonalizeEmulator
 from emulators.segment import SegmentEmulator
 from reco_api import runtime
@@ -66,15 +68,12 @@ def app(
     }.items():
         monkeypatch.setenv(name, value)
     runtime.reset()
-    yield load_handler("recommendations"), set(personalize_env.catalogue_item_ids[:3])
+    yield load_app("recommendations"), set(personalize_env.catalogue_item_ids[:3])
     runtime.reset()
 
 
-class Context:
-    aws_request_id = "properties"
-
-    def __init__(self, remaining_ms: Any) -> None:
-        self.remaining_ms = remaining_ms
+class Context(LambdaContext):
+    """A context whose clock answers whatever was drawn: None and text too."""
 
     def get_remaining_time_in_millis(self) -> Any:
         return self.remaining_ms

@@ -19,16 +19,20 @@ import re
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
+from functools import partial
 from types import ModuleType
 from typing import Any
 
 import boto3
 import hypothesis
 import pytest
-from conftest import load_handler, property_examples
+from conftest import property_examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from devkit.context import LambdaContext
+from devkit.events import kinesis_record
+from devkit.loader import load_app
 from emulators.personalize import PersonalizeEmulator
 from emulators.segment import SegmentEmulator
 from traits_sync import runtime
@@ -79,15 +83,11 @@ def deployment(
     for name in ("SEGMENT_SPACE_ID", "SEGMENT_PROFILE_TOKEN_PARAMETER"):
         monkeypatch.delenv(name, raising=False)
     runtime.reset()
-    yield load_handler("update_traits"), sqs, queue_url
+    yield load_app("update_traits"), sqs, queue_url
     runtime.reset()
 
 
-class Context:
-    aws_request_id = "properties"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 60_000
+Context = partial(LambdaContext, 60_000, aws_request_id="properties")
 
 
 # -- strategies -----------------------------------------------------------------------------
@@ -259,19 +259,7 @@ def record_data(item_ids: list[str]) -> st.SearchStrategy[str]:
 
 
 def envelope(data: str, extra: dict[str, Any]) -> dict[str, Any]:
-    sequence = f"4959{next(_sequence):052d}"
-    record: dict[str, Any] = {
-        "kinesis": {
-            "kinesisSchemaVersion": "1.0",
-            "partitionKey": "k",
-            "sequenceNumber": sequence,
-            "data": data,
-            "approximateArrivalTimestamp": 1710064800.0,
-        },
-        "eventSource": "aws:kinesis",
-        "eventID": f"shardId-000000000000:{sequence}",
-        "eventSourceARN": STREAM_ARN,
-    }
+    record = kinesis_record(data, sequence=f"4959{next(_sequence):052d}", stream_arn=STREAM_ARN)
     record.update(extra)
     return record
 
