@@ -22,7 +22,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionClosedError, ParamValidationError
 from botocore.exceptions import ReadTimeoutError as BotoReadTimeoutError
 
-from devkit.fixtures import SampleData
+from devkit.fixtures import SampleData, use_fake_aws
 from devkit.processes import emulator_process
 from emulators.personalize import PersonalizeEmulator
 from emulators.recommender import EVENT_WEIGHTS
@@ -629,10 +629,7 @@ def test_process_mode_serves_and_stops_on_sigterm(
 ) -> None:
     process, lines, url = personalize_process
     details = json.loads(lines.get(timeout=10))
-    monkeypatch.setenv("AWS_ENDPOINT_URL_PERSONALIZE_RUNTIME", url)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    use_fake_aws(monkeypatch, endpoints={"personalize-runtime": url})
     runtime = boto3.Session().client("personalize-runtime", config=NO_RETRY)
     answer = runtime.get_recommendations(campaignArn=details["campaign_arn"], userId="user-0001")
     assert len(answer["itemList"]) == 25

@@ -13,7 +13,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from emulators import data
+from devkit.fixtures import trained_personalize
 from emulators.personalize import PersonalizeEmulator
 
 NO_RETRY = Config(retries={"mode": "standard", "total_max_attempts": 1})
@@ -21,10 +21,7 @@ NO_RETRY = Config(retries={"mode": "standard", "total_max_attempts": 1})
 
 @pytest.fixture(scope="module")
 def emu() -> Iterator[PersonalizeEmulator]:
-    catalogue = data.catalogue(0)
-    rows = data.interactions(0, catalogue, data.users(0))
-    with PersonalizeEmulator(interactions=rows, items=catalogue, seed=0) as emulator:
-        emulator.rate_limits.disable()
+    with trained_personalize() as emulator:
         emulator.add_filter("by-category", "INCLUDE ItemID WHERE Items.category IN ($CATEGORIES)")
         yield emulator
 
