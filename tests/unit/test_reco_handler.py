@@ -6,6 +6,7 @@ import json
 import threading
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeou
 from conftest import FIXTURES
 
 from common.log import hash_id
+from devkit.context import LambdaContext
 from reco_api.exclusion import PurchaseReader
 from reco_api.handler import handle_with
 from reco_api.runtime import Runtime
@@ -23,8 +25,7 @@ FILTER = "arn:aws:personalize:us-east-1:123456789012:filter/no-purchases"
 ENV = {"PERSONALIZE_CAMPAIGN_ARN": CAMPAIGN}
 
 
-class Context:
-    aws_request_id = "lambda-req-1"
+Context = partial(LambdaContext, aws_request_id="lambda-req-1")
 
 
 class FakePersonalize:

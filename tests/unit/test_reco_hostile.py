@@ -19,20 +19,15 @@ from test_reco_handler import (
     fixture,
 )
 
+from devkit.context import LambdaContext
 from reco_api import runtime
 from reco_api.deadline import SPARE_S
 from reco_api.handler import FULL_CALL_S, SINGLE_ATTEMPT_S, handle_with
 from reco_api.runtime import Runtime
 
 
-class Context:
-    aws_request_id = "lambda-req-1"
-
-    def __init__(self, remaining_ms: int = 10_000) -> None:
-        self.remaining_ms = remaining_ms
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
+def Context(remaining_ms: int = 10_000) -> LambdaContext:
+    return LambdaContext(remaining_ms, aws_request_id="lambda-req-1")
 
 
 def run(event: Any, personalize: Any = None, context: Any = None) -> dict[str, Any]:

@@ -6,11 +6,13 @@ from __future__ import annotations
 import copy
 import json
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 import pytest
 from conftest import FIXTURES
 
+from devkit.context import LambdaContext
 from reco_api.exclusion import PurchaseReader
 from reco_api.handler import handle_with
 from reco_api.runtime import Runtime
@@ -32,8 +34,7 @@ FULL = {
 }
 
 
-class Context:
-    aws_request_id = "lambda-req-1"
+Context = partial(LambdaContext, aws_request_id="lambda-req-1")
 
 
 class Fake:

@@ -23,7 +23,6 @@ from test_traits_processor import (
     FakeRuntime,
     FakeTracking,
     World,
-    kinesis_event,
     many,
     sequences,
     track,
@@ -35,6 +34,7 @@ from test_traits_processor import (
 from common import aws
 from common.log import Logger
 from common.profiles import ProfileClient, ProfileError
+from devkit.events import kinesis_event
 from traits_sync import handler, runtime
 from traits_sync.budget import Budget
 from traits_sync.kinesis import records

@@ -3,7 +3,6 @@ per user, the time budget, dead letters, and the handler's configuration failure
 
 from __future__ import annotations
 
-import base64
 import json
 import threading
 import time
@@ -11,6 +10,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 import pytest
@@ -18,6 +18,8 @@ from botocore.exceptions import ClientError
 
 from common.log import Logger
 from common.profiles import ProfileError
+from devkit.context import LambdaContext
+from devkit.events import kinesis_event
 from traits_sync import handler
 from traits_sync.budget import Budget
 from traits_sync.kinesis import records
@@ -39,46 +41,6 @@ ENV = {
     "NUM_RESULTS": "5",
 }
 CATALOGUE = [f"I-{i:03d}" for i in range(60)]
-ARN = "arn:aws:kinesis:us-east-1:123456789012:stream/segment-events"
-
-
-# -- real-shaped Kinesis events -------------------------------------------------------------
-
-
-def kinesis_event(messages: Sequence[Any]) -> dict[str, Any]:
-    """A Kinesis event as Lambda delivers it; str/bytes entries are raw data."""
-    out = []
-    for n, message in enumerate(messages):
-        if isinstance(message, str):
-            data = message
-        else:
-            raw = message if isinstance(message, bytes) else json.dumps(message).encode()
-            data = base64.b64encode(raw).decode()
-        sequence = f"4959033827149025660855969253836157109592157598913{n:07d}"
-        key = (
-            message.get("userId") or message.get("anonymousId")
-            if isinstance(message, dict)
-            else "k"
-        )
-        out.append(
-            {
-                "kinesis": {
-                    "kinesisSchemaVersion": "1.0",
-                    "partitionKey": str(key),
-                    "sequenceNumber": sequence,
-                    "data": data,
-                    "approximateArrivalTimestamp": 1710064800.0 + n,
-                },
-                "eventSource": "aws:kinesis",
-                "eventVersion": "1.0",
-                "eventID": f"shardId-000000000000:{sequence}",
-                "eventName": "aws:kinesis:record",
-                "invokeIdentityArn": "arn:aws:iam::123456789012:role/update-traits",
-                "awsRegion": "us-east-1",
-                "eventSourceARN": ARN,
-            }
-        )
-    return {"Records": out}
 
 
 def track(
@@ -552,11 +514,7 @@ def test_skipped_records_are_counted_by_reason(world: World) -> None:
 # -- the handler: configuration problems ----------------------------------------------------
 
 
-class Context:
-    aws_request_id = "req-1"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 60_000
+Context = partial(LambdaContext, 60_000, aws_request_id="req-1")
 
 
 @pytest.mark.parametrize(
