@@ -1,11 +1,11 @@
-"""Shared test helpers: repository paths and loading a function's handler module."""
+"""Shared test settings: the dev kit's fixtures (scripts/devkit), hypothesis profiles, paths.
+
+Loading a handler, events and contexts: ``devkit.loader``, ``devkit.events``,
+``devkit.context``."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -46,24 +46,7 @@ def property_examples(default: int) -> int:
 
 
 ROOT = Path(__file__).resolve().parent.parent
-FUNCTIONS = ROOT / "functions"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-
-
-def load_handler(function: str) -> ModuleType:
-    """Import ``functions/<function>/app.py`` under a unique module name.
-
-    Both functions have an ``app`` module (Lambda's handler path is ``app.lambda_handler``),
-    so tests never ``import app``; each is loaded from its file instead.
-    """
-    name = f"{function}_app"
-    path = FUNCTIONS / function / "app.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,7 @@ import sys
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,9 @@ import boto3
 import pytest
 import yaml
 
+from devkit.context import LambdaContext
+from devkit.events import kinesis_event
+from devkit.fixtures import use_fake_aws
 from tf import moto_override, offline
 from tf_support import ROOT, Terraform, copy_configuration, moto_server
 
@@ -771,30 +775,10 @@ def test_alarms_watch_each_failure_with_its_metric_statistic_and_threshold(
 
 
 def _kinesis_event(stream_arn: str, *datas: bytes) -> dict[str, Any]:
-    return {
-        "Records": [
-            {
-                "kinesis": {
-                    "partitionKey": "user-1",
-                    "sequenceNumber": f"4959033827149025660855969253836157109592157598914{n:07d}",
-                    "data": base64.b64encode(data).decode(),
-                    "approximateArrivalTimestamp": 1710064800.0,
-                },
-                "eventSource": "aws:kinesis",
-                "eventID": f"shardId-000000000000:{n}",
-                "eventSourceARN": stream_arn,
-                "awsRegion": REGION,
-            }
-            for n, data in enumerate(datas)
-        ]
-    }
+    return kinesis_event(datas, stream_arn=stream_arn, region=REGION)
 
 
-class _Context:
-    aws_request_id = "emf-check"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
+_Context = partial(LambdaContext, 30_000, aws_request_id="emf-check")
 
 
 def _emitted(out: str) -> list[tuple[str, set[str], frozenset[tuple[str, str]]]]:
@@ -829,13 +813,7 @@ def test_every_alarmed_emf_metric_is_what_the_functions_emit(
     from traits_sync import runtime as traits_runtime
 
     d = deployment
-    for name, value in {
-        "AWS_ENDPOINT_URL": d.endpoint, "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION,
-        "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
-    }.items():  # fmt: skip
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    use_fake_aws(monkeypatch, REGION, {"": d.endpoint})
     traits_env = _function(d, d.outputs["update_traits_function_name"])["Environment"]["Variables"]
     reco_env = _function(d, d.outputs["recommendations_function_name"])["Environment"]["Variables"]
     stream = d.outputs["kinesis_stream_arn"]

@@ -6,14 +6,13 @@ import json
 import subprocess
 import sys
 
-from conftest import FUNCTIONS
+from conftest import ROOT
 
 PROBE = """
-import importlib.util, json, os, sys
+import json, os, sys
 os.environ.clear()  # nothing configured at all
-spec = importlib.util.spec_from_file_location("reco_app", sys.argv[1])
-module = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(module)
+from devkit.loader import load_app
+module = load_app("recommendations")
 heavy = sorted(m for m in ("boto3", "botocore", "requests", "urllib3") if m in sys.modules)
 response = module.lambda_handler({"queryStringParameters": {"userId": "u"}}, None)
 print(json.dumps({"heavy": heavy, "status": response["statusCode"], "body": response["body"]}))
@@ -21,10 +20,9 @@ print(json.dumps({"heavy": heavy, "status": response["statusCode"], "body": resp
 
 
 def test_import_touches_no_sdk_and_an_unconfigured_call_is_a_clean_500() -> None:
-    path = FUNCTIONS / "recommendations" / "app.py"
-    env = {"PYTHONPATH": f"{FUNCTIONS}:{FUNCTIONS / 'recommendations'}"}
+    env = {"PYTHONPATH": str(ROOT / "scripts")}
     result = subprocess.run(
-        [sys.executable, "-c", PROBE, str(path)],
+        [sys.executable, "-c", PROBE],
         capture_output=True,
         text=True,
         env=env,
