@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
-import logging
 import os
 import statistics
 import subprocess
@@ -44,6 +42,12 @@ SCRIPTS = ROOT / "scripts"
 for extra in (FUNCTIONS, FUNCTIONS / "recommendations", SCRIPTS):
     if str(extra) not in sys.path:
         sys.path.insert(0, str(extra))
+
+from devkit.aws import apply_env, fake_aws_env, moto_server  # noqa: E402 - after the path setup
+from devkit.context import LambdaContext  # noqa: E402
+from devkit.events import apigw_event  # noqa: E402
+from devkit.loader import load_app as load_function  # noqa: E402
+from devkit.processes import stdout_lines, wait_ready  # noqa: E402
 
 TOKEN_PARAMETER = "/bench/segment-profile-token"  # noqa: S105 - a parameter name
 USER = "user-0042"
@@ -74,17 +78,11 @@ class Emulator:
             text=True,
             env=env,
         )
-        assert self.process.stdout is not None
-        deadline = time.monotonic() + 60
-        line = ""
-        while time.monotonic() < deadline and not line.startswith("ready "):
-            line = self.process.stdout.readline()
-            if not line and self.process.poll() is not None:
-                raise RuntimeError(f"emulator {name} exited with {self.process.returncode}")
-        if not line.startswith("ready "):
+        try:
+            self.url = wait_ready(stdout_lines(self.process), timeout_s=60)
+        except AssertionError as exc:
             self.stop()
-            raise RuntimeError(f"emulator {name} not ready within 60 s")
-        self.url = line.split()[1]
+            raise RuntimeError(f"emulator {name} (exit {self.process.returncode}): {exc}") from None
 
     def controls(self, **values: Any) -> None:
         import requests
@@ -124,13 +122,7 @@ def quiet_stdout() -> Iterator[None]:
 
 
 def load_app() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "bench_recommendations_app", FUNCTIONS / "recommendations" / "app.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_function("recommendations", name="bench_recommendations_app")
 
 
 def event(
@@ -144,21 +136,21 @@ def event(
 ) -> dict[str, Any]:
     if query is None:
         query = {"userId": user_id, "numResults": str(num_results)}
-    return {
+    base = {
         "resource": path,
         "path": path,
         "httpMethod": method,
         "headers": {"Accept": "application/json"},
-        "queryStringParameters": query,
-        "multiValueQueryStringParameters": {k: [v] for k, v in query.items()},
         "requestContext": {"requestId": "bench"},
-        "body": body,
+        "body": None,
         "isBase64Encoded": False,
     }
+    return apigw_event(base, query, body=body)
 
 
-class Context:
-    aws_request_id = "bench"
+# One context for every call: making one is not what is measured. Its clock stands at
+# API Gateway's 29 s, so no call is ever cut short for time.
+CONTEXT = LambdaContext(29_000, function_name="recommendations", aws_request_id="bench")
 
 
 def row(label: str, samples: list[float], against: list[float] | None = None) -> tuple[str, str]:
@@ -181,17 +173,11 @@ class Bench:
         self.campaign_arn: str = resources["campaign_arn"]
         self.resources: dict[str, Any] = resources
         self.base_env = {
-            "AWS_ENDPOINT_URL_PERSONALIZE_RUNTIME": personalize.url,
-            "AWS_ACCESS_KEY_ID": "bench",
-            "AWS_SECRET_ACCESS_KEY": "bench",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_REGION": "us-east-1",
-            "AWS_CONFIG_FILE": os.devnull,
-            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            **fake_aws_env(endpoints={"personalize-runtime": personalize.url}, credential="bench"),
             "PERSONALIZE_CAMPAIGN_ARN": self.campaign_arn,
             "SEGMENT_PROFILE_API_URL": f"{segment.url}/v1",
         }
-        os.environ.update(self.base_env)
+        apply_env(self.base_env)
 
     def exclusion(self, on: bool) -> None:
         from reco_api import runtime
@@ -235,12 +221,12 @@ class Bench:
         evt = event(USER, 25)
         self.exclusion(False)
         with quiet_stdout():
-            plain = timed(lambda: app.lambda_handler(evt, Context()), n)
+            plain = timed(lambda: app.lambda_handler(evt, CONTEXT), n)
         self.exclusion(True)
         with quiet_stdout():
-            response = app.lambda_handler(evt, Context())
+            response = app.lambda_handler(evt, CONTEXT)
             assert '"SKU-0110"' not in response["body"], "exclusion did not apply"
-            excluded = timed(lambda: app.lambda_handler(evt, Context()), n)
+            excluded = timed(lambda: app.lambda_handler(evt, CONTEXT), n)
         self.exclusion(False)
         return [
             row("bare boto3 GetRecommendations, 25 items", bare_25),
@@ -303,10 +289,10 @@ class Bench:
         try:
             with quiet_stdout():
                 for evt in (related_evt, ranking_evt, options_evt):
-                    assert app.lambda_handler(evt, Context())["statusCode"] == 200
-                h_related = timed(lambda: app.lambda_handler(related_evt, Context()), n)
-                h_ranking = timed(lambda: app.lambda_handler(ranking_evt, Context()), n)
-                h_options = timed(lambda: app.lambda_handler(options_evt, Context()), n)
+                    assert app.lambda_handler(evt, CONTEXT)["statusCode"] == 200
+                h_related = timed(lambda: app.lambda_handler(related_evt, CONTEXT), n)
+                h_ranking = timed(lambda: app.lambda_handler(ranking_evt, CONTEXT), n)
+                h_options = timed(lambda: app.lambda_handler(options_evt, CONTEXT), n)
             b_related = timed(
                 lambda: bare.get_recommendations(campaignArn=related, itemId=item, numResults=25),
                 n,
@@ -355,7 +341,7 @@ class Bench:
             app = load_app()
             evt = event(USER, 25)
             with quiet_stdout():
-                ours = timed(lambda: app.lambda_handler(evt, Context()), n, warmup=5)
+                ours = timed(lambda: app.lambda_handler(evt, CONTEXT), n, warmup=5)
             profiles = ProfileClient(
                 session(HttpPolicy()),
                 f"{self.segment.url}/v1",
@@ -508,13 +494,9 @@ def main(argv: list[str] | None = None) -> int:
     cold_runs = 3 if args.quick else args.cold_runs
 
     import boto3
-    from moto.server import ThreadedMotoServer
 
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request lines
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    moto.start()
-    host, port = moto.get_host_and_port()
-    moto_url = f"http://{host}:{port}"
+    cleanup = contextlib.ExitStack()
+    moto_url = cleanup.enter_context(moto_server())
     emulators: list[Emulator] = []
     rows: list[tuple[str, str | None]] = []
     try:
@@ -546,7 +528,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for emulator in emulators:
             emulator.stop()
-        moto.stop()
+        cleanup.close()
 
     width = max(len(label) for label, value in rows if value is not None)
     print(f"recommendations bench (Python {sys.version.split()[0]}, {os.cpu_count()} CPUs)")

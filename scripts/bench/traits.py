@@ -24,9 +24,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
-import importlib.util
 import json
-import logging
 import math
 import os
 import statistics
@@ -37,7 +35,6 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,7 +43,11 @@ for extra in (FUNCTIONS, FUNCTIONS / "update_traits", ROOT / "scripts"):
     if str(extra) not in sys.path:
         sys.path.insert(0, str(extra))
 
-from emulators import data  # noqa: E402 - after the path setup above
+from devkit.aws import apply_env, fake_aws_env, moto_server  # noqa: E402 - after the path setup
+from devkit.context import LambdaContext  # noqa: E402
+from devkit.events import kinesis_event, kinesis_messages  # noqa: E402
+from devkit.loader import load_app  # noqa: E402
+from emulators import data  # noqa: E402
 from emulators.personalize import PersonalizeEmulator  # noqa: E402
 from emulators.segment import SegmentEmulator  # noqa: E402
 
@@ -55,7 +56,6 @@ PROFILE_MS = 30.0
 TRACKING_MS = 40.0
 NUM_RESULTS = 25
 REGION = "us-east-1"
-STREAM_ARN = "arn:aws:kinesis:us-east-1:123456789012:stream/segment-personalize-events"
 
 
 @dataclass
@@ -106,20 +106,6 @@ def stack(sample: tuple[Any, Any, Any], latency: bool = True) -> Iterator[Stack]
                 tracking.store.close()
 
 
-@contextlib.contextmanager
-def aws_emulator() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
-
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    moto.start()
-    try:
-        yield f"http://127.0.0.1:{moto.get_host_and_port()[1]}"
-    finally:
-        moto.stop()
-
-
 # -- the batch ------------------------------------------------------------------------------
 
 
@@ -155,49 +141,11 @@ def messages(n_records: int, n_users: int, catalogue: Sequence[dict[str, Any]]) 
     return out
 
 
-def kinesis_event(batch: Sequence[dict[str, Any]], offset: int = 0) -> dict[str, Any]:
-    records = []
-    for n, message in enumerate(batch, start=offset):
-        sequence = f"4959033827149025660855969253836157109592157598915{n:07d}"
-        records.append(
-            {
-                "kinesis": {
-                    "kinesisSchemaVersion": "1.0",
-                    "partitionKey": message["userId"],
-                    "sequenceNumber": sequence,
-                    "data": base64.b64encode(json.dumps(message).encode()).decode(),
-                    "approximateArrivalTimestamp": 1711929600.0 + n / 100,
-                },
-                "eventSource": "aws:kinesis",
-                "eventVersion": "1.0",
-                "eventID": f"shardId-000000000000:{sequence}",
-                "eventName": "aws:kinesis:record",
-                "invokeIdentityArn": "arn:aws:iam::123456789012:role/update-traits",
-                "awsRegion": REGION,
-                "eventSourceARN": STREAM_ARN,
-            }
-        )
-    return {"Records": records}
-
-
-class Context:
-    aws_request_id = "bench"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 300_000
+def Context() -> LambdaContext:
+    return LambdaContext(300_000, function_name="update-traits", aws_request_id="bench")
 
 
 # -- our handler ----------------------------------------------------------------------------
-
-
-def load_app() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "update_traits_app", FUNCTIONS / "update_traits" / "app.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def configure(
@@ -205,20 +153,11 @@ def configure(
 ) -> None:
     import boto3
 
-    os.environ.update(
-        {
-            "AWS_ACCESS_KEY_ID": "bench",
-            "AWS_SECRET_ACCESS_KEY": "bench",
-            "AWS_DEFAULT_REGION": REGION,
-            "AWS_REGION": REGION,
-            "AWS_CONFIG_FILE": os.devnull,
-            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-            "AWS_ENDPOINT_URL_SSM": moto_url,
-            "AWS_ENDPOINT_URL_SQS": moto_url,
-            "AWS_ENDPOINT_URL_PERSONALIZE_RUNTIME": s.personalize.url,
-            "AWS_ENDPOINT_URL_PERSONALIZE_EVENTS": s.personalize.url,
-        }
-    )
+    endpoints = {
+        **dict.fromkeys(("ssm", "sqs"), moto_url),
+        **dict.fromkeys(("personalize-runtime", "personalize-events"), s.personalize.url),
+    }
+    apply_env(fake_aws_env(REGION, endpoints, credential="bench"))
     prefix = f"/bench/{uuid.uuid4().hex}"
     ssm = boto3.client("ssm", endpoint_url=moto_url, region_name=REGION)
     ssm.put_parameter(Name=f"{prefix}/write-key", Value=s.tracking.write_key, Type="SecureString")
@@ -283,7 +222,7 @@ def run_handler(
         configure(moto_url, s, workers, mode, profile_limit)
         if profile_limit is not None:
             s.profile.rate_limits.configure({"profile": profile_limit})
-        app = load_app()
+        app = load_app("update_traits")
         # The handler's JSON logs and EMF lines would drown the table.
         with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
             app.lambda_handler(kinesis_event(warmup, offset=len(batch)), Context())
@@ -293,11 +232,11 @@ def run_handler(
             elapsed = time.perf_counter() - started
         runtime.reset()
         failed = {f["itemIdentifier"] for f in result["batchItemFailures"]}
-        records = kinesis_event(batch)["Records"]
+        sent = kinesis_event(batch)
         failed_users = {
-            json.loads(base64.b64decode(r["kinesis"]["data"]))["userId"]
-            for r in records
-            if r["kinesis"]["sequenceNumber"] in failed
+            message["userId"]
+            for record, message in zip(sent["Records"], kinesis_messages(sent), strict=True)
+            if record["kinesis"]["sequenceNumber"] in failed
         }
         throttled = sum(
             v
@@ -465,7 +404,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "runs": args.runs,
     }
     failures = 0
-    with aws_emulator() as moto_url:
+    with moto_server() as moto_url:
 
         def runs(**kwargs: Any) -> list[Run]:
             return [
