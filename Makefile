@@ -43,13 +43,14 @@ package: $(VENV) ## build build/<function>/function.zip and build/layer.zip (det
 test: $(VENV) ## set up .venv if needed, then run every test
 	TF_PLUGIN_MIRROR=$(TF_PLUGIN_MIRROR) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
-lint: $(VENV) ## ruff check, ruff format --check, mypy, terraform fmt -check
+lint: $(VENV) ## ruff check, ruff format --check, mypy (functions/, scripts/), terraform fmt -check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	MYPYPATH=functions $(BIN)/mypy --explicit-package-bases functions/common
 	for app in functions/*/app.py; do \
 	  dir=$$(dirname "$$app"); MYPYPATH=functions:$$dir $(BIN)/mypy --explicit-package-bases "$$dir"; \
 	done
+	MYPYPATH=scripts:functions:functions/recommendations:functions/update_traits $(BIN)/mypy --explicit-package-bases scripts scripts/bundle
 	if [ -n "$$(find terraform -name '*.tf' 2>/dev/null | head -n1)" ]; then TF_CLI_CONFIG_FILE=/dev/null terraform fmt -check -recursive terraform; fi
 	PYTHONPATH=scripts $(BIN)/python -m tf.module_docs --check
 

@@ -43,7 +43,7 @@ for extra in (FUNCTIONS, FUNCTIONS / "update_traits", ROOT / "scripts"):
     if str(extra) not in sys.path:
         sys.path.insert(0, str(extra))
 
-from devkit.aws import apply_env, fake_aws_env, moto_server  # noqa: E402 - after the path setup
+from devkit.aws import apply_env, fake_aws_env, local_client, moto_server  # noqa: E402 - after the path setup
 from devkit.context import LambdaContext  # noqa: E402
 from devkit.events import kinesis_event, kinesis_messages  # noqa: E402
 from devkit.loader import load_app  # noqa: E402
@@ -255,19 +255,13 @@ def run_baseline(
 ) -> tuple[float, dict[str, int]]:
     """What a handler that treats each record on its own does: four round trips each (three
     in filter mode, where Personalize's filter replaces the Profile API read)."""
-    import boto3
     import requests
     from botocore.config import Config
 
     with stack(sample) as s:
         config = Config(region_name=REGION, retries={"mode": "standard", "max_attempts": 3})
-        creds = {"aws_access_key_id": "bench", "aws_secret_access_key": "bench"}
-        events = boto3.client(
-            "personalize-events", endpoint_url=s.personalize.url, config=config, **creds
-        )
-        recs = boto3.client(
-            "personalize-runtime", endpoint_url=s.personalize.url, config=config, **creds
-        )
+        events = local_client("personalize-events", s.personalize.url, REGION, config)
+        recs = local_client("personalize-runtime", s.personalize.url, REGION, config)
         http = requests.Session()
 
         def one(record: dict[str, Any]) -> None:

@@ -468,13 +468,13 @@ def set_secrets(target: Target, args: argparse.Namespace) -> int:
         described = ssm.describe_parameters(
             ParameterFilters=[{"Key": "Name", "Option": "Equals", "Values": [name]}]
         ).get("Parameters", [])
-        extra = {}
         key_id = described[0].get("KeyId") if described else None
         if key_id and key_id != "alias/aws/ssm":
-            extra["KeyId"] = key_id
-        put = ssm.put_parameter(
-            Name=name, Value=value, Type="SecureString", Overwrite=True, **extra
-        )
+            put = ssm.put_parameter(
+                Name=name, Value=value, Type="SecureString", Overwrite=True, KeyId=key_id
+            )
+        else:
+            put = ssm.put_parameter(Name=name, Value=value, Type="SecureString", Overwrite=True)
         say(f"stored the {label} in {name} (version {put.get('Version')})")
     say("the functions pick new values up within 5 minutes (their secret cache)")
     return 0

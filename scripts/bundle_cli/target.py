@@ -8,7 +8,12 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
+
+if TYPE_CHECKING:
+    from mypy_boto3_kinesis import KinesisClient
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_ssm import SSMClient
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_STATE_DIR = ROOT / ".sandbox"
@@ -42,6 +47,14 @@ class Target:
     handlers_log: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @overload
+    def client(self, service: Literal["kinesis"]) -> KinesisClient: ...
+    @overload
+    def client(self, service: Literal["sqs"]) -> SQSClient: ...
+    @overload
+    def client(self, service: Literal["ssm"]) -> SSMClient: ...
+    @overload
+    def client(self, service: str) -> Any: ...  # cloudwatch, lambda: no stubs pinned for them
     def client(self, service: str) -> Any:
         import boto3
         from botocore.config import Config

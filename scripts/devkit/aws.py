@@ -10,8 +10,19 @@ import contextlib
 import logging
 import os
 from collections.abc import Iterator, Mapping, MutableMapping
+from typing import TYPE_CHECKING, Any, Literal, overload
+from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from botocore.config import Config
+    from mypy_boto3_kinesis import KinesisClient
+    from mypy_boto3_personalize_events import PersonalizeEventsClient
+    from mypy_boto3_personalize_runtime import PersonalizeRuntimeClient
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_ssm import SSMClient
 
 REGION = "us-east-1"
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 # Variables that would let a developer's own AWS setup reach the SDK: always removed.
 UNSET = ("AWS_PROFILE", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
 
@@ -63,3 +74,55 @@ def moto_server() -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         server.stop()
+
+
+LocalService = Literal["kinesis", "sqs", "ssm", "personalize-runtime", "personalize-events"]
+
+
+@overload
+def local_client(
+    service: Literal["kinesis"], endpoint_url: str, region: str = ..., config: Config | None = ...
+) -> KinesisClient: ...
+@overload
+def local_client(
+    service: Literal["sqs"], endpoint_url: str, region: str = ..., config: Config | None = ...
+) -> SQSClient: ...
+@overload
+def local_client(
+    service: Literal["ssm"], endpoint_url: str, region: str = ..., config: Config | None = ...
+) -> SSMClient: ...
+@overload
+def local_client(
+    service: Literal["personalize-runtime"],
+    endpoint_url: str,
+    region: str = ...,
+    config: Config | None = ...,
+) -> PersonalizeRuntimeClient: ...
+@overload
+def local_client(
+    service: Literal["personalize-events"],
+    endpoint_url: str,
+    region: str = ...,
+    config: Config | None = ...,
+) -> PersonalizeEventsClient: ...
+def local_client(
+    service: LocalService, endpoint_url: str, region: str = REGION, config: Config | None = None
+) -> Any:
+    """A typed boto3 client (own session, dummy credentials) for an emulator on loopback;
+    any other endpoint is refused, so a local tool can never write to a real AWS account.
+    Without ``config``: short timeouts and botocore's standard retry mode."""
+    if urlsplit(endpoint_url).hostname not in LOOPBACK:
+        raise ValueError(f"{service} endpoint must be on 127.0.0.1, not {endpoint_url!r}")
+    import boto3
+    from botocore.config import Config
+
+    session = boto3.session.Session()
+    make: Any = session.client  # one overload per literal service name; ours is a parameter
+    return make(
+        service,
+        region_name=region,
+        endpoint_url=endpoint_url,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",  # noqa: S106 - a local emulator accepts any
+        config=config or Config(connect_timeout=2, read_timeout=10, retries={"mode": "standard"}),
+    )

@@ -24,8 +24,12 @@ import time
 from collections import Counter, deque
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any
+
+from devkit.aws import local_client
+
+if TYPE_CHECKING:
+    from mypy_boto3_kinesis import KinesisClient
 
 MAX_RECORDS_PER_CALL = 500
 MAX_BYTES_PER_CALL = 5 * 1024 * 1024
@@ -303,20 +307,7 @@ def _rate(value: Any) -> float:
     return rate
 
 
-def loopback_kinesis_client(endpoint_url: str, region: str) -> Any:
+def loopback_kinesis_client(endpoint_url: str, region: str) -> KinesisClient:
     """A boto3 Kinesis client for a local AWS emulator; anything but loopback is refused, so
     the emulator can never write to a real AWS account."""
-    host = urlsplit(endpoint_url).hostname
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        raise ValueError(f"Kinesis endpoint must be on 127.0.0.1, not {endpoint_url!r}")
-    import boto3
-    from botocore.config import Config
-
-    return boto3.session.Session().client(
-        "kinesis",
-        region_name=region,
-        endpoint_url=endpoint_url,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",  # noqa: S106 - a local emulator accepts any
-        config=Config(connect_timeout=2, read_timeout=10, retries={"mode": "standard"}),
-    )
+    return local_client("kinesis", endpoint_url, region)

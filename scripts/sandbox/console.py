@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, TextIO
+from typing import TextIO
 
 
 class Console:
@@ -27,7 +27,7 @@ class Console:
         self._stream = stream
         self._lock = threading.Lock()
         self._saved_stdout: TextIO | None = None
-        self._log: IO[str] | None = None
+        self._log: TextIO | None = None
 
     def line(self, text: str = "") -> None:
         with self._lock:
@@ -59,7 +59,7 @@ class _Tee(io.TextIOBase):
     """Writes through to a file and hands each complete line to a callback (whose failure
     never reaches the writer: a handler's log call must not raise)."""
 
-    def __init__(self, target: IO[str], on_line: Callable[[str], None]) -> None:
+    def __init__(self, target: TextIO, on_line: Callable[[str], None]) -> None:
         self._target = target
         self._on_line = on_line
         self._partial = ""

@@ -121,7 +121,7 @@ class SegmentLibrary:
         client_factory: Callable[..., Any] | None = None,
     ) -> None:
         if client_factory is None:
-            from segment.analytics import Client
+            from segment.analytics import Client  # type: ignore[import-untyped]
 
             client_factory = Client
         self.failed_batches = 0

@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mypy_boto3_kinesis import KinesisClient
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_ssm import SSMClient
 
 
 @dataclass(frozen=True)
@@ -27,9 +32,9 @@ class Resources:
 
 def create(
     *,
-    kinesis: Any,
-    ssm: Any,
-    sqs: Any,
+    kinesis: KinesisClient,
+    ssm: SSMClient,
+    sqs: SQSClient,
     prefix: str,
     shards: int,
     write_key: str,

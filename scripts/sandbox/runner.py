@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from devkit.aws import apply_env, fake_aws_env
+from devkit.aws import apply_env, fake_aws_env, local_client
 from devkit.loader import load_handler
 from sandbox import resources as aws_resources
 from sandbox.console import Console
@@ -237,7 +237,9 @@ class Sandbox:
         self._step(f"moto server ready: {moto_url} ({time.monotonic() - t0:.1f} s)")
 
         apply_env(_aws_env(moto_url, personalize.url))
-        kinesis, ssm, sqs = (self._client(name, moto_url) for name in ("kinesis", "ssm", "sqs"))
+        kinesis = local_client("kinesis", moto_url, REGION)
+        ssm = local_client("ssm", moto_url, REGION)
+        sqs = local_client("sqs", moto_url, REGION)
         made = aws_resources.create(
             kinesis=kinesis,
             ssm=ssm,
@@ -254,7 +256,7 @@ class Sandbox:
         )
 
         destination = segment.connect_kinesis(
-            self._client("kinesis", moto_url),
+            local_client("kinesis", moto_url, REGION),
             made.stream_name,
             use_message_id=opts.use_message_id,
             duplicate_rate=opts.duplicate_rate,
@@ -457,22 +459,6 @@ class Sandbox:
         self._lock.describe(api_url=api_url)
         self._print_ready(api_url, segment.url, personalize.url, example_user, example_item)
         self.ready_at = time.monotonic()
-
-    def _client(self, service: str, endpoint: str) -> Any:
-        import boto3
-        from botocore.config import Config
-
-        session: Any = boto3.session.Session()
-        return session.client(
-            service,
-            region_name=REGION,
-            endpoint_url=endpoint,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",  # noqa: S106 - moto accepts any
-            config=Config(
-                connect_timeout=2, read_timeout=10, retries={"mode": "standard", "max_attempts": 3}
-            ),
-        )
 
     def _function_env(self, personalize: Any, segment: Any, made: Any) -> dict[str, str]:
         """CONTRACT §3: the same variables Terraform gives the functions."""
