@@ -7,19 +7,21 @@ import base64
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-import boto3
 import pytest
 import requests
 from bundle_cli.main import build_parser
+
+from devkit.aws import local_client
+from devkit.sandbox import poll, running_sandbox
+from sandbox.processes import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 BUNDLE = ROOT / "scripts" / "bundle"
@@ -30,64 +32,17 @@ T = TypeVar("T")
 pytestmark = pytest.mark.timeout(120)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _poll(what: str, check: Callable[[], T | None], timeout_s: float, every_s: float = 0.2) -> T:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = check()
-        if value is not None:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(every_s)  # polling interval of a bounded wait
-
-
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     base = tmp_path_factory.mktemp("bundle-sandbox")
     state_dir, log = base / "state", base / "console.log"
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "scripts"), PYTHONUNBUFFERED="1")
     args = [
-        "--port", str(_free_port()), "--api-key", API_KEY, "--rate", "0",
+        "--port", str(free_port()), "--api-key", API_KEY, "--rate", "0",
         "--batching-window", "0.2", "--poll-interval", "0.1",
         "--max-retries", "1", "--retry-delay", "0.1", "--no-filter",
     ]  # fmt: skip
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "sandbox", "--state-dir", str(state_dir), *args],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-
-    def ready() -> dict[str, Any] | None:
-        if proc.poll() is not None:
-            raise AssertionError(f"sandbox exited early:\n{log.read_text()}")
-        path = state_dir / "state.json"
-        if not path.exists():
-            return None
-        state: dict[str, Any] = json.loads(path.read_text())
-        return state if state.get("running") else None
-
-    try:
-        state = _poll("the sandbox to be ready", ready, timeout_s=60)
+    with running_sandbox(args, state_dir, log, timeout_s=60, first=signal.SIGTERM) as (_, state):
         yield {"state": state, "state_dir": state_dir}
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(10)
 
 
 def bundle(
@@ -106,14 +61,8 @@ def bundle(
     )
 
 
-def aws(sandbox: dict[str, Any], service: str) -> Any:
-    return boto3.client(
-        service,
-        region_name="us-east-1",
-        endpoint_url=sandbox["state"]["moto_url"],
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+def aws(sandbox: dict[str, Any], service: Any) -> Any:
+    return local_client(service, sandbox["state"]["moto_url"])
 
 
 def trait(sandbox: dict[str, Any], user: str) -> list[str] | None:
@@ -221,7 +170,7 @@ def test_smoke_names_the_stalled_stage_and_replay_failed_writes_the_trait(
     result = bundle(sandbox, "replay-failed")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "replayed 1 range(s), 0 expired" in result.stdout
-    assert _poll(f"{user}'s trait after the replay", lambda: trait(sandbox, user), 30)
+    assert poll(f"{user}'s trait after the replay", lambda: trait(sandbox, user), 30)
     assert "no failed batches" in bundle(sandbox, "replay-failed").stdout
 
 
@@ -273,7 +222,7 @@ def test_dlq_list_show_redrive_and_purge(sandbox: dict[str, Any]) -> None:
         bodies: list[dict[str, Any]] = json.loads(result.stdout)
         return bodies if len(bodies) == 2 else None
 
-    bodies = _poll("two dead-lettered records", listed, timeout_s=20, every_s=0.5)
+    bodies = poll("two dead-lettered records", listed, timeout_s=20, every_s=0.5)
     by_seq = {b["sequenceNumber"]: b for b in bodies}
     redrive_id = by_seq["123"]["messageId"]
     (bad,) = [b for b in bodies if b["sequenceNumber"] != "123"]
@@ -290,7 +239,7 @@ def test_dlq_list_show_redrive_and_purge(sandbox: dict[str, Any]) -> None:
     result = bundle(sandbox, "dlq", "redrive", redrive_id)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "redriven 1, kept 0" in result.stdout
-    assert _poll(f"{user}'s trait after the redrive", lambda: trait(sandbox, user), 30)
+    assert poll(f"{user}'s trait after the redrive", lambda: trait(sandbox, user), 30)
 
     refused = bundle(sandbox, "dlq", "purge")
     assert refused.returncode == 2

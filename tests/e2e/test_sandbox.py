@@ -7,21 +7,21 @@ one's files, and SIGINT prints a summary and leaves no process and no port behin
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-import boto3
 import pytest
 import requests
 from segment.analytics import Client
+
+from devkit.aws import local_client
+from devkit.sandbox import poll, start_sandbox, stop, wait_running
+from sandbox.processes import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 API_KEY = "e2e-sandbox-key-0123456789"
@@ -29,12 +29,6 @@ NUM_RESULTS = 10
 T = TypeVar("T")
 
 pytestmark = pytest.mark.timeout(90)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _port_free(port: int) -> bool:
@@ -45,17 +39,6 @@ def _port_free(port: int) -> bool:
         except OSError:
             return False
         return True
-
-
-def _poll(what: str, check: Callable[[], T | None], timeout_s: float, every_s: float = 0.2) -> T:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = check()
-        if value is not None:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(every_s)
 
 
 def _alive(pid: int) -> bool:
@@ -82,28 +65,14 @@ def _processes_in_group(pgid: int) -> list[int]:
     return found
 
 
-def _start(args: list[str], state_dir: Path, log: Path) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "scripts"), PYTHONUNBUFFERED="1")
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "sandbox", "--state-dir", str(state_dir), *args],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,  # the test can always kill what is left
-        )
-
-
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """One sandbox for the whole module; the last test stops it with SIGINT."""
     tmp_path = tmp_path_factory.mktemp("sandbox")
-    port = _free_port()
+    port = free_port()
     state_dir = tmp_path / "state"
     log = tmp_path / "console.log"
-    proc = _start(
+    proc = start_sandbox(
         [
             "--port", str(port),
             "--api-key", API_KEY,
@@ -121,17 +90,8 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
         log,
     )  # fmt: skip
 
-    def ready() -> dict[str, Any] | None:
-        if proc.poll() is not None:
-            raise AssertionError(f"sandbox exited early:\n{log.read_text()}")
-        path = state_dir / "state.json"
-        if not path.exists():
-            return None
-        state: dict[str, Any] = json.loads(path.read_text())
-        return state if state.get("running") else None
-
     try:
-        state = _poll("the sandbox to be ready", ready, timeout_s=45)
+        state = wait_running(proc, state_dir, log, timeout_s=45)
         # What the tests did, for the summary the last one checks.
         yield {
             "state": state,
@@ -145,9 +105,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
             "api_statuses": set(),
         }
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
+        stop(proc)
 
 
 def _profile(state: dict[str, Any], user: str) -> dict[str, Any] | None:
@@ -155,14 +113,8 @@ def _profile(state: dict[str, Any], user: str) -> dict[str, Any] | None:
     return response.json() if response.status_code == 200 else None  # type: ignore[no-any-return]
 
 
-def _aws(service: str, endpoint: str) -> Any:
-    return boto3.client(
-        service,
-        region_name="us-east-1",
-        endpoint_url=endpoint,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+def _aws(service: Any, endpoint: str) -> Any:
+    return local_client(service, endpoint)
 
 
 def _console(sandbox: dict[str, Any]) -> str:
@@ -259,7 +211,7 @@ def test_events_sent_with_segment_analytics_python_update_the_trait(
             return value
         return None
 
-    trait = _poll(f"{user}'s recommended_products without the order", after_the_order, 30)
+    trait = poll(f"{user}'s recommended_products without the order", after_the_order, 30)
     assert len(trait) == NUM_RESULTS  # refilled after removing the purchases
     assert not set(trait) & set(purchased), "a purchased item was recommended"
     # The computed trait followed the same events.
@@ -341,7 +293,7 @@ def test_dead_letters_and_totals_show_on_the_console(sandbox: dict[str, Any]) ->
             None,
         )
 
-    line = _poll("the dead-letter line", dead_letter_line, timeout_s=20)
+    line = poll("the dead-letter line", dead_letter_line, timeout_s=20)
     sandbox["dead_letters"] += 1
     assert put["ShardId"] in line and "sandbox-update-traits-dead-letter" in line
     sqs = _aws("sqs", state["moto_url"])
@@ -354,7 +306,7 @@ def test_dead_letters_and_totals_show_on_the_console(sandbox: dict[str, Any]) ->
         lines = [line for line in _console(sandbox).splitlines() if " totals in " in line]
         return next((line for line in reversed(lines) if "dead-letters 0 " not in line), None)
 
-    totals = _poll("a totals line counting the dead letter", totals_with_dead_letter, timeout_s=10)
+    totals = poll("a totals line counting the dead letter", totals_with_dead_letter, timeout_s=10)
     for part in ("/s out ", "lag ", " records (iterator age ", "identifies ", "failures ",
                  "dead-letters ", "profile-api ", " req/s"):  # fmt: skip
         assert part in totals
@@ -398,7 +350,7 @@ def test_a_batch_that_keeps_failing_ends_in_the_on_failure_queue(
                 return record
             return None
 
-        record = _poll("an on-failure record", on_failure_record, timeout_s=20)
+        record = poll("an on-failure record", on_failure_record, timeout_s=20)
         sandbox["on_failure"] = True
     finally:
         requests.post(controls, json={"fault_rate": {"500": 0.0}}, timeout=5).raise_for_status()
@@ -416,13 +368,11 @@ def _snapshot(state_dir: Path) -> dict[str, tuple[int, int, bytes]]:
 
 def _second(args: list[str], state_dir: Path, log: Path) -> tuple[int, str, float]:
     started = time.monotonic()
-    proc = _start(args, state_dir, log)
+    proc = start_sandbox(args, state_dir, log)
     try:
         code = proc.wait(timeout=30)
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
+        stop(proc)
     return code, log.read_text(), time.monotonic() - started
 
 
@@ -439,7 +389,7 @@ def test_a_second_sandbox_never_touches_the_first_ones_files(
     assert f"port {sandbox['port']} on 127.0.0.1 is already in use" in out
     assert elapsed < 20
     # Another port, same folder: refused, naming the sandbox that owns it.
-    code, out, _ = _second(["--port", str(_free_port())], state_dir, tmp_path / "b.log")
+    code, out, _ = _second(["--port", str(free_port())], state_dir, tmp_path / "b.log")
     assert code == 2, out
     owner = sandbox["proc"].pid
     assert f"{state_dir}/ is in use by the sandbox with pid {owner}" in out
@@ -467,7 +417,7 @@ def test_sigint_prints_a_summary_and_leaves_nothing_behind(sandbox: dict[str, An
     # above, have been put on the stream.
     want = 150 + sandbox["events_sent"]
     destination = f"{state['segment']['tracking_url']}/_emulator/destination"
-    _poll(
+    poll(
         "the replay's events on the stream",
         lambda: requests.get(destination, timeout=5).json()["delivered"] >= want or None,
         timeout_s=30,
@@ -513,13 +463,11 @@ def test_a_taken_port_fails_at_once(tmp_path: Path) -> None:
         port = taken.getsockname()[1]
         log = tmp_path / "console.log"
         started = time.monotonic()
-        proc = _start(["--port", str(port)], tmp_path / "state", log)
+        proc = start_sandbox(["--port", str(port)], tmp_path / "state", log)
         try:
             code = proc.wait(timeout=20)
         finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(10)
+            stop(proc)
         elapsed = time.monotonic() - started
     assert code != 0
     assert f"port {port}" in log.read_text()
