@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -47,16 +48,25 @@ def _target_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
     )
 
 
+def _command(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    help_text: str,
+    run: Callable[..., int],
+) -> argparse.ArgumentParser:
+    """A subcommand that takes the target options and runs ``run``."""
+    p = subparsers.add_parser(name, help=help_text, description=help_text)
+    _target_options(p, suppress=True)
+    p.set_defaults(run=run)
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bundle", description=DESCRIPTION)
     _target_options(parser, suppress=False)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(name: str, help_text: str, run: Callable[..., int]) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        _target_options(p, suppress=True)
-        p.set_defaults(run=run)
-        return p
+    command = partial(_command, sub)
 
     p = command(
         "smoke",
@@ -87,11 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")
 
-    def dlq_command(name: str, help_text: str, run: Callable[..., int]) -> argparse.ArgumentParser:
-        p = dlq_sub.add_parser(name, help=help_text, description=help_text)
-        _target_options(p, suppress=True)
-        p.set_defaults(run=run)
-        return p
+    dlq_command = partial(_command, dlq_sub)
 
     p = dlq_command(
         "list",

@@ -32,16 +32,23 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Unpack
 from urllib.parse import unquote
 
 from emulators.cli import add_control_arguments, apply_control_arguments, serve_until_signal
 from emulators.controls import Decision
 from emulators.ratelimit import Charge, RateLimit, Refusal
-from emulators.segment_kinesis import KinesisDestination, loopback_kinesis_client, routed_to_kinesis
+from emulators.segment_kinesis import (
+    DestinationOptions,
+    KinesisDestination,
+    loopback_kinesis_client,
+    routed_to_kinesis,
+)
 from emulators.segment_store import SegmentStore
 from emulators.server import INVALID_JSON, EmulatorServer, Request, Response, Routed
+
+if TYPE_CHECKING:
+    from mypy_boto3_kinesis import KinesisClient
 
 MAX_MESSAGE_BYTES = 32 * 1024  # what Segment's own libraries enforce per message
 # "500KB" per batch: the stricter reading (500,000 bytes), so code that passes here also
@@ -107,22 +114,11 @@ class SegmentEmulator(EmulatorServer):
         self.destination: KinesisDestination | None = None
 
     def connect_kinesis(
-        self,
-        kinesis: Any,
-        stream_name: str,
-        *,
-        use_message_id: bool = False,
-        duplicate_rate: float = 0.0,
+        self, kinesis: KinesisClient, stream_name: str, **options: Unpack[DestinationOptions]
     ) -> KinesisDestination:
         """Connect Segment's Amazon Kinesis destination: every message accepted from now on is
         also delivered to ``stream_name`` (in a background thread, stopped by :meth:`close`)."""
-        destination = KinesisDestination(
-            kinesis,
-            stream_name,
-            use_message_id=use_message_id,
-            duplicate_rate=duplicate_rate,
-            seed=self.seed,
-        )
+        destination = KinesisDestination(kinesis, stream_name, seed=self.seed, **options)
         destination.start()
         self.destination = destination
         return destination
@@ -135,14 +131,6 @@ class SegmentEmulator(EmulatorServer):
         if self.destination is not None:
             self.destination.stop()
         self.store.close()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- test helpers ------------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from devkit.aws import local_client
 
@@ -74,13 +74,20 @@ class _Entry:
         return len(self.data) + len(self.key.encode())
 
 
+class DestinationOptions(TypedDict, total=False):
+    """The destination's settings in Segment (what the sandbox lets a user change)."""
+
+    use_message_id: bool  # partition key messageId instead of userId || anonymousId
+    duplicate_rate: float  # probability that a delivered record is delivered again
+
+
 class KinesisDestination:
     """Delivers messages to one stream from a background thread (``start``/``stop``);
     ``deliver`` only queues, so the Tracking API answers without waiting for Kinesis."""
 
     def __init__(
         self,
-        kinesis: Any,
+        kinesis: KinesisClient,
         stream_name: str,
         *,
         use_message_id: bool = False,

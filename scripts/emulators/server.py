@@ -263,13 +263,17 @@ class EmulatorServer:
     def __enter__(self) -> Self:
         return self.start()
 
+    def close(self) -> None:
+        """What leaving a ``with`` block does: :meth:`stop` (a subclass releases more)."""
+        self.stop()
+
     def __exit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.stop()
+        self.close()
 
     @property
     def url(self) -> str:
