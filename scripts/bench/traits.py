@@ -43,7 +43,13 @@ for extra in (FUNCTIONS, FUNCTIONS / "update_traits", ROOT / "scripts"):
     if str(extra) not in sys.path:
         sys.path.insert(0, str(extra))
 
-from devkit.aws import apply_env, fake_aws_env, local_client, moto_server  # noqa: E402 - after the path setup
+from devkit.aws import (  # noqa: E402 - after the path setup
+    apply_env,
+    fake_aws_env,
+    local_client,
+    moto_server,
+    traits_resources,
+)
 from devkit.context import LambdaContext  # noqa: E402
 from devkit.events import kinesis_event, kinesis_messages  # noqa: E402
 from devkit.loader import load_app  # noqa: E402
@@ -151,32 +157,23 @@ def Context() -> LambdaContext:
 def configure(
     moto_url: str, s: Stack, workers: int, mode: str = "profile", rps: float | None = None
 ) -> None:
-    import boto3
-
     endpoints = {
         **dict.fromkeys(("ssm", "sqs"), moto_url),
         **dict.fromkeys(("personalize-runtime", "personalize-events"), s.personalize.url),
     }
     apply_env(fake_aws_env(REGION, endpoints, credential="bench"))
-    prefix = f"/bench/{uuid.uuid4().hex}"
-    ssm = boto3.client("ssm", endpoint_url=moto_url, region_name=REGION)
-    ssm.put_parameter(Name=f"{prefix}/write-key", Value=s.tracking.write_key, Type="SecureString")
-    ssm.put_parameter(
-        Name=f"{prefix}/profile-token", Value=s.profile.profile_token, Type="SecureString"
+    made = traits_resources(
+        moto_url, "bench", write_key=s.tracking.write_key, profile_token=s.profile.profile_token
     )
-    sqs = boto3.client("sqs", endpoint_url=moto_url, region_name=REGION)
-    queue = sqs.create_queue(QueueName=f"bench-{uuid.uuid4().hex[:8]}")["QueueUrl"]
     os.environ.update(
         {
+            **made.env(),
             "PERSONALIZE_CAMPAIGN_ARN": s.personalize.campaign_arn,
             "PERSONALIZE_TRACKING_ID": s.personalize.tracking_id,
             "NUM_RESULTS": str(NUM_RESULTS),
-            "SEGMENT_WRITE_KEY_PARAMETER": f"{prefix}/write-key",
-            "SEGMENT_PROFILE_TOKEN_PARAMETER": f"{prefix}/profile-token",
             "SEGMENT_SPACE_ID": s.profile.space_id,
             "SEGMENT_API_URL": f"{s.tracking.url}/v1",
             "SEGMENT_PROFILE_API_URL": f"{s.profile.url}/v1",
-            "DEAD_LETTER_QUEUE_URL": queue,
             "WORKER_THREADS": str(workers),
             "LOG_LEVEL": "ERROR",
         }

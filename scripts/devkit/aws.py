@@ -9,7 +9,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import uuid
 from collections.abc import Iterator, Mapping, MutableMapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, overload
 from urllib.parse import urlsplit
 
@@ -126,3 +128,46 @@ def local_client(
         aws_secret_access_key="testing",  # noqa: S106 - a local emulator accepts any
         config=config or Config(connect_timeout=2, read_timeout=10, retries={"mode": "standard"}),
     )
+
+
+@dataclass(frozen=True)
+class TraitsResources:
+    """What update_traits needs in AWS besides Personalize: the Segment secrets as SSM
+    SecureStrings and a dead-letter queue (made in moto by :func:`traits_resources`)."""
+
+    sqs: SQSClient
+    queue_url: str
+    write_key_parameter: str
+    profile_token_parameter: str | None
+
+    def env(self) -> dict[str, str]:
+        """The function's variables that name these resources."""
+        env = {
+            "SEGMENT_WRITE_KEY_PARAMETER": self.write_key_parameter,
+            "DEAD_LETTER_QUEUE_URL": self.queue_url,
+        }
+        if self.profile_token_parameter is not None:
+            env["SEGMENT_PROFILE_TOKEN_PARAMETER"] = self.profile_token_parameter
+        return env
+
+
+def traits_resources(
+    moto_url: str,
+    name: str,
+    *,
+    write_key: str,
+    profile_token: str | None = None,
+    region: str = REGION,
+) -> TraitsResources:
+    """The write key (and the profile token, when given) under ``/<name>/<random>/`` and a
+    queue ``<name>-dlq-<random>``: names of their own, so tests sharing one moto never meet."""
+    prefix = f"/{name}/{uuid.uuid4().hex}"
+    ssm = local_client("ssm", moto_url, region)
+    ssm.put_parameter(Name=f"{prefix}/write-key", Value=write_key, Type="SecureString")
+    token_parameter = None
+    if profile_token is not None:
+        token_parameter = f"{prefix}/profile-token"
+        ssm.put_parameter(Name=token_parameter, Value=profile_token, Type="SecureString")
+    sqs = local_client("sqs", moto_url, region)
+    queue_url = sqs.create_queue(QueueName=f"{name}-dlq-{uuid.uuid4().hex[:12]}")["QueueUrl"]
+    return TraitsResources(sqs, queue_url, f"{prefix}/write-key", token_parameter)

@@ -16,20 +16,19 @@ import base64
 import itertools
 import json
 import re
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from functools import partial
 from types import ModuleType
 from typing import Any
 
-import boto3
 import hypothesis
 import pytest
 from conftest import property_examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from devkit.aws import traits_resources
 from devkit.context import LambdaContext
 from devkit.events import kinesis_record
 from devkit.loader import load_app
@@ -60,20 +59,14 @@ def deployment(
 ) -> Iterator[tuple[ModuleType, Any, str]]:
     monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", moto_url)
     monkeypatch.setenv("AWS_ENDPOINT_URL_SSM", moto_url)
-    prefix = f"/properties/{uuid.uuid4().hex}"
-    ssm = boto3.client("ssm", region_name=REGION, endpoint_url=moto_url)
-    ssm.put_parameter(
-        Name=f"{prefix}/write-key", Value=segment_emulator.write_key, Type="SecureString"
-    )
-    sqs = boto3.client("sqs", region_name=REGION, endpoint_url=moto_url)
-    queue_url = sqs.create_queue(QueueName=f"dlq-{uuid.uuid4().hex[:12]}")["QueueUrl"]
+    made = traits_resources(moto_url, "properties", write_key=segment_emulator.write_key)
+    sqs, queue_url = made.sqs, made.queue_url
     env = {
+        **made.env(),
         "PERSONALIZE_CAMPAIGN_ARN": personalize_env.campaign_arn,
         "PERSONALIZE_TRACKING_ID": personalize_env.tracking_id,
         "NUM_RESULTS": "5",
-        "SEGMENT_WRITE_KEY_PARAMETER": f"{prefix}/write-key",
         "SEGMENT_API_URL": f"{segment_emulator.url}/v1",
-        "DEAD_LETTER_QUEUE_URL": queue_url,
         "TRACKED_EVENTS": ",".join(TRACKED),
         "PURCHASE_EVENTS": ",".join(PURCHASES),
         "LOG_LEVEL": "ERROR",

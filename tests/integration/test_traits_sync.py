@@ -23,6 +23,7 @@ import boto3
 import pytest
 from conftest import FIXTURES
 
+from devkit.aws import traits_resources
 from devkit.context import LambdaContext
 from devkit.events import STREAM_ARN, kinesis_event
 from devkit.fixtures import started_segment, trained_personalize, use_fake_aws
@@ -101,29 +102,22 @@ def deployment(
             "personalize-events": personalize.url,
         },
     )
-    prefix = f"/traits-test/{uuid.uuid4().hex}"
-    ssm = boto3.client("ssm", region_name=REGION, endpoint_url=moto_url)
-    ssm.put_parameter(Name=f"{prefix}/write-key", Value=segment.write_key, Type="SecureString")
-    ssm.put_parameter(
-        Name=f"{prefix}/profile-token", Value=segment.profile_token, Type="SecureString"
+    made = traits_resources(
+        moto_url, "traits-test", write_key=segment.write_key, profile_token=segment.profile_token
     )
-    sqs = boto3.client("sqs", region_name=REGION, endpoint_url=moto_url)
-    queue_url = sqs.create_queue(QueueName=f"traits-dlq-{uuid.uuid4().hex[:12]}")["QueueUrl"]
     env = {
+        **made.env(),
         "PERSONALIZE_CAMPAIGN_ARN": personalize.campaign_arn,
         "PERSONALIZE_TRACKING_ID": personalize.tracking_id,
         "NUM_RESULTS": "10",
-        "SEGMENT_WRITE_KEY_PARAMETER": f"{prefix}/write-key",
-        "SEGMENT_PROFILE_TOKEN_PARAMETER": f"{prefix}/profile-token",
         "SEGMENT_SPACE_ID": segment.space_id,
         "SEGMENT_API_URL": f"{segment.url}/v1",
         "SEGMENT_PROFILE_API_URL": f"{segment.url}/v1",
-        "DEAD_LETTER_QUEUE_URL": queue_url,
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     runtime.reset()
-    yield Deployment(env, queue_url, sqs)
+    yield Deployment(env, made.queue_url, made.sqs)
     runtime.reset()
 
 
