@@ -7,6 +7,7 @@
   ``AWS_ENDPOINT_URL_PERSONALIZE_RUNTIME`` / ``..._EVENTS`` variables and dummy credentials.
 - ``segment_emulator``: a started :class:`SegmentEmulator` (in-memory SQLite).
 - ``moto_url``: moto's server (SSM, SQS, Kinesis...) on a free loopback port, per module.
+- ``pool``: a two-worker thread pool for the code under test.
 
 The emulators run with their rate limits off (functional tests outrun any real limit); a test
 of the limits turns them on with ``emulator.rate_limits.configure({...})``. A module that
@@ -19,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -131,6 +133,15 @@ def moto_url() -> Iterator[str]:
     uniquely by the tests, so they never meet)."""
     with moto_server() as url:
         yield url
+
+
+@pytest.fixture
+def pool() -> Iterator[ThreadPoolExecutor]:
+    """A small thread pool for the code under test (two workers), shut down after the test
+    with its queued work cancelled."""
+    executor = ThreadPoolExecutor(2)
+    yield executor
+    executor.shutdown(wait=True, cancel_futures=True)
 
 
 @pytest.fixture

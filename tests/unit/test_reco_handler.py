@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
@@ -267,13 +267,6 @@ class FakeProfiles:
         if self.gate is not None:
             self.gate.wait(5)
         return dict(self.traits_by_user)
-
-
-@pytest.fixture
-def pool() -> Iterator[ThreadPoolExecutor]:
-    executor = ThreadPoolExecutor(2)
-    yield executor
-    executor.shutdown(wait=True, cancel_futures=True)
 
 
 def exclusion_runtime(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -56,13 +55,6 @@ def test_an_unencodable_id_is_a_400_not_a_500(name: str) -> None:
 
 
 # -- defect 8: the API never outlives its Lambda ---------------------------------------------
-
-
-@pytest.fixture
-def pool() -> Iterator[ThreadPoolExecutor]:
-    executor = ThreadPoolExecutor(2)
-    yield executor
-    executor.shutdown(wait=True, cancel_futures=True)
 
 
 class Stalling(FakePersonalize):
