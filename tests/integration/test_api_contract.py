@@ -16,7 +16,6 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 import schemathesis
 import yaml
@@ -31,7 +30,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from devkit.aws import apply_env, fake_aws_env, moto_server
+from devkit.aws import apply_env, fake_aws_env, local_client, moto_server
 from devkit.fixtures import started_segment, trained_personalize
 from devkit.loader import load_app
 from reco_api import runtime
@@ -65,13 +64,7 @@ def gateway_url() -> Iterator[str]:
         started_segment(seed=1) as segment,
     ):
         segment.set_traits("user-0001", {"purchased_products": ["SKU-0001", "SKU-0002"]})
-        boto3.client(
-            "ssm",
-            endpoint_url=moto_url,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        ).put_parameter(
+        local_client("ssm", moto_url).put_parameter(
             Name=TOKEN_PARAMETER, Value=segment.profile_token, Type="SecureString", Overwrite=True
         )
         apply_env(fake_aws_env(endpoints={"personalize-runtime": emu.url, "ssm": moto_url}))

@@ -8,11 +8,11 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from devkit.aws import local_client
 from devkit.fixtures import trained_personalize
 from emulators.personalize import PersonalizeEmulator
 
@@ -28,14 +28,7 @@ def emu() -> Iterator[PersonalizeEmulator]:
 
 @pytest.fixture(scope="module")
 def runtime(emu: PersonalizeEmulator) -> Any:
-    return boto3.client(
-        "personalize-runtime",
-        endpoint_url=emu.url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        config=NO_RETRY,
-    )
+    return local_client("personalize-runtime", emu.url, config=NO_RETRY)
 
 
 def category(emu: PersonalizeEmulator, item: str) -> str:
@@ -161,14 +154,7 @@ def test_metadata_columns(emu: PersonalizeEmulator, runtime: Any) -> None:
 
 
 def test_put_events_attribution(emu: PersonalizeEmulator) -> None:
-    events = boto3.client(
-        "personalize-events",
-        endpoint_url=emu.url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        config=NO_RETRY,
-    )
+    events = local_client("personalize-events", emu.url, config=NO_RETRY)
     event = {
         "eventId": "attr-1",
         "eventType": "Product Clicked",

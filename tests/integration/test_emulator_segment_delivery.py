@@ -18,11 +18,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 import requests
 from segment.analytics import Client
 
+from devkit.aws import local_client
 from devkit.processes import emulator_process
 from emulators.segment import SegmentEmulator
 from emulators.segment_kinesis import loopback_kinesis_client
@@ -33,13 +33,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def stream(moto_url: str) -> Iterator[tuple[Any, str]]:
-    kinesis = boto3.client(
-        "kinesis",
-        region_name="us-east-1",
-        endpoint_url=moto_url,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    kinesis = local_client("kinesis", moto_url)
     name = f"segment-{uuid.uuid4().hex[:8]}"
     kinesis.create_stream(StreamName=name, ShardCount=1)
     kinesis.get_waiter("stream_exists").wait(

@@ -16,6 +16,7 @@ import boto3
 import pytest
 from conftest import FIXTURES
 
+from devkit.aws import local_client
 from devkit.context import LambdaContext
 from devkit.events import apigw_event
 from devkit.fixtures import clear_env, started_segment, trained_personalize, use_fake_aws
@@ -58,13 +59,7 @@ def handler_module() -> ModuleType:
 @pytest.fixture
 def ssm(moto_url: str, segment: SegmentEmulator) -> Any:
     """The token parameter, created again for every test (a test may delete or change it)."""
-    client = boto3.client(
-        "ssm",
-        endpoint_url=moto_url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    client = local_client("ssm", moto_url)
     client.put_parameter(
         Name=TOKEN_PARAMETER, Value=segment.profile_token, Type="SecureString", Overwrite=True
     )
