@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from devkit.aws import UNSET, apply_env, fake_aws_env
+from devkit.aws import UNSET, apply_env, fake_aws_env, local_client
 from devkit.context import LambdaContext
 from devkit.events import (
     apigw_event,
@@ -22,6 +22,7 @@ from devkit.events import (
     sqs_event,
 )
 from devkit.loader import load_app, load_handler
+from devkit.sandbox import poll
 
 # -- events ---------------------------------------------------------------------------------
 
@@ -150,3 +151,28 @@ def test_fake_aws_env_names_each_endpoint_as_the_sdk_spells_it() -> None:
     assert not set(UNSET) & set(target)
     assert target["KEEP"] == "1"
     assert target["AWS_REGION"] == "eu-west-1"
+
+
+@pytest.mark.parametrize(
+    "endpoint", ["https://sqs.us-east-1.amazonaws.com", "http://10.0.0.1:4566", "http://[::2]:1"]
+)
+def test_local_clients_refuse_anything_but_loopback(endpoint: str) -> None:
+    with pytest.raises(ValueError, match=r"sqs endpoint must be on 127\.0\.0\.1"):
+        local_client("sqs", endpoint)
+
+
+def test_a_local_client_is_pointed_at_the_emulator_with_dummy_credentials() -> None:
+    client = local_client("ssm", "http://127.0.0.1:9", "eu-west-1")
+    assert client.meta.endpoint_url == "http://127.0.0.1:9"
+    assert client.meta.region_name == "eu-west-1"
+    assert client._request_signer._credentials.access_key == "testing"
+
+
+# -- bounded wait ---------------------------------------------------------------------------
+
+
+def test_poll_returns_the_first_value_and_gives_up_at_its_deadline() -> None:
+    answers = iter([None, None, "ready"])
+    assert poll("three tries", lambda: next(answers), timeout_s=5, every_s=0) == "ready"
+    with pytest.raises(AssertionError, match="waiting for never"):
+        poll("never", lambda: None, timeout_s=0.05, every_s=0.01)
