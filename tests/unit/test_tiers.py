@@ -14,7 +14,7 @@ def test_a_subprocess_is_refused() -> None:
 
 
 def test_a_loopback_socket_is_refused() -> None:
-    with socket.socket() as sock, pytest.raises(AssertionError, match="socket.connect"):
+    with socket.socket() as sock, pytest.raises(AssertionError, match=r"socket\.connect"):
         sock.connect(("127.0.0.1", 9))
-    with socket.socket() as sock, pytest.raises(AssertionError, match="socket.bind"):
+    with socket.socket() as sock, pytest.raises(AssertionError, match=r"socket\.bind"):
         sock.bind(("127.0.0.1", 0))
