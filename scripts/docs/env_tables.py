@@ -142,9 +142,10 @@ class Module:
 
     def top_level_of(self, target: ast.AST) -> str | None:
         for node in self.tree.body:
-            if isinstance(node, ast.FunctionDef | ast.ClassDef):
-                if any(child is target for child in ast.walk(node)):
-                    return node.name
+            if isinstance(node, ast.FunctionDef | ast.ClassDef) and any(
+                child is target for child in ast.walk(node)
+            ):
+                return node.name
         return None
 
     def reads(self) -> Iterator[tuple[Setting, ast.AST]]:
@@ -272,9 +273,10 @@ def _referenced(modules: Iterable[Module]) -> set[str]:
 
 
 def settings_of(function: Path) -> list[tuple[Setting, str]]:
-    """(setting, meaning) for each variable the function reads, sorted by name."""
+    """(setting, meaning) for each variable the function reads, sorted by name; the shared
+    code is the ``common`` folder beside the function's."""
     own = _modules(function, function.name)
-    common = _modules(FUNCTIONS / COMMON, COMMON)
+    common = _modules(function.parent / COMMON, COMMON)
     found: dict[str, Setting] = {}
     meanings = {COMMON: _docs(common), function.name: _docs(own)}
 
@@ -340,8 +342,9 @@ def _docs(modules: Iterable[Module]) -> dict[str, str]:
 
 def stale_meanings(functions: Iterable[Path]) -> list[str]:
     """Meanings in an ENV_DOCS mapping that no function reads (a renamed or removed setting)."""
+    functions = list(functions)
     read = {setting.name for function in functions for setting, _ in settings_of(function)}
-    packages = [FUNCTIONS / COMMON, *functions]
+    packages = [*{function.parent / COMMON for function in functions}, *functions]
     return sorted(
         f"{name} (functions/{directory.name}/)"
         for directory in packages
@@ -374,8 +377,8 @@ def update(text: str, table: str) -> str:
     return head + table + rest.split(END, 1)[1]
 
 
-def function_dirs() -> list[Path]:
-    return sorted(path.parent for path in FUNCTIONS.glob("*/app.py"))
+def function_dirs(functions: Path = FUNCTIONS) -> list[Path]:
+    return sorted(path.parent for path in functions.glob("*/app.py"))
 
 
 def main(argv: list[str] | None = None) -> int:

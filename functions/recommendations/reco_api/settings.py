@@ -25,7 +25,8 @@ DEFAULT_NUM_RESULTS = 25
 DEFAULT_PURCHASED_TRAIT = "purchased_products"
 # The Profile API read runs while Personalize answers; this is the most it may add.
 DEFAULT_PROFILE_TIMEOUT_MS = 250
-# Extra items asked of Personalize before the purchases are known (see .notes/recommendations.md).
+# Extra items asked of Personalize before the purchases are known (why: the function's
+# README, purchased-item exclusion).
 DEFAULT_EXCLUSION_HEADROOM = 25
 # A user's purchases read within this many seconds are reused (0 = every request reads):
 # a page that asks twice costs one read of the space's shared Profile API budget.

@@ -108,7 +108,7 @@ locals {
       PURCHASE_EVENTS                 = join(",", var.purchase_events)
       PURCHASED_TRAIT                 = var.purchased_trait
       CORS_ALLOW_ORIGIN               = join(",", var.cors_allow_origins)
-      # One setting per capability (CONTRACT §3); a route without one is not deployed.
+      # One setting per capability; a route without one is not deployed.
       PERSONALIZE_RELATED_ITEMS_ARN    = var.personalize_related_items_arn
       PERSONALIZE_RANKING_CAMPAIGN_ARN = var.personalize_ranking_campaign_arn
       PERSONALIZE_FILTERS              = length(local.filters) > 0 ? jsonencode(local.filters) : null
