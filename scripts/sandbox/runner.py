@@ -496,7 +496,8 @@ class Sandbox:
             "SEGMENT_WRITE_KEY_PARAMETER": made.write_key_parameter,
             "SEGMENT_PROFILE_TOKEN_PARAMETER": made.profile_token_parameter,
             "PERSONALIZE_RELATED_ITEMS_ARN": personalize.related_items_campaign_arn,
-            # Every v2 capability, so that each route and option answers (README curl lines).
+            # Every v2 capability, so that each route and option answers (the curl lines in
+            # functions/recommendations/README.md).
             "PERSONALIZE_RANKING_CAMPAIGN_ARN": personalize.ranking_campaign_arn,
             "PERSONALIZE_FILTERS": json.dumps(
                 {

@@ -403,7 +403,7 @@ resource "aws_iam_role_policy_attachment" "api_gateway_cloudwatch" {
 
 # One setting per account and region, shared by every REST API there: off by default so
 # that this stack neither takes it over nor clears it for others. Turn it on in at most one
-# stack per region (or set it once with `aws apigateway update-account`, see the README).
+# stack per region (or set it once with `aws apigateway update-account`, see terraform/README.md).
 # Destroying this resource leaves the setting as it is (no reset_on_delete).
 resource "aws_api_gateway_account" "this" {
   count = var.manage_api_gateway_account ? 1 : 0
