@@ -69,12 +69,15 @@ lint: $(VENV) ## ruff check, ruff format --check, mypy, terraform fmt -check
 	done
 	if [ -n "$$(find terraform -name '*.tf' 2>/dev/null | head -n1)" ]; then TF_CLI_CONFIG_FILE=/dev/null terraform fmt -check -recursive terraform; fi
 	PYTHONPATH=scripts $(BIN)/python -m tf.module_docs --check
+	PYTHONPATH=scripts $(BIN)/python -m docs.env_tables --check
+	PYTHONPATH=scripts $(BIN)/python -m docs.links
 
 fmt: $(VENV) ## fix formatting and autofixable lint (Python and Terraform)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 	if [ -d terraform ]; then TF_CLI_CONFIG_FILE=/dev/null terraform fmt -recursive terraform; fi
 	PYTHONPATH=scripts $(BIN)/python -m tf.module_docs
+	PYTHONPATH=scripts $(BIN)/python -m docs.env_tables
 
 lock: ## re-pin requirements/*.txt with pip-tools (hashes)
 	test -x $(BIN)/pip-compile || { $(PYTHON) -m venv $(VENV) && $(BIN)/python -m pip install --quiet pip-tools; }
