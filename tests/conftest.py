@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
-pytest_plugins = ["devkit.fixtures"]
+pytest_plugins = ["devkit.fixtures", "tiers"]
 
 # Deeper property runs: `pytest --hypothesis-profile=long` (hypothesis' pytest plugin loads
 # the profile named there; profiles must be registered here, before it does).
