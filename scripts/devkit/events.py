@@ -1,8 +1,8 @@
 """Events as AWS services deliver them to a Lambda function, for tests and local runs.
 
 The shapes follow the AWS documentation's samples (Lambda developer guide, "Using Lambda with
-Kinesis / API Gateway / Amazon SQS / Amazon S3"); Powertools' ``tests/events/`` holds the
-same examples as JSON.
+Kinesis / API Gateway / Amazon SQS / Amazon S3"); Powertools for AWS Lambda keeps the same
+examples as JSON (https://github.com/aws-powertools/powertools-lambda-python/tree/develop/tests/events).
 """
 
 from __future__ import annotations
