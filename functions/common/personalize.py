@@ -10,7 +10,6 @@ from typing import Any
 from common.aws import error_code, http_status
 
 MAX_RESULTS = 500
-MAX_ID_LENGTH = 256
 # Limits of GetRecommendations / GetPersonalizedRanking (botocore model and API reference).
 MAX_RESULTS_WITH_METADATA = 50
 MAX_CONTEXT_ENTRIES = 150

@@ -11,8 +11,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from common.ids import length_problem
 from common.personalize import (
-    MAX_ID_LENGTH,
     MAX_RANKING_ITEMS,
     MAX_RESULTS_WITH_METADATA,
     Extras,
@@ -132,10 +132,9 @@ def _flag(body: Mapping[str, Any], name: str) -> bool:
 def _check_id(value: Any, name: str) -> None:
     if not isinstance(value, str):
         raise BadRequest("invalid_parameter", f"{name} must be a string")
-    if value == "":
-        raise BadRequest("invalid_parameter", f"{name} must not be empty")
-    if len(value) > MAX_ID_LENGTH:
-        raise BadRequest("invalid_parameter", f"{name} must be at most {MAX_ID_LENGTH} characters")
+    problem = length_problem(value)
+    if problem is not None:
+        raise BadRequest("invalid_parameter", f"{name} {problem}")
 
 
 def _json_body(event: Mapping[str, Any]) -> Any:

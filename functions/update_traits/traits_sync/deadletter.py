@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from common.aws import error_code
+from common.chunks import bounded
 from traits_sync.kinesis import KinesisRecord
 from traits_sync.messages import Bad
 
@@ -76,7 +77,10 @@ class DeadLetterQueue:
         """Send every record; returns (sent, [(not sent, why)])."""
         sent: list[Bad] = []
         failed: list[tuple[Bad, str]] = []
-        for chunk in _chunks([(bad, body(bad)) for bad in records]):
+        items = [(bad, body(bad)) for bad in records]
+        for chunk in bounded(
+            items, lambda item: len(item[1].encode()), max_count=MAX_ENTRIES, max_bytes=MAX_BYTES
+        ):
             entries = [self._entry(i, bad, text) for i, (bad, text) in enumerate(chunk)]
             try:
                 response = self._sqs.send_message_batch(QueueUrl=self._queue_url, Entries=entries)
@@ -93,19 +97,3 @@ class DeadLetterQueue:
                 else:
                     sent.append(bad)
         return sent, failed
-
-
-def _chunks(items: list[tuple[Bad, str]]) -> list[list[tuple[Bad, str]]]:
-    chunks: list[list[tuple[Bad, str]]] = []
-    current: list[tuple[Bad, str]] = []
-    size = 0
-    for item in items:
-        length = len(item[1].encode())
-        if current and (len(current) == MAX_ENTRIES or size + length > MAX_BYTES):
-            chunks.append(current)
-            current, size = [], 0
-        current.append(item)
-        size += length
-    if current:
-        chunks.append(current)
-    return chunks
