@@ -68,6 +68,7 @@ class Runtime:
                 aws.require_region()
             except ConfigError as exc:
                 loaded = Loaded(None, exc)
+        self.loaded = loaded
         self.settings: Settings | None = loaded.settings
         self.config_error: ConfigError | None = loaded.error
         self.clients = aws.Clients()
@@ -77,7 +78,7 @@ class Runtime:
 
     def secret_parameters(self) -> dict[str, str]:
         """SSM parameter name → the setting that names it (for the log line)."""
-        settings = self._settings()
+        settings = self.loaded.require()
         names = {settings.write_key_parameter: "SEGMENT_WRITE_KEY_PARAMETER"}
         if settings.profile is not None:
             names[settings.profile.token_parameter] = "SEGMENT_PROFILE_TOKEN_PARAMETER"
@@ -101,14 +102,8 @@ class Runtime:
             state.executor.shutdown(wait=False, cancel_futures=True)
             state.profile_reads.shutdown(wait=False, cancel_futures=True)
 
-    def _settings(self) -> Settings:
-        if self.settings is None:
-            assert self.config_error is not None
-            raise self.config_error
-        return self.settings
-
     def _build(self) -> _State:
-        settings = self._settings()
+        settings = self.loaded.require()
         workers = settings.worker_threads
         policy = personalize_policy(workers)
         runtime_client = self.clients.personalize_runtime(policy)
