@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 import traceback
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from common.config import ConfigError
 from common.log import hash_id
@@ -21,6 +21,9 @@ from reco_api.options import GetRequest, NotConfigured, parse_options, parse_rel
 from reco_api.outcome import Outcome, account
 from reco_api.request import BadRequest, Query, method, parse
 from reco_api.runtime import Runtime
+
+if TYPE_CHECKING:
+    from mypy_boto3_personalize_runtime import PersonalizeRuntimeClient
 
 # Personalize sends no Retry-After; one second matches its scaling reaction time.
 RETRY_AFTER_S = "1"
@@ -183,7 +186,7 @@ def _out_of_time(outcome: Outcome, cors: dict[str, str]) -> dict[str, Any]:
     )
 
 
-def _client(rt: Runtime, deadline: Deadline) -> Any:
+def _client(rt: Runtime, deadline: Deadline) -> PersonalizeRuntimeClient:
     """The Personalize client for the next call: with its retry if its worst case fits the
     time left, else one attempt, else none (OutOfTime)."""
     if deadline.allows(FULL_CALL_S):

@@ -25,6 +25,8 @@ from reco_api.options import NotConfigured, validate_context
 from reco_api.request import BadRequest
 
 if TYPE_CHECKING:
+    from mypy_boto3_personalize_runtime import PersonalizeRuntimeClient
+
     from reco_api.runtime import Runtime
 
 FIELDS = ("userId", "itemIds", "context", "excludePurchased", "includeMetadata")
@@ -86,7 +88,9 @@ def parse(event: Mapping[str, Any], caps: Capabilities) -> RankingRequest:
     )
 
 
-def serve(rt: Runtime, request: RankingRequest, client: Callable[[], Any]) -> Served:
+def serve(
+    rt: Runtime, request: RankingRequest, client: Callable[[], PersonalizeRuntimeClient]
+) -> Served:
     """GetPersonalizedRanking, with the user's purchases read alongside when asked to drop
     them. ``client`` gives the Personalize client the time left allows (it raises
     OutOfTime when none fits). Raises NotConfigured, ConfigError or PersonalizeError for

@@ -17,12 +17,16 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from common.aws import error_code
 from common.chunks import bounded
 from traits_sync.kinesis import KinesisRecord
 from traits_sync.messages import Bad
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.type_defs import SendMessageBatchRequestEntryTypeDef
 
 MAX_ENTRIES = 10  # SendMessageBatch
 # SQS's long-standing message and batch limit (256 KiB); a larger record keeps the start
@@ -60,13 +64,13 @@ def body(bad: Bad) -> str:
 
 
 class DeadLetterQueue:
-    def __init__(self, sqs: Any, queue_url: str) -> None:
+    def __init__(self, sqs: SQSClient, queue_url: str) -> None:
         self._sqs = sqs
         self._queue_url = queue_url
         self._fifo = queue_url.endswith(".fifo")
 
-    def _entry(self, index: int, bad: Bad, text: str) -> dict[str, str]:
-        entry = {"Id": str(index), "MessageBody": text}
+    def _entry(self, index: int, bad: Bad, text: str) -> SendMessageBatchRequestEntryTypeDef:
+        entry: SendMessageBatchRequestEntryTypeDef = {"Id": str(index), "MessageBody": text}
         if self._fifo:
             # One group per shard keeps a shard's letters in order without serialising all.
             entry["MessageGroupId"] = bad.record.shard_id or "dead-letters"
