@@ -11,12 +11,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from common.config import ConfigError
-from common.metrics import Metrics
 from common.secrets import SecretError
 from traits_sync import kinesis
 from traits_sync.budget import Budget
 from traits_sync.processor import process
-from traits_sync.runtime import SERVICE, Runtime
+from traits_sync.runtime import Runtime
 from traits_sync.stats import Stats
 
 
@@ -51,7 +50,7 @@ def handle_with(rt: Runtime, event: Mapping[str, Any], context: Any) -> Any:
         return _retry_all(rt, records, "SecretErrors")
 
     counts = stats.snapshot()
-    metrics = Metrics.from_env(rt.env, SERVICE)
+    metrics = rt.metrics
     for name, value in counts.items():
         metrics.add(name, value)
     metrics.flush()
@@ -83,7 +82,7 @@ def _misconfigured(
 def _retry_all(
     rt: Runtime, records: Sequence[kinesis.KinesisRecord], metric: str
 ) -> dict[str, list[dict[str, str]]]:
-    metrics = Metrics.from_env(rt.env, SERVICE)
+    metrics = rt.metrics
     metrics.add("Records", len(records))
     metrics.add("FailedRecords", len(records))
     metrics.add(metric, 1)

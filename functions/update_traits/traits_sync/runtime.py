@@ -1,6 +1,6 @@
 """Per-container state of the traits function, created on the first invocation and reused
-(see :mod:`common.runtime`): settings or their error, logger, the worker pools, the pooled
-HTTP sessions, the secret cache and the AWS clients (created on first use).
+(see :mod:`common.runtime`): settings or their error, logger, metrics, the worker pools,
+the pooled HTTP sessions, the secret cache and the AWS clients (created on first use).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from common import aws
 from common.config import ConfigError, environ
 from common.http import HttpPolicy, session
 from common.log import Logger
+from common.metrics import Metrics
 from common.profiles import ProfileClient
 from common.ratelimit import TokenBucket
 from common.runtime import Loaded, PerContainer
@@ -60,7 +61,7 @@ class Runtime:
 
     def __init__(self, env: Mapping[str, str]) -> None:
         self.logger = Logger(SERVICE)
-        self.env = env
+        self.metrics = Metrics.from_env(env, SERVICE)
         loaded = Loaded.of(load, env)
         if loaded.settings is not None:
             try:
