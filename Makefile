@@ -14,15 +14,23 @@ LAMBDA_PYTHON_VERSION ?= 3.13
 LAMBDA_ARCH ?= arm64
 # Provider mirror used by `terraform init` in tests and the sandbox (no network).
 TF_PLUGIN_MIRROR ?= /opt/tf-plugins
+# Options for pytest in every test target, e.g. PYTEST_ARGS='-m "not slow"' (skips the tests that
+# build artifacts or run Terraform) or PYTEST_ARGS='-k profiles -x'.
 PYTEST_ARGS ?=
 SANDBOX_ARGS ?=
+# Read before any recipe runs: empty when this make is about to create .venv from nothing,
+# which tests/e2e/test_makefile.py takes as its fresh-clone check (no second venv build).
+VENV_BEFORE := $(wildcard $(VENV)/.installed)
+# Progress as done/total on each file's line, then the 20 slowest steps.
+PYTEST := TF_PLUGIN_MIRROR=$(TF_PLUGIN_MIRROR) BUNDLE_FRESH_VENV=$(if $(VENV_BEFORE),,1) \
+  $(BIN)/python -m pytest -o console_output_style=count --durations=20 --durations-min=1
 
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help package test lint fmt lock clean sandbox bench
+.PHONY: help package test test-unit test-integration test-e2e lint fmt lock clean sandbox bench
 
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(VENV)/.installed: requirements/dev.txt requirements/runtime.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,8 +48,17 @@ $(VENV): $(VENV)/.installed $(VENV)/checkov/.installed
 package: $(VENV) ## build build/<function>/function.zip and build/layer.zip (deterministic)
 	$(BIN)/python scripts/package.py --out $(BUILD) --python-version $(LAMBDA_PYTHON_VERSION) --arch $(LAMBDA_ARCH)
 
-test: $(VENV) ## set up .venv if needed, then run every test
-	TF_PLUGIN_MIRROR=$(TF_PLUGIN_MIRROR) $(BIN)/python -m pytest $(PYTEST_ARGS)
+test: $(VENV) ## set up .venv if needed, then run every test (the three tiers below)
+	$(PYTEST) $(PYTEST_ARGS)
+
+test-unit: $(VENV)/.installed ## unit tier: in-process, no subprocess or socket (seconds)
+	$(PYTEST) tests/unit $(PYTEST_ARGS)
+
+test-integration: $(VENV)/.installed ## integration tier: emulators and moto on 127.0.0.1
+	$(PYTEST) tests/integration $(PYTEST_ARGS)
+
+test-e2e: $(VENV) ## end-to-end tier: sandbox, CLI, Terraform on moto, checkov, bench smoke
+	$(PYTEST) tests/e2e $(PYTEST_ARGS)
 
 lint: $(VENV) ## ruff check, ruff format --check, mypy, terraform fmt -check
 	$(BIN)/ruff check .
@@ -52,12 +69,15 @@ lint: $(VENV) ## ruff check, ruff format --check, mypy, terraform fmt -check
 	done
 	if [ -n "$$(find terraform -name '*.tf' 2>/dev/null | head -n1)" ]; then TF_CLI_CONFIG_FILE=/dev/null terraform fmt -check -recursive terraform; fi
 	PYTHONPATH=scripts $(BIN)/python -m tf.module_docs --check
+	PYTHONPATH=scripts $(BIN)/python -m docs.env_tables --check
+	PYTHONPATH=scripts $(BIN)/python -m docs.links
 
 fmt: $(VENV) ## fix formatting and autofixable lint (Python and Terraform)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 	if [ -d terraform ]; then TF_CLI_CONFIG_FILE=/dev/null terraform fmt -recursive terraform; fi
 	PYTHONPATH=scripts $(BIN)/python -m tf.module_docs
+	PYTHONPATH=scripts $(BIN)/python -m docs.env_tables
 
 lock: ## re-pin requirements/*.txt with pip-tools (hashes)
 	test -x $(BIN)/pip-compile || { $(PYTHON) -m venv $(VENV) && $(BIN)/python -m pip install --quiet pip-tools; }

@@ -476,7 +476,7 @@ variable "api_access_log_retention_days" {
 }
 
 variable "manage_api_gateway_account" {
-  description = "Set the region's API Gateway CloudWatch role (one setting per account and region, shared by every REST API; stage logging needs it). Off by default: set it once per region (README, Deploy) or turn this on in exactly one stack. Destroy leaves it in place."
+  description = "Set the region's API Gateway CloudWatch role (one setting per account and region, shared by every REST API; stage logging needs it). Off by default: set it once per region (terraform/README.md) or turn this on in exactly one stack. Destroy leaves it in place."
   type        = bool
   default     = false
 }

@@ -10,7 +10,7 @@ from types import ModuleType
 import pytest
 from hypothesis import HealthCheck, settings
 
-pytest_plugins = ["emulators.pytest_fixtures"]
+pytest_plugins = ["emulators.pytest_fixtures", "tiers"]
 
 # Deeper property runs: `pytest --hypothesis-profile=long` (hypothesis' pytest plugin loads
 # the profile named there; profiles must be registered here, before it does).

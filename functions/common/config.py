@@ -183,3 +183,16 @@ def env_rate(env: Mapping[str, str], name: str) -> float | None:
     if not (math.isfinite(value) and 0.001 <= value <= MAX_RATE):
         raise ConfigError(name, f"must be a number of requests per second, 0.001..{MAX_RATE:g}")
     return value
+
+
+# What each variable read here means, for the generated table in each function's README
+# (scripts/docs/env_tables.py takes the name, default and bounds from the calls above).
+ENV_DOCS = {
+    "SEGMENT_SPACE_ID": "Segment Unify space id; with `SEGMENT_PROFILE_TOKEN_PARAMETER`, turns "
+    "purchased-item exclusion on (one without the other is a configuration error)",
+    "SEGMENT_PROFILE_TOKEN_PARAMETER": "name (or ARN) of an SSM **SecureString** holding the "
+    "Profile API access token (set with `SEGMENT_SPACE_ID`)",
+    "SEGMENT_PROFILE_API_URL": "Profile API base URL; EU: `https://profiles.euw1.segment.com/v1`",
+    "SEGMENT_PROFILE_API_RPS": "this container's share of the space's Profile API budget; "
+    "unset: no limit. Terraform sets it (terraform/README.md, the Profile API budget)",
+}

@@ -58,3 +58,6 @@ def hash_id(value: str) -> str:
     """A short, stable pseudonym for an id (for correlating log lines, not for security)."""
     # surrogatepass: an id with a lone surrogate must not make the log line itself fail.
     return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+ENV_DOCS = {"LOG_LEVEL": "`DEBUG`, `INFO`, `WARNING` or `ERROR`"}

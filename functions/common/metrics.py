@@ -68,3 +68,10 @@ class Metrics:
             }
             sys.stdout.write(json.dumps(blob, default=str, separators=(",", ":")) + "\n")
         sys.stdout.flush()
+
+
+ENV_DOCS = {
+    "METRICS_NAMESPACE": "CloudWatch namespace of the EMF metrics",
+    "DEPLOYMENT_NAME": "the metrics' `deployment` dimension, so two deployments in one account "
+    "never mix; Terraform sets it to `name_prefix`",
+}

@@ -2,5 +2,5 @@
 
 moto's server (Kinesis, SSM, SQS) runs as a child process; the Personalize and Segment
 emulators, a local API gateway and a Kinesis event-source poller run in this process.
-Run ``PYTHONPATH=scripts python -m sandbox --help``. See ``.notes/sandbox.md``.
+Run ``PYTHONPATH=scripts python -m sandbox --help``. See ``scripts/sandbox/README.md``.
 """

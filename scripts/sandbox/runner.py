@@ -454,7 +454,7 @@ class Sandbox:
             "filter_arn": personalize.purchase_filter_arn if opts.use_filter else None,
             "example_user": example_user,
             "example_item": example_item,
-            # CONTRACT §9: what a Segment library (or an operator) points at.
+            # Public (scripts/sandbox/README.md): what a Segment library (or an operator) points at.
             "segment": {
                 "tracking_url": segment.url,
                 "write_key": WRITE_KEY,
@@ -489,14 +489,15 @@ class Sandbox:
         )
 
     def _function_env(self, personalize: Any, segment: Any, made: Any) -> dict[str, str]:
-        """CONTRACT §3: the same variables Terraform gives the functions."""
+        """The same variables Terraform gives the functions (their READMEs' settings tables)."""
         env = {
             "PERSONALIZE_CAMPAIGN_ARN": personalize.campaign_arn,
             "PERSONALIZE_TRACKING_ID": personalize.tracking_id,
             "SEGMENT_WRITE_KEY_PARAMETER": made.write_key_parameter,
             "SEGMENT_PROFILE_TOKEN_PARAMETER": made.profile_token_parameter,
             "PERSONALIZE_RELATED_ITEMS_ARN": personalize.related_items_campaign_arn,
-            # Every v2 capability, so that each route and option answers (README curl lines).
+            # Every v2 capability, so that each route and option answers (the curl lines in
+            # functions/recommendations/README.md).
             "PERSONALIZE_RANKING_CAMPAIGN_ARN": personalize.ranking_campaign_arn,
             "PERSONALIZE_FILTERS": json.dumps(
                 {

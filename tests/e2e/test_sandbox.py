@@ -283,7 +283,8 @@ def test_events_sent_with_segment_analytics_python_update_the_trait(
     assert related.status_code == 200, related.text
     assert related.json()["itemId"] == viewed and related.json()["items"]
     assert viewed not in {item["itemId"] for item in related.json()["items"]}
-    # The v2 routes the sandbox configures (every capability), as the README's curl lines.
+    # The v2 routes the sandbox configures (every capability), as the curl lines in
+    # functions/recommendations/README.md.
     api = state["api_url"]
     related_for_user = requests.get(
         f"{api}/related-items",

@@ -20,8 +20,8 @@ MODULES = sorted(p.parent.name for p in (TERRAFORM_DIR / "modules").glob("*/main
 DIRECTORIES = [".", *(f"modules/{name}" for name in MODULES)]
 CHECKOV = ROOT / ".venv" / "checkov" / "bin" / "checkov"
 
-# The checks skipped inline, each decided in shared/reference/checkov.md (or, for
-# CKV2_AWS_70 and CKV2_AWS_77, for the same reason as its neighbours). A new skip must be
+# The checks skipped inline, each decided with its reason beside the skip in the .tf file
+# (CKV2_AWS_70 and CKV2_AWS_77 for the same reason as their neighbours). A new skip must be
 # argued there and added here.
 DECIDED_SKIPS = {
     "CKV_AWS_116",  # Lambda DLQ: synchronous invokes only
@@ -127,7 +127,7 @@ def test_every_checkov_skip_is_decided_and_explained(checkov_report: dict[str, A
         assert len(reason) >= 30, f"{check['check_id']} on {check['resource']}: {reason!r}"
 
 
-# The README's table of Profile API splits ("The Segment Profile API budget"):
+# terraform/README.md's table of Profile API splits ("The Segment Profile API budget"):
 # (variables, per_container, traits share, API share).
 BUDGET_CASES = [
     ({}, 1, 20, 50),

@@ -31,9 +31,9 @@ from reco_api import runtime
 from reco_api.deadline import SPARE_S
 
 TOKEN_PARAMETER = "/properties/profile-token"
-# CONTRACT §4: 200, 400 bad parameter, 404 a capability not configured (the OpenAPI
-# document), 405 other methods, 429 throttled, 502/503 Personalize failing (or no time
-# left); 500 only as configuration_error.
+# The API's answers (functions/recommendations/README.md): 200, 400 bad parameter, 404 a
+# capability not configured (the OpenAPI document), 405 other methods, 429 throttled, 502/503
+# Personalize failing (or no time left); 500 only as configuration_error.
 DOCUMENTED = {200, 400, 404, 405, 429, 502, 503}
 
 

@@ -1,5 +1,5 @@
 """The recommendations handler with real boto3 against the Personalize emulator over HTTP:
-every success and error path of the contract (CONTRACT.md §4)."""
+every success and error path of the contract (functions/recommendations/README.md)."""
 
 from __future__ import annotations
 

@@ -129,7 +129,7 @@ def test_the_promotion_places_its_items(
     ]
     capabilities(monkeypatch, personalize, PERSONALIZE_PROMOTIONS=json.dumps(promotion))
     # Without exclusion: with it the handler asks N + headroom, and the promoted share
-    # applies to that longer list (README, known limitation).
+    # applies to that longer list (functions/recommendations/README.md, a known limitation).
     monkeypatch.delenv("SEGMENT_SPACE_ID")
     monkeypatch.delenv("SEGMENT_PROFILE_TOKEN_PARAMETER")
     status, body = invoke(with_query("/recommendations", userId="user-0042", numResults="10"))

@@ -225,7 +225,8 @@ def sequence_numbers(event: dict[str, Any], user: str | None = None) -> list[str
 
 
 def letter_id(record: dict[str, Any]) -> str:
-    """The deduplicationId every dead-letter copy of this record carries (README)."""
+    """The deduplicationId every dead-letter copy of this record carries
+    (functions/update_traits/README.md)."""
     shard = record["eventID"].split(":", 1)[0]
     text = "\x1f".join([record["eventSourceARN"], shard, record["kinesis"]["sequenceNumber"]])
     return hashlib.sha256(text.encode()).hexdigest()

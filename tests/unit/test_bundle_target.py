@@ -4,11 +4,12 @@ from state.json (today's keys, and the keys contract §9 adds)."""
 from __future__ import annotations
 
 import json
-import os
-import stat
+import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
+from bundle_cli import target
 from bundle_cli.target import TargetError, from_sandbox, from_terraform
 
 STREAM_ARN = "arn:aws:kinesis:eu-west-1:111122223333:stream/shop-segment-events"
@@ -25,22 +26,24 @@ STACK_OUTPUTS = {
 }  # fmt: skip
 
 
-def _fake_terraform(bin_dir: Path, stdout: str, code: int = 0) -> None:
-    bin_dir.mkdir()
-    script = bin_dir / "terraform"
-    (bin_dir / "out.json").write_text(stdout)
-    script.write_text(
-        f'#!/bin/sh\n[ "$1 $2" = "output -json" ] || exit 9\ncat "{bin_dir}/out.json"\n'
-        f'[ {code} -eq 0 ] || echo "Error: No outputs found" >&2\nexit {code}\n'
-    )
-    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+def _fake_terraform(
+    monkeypatch: pytest.MonkeyPatch, directory: Path, stdout: str, code: int = 0
+) -> None:
+    """`terraform output -json` in ``directory`` answers ``stdout`` (no process is started)."""
+
+    def run(args: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        assert args[1:] == ["output", "-json"] and kwargs["cwd"] == directory
+        stderr = "" if code == 0 else "Error: No outputs found\n"
+        return subprocess.CompletedProcess(args, code, stdout, stderr)
+
+    monkeypatch.setattr(target.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(target.subprocess, "run", run)
 
 
 def test_a_deployed_stack_comes_from_terraform_outputs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _fake_terraform(tmp_path / "bin", json.dumps(STACK_OUTPUTS))
-    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    _fake_terraform(monkeypatch, tmp_path, json.dumps(STACK_OUTPUTS))
     target = from_terraform(tmp_path)
     assert (target.kind, target.region, target.endpoint_url) == ("stack", "eu-west-1", None)
     assert target.stream_name == "shop-segment-events"
@@ -51,8 +54,7 @@ def test_a_deployed_stack_comes_from_terraform_outputs(
 
 
 def test_terraform_failing_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _fake_terraform(tmp_path / "bin", "", code=1)
-    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    _fake_terraform(monkeypatch, tmp_path, "", code=1)
     with pytest.raises(TargetError, match="Error: No outputs found"):
         from_terraform(tmp_path)
 

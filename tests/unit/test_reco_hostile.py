@@ -163,6 +163,7 @@ def test_a_missing_region_is_a_configuration_error_naming_aws_default_region(
     monkeypatch.setenv("AWS_REGION", "us-east-1")  # botocore does not read it
     monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no region from IMDS either
     response = handle_with(Runtime(ENV), fixture("get_user.json"), Context())
     assert response["statusCode"] == 500
     assert body(response)["error"]["code"] == "configuration_error"

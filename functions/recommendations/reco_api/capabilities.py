@@ -203,3 +203,18 @@ def _columns(env: Mapping[str, str]) -> tuple[str, ...]:
         if not COLUMN.match(column):
             raise ConfigError(METADATA_COLUMNS, f"not a column name: {column[:60]!r}")
     return columns
+
+
+# What each v2 setting means, for the generated table in the function's README.
+ENV_DOCS = {
+    RELATED_ITEMS: "SIMS campaign or related-items recommender for `/related-items` and "
+    "`?itemId=`; unset: they answer 404 `not_configured`",
+    RANKING: "personalized-ranking campaign for `POST /rankings`; unset: 404 `not_configured`",
+    FILTERS: 'JSON `{"name": "filter ARN"}` or `{"name": {"arn": "...", "parameters": '
+    '["GENRES"]}}`: the filters `filter=<name>` chooses, with their `$PARAM` names',
+    PROMOTIONS: 'JSON list of at most one promotion `{"name", "percentPromotedItems" (1-100), '
+    '"filter" (a PERSONALIZE_FILTERS name) or "filterArn", "filterValues"?}`, sent on every GET',
+    METADATA_COLUMNS: "comma-separated Items columns (at most 10) for `includeMetadata=true`; "
+    "the campaign or recommender needs metadata enabled",
+    CACHE_MAX_AGE: "`Cache-Control: private, max-age=N` on GET 200s; 0 sends `no-store`",
+}

@@ -25,7 +25,8 @@ DEFAULT_NUM_RESULTS = 25
 DEFAULT_PURCHASED_TRAIT = "purchased_products"
 # The Profile API read runs while Personalize answers; this is the most it may add.
 DEFAULT_PROFILE_TIMEOUT_MS = 250
-# Extra items asked of Personalize before the purchases are known (see .notes/recommendations.md).
+# Extra items asked of Personalize before the purchases are known (why: the function's
+# README, purchased-item exclusion).
 DEFAULT_EXCLUSION_HEADROOM = 25
 # A user's purchases read within this many seconds are reused (0 = every request reads):
 # a page that asks twice costs one read of the space's shared Profile API budget.
@@ -120,3 +121,22 @@ def _cors_origins(env: Mapping[str, str]) -> tuple[str, ...]:
             "must be * or comma-separated origins like https://shop.example.com",
         )
     return origins
+
+
+# What each variable read here means, for the generated table in the function's README
+# (scripts/docs/env_tables.py takes the name, default and bounds from the calls above).
+ENV_DOCS = {
+    "PERSONALIZE_CAMPAIGN_ARN": "campaign ARN (sent as `campaignArn`), or recommender ARN "
+    "(`:recommender/`, sent as `recommenderArn`)",
+    "PERSONALIZE_FILTER_ARN": "filter passed as `filterArn`, e.g. `EXCLUDE ItemID WHERE "
+    'Interactions.EVENT_TYPE IN ("Order Completed")`; unset: no filter',
+    "NUM_RESULTS": "default number of items",
+    "PURCHASED_TRAIT": "the list trait holding the user's purchased item ids",
+    "PROFILE_TIMEOUT_MS": "the most the Profile API read may add to a response",
+    "EXCLUSION_HEADROOM": "extra items asked of Personalize before the purchases are known",
+    "PROFILE_CACHE_TTL_S": "a user's purchases read within this many seconds are reused "
+    "(0: every request reads)",
+    "PROFILE_WORKERS": "threads reading the Profile API in the background",
+    "CORS_ALLOW_ORIGIN": "`*`, or comma-separated exact origins (`https://shop.example.com`); "
+    "a listed origin is echoed with `Vary: Origin`; unset: no CORS header",
+}

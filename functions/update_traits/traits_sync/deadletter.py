@@ -1,8 +1,9 @@
 """Records that can never succeed, parked in SQS with what is needed to look at them again.
 
-Body (CONTRACT §5): ``{"reason", "eventSourceARN", "shardId" (or "eventID"),
-"sequenceNumber", "data", "deduplicationId"}`` with ``data`` the record's raw base64. A record
-whose send fails is returned to the caller, which reports it for retry: never lost.
+Body (the function's README, dead-letter format): ``{"reason", "eventSourceARN", "shardId"
+(or "eventID"), "sequenceNumber", "data", "deduplicationId"}`` with ``data`` the record's raw
+base64. A record whose send fails is returned to the caller, which reports it for retry: never
+lost.
 
 A record after the batch's checkpoint is dead-lettered again each time Lambda retries the
 batch for other records' sake; nothing in a stateless function can know it was sent before.

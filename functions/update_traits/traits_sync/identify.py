@@ -1,7 +1,8 @@
 """Identify messages carrying the recommended-items trait, and their packing into
 ``POST /v1/batch`` requests within Segment's size limits.
 
-Limits (segment.md §3): 32 KB per message, 500 KB per batch request (we stay under 475 KB
+Limits (https://segment.com/docs/connections/sources/catalog/libraries/server/http-api/#max-request-size):
+32 KB per message, 500 KB per batch request (we stay under 475 KB
 like Segment's own Python SDK), 2,500 messages per request. Messages are serialised once,
 compactly, and the request body is assembled from those bytes, so what is measured is
 exactly what is sent.

@@ -122,7 +122,8 @@ def personalize_events(event: TrackedEvent) -> list[PersonalizeEvent]:
 
     A one-item message keeps its messageId as the eventId (Personalize then deduplicates a
     redelivery). Several items, or a messageId too long to be Segment's, get derived ids of
-    more than 100 characters: Segment's messageIds have at most 100 (segment.md §2), so a
+    more than 100 characters: Segment's messageIds have at most 100
+    (https://segment.com/docs/connections/spec/common/), so a
     derived id can never equal a real one (``M#1`` and a two-product ``M`` would collide).
     The attribution (recommendationId, impression) goes with every event of the message.
     """

@@ -129,3 +129,33 @@ def _integrations(env: Mapping[str, str], name: str) -> dict[str, Any]:
     if not isinstance(value, dict) or not all(isinstance(v, bool | dict) for v in value.values()):
         raise ConfigError(name, "must be a JSON object of destination names to true/false")
     return value
+
+
+# What each variable read here means, for the generated table in the function's README
+# (scripts/docs/env_tables.py takes the name, default and bounds from the calls above).
+ENV_DOCS = {
+    "PERSONALIZE_CAMPAIGN_ARN": "campaign ARN, or recommender ARN (`:recommender/`)",
+    "PERSONALIZE_FILTER_ARN": "filter for GetRecommendations; unset: no filter",
+    "PERSONALIZE_TRACKING_ID": "event tracker id (at most 256 characters); when set, relevant "
+    "events are sent with PutEvents",
+    "NUM_RESULTS": "items in the trait",
+    "SEGMENT_WRITE_KEY_PARAMETER": "name (or ARN) of the SSM SecureString holding the source "
+    "write key",
+    "SEGMENT_API_URL": "Tracking API base URL; EU: `https://events.eu1.segmentapis.com/v1`",
+    "TRACKED_EVENTS": "track event names sent to Personalize; spaces around names ignored",
+    "PURCHASE_EVENTS": "their items are always excluded, tracked or not",
+    "ITEM_ID_PROPERTY": "which product field is the Personalize item id",
+    "RECOMMENDED_TRAIT": "the trait the recommendations are written to",
+    "PURCHASED_TRAIT": "the list trait holding the user's purchased item ids",
+    "DEAD_LETTER_QUEUE_URL": "SQS queue (standard or `.fifo`) for records that can never succeed",
+    "SEGMENT_IDENTIFY_INTEGRATIONS": "the identifies' `integrations` object (JSON object of "
+    'destination names to true/false); unset: `{"Amazon Kinesis": false}`',
+    "WORKER_THREADS": "users processed in parallel per invocation (as many threads again read "
+    "the Profile API)",
+    "EXCLUSION_HEADROOM": "extra items asked for while the profile is still being read",
+    "TIME_BUDGET_MARGIN_MS": "stop this long before the Lambda timeout and report the rest for "
+    "retry",
+    "RECOMMENDATION_ID_PROPERTY": "event property passed to PutEvents as `recommendationId` "
+    "(attribution)",
+    "IMPRESSION_PROPERTY": "event property passed to PutEvents as `impression` (attribution)",
+}

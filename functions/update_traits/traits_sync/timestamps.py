@@ -3,7 +3,8 @@
 Offsets are honoured ("12:00+02:00" is 10:00Z). A value without an offset is UTC, as
 Segment's spec says all its timestamps are; never the machine's local time.
 
-A time is usable only within 1970-01-01T00:00:00Z … processing time + 24 h (CONTRACT §5):
+A time is usable only within 1970-01-01T00:00:00Z … processing time + 24 h (the function's
+README, failure semantics):
 anything else (year 1 or 9999 with an offset, which does not even convert to UTC; a year
 before 1000, which would not print as ISO-8601; a negative epoch) counts as absent, so no
 identify ``timestamp`` or PutEvents ``sentAt`` can ever be outside that range.
@@ -20,7 +21,7 @@ from typing import Any
 # Python < 3.11 and some 3.x builds only take up to six fractional digits.
 _LONG_FRACTION = re.compile(r"(\.\d{6})\d+")
 
-# Order of preference for an event's time (CONTRACT §5).
+# Order of preference for an event's time (the function's README, failure semantics).
 TIME_FIELDS = ("timestamp", "originalTimestamp", "receivedAt")
 
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)

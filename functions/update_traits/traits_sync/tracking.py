@@ -31,7 +31,8 @@ class TrackingClient:
 
     def send_batch(self, body: bytes) -> None:
         """Send one ready ``{"batch": [...]}`` body. Segment answers 200 even for a wrong
-        write key (segment.md §3): a 200 is all that can be checked."""
+        write key (https://segment.com/docs/connections/sources/catalog/libraries/server/http-api/#errors):
+        a 200 is all that can be checked."""
         import requests
 
         try:

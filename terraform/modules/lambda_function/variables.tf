@@ -15,7 +15,7 @@ variable "description" {
 }
 
 variable "handler" {
-  description = "Handler entry point, module.function (CONTRACT §2: app.lambda_handler)."
+  description = "Handler entry point, module.function (every function of this bundle: app.lambda_handler)."
   type        = string
   default     = "app.lambda_handler"
 }

@@ -108,7 +108,7 @@ locals {
       PURCHASE_EVENTS                 = join(",", var.purchase_events)
       PURCHASED_TRAIT                 = var.purchased_trait
       CORS_ALLOW_ORIGIN               = join(",", var.cors_allow_origins)
-      # One setting per capability (CONTRACT §3); a route without one is not deployed.
+      # One setting per capability; a route without one is not deployed.
       PERSONALIZE_RELATED_ITEMS_ARN    = var.personalize_related_items_arn
       PERSONALIZE_RANKING_CAMPAIGN_ARN = var.personalize_ranking_campaign_arn
       PERSONALIZE_FILTERS              = length(local.filters) > 0 ? jsonencode(local.filters) : null
@@ -403,7 +403,7 @@ resource "aws_iam_role_policy_attachment" "api_gateway_cloudwatch" {
 
 # One setting per account and region, shared by every REST API there: off by default so
 # that this stack neither takes it over nor clears it for others. Turn it on in at most one
-# stack per region (or set it once with `aws apigateway update-account`, see the README).
+# stack per region (or set it once with `aws apigateway update-account`, see terraform/README.md).
 # Destroying this resource leaves the setting as it is (no reset_on_delete).
 resource "aws_api_gateway_account" "this" {
   count = var.manage_api_gateway_account ? 1 : 0

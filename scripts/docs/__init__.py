@@ -1,0 +1,1 @@
+"""Documentation generators and checks (run with PYTHONPATH=scripts)."""
