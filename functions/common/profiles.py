@@ -13,7 +13,7 @@ import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from common.http import ServiceError
@@ -28,18 +28,6 @@ class ProfileError(ServiceError):
     """The Profile API could not answer. ``kind``: auth, throttled, budget (no turn of this
     container's rate share in time), timeout, rejected (400: no retry fixes it),
     unavailable, bad_response."""
-
-
-class TraitSource(Protocol):
-    """What reads a user's traits (a :class:`ProfileClient`, or a test's fake)."""
-
-    def traits(
-        self,
-        user_id: str,
-        include: Iterable[str],
-        timeout: tuple[float, float] | None = None,
-        deadline: float | None = None,
-    ) -> dict[str, Any]: ...
 
 
 @dataclass

@@ -12,7 +12,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 
-from common.profiles import ProfileError, TraitSource, item_ids
+from common.profiles import ProfileClient, ProfileError, item_ids
 from common.recommend import Purchases
 from common.secrets import SecretError
 
@@ -55,7 +55,7 @@ class Pending:
 class PurchaseReader:
     def __init__(
         self,
-        source: TraitSource,
+        source: ProfileClient,  # or a test's fake with the same traits()
         trait: str,
         budget_s: float,
         executor: Callable[[], Executor],
@@ -106,7 +106,7 @@ class PurchaseReader:
                 user_id, [self._trait], timeout=timeout, deadline=self._clock() + self._budget
             )
         except ProfileError as exc:
-            if exc.kind == "auth":  # the source forgot the token: a rotated one is read after
+            if exc.kind == "auth":  # ProfileClient forgot the token: a rotated one is read
                 self._pause("auth", "SEGMENT_PROFILE_TOKEN_PARAMETER", f"Profile API {exc.detail}")
             return Purchases(None, exc.kind)
         except SecretError as exc:
