@@ -21,9 +21,12 @@ SANDBOX_ARGS ?=
 # Read before any recipe runs: empty when this make is about to create .venv from nothing,
 # which tests/e2e/test_makefile.py takes as its fresh-clone check (no second venv build).
 VENV_BEFORE := $(wildcard $(VENV)/.installed)
-# Progress as done/total on each file's line, then the 20 slowest steps.
+# Test files run on this many pytest-xdist workers (0: in this process); each file's tests stay
+# on one worker. A line per finished file (tests/tiers.py), then the 20 slowest steps.
+TEST_WORKERS ?= 2
 PYTEST := TF_PLUGIN_MIRROR=$(TF_PLUGIN_MIRROR) BUNDLE_FRESH_VENV=$(if $(VENV_BEFORE),,1) \
-  $(BIN)/python -m pytest -o console_output_style=count --durations=20 --durations-min=1
+  $(BIN)/python -m pytest --file-progress --durations=20 --durations-min=1
+PARALLEL = -n $(TEST_WORKERS) --dist loadfile
 
 export PYTHONDONTWRITEBYTECODE := 1
 
@@ -49,16 +52,16 @@ package: $(VENV) ## build build/<function>/function.zip and build/layer.zip (det
 	$(BIN)/python scripts/package.py --out $(BUILD) --python-version $(LAMBDA_PYTHON_VERSION) --arch $(LAMBDA_ARCH)
 
 test: $(VENV) ## set up .venv if needed, then run every test (the three tiers below)
-	$(PYTEST) $(PYTEST_ARGS)
+	$(PYTEST) $(PARALLEL) $(PYTEST_ARGS)
 
 test-unit: $(VENV)/.installed ## unit tier: in-process, no subprocess or socket (seconds)
 	$(PYTEST) tests/unit $(PYTEST_ARGS)
 
 test-integration: $(VENV)/.installed ## integration tier: emulators and moto on 127.0.0.1
-	$(PYTEST) tests/integration $(PYTEST_ARGS)
+	$(PYTEST) $(PARALLEL) tests/integration $(PYTEST_ARGS)
 
 test-e2e: $(VENV) ## end-to-end tier: sandbox, CLI, Terraform on moto, checkov, bench smoke
-	$(PYTEST) tests/e2e $(PYTEST_ARGS)
+	$(PYTEST) $(PARALLEL) tests/e2e $(PYTEST_ARGS)
 
 lint: $(VENV) ## ruff check, ruff format --check, mypy, terraform fmt -check
 	$(BIN)/ruff check .
