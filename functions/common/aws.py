@@ -1,19 +1,24 @@
-"""Lazily created, cached boto3 clients with explicit timeouts and botocore retry modes.
+"""boto3 clients with explicit timeouts and botocore retry modes, created lazily and typed.
 
-Endpoints come from the SDK's own variables (AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_<SERVICE>),
-so nothing here knows about emulators.
+One :class:`Clients` per container (held by the function's runtime, see
+:mod:`common.runtime`): a client per (service, policy), made on first use. Endpoints come
+from the SDK's own variables (AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_<SERVICE>), so nothing
+here knows about emulators.
 """
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from common.config import ConfigError
 
-_lock = threading.Lock()
-_clients: dict[tuple[str, ClientPolicy], Any] = {}
+if TYPE_CHECKING:  # boto3-stubs: types only, not in the Lambda runtime
+    from mypy_boto3_personalize_events import PersonalizeEventsClient
+    from mypy_boto3_personalize_runtime import PersonalizeRuntimeClient
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_ssm import SSMClient
 
 
 @dataclass(frozen=True)
@@ -29,34 +34,62 @@ class ClientPolicy:
     max_pool_connections: int = 10
 
 
-def client(service: str, policy: ClientPolicy = ClientPolicy()) -> Any:
-    """One client per (service, policy) per container, created on first use."""
-    key = (service, policy)
-    found = _clients.get(key)
-    if found is not None:
+class Clients:
+    """A container's boto3 clients: one per (service, policy), created on first use.
+
+    botocore's ``NoRegionError`` becomes the :class:`ConfigError` naming the variable it
+    reads, here and nowhere else.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._made: dict[tuple[str, ClientPolicy], Any] = {}
+
+    def personalize_runtime(self, policy: ClientPolicy) -> PersonalizeRuntimeClient:
+        client: PersonalizeRuntimeClient = self._client("personalize-runtime", policy)
+        return client
+
+    def personalize_events(self, policy: ClientPolicy) -> PersonalizeEventsClient:
+        client: PersonalizeEventsClient = self._client("personalize-events", policy)
+        return client
+
+    def ssm(self, policy: ClientPolicy) -> SSMClient:
+        client: SSMClient = self._client("ssm", policy)
+        return client
+
+    def sqs(self, policy: ClientPolicy) -> SQSClient:
+        client: SQSClient = self._client("sqs", policy)
+        return client
+
+    def _client(self, service: str, policy: ClientPolicy) -> Any:
+        key = (service, policy)
+        found = self._made.get(key)
+        if found is not None:
+            return found
+        with self._lock:
+            found = self._made.get(key)
+            if found is None:
+                found = self._made[key] = _new_client(service, policy)
         return found
-    with _lock:
-        found = _clients.get(key)
-        if found is None:
-            import boto3  # imported on first use, not at cold start
-            from botocore.config import Config
-
-            config = Config(
-                connect_timeout=policy.connect_timeout,
-                read_timeout=policy.read_timeout,
-                retries={"mode": policy.retry_mode, "max_attempts": policy.max_attempts},
-                max_pool_connections=policy.max_pool_connections,
-            )
-            session: Any = boto3.session.Session()
-            found = session.client(service, config=config)
-            _clients[key] = found
-    return found
 
 
-def reset_clients() -> None:
-    """Forget cached clients (tests that change endpoints between cases)."""
-    with _lock:
-        _clients.clear()
+def _new_client(service: str, policy: ClientPolicy) -> Any:
+    import boto3  # imported on first use, not at cold start
+    from botocore.config import Config
+
+    config = Config(
+        connect_timeout=policy.connect_timeout,
+        read_timeout=policy.read_timeout,
+        retries={"mode": policy.retry_mode, "max_attempts": policy.max_attempts},
+        max_pool_connections=policy.max_pool_connections,
+    )
+    session: Any = boto3.session.Session()
+    try:
+        return session.client(service, config=config)
+    except Exception as exc:
+        if type(exc).__name__ == "NoRegionError":
+            raise missing_region() from exc
+        raise
 
 
 def error_code(exc: BaseException) -> str | None:

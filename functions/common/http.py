@@ -11,6 +11,16 @@ if TYPE_CHECKING:
 RETRY_STATUSES = (408, 429, 500, 502, 503, 504)
 
 
+class ServiceError(Exception):
+    """An HTTP API could not answer: ``kind`` for the caller's decision (each subclass
+    names its kinds), ``detail`` for the log (never a body that may quote data)."""
+
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(f"{kind}: {detail}")
+        self.kind = kind
+        self.detail = detail
+
+
 @dataclass(frozen=True)
 class HttpPolicy:
     connect_timeout: float = 1.0

@@ -11,6 +11,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from common.chunks import bounded
+
 MAX_METRICS_PER_BLOB = 100
 DEFAULT_NAMESPACE = "SegmentPersonalize"
 # Without DEPLOYMENT_NAME (Terraform sets it to name_prefix) metrics still carry the
@@ -47,10 +49,7 @@ class Metrics:
         """Write the collected metrics (plus searchable properties) and start afresh."""
         items = sorted(self._values.items())
         self._values = {}
-        for start in range(0, len(items), MAX_METRICS_PER_BLOB) or [0]:
-            chunk = items[start : start + MAX_METRICS_PER_BLOB]
-            if not chunk:
-                return
+        for chunk in bounded(items, lambda _: 0, max_count=MAX_METRICS_PER_BLOB):
             blob: dict[str, Any] = {
                 "_aws": {
                     "Timestamp": int(time.time() * 1000),

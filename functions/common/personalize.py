@@ -5,12 +5,14 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from common.aws import error_code, http_status
 
+if TYPE_CHECKING:
+    from mypy_boto3_personalize_runtime import PersonalizeRuntimeClient
+
 MAX_RESULTS = 500
-MAX_ID_LENGTH = 256
 # Limits of GetRecommendations / GetPersonalizedRanking (botocore model and API reference).
 MAX_RESULTS_WITH_METADATA = 50
 MAX_CONTEXT_ENTRIES = 150
@@ -101,7 +103,7 @@ def classify(exc: BaseException) -> PersonalizeError:
 
 
 def get_recommendations(
-    client: Any,
+    client: PersonalizeRuntimeClient,
     arn: str,
     *,
     user_id: str | None = None,
@@ -131,7 +133,7 @@ def get_recommendations(
 
 
 def get_personalized_ranking(
-    client: Any,
+    client: PersonalizeRuntimeClient,
     campaign_arn: str,
     *,
     user_id: str,

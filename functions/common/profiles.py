@@ -16,21 +16,18 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from common.http import ServiceError
+from common.ids import id_text
 from common.ratelimit import TokenBucket
 
 if TYPE_CHECKING:
     import requests
 
 
-class ProfileError(Exception):
+class ProfileError(ServiceError):
     """The Profile API could not answer. ``kind``: auth, throttled, budget (no turn of this
     container's rate share in time), timeout, rejected (400: no retry fixes it),
     unavailable, bad_response."""
-
-    def __init__(self, kind: str, detail: str) -> None:
-        super().__init__(f"{kind}: {detail}")
-        self.kind = kind
-        self.detail = detail
 
 
 @dataclass
@@ -38,12 +35,15 @@ class ProfileClient:
     """One traits read. Every request, a retry after 429 included, first takes a turn from
     ``limiter`` (this container's share of the space's rate budget), and none is sent that
     could not finish by ``deadline``: the session must not retry statuses itself (see
-    :func:`common.http.session`; ``status_retries=0``), or retries would bypass the budget."""
+    :func:`common.http.session`; ``status_retries=0``), or retries would bypass the budget.
+    A rejected token (401/403) is forgotten (``forget_token``) so that a rotated one is read
+    on the next call."""
 
     session: requests.Session
     base_url: str
     space_id: str
     token: Callable[[], str]
+    forget_token: Callable[[], None] = lambda: None
     timeout: tuple[float, float] = (1.0, 2.0)
     limiter: TokenBucket | None = None
     max_throttle_retries: int = 2
@@ -68,7 +68,22 @@ class ProfileClient:
         ``deadline`` (on :attr:`clock`) bounds the wait for a turn and for ``Retry-After``;
         kind ``budget`` when no turn comes in time, ``throttled`` when 429 persists.
         """
-        end = math.inf if deadline is None else deadline
+        try:
+            return self._traits(
+                user_id, include, timeout, math.inf if deadline is None else deadline
+            )
+        except ProfileError as exc:
+            if exc.kind == "auth":
+                self.forget_token()
+            raise
+
+    def _traits(
+        self,
+        user_id: str,
+        include: Iterable[str],
+        timeout: tuple[float, float] | None,
+        end: float,
+    ) -> dict[str, Any]:
         attempt = 0
         while True:
             if self.limiter is not None and self.limiter.acquire(end) is None:
@@ -162,13 +177,7 @@ def item_ids(value: Any) -> tuple[set[str], bool]:
         if isinstance(entry, bool) or not isinstance(entry, str | int | float):
             ok = False
             continue
-        text = entry if isinstance(entry, str) else _number_text(entry)
+        text = id_text(entry)
         if text:
             ids.add(text)
     return ids, ok
-
-
-def _number_text(value: float) -> str:
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)

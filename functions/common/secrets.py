@@ -5,9 +5,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from common.aws import error_code
+
+if TYPE_CHECKING:
+    from mypy_boto3_ssm import SSMClient
 
 # Errors that no retry will fix: the deployment is wrong.
 _PERMANENT = {"ParameterNotFound", "AccessDeniedException", "ParameterVersionNotFound"}
@@ -27,7 +30,7 @@ class SecretError(Exception):
 class SecretCache:
     def __init__(
         self,
-        ssm: Callable[[], Any],
+        ssm: Callable[[], SSMClient],
         ttl_seconds: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:

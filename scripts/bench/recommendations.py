@@ -348,7 +348,7 @@ class Bench:
                 "spa_sandbox",
                 lambda: "sandbox-profile-token",
             )
-            client = aws.client("personalize-runtime", runtime.PERSONALIZE_POLICY)
+            client = aws.Clients().personalize_runtime(runtime.PERSONALIZE_POLICY)
 
             def sequential() -> None:
                 traits = profiles.traits(USER, ["purchased_products"])

@@ -826,13 +826,16 @@ def test_every_alarmed_emf_metric_is_what_the_functions_emit(
     reco_runtime.reset()
     try:
         # A record that can never succeed: dead-lettered (a normal batch's metrics).
-        traits_handler.handle(_kinesis_event(stream, b"not json"), _Context(), traits_env)
+        traits = traits_runtime.Runtime(traits_env)
+        traits_handler.handle_with(traits, _kinesis_event(stream, b"not json"), _Context())
         # The profile token still holds Terraform's placeholder: a secret error.
-        result = traits_handler.handle(_kinesis_event(stream, tracked), _Context(), traits_env)
+        result = traits_handler.handle_with(traits, _kinesis_event(stream, tracked), _Context())
         assert len(result["batchItemFailures"]) == 1
+        traits.close()
         # A missing setting: a configuration error.
         broken = {k: v for k, v in traits_env.items() if k != "PERSONALIZE_CAMPAIGN_ARN"}
-        traits_handler.handle(_kinesis_event(stream, tracked), _Context(), broken)
+        traits = traits_runtime.Runtime(broken)
+        traits_handler.handle_with(traits, _kinesis_event(stream, tracked), _Context())
         broken = {k: v for k, v in reco_env.items() if k != "PERSONALIZE_CAMPAIGN_ARN"}
         event = {"httpMethod": "GET", "queryStringParameters": {"userId": "user-1"}}
         answer = reco_handler.handle_with(reco_runtime.Runtime(broken), event, _Context())

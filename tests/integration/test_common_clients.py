@@ -64,9 +64,7 @@ def test_retries_stop_after_the_policy(segment: SegmentEmulator) -> None:
 def personalize(monkeypatch: pytest.MonkeyPatch) -> Iterator[PersonalizeEmulator]:
     with PersonalizeEmulator(interactions=[("u1", "i1", "Product Viewed", 1)], seed=0) as emu:
         use_fake_aws(monkeypatch, endpoints={"personalize-runtime": emu.url})
-        aws.reset_clients()
         yield emu
-        aws.reset_clients()
 
 
 @pytest.mark.parametrize(("max_attempts", "calls"), [(0, 1), (1, 2), (2, 3)])
@@ -75,7 +73,8 @@ def test_client_policy_max_attempts_counts_retries(
 ) -> None:
     """botocore's ``max_attempts`` is the number of retries after the first call."""
     personalize.controls.set(fault_rate={"503": 1.0})
-    client = aws.client("personalize-runtime", aws.ClientPolicy(max_attempts=max_attempts))
+    policy = aws.ClientPolicy(max_attempts=max_attempts)
+    client = aws.Clients().personalize_runtime(policy)
     with pytest.raises(PersonalizeError) as info:
         get_recommendations(client, personalize.campaign_arn, user_id="u1", num_results=5)
     assert info.value.kind == "unavailable"
@@ -84,5 +83,6 @@ def test_client_policy_max_attempts_counts_retries(
 
 def test_clients_are_cached_per_policy(personalize: PersonalizeEmulator) -> None:
     fast = aws.ClientPolicy(read_timeout=1.0)
-    assert aws.client("personalize-runtime", fast) is aws.client("personalize-runtime", fast)
-    assert aws.client("personalize-runtime", fast) is not aws.client("personalize-runtime")
+    clients = aws.Clients()
+    assert clients.personalize_runtime(fast) is clients.personalize_runtime(fast)
+    assert clients.personalize_runtime(fast) is not clients.personalize_runtime(aws.ClientPolicy())

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import requests
 
-from common.profiles import ProfileClient, item_ids
+from common.profiles import ProfileClient, ProfileError, item_ids
 
 
 def client() -> ProfileClient:
@@ -51,3 +51,29 @@ def test_url_encodes_everything(user_id: str, encoded: str) -> None:
 )
 def test_item_ids(value: Any, ids: set[str], well_formed: bool) -> None:
     assert item_ids(value) == (ids, well_formed)
+
+
+@pytest.mark.parametrize(("status", "forgotten"), [(401, 1), (403, 1), (500, 0), (404, 0)])
+def test_a_rejected_token_is_forgotten_so_a_rotated_one_is_read(
+    status: int, forgotten: int
+) -> None:
+    class Answer:
+        status_code = status
+
+    class Session:
+        def get(self, *_: Any, **__: Any) -> Answer:
+            return Answer()
+
+    forgets: list[None] = []
+    reader = ProfileClient(
+        session=Session(),  # type: ignore[arg-type]
+        base_url="https://profiles.segment.com/v1",
+        space_id="spa_1",
+        token=lambda: "t",
+        forget_token=lambda: forgets.append(None),
+    )
+    try:
+        reader.traits("u", ["purchased_products"])
+    except ProfileError as exc:
+        assert exc.kind == ("auth" if forgotten else "unavailable")
+    assert len(forgets) == forgotten

@@ -51,9 +51,8 @@ def reader(
     pool: ThreadPoolExecutor,
     budget: float = 1.0,
     clock: Any = time.monotonic,
-) -> tuple[PurchaseReader, list[tuple[str, str]], list[int]]:
+) -> tuple[PurchaseReader, list[tuple[str, str]]]:
     problems: list[tuple[str, str]] = []
-    forgotten: list[int] = []
     return (
         PurchaseReader(
             source,
@@ -61,12 +60,10 @@ def reader(
             budget,
             lambda: pool,
             on_config_problem=lambda setting, detail: problems.append((setting, detail)),
-            forget_token=lambda: forgotten.append(1),
             clock=clock,
             cooldown_s=60.0,
         ),
         problems,
-        forgotten,
     )
 
 
@@ -109,7 +106,7 @@ def test_a_queued_read_past_its_deadline_never_runs() -> None:
     release = threading.Event()
     source = FakeProfiles({}, release=release)
     try:
-        slow, _, _ = reader(source, single, budget=0.05)
+        slow, _ = reader(source, single, budget=0.05)
         assert slow.start("first").wait().reason == "timeout"  # still holds the only worker
         assert slow.start("second").wait().reason == "timeout"
         release.set()
@@ -123,20 +120,20 @@ def test_transient_profile_errors_are_unavailable_not_paused(
     pool: ThreadPoolExecutor, kind: str
 ) -> None:
     source = FakeProfiles(ProfileError(kind, "HTTP 503"))
-    purchases_reader, problems, _ = reader(source, pool)
+    purchases_reader, problems = reader(source, pool)
     assert purchases_reader.start("u").wait().reason == kind
     assert purchases_reader.start("u").wait().reason == kind
     assert len(source.calls) == 2
     assert problems == []
 
 
-def test_rejected_token_pauses_reads_and_forgets_the_token(pool: ThreadPoolExecutor) -> None:
+def test_rejected_token_pauses_reads(pool: ThreadPoolExecutor) -> None:
+    # The token itself is forgotten by ProfileClient (tests/unit/test_common_profiles.py).
     clock = Clock()
     source = FakeProfiles(ProfileError("auth", "HTTP 401"))
-    purchases_reader, problems, forgotten = reader(source, pool, clock=clock)
+    purchases_reader, problems = reader(source, pool, clock=clock)
     assert purchases_reader.start("u").wait().reason == "auth"
     assert problems == [("SEGMENT_PROFILE_TOKEN_PARAMETER", "Profile API HTTP 401")]
-    assert forgotten == [1]
     clock.now += 30
     assert purchases_reader.start("u").wait().reason == "auth"
     assert len(source.calls) == 1  # paused: not asked again
@@ -148,7 +145,7 @@ def test_rejected_token_pauses_reads_and_forgets_the_token(pool: ThreadPoolExecu
 
 def test_missing_token_parameter_pauses(pool: ThreadPoolExecutor) -> None:
     source = FakeProfiles(SecretError("/t", True, "ParameterNotFound"))
-    purchases_reader, problems, _ = reader(source, pool, clock=Clock())
+    purchases_reader, problems = reader(source, pool, clock=Clock())
     assert purchases_reader.start("u").wait().reason == "token"
     assert purchases_reader.start("u").wait().reason == "token"
     assert len(source.calls) == 1
@@ -157,7 +154,7 @@ def test_missing_token_parameter_pauses(pool: ThreadPoolExecutor) -> None:
 
 def test_transient_token_failure_is_retried_next_time(pool: ThreadPoolExecutor) -> None:
     source = FakeProfiles(SecretError("/t", False, "ThrottlingException"))
-    purchases_reader, problems, _ = reader(source, pool)
+    purchases_reader, problems = reader(source, pool)
     assert purchases_reader.start("u").wait().reason == "token_unavailable"
     assert purchases_reader.start("u").wait().reason == "token_unavailable"
     assert len(source.calls) == 2

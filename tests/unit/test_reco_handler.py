@@ -284,7 +284,6 @@ def exclusion_runtime(
         budget,
         lambda: pool,
         on_config_problem=lambda setting, detail: None,
-        forget_token=lambda: None,
     )
     return Runtime(env, personalize=lambda: fake, purchases=reader)
 

@@ -102,12 +102,13 @@ def test_the_call_is_chosen_to_end_a_second_before_the_timeout(
     used: list[Any] = []
     fake = FakePersonalize()
 
-    def client(service: str, chosen: Any) -> Any:
-        used.append(chosen)
-        return fake
+    class Clients:
+        def personalize_runtime(self, chosen: Any) -> Any:
+            used.append(chosen)
+            return fake
 
-    monkeypatch.setattr(runtime.aws, "client", client)
     rt = Runtime(ENV)
+    rt.clients = Clients()
     response = handle_with(rt, fixture("get_user.json"), Context(remaining_ms))
     assert response["statusCode"] == 200
     assert used == [policy]
@@ -150,7 +151,6 @@ def test_a_missing_region_is_a_configuration_error_naming_aws_default_region(
     monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no region from IMDS either
-    runtime.aws.reset_clients()
     response = handle_with(Runtime(ENV), fixture("get_user.json"), Context())
     assert response["statusCode"] == 500
     assert body(response)["error"]["code"] == "configuration_error"

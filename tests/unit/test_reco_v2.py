@@ -155,7 +155,6 @@ def test_related_items_exclude_the_users_purchases() -> None:
         1.0,
         lambda: pool,
         on_config_problem=lambda s, d: None,
-        forget_token=lambda: None,
     )
     env = {**FULL, "SEGMENT_SPACE_ID": "spa_1", "SEGMENT_PROFILE_TOKEN_PARAMETER": "/t"}
     response, _ = call(fixture("get_related_items.json"), env, purchases=reader)

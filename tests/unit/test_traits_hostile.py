@@ -31,7 +31,6 @@ from test_traits_processor import (
     Context as HandlerContext,
 )
 
-from common import aws
 from common.log import Logger
 from common.profiles import ProfileClient, ProfileError
 from devkit.events import kinesis_event
@@ -39,12 +38,12 @@ from traits_sync import handler, runtime
 from traits_sync.budget import Budget
 from traits_sync.kinesis import records
 from traits_sync.messages import Bad, Rules, TrackedEvent, classify
-from traits_sync.processor import Ports, process
+from traits_sync.ports import Ports
+from traits_sync.processor import process
 from traits_sync.settings import load
 from traits_sync.stats import Stats
 from traits_sync.timestamps import event_time, iso_z, parse
 from traits_sync.tracking import TrackingError
-from traits_sync.work import Services
 
 RULES = Rules(
     frozenset({"Product Viewed", "Order Completed"}), frozenset({"Order Completed"}), "sku"
@@ -403,7 +402,7 @@ def test_profile_client_classifies_a_400_as_rejected() -> None:
         def get(self, *_: Any, **__: Any) -> Answer:
             return Answer()
 
-    client = ProfileClient(Session(), "https://p", "spa", lambda: "t")  # type: ignore[arg-type]
+    client = ProfileClient(Session(), "https://p", "spa", lambda: "t")
     with pytest.raises(ProfileError) as info:
         client.traits("u-1", ["a"])
     assert info.value.kind == "rejected"
@@ -450,17 +449,18 @@ def test_a_tight_budget_still_finishes_the_first_records(
     messages = [anonymous, *[track(n, f"u-{n}") for n in range(1, 7)]]
     batch = records(kinesis_event(messages))
     settings = load(ENV)
-    rules = Rules(settings.tracked_events, settings.purchase_events, settings.item_id_property)
     with ThreadPoolExecutor(1) as one_worker:  # submission order is execution order
         ports = Ports(
-            services=Services(Events(), Runtime(), None, None),
+            personalize_events=Events(),
+            personalize_runtime=Runtime(),
+            profiles=None,
+            profile_reads=None,
             tracking=FakeTracking(),
             dead_letters=FakeDeadLetters(),
             executor=one_worker,
         )
         failed = process(
             batch,
-            [classify(r, rules) for r in batch],
             settings,
             ports,
             Budget(10.0, clock),  # 8 s for the units (2 s kept for the identifies)
@@ -493,7 +493,7 @@ def test_a_missing_region_names_the_variable_botocore_reads(
 ) -> None:
     monkeypatch.setenv("AWS_REGION", "us-east-1")  # not enough: botocore does not read it
     messages = [track(1, "u-1")]
-    result = handler.handle(kinesis_event(messages), HandlerContext(), ENV)
+    result = handler.handle_with(runtime.Runtime(ENV), kinesis_event(messages), HandlerContext())
     assert result == {
         "batchItemFailures": [{"itemIdentifier": s} for s in sequences(messages, bool)]
     }
@@ -509,12 +509,11 @@ def test_personalize_calls_make_the_attempts_the_runtime_says(
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    state = runtime.Runtime(load(ENV))
+    state = runtime.Runtime(ENV)
     try:
-        client = aws.client("personalize-runtime", state.personalize_policy)
+        client: Any = state.ports().personalize_runtime
         # botocore's own resolution of the policy: attempts in all, the first included.
         assert client.meta.config.retries["total_max_attempts"] == runtime.PERSONALIZE_ATTEMPTS
         assert runtime.PERSONALIZE_ATTEMPTS == 4
     finally:
-        state.executor.shutdown(wait=False)
-        aws.reset_clients()
+        state.close()

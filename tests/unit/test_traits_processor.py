@@ -23,13 +23,14 @@ from devkit.events import kinesis_event
 from traits_sync import handler
 from traits_sync.budget import Budget
 from traits_sync.kinesis import records
-from traits_sync.messages import Bad, Rules, classify
+from traits_sync.messages import Bad
 from traits_sync.plan import derived_base
-from traits_sync.processor import Ports, process
+from traits_sync.ports import Ports
+from traits_sync.processor import process
+from traits_sync.runtime import Runtime
 from traits_sync.settings import Settings, load
 from traits_sync.stats import Stats
 from traits_sync.tracking import TrackingError
-from traits_sync.work import Services
 
 ENV = {
     "PERSONALIZE_CAMPAIGN_ARN": "arn:aws:personalize:us-east-1:123456789012:campaign/shop",
@@ -194,10 +195,11 @@ class World:
     def run(self, messages: Sequence[Any], seconds: float = 30.0) -> list[str]:
         event = kinesis_event(messages)
         batch = records(event)
-        s = self.settings
-        rules = Rules(s.tracked_events, s.purchase_events, s.item_id_property)
         ports = Ports(
-            services=Services(self.events, self.runtime, self.profiles, PROFILE_READS),
+            personalize_events=self.events,
+            personalize_runtime=self.runtime,
+            profiles=self.profiles,
+            profile_reads=PROFILE_READS,
             tracking=self.tracking,
             dead_letters=self.dead_letters,
             executor=self.executor,
@@ -205,8 +207,7 @@ class World:
         self.stats = Stats()
         return process(
             batch,
-            [classify(r, rules) for r in batch],
-            s,
+            self.settings,
             ports,
             Budget(time.monotonic() + seconds),
             self.stats,
@@ -530,7 +531,7 @@ def test_invalid_setting_retries_every_record_with_one_line_naming_it(
 ) -> None:
     env = {k: v for k, v in ENV.items() if k != missing}
     messages: list[Any] = [track(1, "u-1"), "%%%", {"type": "page", "userId": "u-1"}]
-    result = handler.handle(kinesis_event(messages), Context(), env)
+    result = handler.handle_with(Runtime(env), kinesis_event(messages), Context())
     assert result == {
         "batchItemFailures": [
             {"itemIdentifier": r["kinesis"]["sequenceNumber"]}

@@ -9,11 +9,10 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import Executor, Future
-from typing import Any, Protocol
 
-from common.profiles import ProfileError, item_ids
+from common.profiles import ProfileClient, ProfileError, item_ids
 from common.recommend import Purchases
 from common.secrets import SecretError
 
@@ -24,16 +23,6 @@ CONFIG_PROBLEM_COOLDOWN_S = 60.0
 
 # Most users whose purchases are kept between requests (per container).
 CACHE_MAX_USERS = 10_000
-
-
-class TraitSource(Protocol):
-    def traits(
-        self,
-        user_id: str,
-        include: Iterable[str],
-        timeout: tuple[float, float] | None = None,
-        deadline: float | None = None,
-    ) -> dict[str, Any]: ...
 
 
 class Pending:
@@ -66,13 +55,12 @@ class Pending:
 class PurchaseReader:
     def __init__(
         self,
-        source: TraitSource,
+        source: ProfileClient,  # or a test's fake with the same traits()
         trait: str,
         budget_s: float,
         executor: Callable[[], Executor],
         *,
         on_config_problem: Callable[[str, str], None],
-        forget_token: Callable[[], None],
         clock: Callable[[], float] = time.monotonic,
         cooldown_s: float = CONFIG_PROBLEM_COOLDOWN_S,
         cache_ttl_s: float = 0.0,
@@ -82,7 +70,6 @@ class PurchaseReader:
         self._budget = budget_s
         self._executor = executor
         self._on_config_problem = on_config_problem
-        self._forget_token = forget_token
         self._clock = clock
         self._cooldown = cooldown_s
         self._paused_until = 0.0
@@ -119,8 +106,7 @@ class PurchaseReader:
                 user_id, [self._trait], timeout=timeout, deadline=self._clock() + self._budget
             )
         except ProfileError as exc:
-            if exc.kind == "auth":
-                self._forget_token()  # a rotated token is read again after the pause
+            if exc.kind == "auth":  # ProfileClient forgot the token: a rotated one is read
                 self._pause("auth", "SEGMENT_PROFILE_TOKEN_PARAMETER", f"Profile API {exc.detail}")
             return Purchases(None, exc.kind)
         except SecretError as exc:

@@ -1,12 +1,15 @@
 """From an API Gateway event to a proxy response: parse, recommend, map errors, and leave one
-structured log line and one EMF metrics blob per request."""
+structured log line and one EMF metrics blob per request (:mod:`reco_api.outcome`).
+
+``app.lambda_handler`` calls :func:`handle_with` with the container's runtime; tests pass a
+``Runtime`` holding fakes."""
 
 from __future__ import annotations
 
 import time
 import traceback
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from common.config import ConfigError
 from common.log import hash_id
@@ -15,8 +18,12 @@ from common.recommend import Served, recommend
 from reco_api import caching, capabilities, rankings, responses, routes, runtime
 from reco_api.deadline import Deadline, OutOfTime
 from reco_api.options import GetRequest, NotConfigured, parse_options, parse_related, related_arn
+from reco_api.outcome import Outcome, account
 from reco_api.request import BadRequest, Query, method, parse
 from reco_api.runtime import Runtime
+
+if TYPE_CHECKING:
+    from mypy_boto3_personalize_runtime import PersonalizeRuntimeClient
 
 # Personalize sends no Retry-After; one second matches its scaling reaction time.
 RETRY_AFTER_S = "1"
@@ -32,72 +39,56 @@ _PERSONALIZE_ERRORS: dict[str, tuple[int, str, str]] = {
 }
 
 
-def handle(event: Any, context: Any) -> dict[str, Any]:
-    return handle_with(runtime.get(), event, context)
-
-
 def handle_with(rt: Runtime, event: Any, context: Any) -> dict[str, Any]:
     started = time.perf_counter()
-    fields: dict[str, Any] = {"api_request_id": _api_request_id(event)}
+    outcome = Outcome(api_request_id=_api_request_id(event))
     rt.logger.bind(request_id=getattr(context, "aws_request_id", None))
     try:
-        response = _respond(rt, event, fields, Deadline(context))
+        response = _respond(rt, event, outcome, Deadline(context))
     except Exception as exc:  # noqa: BLE001 - last resort: the caller never sees a stack trace
         frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
-        fields.update(
-            code="internal_error",
-            error_type=type(exc).__name__,
-            where=f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno}" if frame else None,
-        )
+        outcome.code = "internal_error"
+        outcome.error_type = type(exc).__name__
+        outcome.where = f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno}" if frame else None
         response = responses.error(500, "internal_error", "internal error", _cors(rt, event))
-    _account(rt, response["statusCode"], fields, time.perf_counter() - started)
+    account(rt, response["statusCode"], outcome, time.perf_counter() - started)
     return response
 
 
-def _respond(rt: Runtime, event: Any, fields: dict[str, Any], deadline: Deadline) -> dict[str, Any]:
+def _respond(rt: Runtime, event: Any, outcome: Outcome, deadline: Deadline) -> dict[str, Any]:
     cors = _cors(rt, event)
     if rt.settings is None:
-        return _misconfigured(rt.config_error, fields, cors)
+        return _misconfigured(rt.config_error, outcome, cors)
     verb = method(event) if isinstance(event, Mapping) else "GET"
     if verb == "OPTIONS" and rt.settings.cors_origins:
         return responses.preflight(rt.settings.cors_origins, responses.request_origin(event))
     route = routes.of(event)
     allowed = ("POST",) if route == routes.RANKINGS else ("GET", "HEAD")
     if verb not in allowed:
-        fields["code"] = "method_not_allowed"
+        outcome.code = "method_not_allowed"
         return responses.error(
             405, "method_not_allowed", f"use {allowed[0]}", {**cors, "Allow": ", ".join(allowed)}
         )
     caps = rt.settings.capabilities
     try:
         if route == routes.RANKINGS:
-            return _rank(rt, rankings.parse(event, caps), fields, cors, deadline)
+            return _rank(rt, rankings.parse(event, caps), outcome, cors, deadline)
         request = _get_request(rt, event, route)
     except BadRequest as exc:
-        fields["code"] = exc.code
+        outcome.code = exc.code
         return responses.error(400, exc.code, exc.message, cors)
     except NotConfigured as exc:
-        return _not_configured(exc, fields, cors)
+        return _not_configured(exc, outcome, cors)
     query = request.query
-    fields.update(
-        kind="itemId" if request.related else "userId",  # as before v2
-        num_results=query.num_results,
-        filter=request.filter_name,
-        metadata=request.include_metadata or None,
-    )
+    outcome.kind = "itemId" if request.related else "userId"  # as before v2
+    outcome.num_results = query.num_results
+    outcome.filter = request.filter_name
+    outcome.metadata = request.include_metadata or None
     if query.user_id is not None:
-        fields["user"] = hash_id(query.user_id)
-    try:
-        served = _recommend(rt, query, deadline, request)
-    except OutOfTime:
-        return _out_of_time(fields, cors)
-    except NotConfigured as exc:
-        return _not_configured(exc, fields, cors)
-    except ConfigError as exc:
-        return _misconfigured(exc, fields, cors)
-    except PersonalizeError as exc:
-        return _personalize_failed(rt, exc, fields, cors)
-    _served_fields(fields, served)
+        outcome.user = hash_id(query.user_id)
+    served = _serve(rt, lambda: _recommend(rt, query, deadline, request), outcome, cors)
+    if not isinstance(served, Served):
+        return served
     body = responses.payload(
         served.items, served.recommendation_id, request.echo, request.include_metadata
     )
@@ -121,22 +112,18 @@ def _get_request(rt: Runtime, event: Any, route: str) -> GetRequest:
 def _rank(
     rt: Runtime,
     request: rankings.RankingRequest,
-    fields: dict[str, Any],
+    outcome: Outcome,
     cors: dict[str, str],
     deadline: Deadline,
 ) -> dict[str, Any]:
-    fields.update(kind="ranking", num_results=len(request.item_ids), user=hash_id(request.user_id))
-    try:
-        served = rankings.serve(rt, request, lambda: _client(rt, deadline))
-    except OutOfTime:
-        return _out_of_time(fields, cors)
-    except NotConfigured as exc:
-        return _not_configured(exc, fields, cors)
-    except ConfigError as exc:
-        return _misconfigured(exc, fields, cors)
-    except PersonalizeError as exc:
-        return _personalize_failed(rt, exc, fields, cors)
-    _served_fields(fields, served)
+    outcome.kind = "ranking"
+    outcome.num_results = len(request.item_ids)
+    outcome.user = hash_id(request.user_id)
+    served = _serve(
+        rt, lambda: rankings.serve(rt, request, lambda: _client(rt, deadline)), outcome, cors
+    )
+    if not isinstance(served, Served):
+        return served
     echo = {"userId": request.user_id}
     body = responses.payload(served.items, served.recommendation_id, echo, request.include_metadata)
     return _ok(rt, {}, body, cors, conditional=False)
@@ -155,26 +142,32 @@ def _ok(
     return responses.json_response(200, body, headers)
 
 
-def _served_fields(fields: dict[str, Any], served: Served) -> None:
-    fields.update(
-        returned=len(served.items),
-        exclusion=served.exclusion,
-        exclusion_reason=served.reason,
-        purchased=served.purchased,
-        excluded=served.excluded,
-        personalize_calls=served.calls,
-        refill_failed=served.refill_failed,
-        malformed_trait=served.malformed_trait or None,
-    )
+def _serve(
+    rt: Runtime, work: Callable[[], Served], outcome: Outcome, cors: dict[str, str]
+) -> Served | dict[str, Any]:
+    """The request's Personalize work, or the error response its failure maps to."""
+    try:
+        served = work()
+    except OutOfTime:
+        return _out_of_time(outcome, cors)
+    except NotConfigured as exc:
+        return _not_configured(exc, outcome, cors)
+    except ConfigError as exc:
+        return _misconfigured(exc, outcome, cors)
+    except PersonalizeError as exc:
+        return _personalize_failed(rt, exc, outcome, cors)
+    outcome.served(served)
+    return served
 
 
 def _personalize_failed(
-    rt: Runtime, exc: PersonalizeError, fields: dict[str, Any], cors: dict[str, str]
+    rt: Runtime, exc: PersonalizeError, outcome: Outcome, cors: dict[str, str]
 ) -> dict[str, Any]:
     if exc.kind == "misconfigured":
-        return _misconfigured(_misconfiguration(rt, exc), fields, cors)
+        return _misconfigured(_misconfiguration(rt, exc), outcome, cors)
     status, code, message = _PERSONALIZE_ERRORS.get(exc.kind, _PERSONALIZE_ERRORS["unavailable"])
-    fields.update(code=code, personalize_error=exc.code)
+    outcome.code = code
+    outcome.personalize_error = exc.code
     headers = {**cors, "Retry-After": RETRY_AFTER_S} if status == 429 else cors
     return responses.error(status, code, message, headers)
 
@@ -184,15 +177,16 @@ def _has_parameter(event: Any, name: str) -> bool:
     return isinstance(single, Mapping) and name in single
 
 
-def _out_of_time(fields: dict[str, Any], cors: dict[str, str]) -> dict[str, Any]:
+def _out_of_time(outcome: Outcome, cors: dict[str, str]) -> dict[str, Any]:
     # Answered by us, in time, as JSON: a timed-out function is a bare 502 from the gateway.
-    fields.update(code="unavailable", reason="time_budget")
+    outcome.code = "unavailable"
+    outcome.reason = "time_budget"
     return responses.error(
         503, "unavailable", "not enough time left to ask Personalize, retry later", cors
     )
 
 
-def _client(rt: Runtime, deadline: Deadline) -> Any:
+def _client(rt: Runtime, deadline: Deadline) -> PersonalizeRuntimeClient:
     """The Personalize client for the next call: with its retry if its worst case fits the
     time left, else one attempt, else none (OutOfTime)."""
     if deadline.allows(FULL_CALL_S):
@@ -263,24 +257,19 @@ def _misconfiguration(rt: Runtime, exc: PersonalizeError) -> ConfigError:
 
 
 def _misconfigured(
-    exc: ConfigError | None, fields: dict[str, Any], cors: dict[str, str]
+    exc: ConfigError | None, outcome: Outcome, cors: dict[str, str]
 ) -> dict[str, Any]:
-    fields.update(
-        code="configuration_error",
-        setting=exc.name if exc else None,
-        reason=exc.reason if exc else None,
-    )
+    outcome.misconfigured(exc)
     return responses.error(
         500, "configuration_error", "the service is misconfigured; see its logs", cors
     )
 
 
-def _not_configured(
-    exc: NotConfigured, fields: dict[str, Any], cors: dict[str, str]
-) -> dict[str, Any]:
+def _not_configured(exc: NotConfigured, outcome: Outcome, cors: dict[str, str]) -> dict[str, Any]:
     """404, not 5xx: the deployment has no such capability (Terraform does not deploy its
     route); the caller learns which setting would enable it, and no 5xx alarm fires."""
-    fields.update(code="not_configured", setting=exc.setting)
+    outcome.code = "not_configured"
+    outcome.setting = exc.setting
     return responses.error(
         404,
         "not_configured",
@@ -299,44 +288,3 @@ def _api_request_id(event: Any) -> str | None:
     context = event.get("requestContext") if isinstance(event, Mapping) else None
     value = context.get("requestId") if isinstance(context, Mapping) else None
     return value if isinstance(value, str) else None
-
-
-def _account(rt: Runtime, status: int, fields: dict[str, Any], elapsed_s: float) -> None:
-    """One log line and one metrics blob per request: decisions and counts, no ids."""
-    latency_ms = round(elapsed_s * 1000, 2)
-    code = fields.get("code")
-    metrics = rt.metrics
-    metrics.add("Requests", 1)
-    metrics.add("Latency", latency_ms, "Milliseconds")
-    if rt.cold:
-        metrics.add("ColdStart", 1)
-    if code is not None:
-        metrics.add("Errors", 1)
-        metrics.add(f"Error_{code}", 1)
-    exclusion = fields.get("exclusion")
-    if exclusion == "applied":
-        metrics.add("ExclusionApplied", 1)
-        metrics.add("PurchasedItemsExcluded", fields.get("excluded", 0))
-        if fields.get("personalize_calls", 1) > 1:
-            metrics.add("Refills", 1)
-        if fields.get("refill_failed"):
-            metrics.add("RefillFailed", 1)
-        if fields.get("malformed_trait"):
-            metrics.add("PurchasedTraitMalformed", 1)
-    elif exclusion == "unavailable":
-        metrics.add("ExclusionUnavailable", 1)
-    properties = {"status": status, "exclusion_reason": fields.get("exclusion_reason")}
-    properties["request_id"] = rt.logger.context.get("request_id")
-    metrics.flush(**{k: v for k, v in properties.items() if v is not None})
-
-    line = {k: v for k, v in fields.items() if v is not None}
-    line.update(status=status, outcome=code or "ok", latency_ms=latency_ms, cold_start=rt.cold)
-    rt.cold = False
-    if code == "configuration_error":
-        rt.logger.error("configuration error", **line)
-    elif status >= 500:
-        rt.logger.error("request", **line)
-    elif status == 429 or exclusion == "unavailable":
-        rt.logger.warning("request", **line)
-    else:
-        rt.logger.info("request", **line)

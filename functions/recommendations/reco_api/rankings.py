@@ -11,8 +11,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from common.ids import length_problem
 from common.personalize import (
-    MAX_ID_LENGTH,
     MAX_RANKING_ITEMS,
     MAX_RESULTS_WITH_METADATA,
     Extras,
@@ -25,6 +25,8 @@ from reco_api.options import NotConfigured, validate_context
 from reco_api.request import BadRequest
 
 if TYPE_CHECKING:
+    from mypy_boto3_personalize_runtime import PersonalizeRuntimeClient
+
     from reco_api.runtime import Runtime
 
 FIELDS = ("userId", "itemIds", "context", "excludePurchased", "includeMetadata")
@@ -86,7 +88,9 @@ def parse(event: Mapping[str, Any], caps: Capabilities) -> RankingRequest:
     )
 
 
-def serve(rt: Runtime, request: RankingRequest, client: Callable[[], Any]) -> Served:
+def serve(
+    rt: Runtime, request: RankingRequest, client: Callable[[], PersonalizeRuntimeClient]
+) -> Served:
     """GetPersonalizedRanking, with the user's purchases read alongside when asked to drop
     them. ``client`` gives the Personalize client the time left allows (it raises
     OutOfTime when none fits). Raises NotConfigured, ConfigError or PersonalizeError for
@@ -132,10 +136,9 @@ def _flag(body: Mapping[str, Any], name: str) -> bool:
 def _check_id(value: Any, name: str) -> None:
     if not isinstance(value, str):
         raise BadRequest("invalid_parameter", f"{name} must be a string")
-    if value == "":
-        raise BadRequest("invalid_parameter", f"{name} must not be empty")
-    if len(value) > MAX_ID_LENGTH:
-        raise BadRequest("invalid_parameter", f"{name} must be at most {MAX_ID_LENGTH} characters")
+    problem = length_problem(value)
+    if problem is not None:
+        raise BadRequest("invalid_parameter", f"{name} {problem}")
 
 
 def _json_body(event: Mapping[str, Any]) -> Any:

@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from common.personalize import MAX_ID_LENGTH, MAX_RESULTS
+from common.ids import encodable, length_problem
+from common.personalize import MAX_RESULTS
 
 KNOWN = ("userId", "itemId", "numResults")
 # ASCII digits only: int() would also take " 7", "+7", "1_0" and other scripts' digits.
@@ -92,14 +93,11 @@ def _identifier(params: Mapping[str, str], name: str) -> str | None:
     value = params.get(name)
     if value is None:
         return None
-    if value == "":
-        raise BadRequest("invalid_parameter", f"{name} must not be empty")
-    if len(value) > MAX_ID_LENGTH:
-        raise BadRequest("invalid_parameter", f"{name} must be at most {MAX_ID_LENGTH} characters")
-    try:
-        # A lone surrogate ("\ud800" in a hand-made event) has no UTF-8 form: no request
-        # to Personalize or the Profile API could carry it.
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise BadRequest("invalid_parameter", f"{name} must be valid Unicode text") from None
+    problem = length_problem(value)
+    if problem is not None:
+        raise BadRequest("invalid_parameter", f"{name} {problem}")
+    # A lone surrogate ("\ud800" in a hand-made event) has no UTF-8 form: no request to
+    # Personalize or the Profile API could carry it.
+    if not encodable(value):
+        raise BadRequest("invalid_parameter", f"{name} must be valid Unicode text")
     return value

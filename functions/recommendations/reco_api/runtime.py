@@ -1,8 +1,6 @@
-"""Per-container state, created on the first request and reused: settings, logger, metrics,
-the Personalize client, the Profile API reader and its small thread pool.
-
-Nothing here runs at import time, so importing the handler never reads the environment or
-imports boto3 (tests set their environment and emulators first).
+"""Per-container state of the recommendations function, created on the first request and
+reused (see :mod:`common.runtime`): settings or their error, logger, metrics, the
+Personalize client, the Profile API reader and its small thread pool.
 """
 
 from __future__ import annotations
@@ -10,14 +8,18 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING
 
 from common import aws
 from common.config import ConfigError, environ
 from common.log import Logger
 from common.metrics import Metrics
+from common.runtime import Loaded, PerContainer
 from reco_api.exclusion import PurchaseReader
 from reco_api.settings import Settings, load
+
+if TYPE_CHECKING:
+    from mypy_boto3_personalize_runtime import PersonalizeRuntimeClient
 
 SERVICE = "recommendations"
 
@@ -47,10 +49,6 @@ def worst_case_s(policy: aws.ClientPolicy) -> float:
 SSM_POLICY = aws.ClientPolicy(connect_timeout=1.0, read_timeout=2.0, max_attempts=2)
 TOKEN_TTL_S = 300.0
 
-_lock = threading.Lock()
-_runtime: Runtime | None = None
-_executor: ThreadPoolExecutor | None = None
-
 
 class Runtime:
     """``personalize`` and ``purchases`` replace the real clients (unit tests pass fakes)."""
@@ -59,33 +57,28 @@ class Runtime:
         self,
         env: Mapping[str, str],
         *,
-        personalize: Callable[[], Any] | None = None,
+        personalize: Callable[[], PersonalizeRuntimeClient] | None = None,
         purchases: PurchaseReader | None = None,
     ) -> None:
         self.logger = Logger(SERVICE)
         self.metrics = Metrics.from_env(env, SERVICE)
         self.cold = True
-        self.settings: Settings | None = None
-        self.config_error: ConfigError | None = None
-        try:
-            self.settings = load(env)
-        except ConfigError as exc:
-            self.config_error = exc
+        loaded = Loaded.of(load, env)
+        self.settings: Settings | None = loaded.settings
+        self.config_error: ConfigError | None = loaded.error
+        self.clients = aws.Clients()
         self._reader: PurchaseReader | None = purchases
         self._reader_lock = threading.Lock()
         self._personalize = personalize
+        self._executor: ThreadPoolExecutor | None = None
+        self._executor_lock = threading.Lock()
 
-    def personalize(self, single_attempt: bool = False) -> Any:
+    def personalize(self, single_attempt: bool = False) -> PersonalizeRuntimeClient:
         """The Personalize client; ``single_attempt`` when time is short (no retry)."""
         if self._personalize is not None:
             return self._personalize()
         policy = PERSONALIZE_SINGLE_ATTEMPT_POLICY if single_attempt else PERSONALIZE_POLICY
-        try:
-            return aws.client("personalize-runtime", policy)
-        except Exception as exc:
-            if type(exc).__name__ == "NoRegionError":
-                raise aws.missing_region() from exc
-            raise
+        return self.clients.personalize_runtime(policy)
 
     def purchases(self) -> PurchaseReader | None:
         """The Profile API reader, or None when exclusion is not configured."""
@@ -105,7 +98,7 @@ class Runtime:
 
         assert self.settings is not None and self.settings.exclusion is not None
         conf = self.settings.exclusion
-        secrets = SecretCache(lambda: aws.client("ssm", SSM_POLICY), ttl_seconds=TOKEN_TTL_S)
+        secrets = SecretCache(lambda: self.clients.ssm(SSM_POLICY), ttl_seconds=TOKEN_TTL_S)
         # One quick retry of a failed connection only: a request that reached Segment
         # counts against the space's budget, so it is sent again only after taking a turn
         # (ProfileClient does that after a 429, within the few hundred ms budget).
@@ -124,6 +117,7 @@ class Runtime:
             base_url=conf.profile_api_url,
             space_id=conf.space_id,
             token=lambda: secrets.get(conf.token_parameter),
+            forget_token=lambda: secrets.invalidate(conf.token_parameter),
             timeout=policy.timeout,
             limiter=TokenBucket(rate) if rate is not None else None,
         )
@@ -131,9 +125,8 @@ class Runtime:
             client,
             conf.purchased_trait,
             conf.budget_s,
-            lambda: executor(conf.workers),
+            lambda: self.executor(conf.workers),
             on_config_problem=self._config_problem,
-            forget_token=lambda: secrets.invalidate(conf.token_parameter),
             cache_ttl_s=conf.cache_ttl_s,
         )
 
@@ -144,35 +137,21 @@ class Runtime:
             reason=detail,
         )
 
+    def executor(self, workers: int) -> ThreadPoolExecutor:
+        """The container's Profile API threads (``PROFILE_WORKERS``): one request at a time
+        per container, and a few threads absorb reads still finishing after their budget
+        expired."""
+        if self._executor is None:
+            with self._executor_lock:
+                if self._executor is None:
+                    self._executor = ThreadPoolExecutor(workers, thread_name_prefix="profile")
+        return self._executor
 
-def get() -> Runtime:
-    global _runtime
-    found = _runtime
-    if found is None:
-        with _lock:
-            if _runtime is None:
-                _runtime = Runtime(environ())
-            found = _runtime
-    return found
-
-
-def executor(workers: int) -> ThreadPoolExecutor:
-    """The container's Profile API threads (``PROFILE_WORKERS``): one request at a time per
-    container, and a few threads absorb reads still finishing after their budget expired."""
-    global _executor
-    if _executor is None:
-        with _lock:
-            if _executor is None:
-                _executor = ThreadPoolExecutor(workers, thread_name_prefix="profile")
-    return _executor
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
 
 
-def reset() -> None:
-    """Forget settings, clients and threads (tests that change the environment between cases)."""
-    global _runtime, _executor
-    with _lock:
-        _runtime = None
-        pool, _executor = _executor, None
-    if pool is not None:
-        pool.shutdown(wait=False, cancel_futures=True)
-    aws.reset_clients()
+CONTAINER: PerContainer[Runtime] = PerContainer(lambda: Runtime(environ()))
+get = CONTAINER.get
+reset = CONTAINER.reset

@@ -15,9 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from common.ids import MAX_ID_LENGTH
+
 MAX_RECOMMENDATION_ID = 40
 MAX_IMPRESSION = 25
-MAX_ITEM_ID = 256
 DEFAULT_RECOMMENDATION_ID_PROPERTY = "recommendation_id"
 DEFAULT_IMPRESSION_PROPERTY = "impression"
 
@@ -63,7 +64,7 @@ def _ids(value: Any) -> tuple[str, ...] | None:
     for entry in value:
         if isinstance(entry, int) and not isinstance(entry, bool):
             entry = str(entry)
-        if not isinstance(entry, str) or not 1 <= len(entry) <= MAX_ITEM_ID:
+        if not isinstance(entry, str) or not 1 <= len(entry) <= MAX_ID_LENGTH:
             return None
         out.append(entry)
     return tuple(dict.fromkeys(out))

@@ -18,11 +18,16 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from common.aws import error_code
+from common.chunks import bounded
 from traits_sync.kinesis import KinesisRecord
 from traits_sync.messages import Bad
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.type_defs import SendMessageBatchRequestEntryTypeDef
 
 MAX_ENTRIES = 10  # SendMessageBatch
 # SQS's long-standing message and batch limit (256 KiB); a larger record keeps the start
@@ -60,13 +65,13 @@ def body(bad: Bad) -> str:
 
 
 class DeadLetterQueue:
-    def __init__(self, sqs: Any, queue_url: str) -> None:
+    def __init__(self, sqs: SQSClient, queue_url: str) -> None:
         self._sqs = sqs
         self._queue_url = queue_url
         self._fifo = queue_url.endswith(".fifo")
 
-    def _entry(self, index: int, bad: Bad, text: str) -> dict[str, str]:
-        entry = {"Id": str(index), "MessageBody": text}
+    def _entry(self, index: int, bad: Bad, text: str) -> SendMessageBatchRequestEntryTypeDef:
+        entry: SendMessageBatchRequestEntryTypeDef = {"Id": str(index), "MessageBody": text}
         if self._fifo:
             # One group per shard keeps a shard's letters in order without serialising all.
             entry["MessageGroupId"] = bad.record.shard_id or "dead-letters"
@@ -77,7 +82,10 @@ class DeadLetterQueue:
         """Send every record; returns (sent, [(not sent, why)])."""
         sent: list[Bad] = []
         failed: list[tuple[Bad, str]] = []
-        for chunk in _chunks([(bad, body(bad)) for bad in records]):
+        items = [(bad, body(bad)) for bad in records]
+        for chunk in bounded(
+            items, lambda item: len(item[1].encode()), max_count=MAX_ENTRIES, max_bytes=MAX_BYTES
+        ):
             entries = [self._entry(i, bad, text) for i, (bad, text) in enumerate(chunk)]
             try:
                 response = self._sqs.send_message_batch(QueueUrl=self._queue_url, Entries=entries)
@@ -94,19 +102,3 @@ class DeadLetterQueue:
                 else:
                     sent.append(bad)
         return sent, failed
-
-
-def _chunks(items: list[tuple[Bad, str]]) -> list[list[tuple[Bad, str]]]:
-    chunks: list[list[tuple[Bad, str]]] = []
-    current: list[tuple[Bad, str]] = []
-    size = 0
-    for item in items:
-        length = len(item[1].encode())
-        if current and (len(current) == MAX_ENTRIES or size + length > MAX_BYTES):
-            chunks.append(current)
-            current, size = [], 0
-        current.append(item)
-        size += length
-    if current:
-        chunks.append(current)
-    return chunks

@@ -10,31 +10,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from common.config import ConfigError, environ
-from common.log import Logger
-from common.metrics import Metrics
+from common.config import ConfigError
 from common.secrets import SecretError
-from traits_sync import kinesis, runtime
+from traits_sync import kinesis
 from traits_sync.budget import Budget
-from traits_sync.messages import Rules, TrackedEvent, classify
 from traits_sync.processor import process
+from traits_sync.runtime import Runtime
 from traits_sync.stats import Stats
 
-SERVICE = "update_traits"
 
-_logger: Logger | None = None
-
-
-def logger() -> Logger:
-    global _logger
-    if _logger is None:
-        _logger = Logger(SERVICE)
-    return _logger
-
-
-def handle(event: Mapping[str, Any], context: Any, env: Mapping[str, str] | None = None) -> Any:
-    env = environ() if env is None else env
-    log = logger()
+def handle_with(rt: Runtime, event: Mapping[str, Any], context: Any) -> Any:
+    log = rt.logger
     log.bind(requestId=getattr(context, "aws_request_id", None))
     try:
         records = kinesis.records(event)
@@ -44,42 +30,27 @@ def handle(event: Mapping[str, Any], context: Any, env: Mapping[str, str] | None
         log.error("not a Kinesis batch", reason=str(exc))
         raise
 
-    try:
-        state = runtime.get(env)
-    except ConfigError as exc:
-        log.error("invalid configuration", setting=exc.name, reason=exc.reason)
-        return _retry_all(records, env, "ConfigurationErrors")
-    settings = state.settings
+    settings = rt.settings
+    if settings is None:
+        return _misconfigured(rt, records, rt.config_error)
     stats = Stats()
     budget = Budget.from_context(context, settings.time_margin_ms)
-    rules = Rules(
-        settings.tracked_events,
-        settings.purchase_events,
-        settings.item_id_property,
-        recommendation_id_property=settings.recommendation_id_property,
-        impression_property=settings.impression_property,
-    )
-    classified = [classify(record, rules) for record in records]
     try:
-        if any(isinstance(c, TrackedEvent) and c.user_id is not None for c in classified):
-            state.prefetch_secrets()
-        ports = state.ports()
+        failed = process(records, settings, rt.ports(), budget, stats, log)
     except ConfigError as exc:
-        log.error("invalid configuration", setting=exc.name, reason=exc.reason)
-        return _retry_all(records, env, "ConfigurationErrors")
+        return _misconfigured(rt, records, exc)
     except SecretError as exc:
         log.error(
             "secret unavailable",
-            setting=state.secret_parameters().get(exc.name, "unknown"),
+            setting=rt.secret_parameters().get(exc.name, "unknown"),
             parameter=exc.name,
             reason=exc.reason,
             permanent=exc.permanent,
         )
-        return _retry_all(records, env, "SecretErrors")
+        return _retry_all(rt, records, "SecretErrors")
 
-    failed = process(records, classified, settings, ports, budget, stats, log)
     counts = stats.snapshot()
-    metrics = Metrics.from_env(env, SERVICE)
+    metrics = rt.metrics
     for name, value in counts.items():
         metrics.add(name, value)
     metrics.flush()
@@ -97,10 +68,21 @@ def response(sequence_numbers: Sequence[str]) -> dict[str, list[dict[str, str]]]
     return {"batchItemFailures": [{"itemIdentifier": s} for s in sequence_numbers]}
 
 
-def _retry_all(
-    records: Sequence[kinesis.KinesisRecord], env: Mapping[str, str], metric: str
+def _misconfigured(
+    rt: Runtime, records: Sequence[kinesis.KinesisRecord], exc: ConfigError | None
 ) -> dict[str, list[dict[str, str]]]:
-    metrics = Metrics.from_env(env, SERVICE)
+    rt.logger.error(
+        "invalid configuration",
+        setting=exc.name if exc else None,
+        reason=exc.reason if exc else None,
+    )
+    return _retry_all(rt, records, "ConfigurationErrors")
+
+
+def _retry_all(
+    rt: Runtime, records: Sequence[kinesis.KinesisRecord], metric: str
+) -> dict[str, list[dict[str, str]]]:
+    metrics = rt.metrics
     metrics.add("Records", len(records))
     metrics.add("FailedRecords", len(records))
     metrics.add(metric, 1)

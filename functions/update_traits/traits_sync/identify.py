@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from common.chunks import bounded
 from traits_sync.messages import LIBRARY_NAME
 from traits_sync.timestamps import iso_z
 
@@ -90,21 +91,14 @@ def build(
 
 def batches(identifies: list[Identify]) -> list[list[Identify]]:
     """Greedy packing in order; every request body stays within MAX_BATCH_BYTES."""
-    chunks: list[list[Identify]] = []
-    current: list[Identify] = []
-    size = len(_BATCH_OPEN) + len(_BATCH_CLOSE)
-    for identify in identifies:
-        extra = len(identify.body) + (1 if current else 0)
-        if current and (size + extra > MAX_BATCH_BYTES or len(current) >= MAX_BATCH_MESSAGES):
-            chunks.append(current)
-            current = []
-            size = len(_BATCH_OPEN) + len(_BATCH_CLOSE)
-            extra = len(identify.body)
-        current.append(identify)
-        size += extra
-    if current:
-        chunks.append(current)
-    return chunks
+    return bounded(
+        identifies,
+        lambda identify: len(identify.body),
+        max_count=MAX_BATCH_MESSAGES,
+        max_bytes=MAX_BATCH_BYTES,
+        overhead=len(_BATCH_OPEN) + len(_BATCH_CLOSE),
+        separator=len(b","),
+    )
 
 
 def batch_body(chunk: list[Identify]) -> bytes:

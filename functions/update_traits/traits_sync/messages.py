@@ -10,19 +10,18 @@ letter).
 from __future__ import annotations
 
 import hashlib
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from common.ids import MAX_ID_LENGTH, encodable, id_text
 from traits_sync import attribution as attr
 from traits_sync import timestamps
 from traits_sync.kinesis import KinesisRecord, Undecodable, decode
 
 # context.library.name of our own identify calls (loop detection beside the integrations).
 LIBRARY_NAME = "segment-personalize-activation"
-MAX_ID_LENGTH = 256  # Personalize userId, sessionId and itemId limits
 
 
 @dataclass(frozen=True)
@@ -158,30 +157,6 @@ def identity(message: Mapping[str, Any], name: str) -> str | None:
     if not encodable(text):
         raise ValueError(f"{name} is not valid Unicode (cannot be encoded as UTF-8)")
     return text
-
-
-def encodable(text: str) -> bool:
-    """Whether the text has a UTF-8 form: JSON may carry lone surrogates ("\\ud800") that no
-    HTTP body, hash or log line can hold."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def id_text(value: Any) -> str | None:
-    """Strings as they are, numbers as decimal strings (7.0 → "7"), anything else None."""
-    if isinstance(value, str):
-        return value or None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return None
-        if value.is_integer():
-            return str(int(value))
-    return str(value)
 
 
 def item_ids(properties: Any, field: str) -> tuple[str, ...]:

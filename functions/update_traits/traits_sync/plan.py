@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from common.chunks import bounded
 from traits_sync.kinesis import KinesisRecord
 from traits_sync.messages import TrackedEvent
 
@@ -55,10 +56,7 @@ class SessionGroup:
     def calls(self) -> list[list[PersonalizeEvent]]:
         """Events in time order, at most 10 per call: exactly ⌈n/10⌉ calls."""
         ordered = sorted(self.events, key=lambda e: e.sent_at)
-        return [
-            ordered[i : i + MAX_EVENTS_PER_CALL]
-            for i in range(0, len(ordered), MAX_EVENTS_PER_CALL)
-        ]
+        return bounded(ordered, lambda _: 0, max_count=MAX_EVENTS_PER_CALL)
 
 
 @dataclass

@@ -24,23 +24,23 @@ for an identify, GetRecommendations InvalidInputException or Profile API 400 for
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import Executor, Future, wait
+from concurrent.futures import Future, wait
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Any
 
 from common.log import Logger, hash_id
 from traits_sync import identify
 from traits_sync.budget import Budget, OutOfTime
 from traits_sync.kinesis import KinesisRecord
-from traits_sync.messages import Bad, Classified, Skipped, TrackedEvent
+from traits_sync.messages import Bad, Rules, Skipped, TrackedEvent, classify
 from traits_sync.plan import Plan, SessionGroup, UserWork, build
+from traits_sync.ports import Ports
 from traits_sync.settings import Settings
 from traits_sync.stats import Stats
 from traits_sync.work import (
     CONFIGURATION_KINDS,
     PERMANENT_KINDS,
     PUT_EVENTS_ACCEPTED,
-    Services,
     StepFailed,
     put_events,
     service_reason,
@@ -72,22 +72,6 @@ _SETTINGS = {
 }
 
 
-class DeadLetters(Protocol):
-    def send(self, records: Sequence[Bad]) -> tuple[list[Bad], list[tuple[Bad, str]]]: ...
-
-
-class BatchSender(Protocol):
-    def send_batch(self, body: bytes) -> None: ...
-
-
-@dataclass(frozen=True)
-class Ports:
-    services: Services
-    tracking: BatchSender
-    dead_letters: DeadLetters
-    executor: Executor
-
-
 class Failures:
     """Sequence numbers to report, in record order, each once."""
 
@@ -116,15 +100,35 @@ class Failures:
         return [r.sequence_number for r in order if r.sequence_number in self._sequences]
 
 
+def rules(settings: Settings) -> Rules:
+    """What makes a record relevant, from the settings (one per invocation: ``Rules``
+    holds the latest usable event time)."""
+    return Rules(
+        settings.tracked_events,
+        settings.purchase_events,
+        settings.item_id_property,
+        recommendation_id_property=settings.recommendation_id_property,
+        impression_property=settings.impression_property,
+    )
+
+
 def process(
     records: Sequence[KinesisRecord],
-    classified: Sequence[Classified],
     settings: Settings,
     ports: Ports,
     budget: Budget,
     stats: Stats,
     logger: Logger,
 ) -> list[str]:
+    """The whole batch: classify, dead-letter, run the units, send the identifies, settle.
+
+    Raises :class:`~common.secrets.SecretError` before any write when a secret the batch
+    needs cannot be read (the caller reports every record for retry).
+    """
+    relevance = rules(settings)
+    classified = [classify(record, relevance) for record in records]
+    if any(isinstance(c, TrackedEvent) and c.user_id is not None for c in classified):
+        ports.prefetch_secrets()
     failures = Failures(stats, logger)
     relevant = [c for c in classified if isinstance(c, TrackedEvent)]
     bad = [c for c in classified if isinstance(c, Bad)]
@@ -239,7 +243,6 @@ def _run_units(
     failures: Failures,
     refusals: list[Refusal],
 ) -> list[tuple[UserWork, identify.Identify]]:
-    services = ports.services
     # Submitted in the order of each unit's first record, users and anonymous sessions
     # alike: Lambda checkpoints at the lowest sequence number reported, so when time runs
     # short it is the latest records that wait for the retry, and every invocation moves
@@ -249,12 +252,10 @@ def _run_units(
     anonymous_futures: dict[Future[None], SessionGroup] = {}
     for unit in plan.order:
         if isinstance(unit, UserWork):
-            future = ports.executor.submit(user_identify, unit, settings, services, budget, stats)
+            future = ports.executor.submit(user_identify, unit, settings, ports, budget, stats)
             user_futures[future] = unit
         else:
-            group_future = ports.executor.submit(
-                put_events, unit, settings, services, budget, stats
-            )
+            group_future = ports.executor.submit(put_events, unit, settings, ports, budget, stats)
             anonymous_futures[group_future] = unit
     _wait([*user_futures, *anonymous_futures], budget)
 

@@ -1,79 +1,88 @@
-"""Per-container state, created on the first invocation and reused: the worker pool, the
-pooled HTTP session, the secret cache and the AWS clients.
-
-Nothing here runs at import time. Settings are re-read each invocation (microseconds) and
-the state is rebuilt only if they changed, which only happens in tests.
+"""Per-container state of the traits function, created on the first invocation and reused
+(see :mod:`common.runtime`): settings or their error, logger, metrics, the worker pools,
+the pooled HTTP sessions, the secret cache and the AWS clients (created on first use).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
-from typing import Any
+from dataclasses import dataclass, replace
 
 from common import aws
+from common.config import ConfigError, environ
 from common.http import HttpPolicy, session
-from common.profiles import ProfileClient, ProfileError
+from common.log import Logger
+from common.metrics import Metrics
+from common.profiles import ProfileClient
 from common.ratelimit import TokenBucket
+from common.runtime import Loaded, PerContainer
 from common.secrets import SecretCache
 from traits_sync.deadletter import DeadLetterQueue
-from traits_sync.processor import Ports
+from traits_sync.ports import Ports
 from traits_sync.settings import Settings, load
 from traits_sync.tracking import TrackingClient
-from traits_sync.work import Services
 
+SERVICE = "update_traits"
 SECRET_TTL_S = 300.0
 PERSONALIZE_ATTEMPTS = 4  # per Personalize call, the first one included
 SSM_POLICY = aws.ClientPolicy(connect_timeout=1.0, read_timeout=3.0, max_attempts=3)
 SQS_POLICY = aws.ClientPolicy(connect_timeout=1.0, read_timeout=5.0, max_attempts=3)
 
-_lock = threading.Lock()
-_runtime: Runtime | None = None
+
+def personalize_policy(workers: int) -> aws.ClientPolicy:
+    """A stream consumer can afford a little more patience than an API: four attempts
+    (botocore's max_attempts counts the retries after the first call) with its standard
+    backoff (throttling included), a connection per worker."""
+    return aws.ClientPolicy(
+        connect_timeout=1.0,
+        read_timeout=3.0,
+        max_attempts=PERSONALIZE_ATTEMPTS - 1,
+        retry_mode="standard",
+        max_pool_connections=workers,
+    )
+
+
+def http_policy(workers: int) -> HttpPolicy:
+    return HttpPolicy(
+        connect_timeout=1.0,
+        read_timeout=5.0,
+        retries=2,
+        backoff_factor=0.2,
+        max_retry_after=2.0,
+        pool_maxsize=workers,
+    )
 
 
 class Runtime:
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        workers = settings.worker_threads
-        self.executor = ThreadPoolExecutor(workers, thread_name_prefix="traits")
-        # A stream consumer can afford a little more patience than an API: four attempts
-        # (botocore's max_attempts counts the retries after the first call) with its
-        # standard backoff (throttling included), a connection per worker.
-        self.personalize_policy = aws.ClientPolicy(
-            connect_timeout=1.0,
-            read_timeout=3.0,
-            max_attempts=PERSONALIZE_ATTEMPTS - 1,
-            retry_mode="standard",
-            max_pool_connections=workers,
-        )
-        self.http_policy = HttpPolicy(
-            connect_timeout=1.0,
-            read_timeout=5.0,
-            retries=2,
-            backoff_factor=0.2,
-            max_retry_after=2.0,
-            pool_maxsize=workers,
-        )
-        self.http = session(self.http_policy)
-        # Profile API requests each take a turn of the container's rate share
-        # (SEGMENT_PROFILE_API_RPS), so only failed connections are retried by urllib3;
-        # a 429 is waited out (Retry-After) by ProfileClient within the time budget.
-        self.profile_http = session(replace(self.http_policy, retries=1, status_retries=0))
-        self.profile_reads = ThreadPoolExecutor(workers, thread_name_prefix="profile")
-        self.secrets = SecretCache(lambda: aws.client("ssm", SSM_POLICY), SECRET_TTL_S)
-        self._ports: Ports | None = None
+    """``Runtime(env)``: the settings are loaded once; with an error (a missing region
+    included) :attr:`config_error` is set and nothing else is built."""
 
-    def shutdown(self) -> None:
-        self.executor.shutdown(wait=False, cancel_futures=True)
-        self.profile_reads.shutdown(wait=False, cancel_futures=True)
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.logger = Logger(SERVICE)
+        self.metrics = Metrics.from_env(env, SERVICE)
+        loaded = Loaded.of(load, env)
+        if loaded.settings is not None:
+            try:
+                # Before the secrets are read: SSM would fail on it too, under another name.
+                aws.require_region()
+            except ConfigError as exc:
+                loaded = Loaded(None, exc)
+        self.loaded = loaded
+        self.settings: Settings | None = loaded.settings
+        self.config_error: ConfigError | None = loaded.error
+        self.clients = aws.Clients()
+        self.secrets = SecretCache(lambda: self.clients.ssm(SSM_POLICY), SECRET_TTL_S)
+        self._lock = threading.Lock()
+        self._state: _State | None = None
 
     def secret_parameters(self) -> dict[str, str]:
         """SSM parameter name → the setting that names it (for the log line)."""
-        names = {self.settings.write_key_parameter: "SEGMENT_WRITE_KEY_PARAMETER"}
-        if self.settings.profile is not None:
-            names[self.settings.profile.token_parameter] = "SEGMENT_PROFILE_TOKEN_PARAMETER"
+        settings = self.loaded.require()
+        names = {settings.write_key_parameter: "SEGMENT_WRITE_KEY_PARAMETER"}
+        if settings.profile is not None:
+            names[settings.profile.token_parameter] = "SEGMENT_PROFILE_TOKEN_PARAMETER"
         return names
 
     def prefetch_secrets(self) -> None:
@@ -82,89 +91,74 @@ class Runtime:
             self.secrets.get(name)
 
     def ports(self) -> Ports:
-        if self._ports is None:
-            self._ports = self._build_ports()
-        return self._ports
+        """The real clients and pools, built on first use (ConfigError if misconfigured)."""
+        with self._lock:
+            if self._state is None:
+                self._state = self._build()
+            return self._state.ports
 
-    def _build_ports(self) -> Ports:
-        settings = self.settings
-        try:
-            runtime_client = aws.client("personalize-runtime", self.personalize_policy)
-            events_client = (
-                aws.client("personalize-events", self.personalize_policy)
-                if settings.tracking_id is not None
-                else None
-            )
-            sqs = aws.client("sqs", SQS_POLICY)
-        except Exception as exc:
-            if type(exc).__name__ == "NoRegionError":
-                raise aws.missing_region() from exc
-            raise
-        profiles: _ForgetfulProfiles | None = None
-        if settings.profile is not None:
-            conf = settings.profile
-            rate = conf.requests_per_second
-            client = ProfileClient(
-                session=self.profile_http,
-                base_url=conf.api_url,
-                space_id=conf.space_id,
-                token=lambda: self.secrets.get(conf.token_parameter),
-                timeout=(1.0, 3.0),
-                limiter=TokenBucket(rate) if rate is not None else None,
-            )
-            profiles = _ForgetfulProfiles(client, self.secrets, conf.token_parameter)
+    def close(self) -> None:
+        state, self._state = self._state, None
+        if state is not None:
+            state.executor.shutdown(wait=False, cancel_futures=True)
+            state.profile_reads.shutdown(wait=False, cancel_futures=True)
+
+    def _build(self) -> _State:
+        settings = self.loaded.require()
+        workers = settings.worker_threads
+        policy = personalize_policy(workers)
+        runtime_client = self.clients.personalize_runtime(policy)
+        events_client = (
+            self.clients.personalize_events(policy) if settings.tracking_id is not None else None
+        )
+        sqs = self.clients.sqs(SQS_POLICY)
+        web = http_policy(workers)
+        executor = ThreadPoolExecutor(workers, thread_name_prefix="traits")
+        profile_reads = ThreadPoolExecutor(workers, thread_name_prefix="profile")
         write_key = settings.write_key_parameter
-        return Ports(
-            services=Services(events_client, runtime_client, profiles, self.profile_reads),
+        ports = Ports(
+            personalize_events=events_client,
+            personalize_runtime=runtime_client,
+            profiles=self._profiles(settings) if settings.profile is not None else None,
+            profile_reads=profile_reads,
             tracking=TrackingClient(
-                session=self.http,
+                session=session(web),
                 base_url=settings.segment_api_url,
                 write_key=lambda: self.secrets.get(write_key),
-                timeout=self.http_policy.timeout,
+                timeout=web.timeout,
             ),
             dead_letters=DeadLetterQueue(sqs, settings.dead_letter_queue_url),
-            executor=self.executor,
+            executor=executor,
+            prefetch_secrets=self.prefetch_secrets,
+        )
+        return _State(ports, executor, profile_reads)
+
+    def _profiles(self, settings: Settings) -> ProfileClient:
+        assert settings.profile is not None
+        conf = settings.profile
+        rate = conf.requests_per_second
+        # Profile API requests each take a turn of the container's rate share
+        # (SEGMENT_PROFILE_API_RPS), so only failed connections are retried by urllib3;
+        # a 429 is waited out (Retry-After) by ProfileClient within the time budget.
+        policy = replace(http_policy(settings.worker_threads), retries=1, status_retries=0)
+        return ProfileClient(
+            session=session(policy),
+            base_url=conf.api_url,
+            space_id=conf.space_id,
+            token=lambda: self.secrets.get(conf.token_parameter),
+            forget_token=lambda: self.secrets.invalidate(conf.token_parameter),
+            timeout=(1.0, 3.0),
+            limiter=TokenBucket(rate) if rate is not None else None,
         )
 
 
-class _ForgetfulProfiles:
-    """Drops a rejected token from the cache so a rotated one is read on the next call."""
-
-    def __init__(self, client: ProfileClient, secrets: SecretCache, parameter: str) -> None:
-        self._client = client
-        self._secrets = secrets
-        self._parameter = parameter
-
-    def traits(
-        self, user_id: str, include: Iterable[str], *, deadline: float | None = None
-    ) -> dict[str, Any]:
-        try:
-            return self._client.traits(user_id, include, deadline=deadline)
-        except ProfileError as exc:
-            if exc.kind == "auth":
-                self._secrets.invalidate(self._parameter)
-            raise
+@dataclass(frozen=True)
+class _State:
+    ports: Ports
+    executor: ThreadPoolExecutor
+    profile_reads: ThreadPoolExecutor
 
 
-def get(env: Mapping[str, str]) -> Runtime:
-    """The container's runtime for these settings (ConfigError if they are invalid)."""
-    global _runtime
-    settings = load(env)
-    with _lock:
-        if _runtime is None or _runtime.settings != settings:
-            # Before the secrets are read: SSM would fail on it too, under another name.
-            aws.require_region()
-            old, _runtime = _runtime, Runtime(settings)
-            if old is not None:
-                old.shutdown()
-        return _runtime
-
-
-def reset() -> None:
-    """Forget the runtime and cached clients (tests that change endpoints between cases)."""
-    global _runtime
-    with _lock:
-        old, _runtime = _runtime, None
-    if old is not None:
-        old.shutdown()
-    aws.reset_clients()
+CONTAINER: PerContainer[Runtime] = PerContainer(lambda: Runtime(environ()))
+get = CONTAINER.get
+reset = CONTAINER.reset

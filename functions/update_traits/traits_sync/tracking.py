@@ -11,18 +11,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from common.http import ServiceError
+
 if TYPE_CHECKING:
     import requests
 
 
-class TrackingError(Exception):
+class TrackingError(ServiceError):
     """kind: unavailable (network, 5xx, 429 after retries) or rejected (another 4xx: the
     request can never succeed as it is)."""
-
-    def __init__(self, kind: str, detail: str) -> None:
-        super().__init__(f"{kind}: {detail}")
-        self.kind = kind
-        self.detail = detail
 
 
 @dataclass

@@ -8,27 +8,21 @@ of writing after its records were already reported for retry.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from concurrent.futures import Executor, Future
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
+from common.ids import id_text
 from common.personalize import Recommendations, classify, get_recommendations
 from common.profiles import item_ids
 from common.recommend import Known, Pending, Purchases, recommend
 from traits_sync import identify
 from traits_sync.budget import Budget, OutOfTime
-from traits_sync.messages import id_text
 from traits_sync.plan import PersonalizeEvent, SessionGroup, UserWork
+from traits_sync.ports import Ports
 from traits_sync.settings import Settings
 from traits_sync.stats import Stats
-
-
-class ProfileReader(Protocol):
-    def traits(
-        self, user_id: str, include: Iterable[str], *, deadline: float | None = None
-    ) -> dict[str, Any]: ...
 
 
 class StepFailed(Exception):
@@ -44,19 +38,6 @@ class StepFailed(Exception):
         return f"{self.step}:{self.kind}"
 
 
-@dataclass(frozen=True)
-class Services:
-    """What a unit of work talks to; tests pass fakes."""
-
-    personalize_events: Any  # boto3 personalize-events client, or None without a tracking id
-    personalize_runtime: Any  # boto3 personalize-runtime client
-    profiles: ProfileReader | None  # None when the Profile API is not configured
-    # Runs the Profile reads beside the units (never the units' own pool: a unit waits for
-    # its read, and a read waiting behind units on the same pool would deadlock it); None
-    # only without the Profile API.
-    profile_reads: Executor | None
-
-
 # Kinds of StepFailed that no retry can fix for this record (the service refused its
 # content), and kinds that say the deployment itself is wrong.
 PERMANENT_KINDS = frozenset({"invalid_input", "rejected"})
@@ -67,7 +48,7 @@ _MAX_REASON = 500
 
 
 def put_events(
-    group: SessionGroup, settings: Settings, services: Services, budget: Budget, stats: Stats
+    group: SessionGroup, settings: Settings, ports: Ports, budget: Budget, stats: Stats
 ) -> None:
     """Send a session's events, ≤10 per call, oldest first.
 
@@ -75,22 +56,23 @@ def put_events(
     one bad event) is sent again one event per call, so that only the events it refuses are
     set aside, in ``group.rejected`` with its reason; the rest go through.
     """
-    if settings.tracking_id is None or services.personalize_events is None:
+    if settings.tracking_id is None or ports.personalize_events is None:
         return
     for call in group.calls():
-        _send_events(call, group, settings, services, budget, stats)
+        _send_events(call, group, settings, ports, budget, stats)
 
 
 def _send_events(
     call: list[PersonalizeEvent],
     group: SessionGroup,
     settings: Settings,
-    services: Services,
+    ports: Ports,
     budget: Budget,
     stats: Stats,
 ) -> None:
     budget.check()
-    assert settings.tracking_id is not None
+    events = ports.personalize_events
+    assert settings.tracking_id is not None and events is not None
     params: dict[str, Any] = {
         "trackingId": settings.tracking_id,
         "sessionId": group.session_id,
@@ -100,14 +82,14 @@ def _send_events(
         params["userId"] = group.user_id
     stats.add("PutEventsCalls")
     try:
-        services.personalize_events.put_events(**params)
+        events.put_events(**params)
     except Exception as exc:  # classified: refused for good, or reported for retry
         kind = classify(exc).kind
         if kind != "invalid_input":
             raise StepFailed("PutEvents", kind) from exc
         if len(call) > 1:
             for event in call:
-                _send_events([event], group, settings, services, budget, stats)
+                _send_events([event], group, settings, ports, budget, stats)
             return
         if call[0].record is not None:
             reason = f"PutEvents rejected the event: {service_reason(exc)}"
@@ -178,10 +160,10 @@ class ProfileRead:
 
 
 def read_profile(
-    work: UserWork, settings: Settings, services: Services, budget: Budget, stats: Stats
+    work: UserWork, settings: Settings, ports: Ports, budget: Budget, stats: Stats
 ) -> ProfileRead | None:
     """Start the user's Profile API read (None when the Profile API is not configured)."""
-    profiles = services.profiles
+    profiles = ports.profiles
     if profiles is None:
         return None
     include = [settings.purchased_trait, settings.recommended_trait]
@@ -191,13 +173,13 @@ def read_profile(
         stats.add("ProfileReads")
         return profiles.traits(work.user_id, include, deadline=budget.deadline)
 
-    assert services.profile_reads is not None, "the Profile API needs its read pool"
-    future = services.profile_reads.submit(read)
+    assert ports.profile_reads is not None, "the Profile API needs its read pool"
+    future = ports.profile_reads.submit(read)
     return ProfileRead(future, frozenset(work.purchased), settings, budget, stats)
 
 
 def user_identify(
-    work: UserWork, settings: Settings, services: Services, budget: Budget, stats: Stats
+    work: UserWork, settings: Settings, ports: Ports, budget: Budget, stats: Stats
 ) -> identify.Identify | None:
     """The identify for one user, or None when the profile already holds the same list.
 
@@ -206,10 +188,10 @@ def user_identify(
     sat in the page. PutEvents still comes before GetRecommendations, so real-time
     recommendations see this batch's events.
     """
-    profile = read_profile(work, settings, services, budget, stats)
+    profile = read_profile(work, settings, ports, budget, stats)
     try:
         for group in work.groups.values():
-            put_events(group, settings, services, budget, stats)
+            put_events(group, settings, ports, budget, stats)
     except BaseException:
         if profile is not None:
             profile.future.cancel()
@@ -220,7 +202,7 @@ def user_identify(
         stats.add("RecommendationCalls")
         try:
             return get_recommendations(
-                services.personalize_runtime,
+                ports.personalize_runtime,
                 settings.campaign_arn,
                 user_id=work.user_id,
                 num_results=count,

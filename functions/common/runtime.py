@@ -1,0 +1,78 @@
+"""The one per-container runtime pattern of every function.
+
+A function's ``runtime`` module defines a ``Runtime`` (settings-or-error, lazily created
+typed clients and pools) and one :class:`PerContainer` that builds it on the first
+invocation and keeps it for the container's life. ``app.lambda_handler`` passes
+``CONTAINER.get()`` to ``handle_with``; tests build a ``Runtime`` with fakes instead, or
+``reset()`` the container after changing the environment.
+
+Nothing here runs at import time: importing a handler never reads the environment or
+imports boto3 (tests set their environment and emulators first).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
+
+from common.config import ConfigError
+
+S = TypeVar("S")
+
+
+class Closeable(Protocol):
+    def close(self) -> None: ...
+
+
+R = TypeVar("R", bound=Closeable)
+
+
+class PerContainer(Generic[R]):
+    """A value built on first use, thread-safely, and reused until :meth:`reset`."""
+
+    def __init__(self, build: Callable[[], R]) -> None:
+        self._build = build
+        self._lock = threading.Lock()
+        self._value: R | None = None
+
+    def get(self) -> R:
+        found = self._value
+        if found is None:
+            with self._lock:
+                if self._value is None:
+                    self._value = self._build()
+                found = self._value
+        return found
+
+    def reset(self) -> None:
+        """Forget (and close) the value: tests that change the environment between cases."""
+        with self._lock:
+            old, self._value = self._value, None
+        if old is not None:
+            old.close()
+
+
+@dataclass(frozen=True)
+class Loaded(Generic[S]):
+    """Settings, or the :class:`ConfigError` that loading them raised: read once per
+    container, so a misconfigured deployment answers the same error on every call
+    without reading the environment again."""
+
+    settings: S | None
+    error: ConfigError | None
+
+    @classmethod
+    def of(cls, load: Callable[[Mapping[str, str]], S], env: Mapping[str, str]) -> Loaded[S]:
+        try:
+            return cls(load(env), None)
+        except ConfigError as exc:
+            return cls(None, exc)
+
+    def require(self) -> S:
+        """The settings, or raise the cached error."""
+        if self.settings is None:
+            assert self.error is not None
+            raise self.error
+        return self.settings
