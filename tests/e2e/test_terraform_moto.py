@@ -314,7 +314,7 @@ def test_environment_holds_contract_names_and_no_secret(deployment: Deployment) 
     assert traits["NUM_RESULTS"] == reco["NUM_RESULTS"] == "40"
     assert traits["ITEM_ID_PROPERTY"] == "product_id"
     assert traits["TRACKED_EVENTS"] == ",".join(TRACKED_EVENTS)
-    # segment_region = "eu" picks Segment's EU endpoints.
+    # segment.region = "eu" picks Segment's EU endpoints.
     assert traits["SEGMENT_API_URL"] == "https://events.eu1.segmentapis.com/v1"
     assert reco["SEGMENT_PROFILE_API_URL"] == "https://profiles.euw1.segment.com/v1"
 

@@ -115,7 +115,7 @@ def test_the_api_never_resets_the_account_logging_role_on_destroy() -> None:
     assert "reset_on_delete =" not in api
 
 
-# The cors_allow_origins values the root accepts (terraform/tests/validations.tftest.hcl,
+# The api.cors_allow_origins values the root accepts (terraform/tests/validations.tftest.hcl,
 # "accepts_" runs): the function must read them as such, or the plan would pass and the
 # deployed API answer 500 configuration_error.
 @pytest.mark.parametrize(

@@ -10,9 +10,8 @@ data "aws_partition" "current" {}
 data "aws_region" "current" {}
 
 locals {
-  name      = "${var.deployment.name_prefix}-recommendations"
-  region    = data.aws_region.current.name
-  path_part = "recommendations"
+  name   = "${var.deployment.name_prefix}-recommendations"
+  region = data.aws_region.current.name
 
   cors_enabled = length(var.api.cors_allow_origins) > 0
 
