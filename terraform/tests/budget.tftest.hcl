@@ -21,6 +21,16 @@ variables {
 run "defaults_are_safe_for_a_shared_account" {
   command = plan
 
+  # 90 req/s over 20 traits (reserved) + 50 API (reserved) containers = 1.29, rounded down.
+  assert {
+    condition     = output.segment_profile_api_budget.per_container == 1 && output.segment_profile_api_budget.update_traits.share == 20 && output.segment_profile_api_budget.recommendations.share == 50
+    error_message = "Defaults: 1 req/s per container, 20 for update_traits, 50 for the API."
+  }
+  assert {
+    condition     = output.segment_profile_api_budget.worst_second == 70 && output.segment_profile_api_budget.worst_second <= 90
+    error_message = "Defaults: at most 70 requests in any second."
+  }
+
   # The account-wide API Gateway logging role is not taken over (nor cleared on destroy);
   # no quota cuts every caller off with 429 for the rest of the month; failed batches stay
   # replayable for days; the alarms notify somebody; access logs (client IPs) are kept as
@@ -36,20 +46,6 @@ run "defaults_are_safe_for_a_shared_account" {
   assert {
     condition     = var.api.access_log_retention_days == var.log_retention_days && var.log_retention_days == 30
     error_message = "Access logs and function logs must be kept 30 days by default."
-  }
-}
-
-# 90 req/s over 20 traits (reserved) + 50 API (reserved) containers = 1.29, rounded down.
-run "default_budget" {
-  command = plan
-
-  assert {
-    condition     = output.segment_profile_api_budget.per_container == 1 && output.segment_profile_api_budget.update_traits.share == 20 && output.segment_profile_api_budget.recommendations.share == 50
-    error_message = "Defaults: 1 req/s per container, 20 for update_traits, 50 for the API."
-  }
-  assert {
-    condition     = output.segment_profile_api_budget.worst_second == 70 && output.segment_profile_api_budget.worst_second <= 90
-    error_message = "Defaults: at most 70 requests in any second."
   }
 }
 
