@@ -68,6 +68,40 @@ def test_readme_tables_list_inputs_defaults_and_sensitivity() -> None:
     assert re.search(r"\| `num_results` \| .* \| `25` \| no \|", tables)
 
 
+def test_object_inputs_get_one_row_per_attribute_with_its_default() -> None:
+    tables = module_docs.render(TERRAFORM)
+    assert re.search(
+        r"\| `update_traits` \| The update_traits function .* \| `object` \| `\{\}` \| no \|",
+        tables,
+    )
+    assert re.search(
+        r"\| `update_traits.batch_size` \| Maximum Kinesis .* \| `number` \| `100` \| no \|",
+        tables,
+    )
+    assert re.search(r"\| `api.quota_limit` \| .* \| `number` \| `null` \| no \|", tables)
+    # A module's object input (defaults applied by the root): its attributes are required.
+    module = module_docs.render(TERRAFORM / "modules" / "update_traits")
+    assert re.search(r"\| `settings.batch_size` \|  \| `number` \|  \| yes \|", module)
+
+
+def test_an_object_input_must_describe_each_of_its_attributes(tmp_path: Path) -> None:
+    (tmp_path / "outputs.tf").write_text("")
+    (tmp_path / "variables.tf").write_text(
+        'variable "x" {\n'
+        "  description = <<-EOT\n"
+        "    The whole.\n"
+        "    - a: The first.\n"
+        "  EOT\n"
+        "  type = object({\n"
+        "    a = optional(number, 1)\n"
+        '    b = optional(string, "two")\n'
+        "  })\n"
+        "}\n"
+    )
+    with pytest.raises(ValueError, match=r"x describes \['a'\], has \['a', 'b'\]"):
+        module_docs.render(tmp_path)
+
+
 def test_root_has_the_contract_inputs_and_outputs() -> None:
     variables = _items(TERRAFORM, "variable")
     outputs = _items(TERRAFORM, "output")
