@@ -2,7 +2,7 @@
 # POST /rankings when their capability is configured, each -> the recommendations Lambda
 # (proxy integration, payload v1). An API key and a usage plan by default; JSON access logs
 # without query strings or bodies; execution logs at ERROR without data tracing; stage-wide
-# throttling. With cors_allow_origins, OPTIONS on each route goes to the same function,
+# throttling. With api.cors_allow_origins, OPTIONS on each route goes to the same function,
 # which answers the browser's CORS preflight itself.
 
 data "aws_partition" "current" {}
@@ -262,7 +262,7 @@ resource "aws_api_gateway_deployment" "this" {
 
 resource "aws_cloudwatch_log_group" "access" {
   #checkov:skip=CKV_AWS_158:Encrypted with kms_key_arn when given; otherwise CloudWatch Logs' own at-rest encryption (AWS-managed keys), which needs no key policy.
-  #checkov:skip=CKV_AWS_338:Access logs hold client IP addresses (personal data): kept as long as the function logs (access_log_retention_days, default 30), not a year.
+  #checkov:skip=CKV_AWS_338:Access logs hold client IP addresses (personal data): kept as long as the function logs (api.access_log_retention_days, default 30), not a year.
   name              = "/aws/apigateway/${local.name}/access"
   retention_in_days = var.api.access_log_retention_days
   kms_key_id        = var.deployment.kms_key_arn
@@ -272,8 +272,8 @@ resource "aws_cloudwatch_log_group" "access" {
 resource "aws_api_gateway_stage" "this" {
   #checkov:skip=CKV_AWS_120:Responses are per user and change with every event; a cache cluster costs about $14.60/month and would serve stale recommendations.
   #checkov:skip=CKV2_AWS_51:Client certificates authenticate API Gateway to HTTP back ends; the back end here is Lambda, authenticated by IAM.
-  #checkov:skip=CKV2_AWS_29:A WAF is optional (waf_web_acl_arn): the API is keyed and throttled by default; attach a web ACL for a public production API.
-  #checkov:skip=CKV2_AWS_77:The optional web ACL (waf_web_acl_arn) is defined outside this configuration; its rule set, including the Log4j managed rules, is its owner's.
+  #checkov:skip=CKV2_AWS_29:A WAF is optional (api.waf_web_acl_arn): the API is keyed and throttled by default; attach a web ACL for a public production API.
+  #checkov:skip=CKV2_AWS_77:The optional web ACL (api.waf_web_acl_arn) is defined outside this configuration; its rule set, including the Log4j managed rules, is its owner's.
   rest_api_id          = aws_api_gateway_rest_api.this.id
   deployment_id        = aws_api_gateway_deployment.this.id
   stage_name           = var.api.stage_name
