@@ -1,11 +1,11 @@
 output "api_url" {
   description = "Base URL of the recommendations API: GET <api_url>/recommendations?userId=U with header x-api-key."
-  value       = module.recommendations_api.api_url
+  value       = module.recommendations.api_url
 }
 
 output "api_key" {
-  description = "API key for x-api-key (null when api_key_required is false). Read it with `terraform output -raw api_key`."
-  value       = module.recommendations_api.api_key
+  description = "API key for x-api-key (null when api.key_required is false). Read it with `terraform output -raw api_key`."
+  value       = module.recommendations.api_key
   sensitive   = true
 }
 
@@ -31,12 +31,12 @@ output "segment_destination_settings" {
 
 output "dead_letter_queue_url" {
   description = "SQS queue holding Kinesis records that can never succeed (bad data), as JSON with the raw record."
-  value       = module.traits_sync.dead_letter_queue_url
+  value       = module.update_traits.dead_letter_queue_url
 }
 
 output "failed_batches_queue_url" {
   description = "SQS on-failure destination: shard and sequence ranges of batches given up after retries or age; replay them from the stream."
-  value       = module.traits_sync.failed_batches_queue_url
+  value       = module.update_traits.failed_batches_queue_url
 }
 
 output "segment_write_key_parameter" {
@@ -51,12 +51,12 @@ output "segment_profile_token_parameter" {
 
 output "recommendations_function_name" {
   description = "Name of the recommendations function."
-  value       = module.recommendations_api.function_name
+  value       = module.recommendations.function_name
 }
 
 output "update_traits_function_name" {
   description = "Name of the update_traits function."
-  value       = module.traits_sync.function_name
+  value       = module.update_traits.function_name
 }
 
 output "alarm_sns_topic_arn" {
@@ -65,6 +65,6 @@ output "alarm_sns_topic_arn" {
 }
 
 output "segment_profile_api_budget" {
-  description = "How segment_profile_api_rps is split: per_container is each container's SEGMENT_PROFILE_API_RPS (a whole number when 1 or more); share = per_container x the function's maximum concurrency; worst_second = the most requests all containers can send in one sliding second."
+  description = "How segment.profile_api_rps is split: per_container is each container's SEGMENT_PROFILE_API_RPS (a whole number when 1 or more); share = per_container x the function's maximum concurrency; worst_second = the most requests all containers can send in one sliding second."
   value       = local.profile_api_budget
 }

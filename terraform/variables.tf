@@ -1,3 +1,10 @@
+# Flat inputs: what the contract names, and what every part of the deployment shares.
+# Each component's settings are ONE typed object (recommendations, api, update_traits,
+# kinesis, segment, alarms): every attribute is optional with its default, described in
+# the variable's description ("- name: text" lines, rendered one row per attribute in
+# README.md) and validated here. The modules receive these objects with the defaults
+# applied and validate nothing again.
+
 # ---- Deployment --------------------------------------------------------------------------
 
 variable "aws_region" {
@@ -23,6 +30,39 @@ variable "tags" {
   default     = {}
 }
 
+variable "kms_key_arn" {
+  description = "Optional customer managed KMS key for the stream, the SSM parameters, the log groups and the alarm topic (roles get kms:ViaService-scoped grants). Its key policy must let logs.<region>.amazonaws.com and cloudwatch.amazonaws.com (alarms publishing to SNS) use it. Null: AWS-managed keys."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/.+$", var.kms_key_arn))
+    error_message = "kms_key_arn must be null or a KMS key ARN (arn:aws:kms:...:key/...)."
+  }
+}
+
+variable "iam_role_path" {
+  description = "Path of every IAM role this configuration creates."
+  type        = string
+  default     = "/"
+
+  validation {
+    condition     = can(regex("^/([\\x21-\\x7E]{0,510}/)?$", var.iam_role_path))
+    error_message = "iam_role_path must start and end with '/'."
+  }
+}
+
+variable "iam_permissions_boundary" {
+  description = "ARN of a managed policy set as permissions boundary on every IAM role this configuration creates, or null."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.iam_permissions_boundary == null || can(regex("^arn:aws[a-z-]*:iam::([0-9]{12}|aws):policy/.+$", var.iam_permissions_boundary))
+    error_message = "iam_permissions_boundary must be null or an IAM policy ARN."
+  }
+}
+
 # ---- Amazon Personalize (created outside Terraform: the AWS provider has no resources for it)
 
 variable "personalize_campaign_arn" {
@@ -43,97 +83,6 @@ variable "personalize_filter_arn" {
   validation {
     condition     = var.personalize_filter_arn == null || can(regex("^arn:aws[a-z-]*:personalize:[a-z0-9-]+:[0-9]{12}:filter/[A-Za-z0-9_.-]+$", var.personalize_filter_arn))
     error_message = "personalize_filter_arn must be null or a Personalize filter ARN."
-  }
-}
-
-variable "personalize_related_items_arn" {
-  description = "ARN of a related-items campaign (SIMS) or recommender (\"More like X\", \"Frequently bought together\") for GET /related-items (and /recommendations?itemId=). Null (default): that route is not deployed."
-  type        = string
-  default     = null
-
-  validation {
-    condition     = var.personalize_related_items_arn == null || can(regex("^arn:aws[a-z-]*:personalize:[a-z0-9-]+:[0-9]{12}:(campaign|recommender)/[A-Za-z0-9_.-]+$", var.personalize_related_items_arn))
-    error_message = "personalize_related_items_arn must be null or a Personalize campaign or recommender ARN."
-  }
-}
-
-variable "personalize_ranking_campaign_arn" {
-  description = "ARN of a personalized-ranking campaign for POST /rankings (GetPersonalizedRanking). Null (default): that route is not deployed."
-  type        = string
-  default     = null
-
-  validation {
-    condition     = var.personalize_ranking_campaign_arn == null || can(regex("^arn:aws[a-z-]*:personalize:[a-z0-9-]+:[0-9]{12}:campaign/[A-Za-z0-9_.-]+$", var.personalize_ranking_campaign_arn))
-    error_message = "personalize_ranking_campaign_arn must be null or a Personalize campaign ARN."
-  }
-}
-
-variable "personalize_filters" {
-  description = "Named filters callers choose with filter=<name>: { name = filter ARN }. Each replaces personalize_filter_arn for its request."
-  type        = map(string)
-  default     = {}
-
-  validation {
-    condition = alltrue([
-      for name, arn in var.personalize_filters :
-      can(regex("^[A-Za-z0-9_-]{1,64}$", name)) && can(regex("^arn:aws[a-z-]*:personalize:[a-z0-9-]+:[0-9]{12}:filter/[A-Za-z0-9_.-]+$", arn))
-    ])
-    error_message = "personalize_filters maps names (1-64 of A-Z a-z 0-9 _ -) to Personalize filter ARNs."
-  }
-}
-
-variable "personalize_filter_parameters" {
-  description = "The $PARAM placeholders of each named filter's expression: { name = [\"GENRES\"] }. Callers must give each as filterValues.<PARAM>=a,b and no other."
-  type        = map(list(string))
-  default     = {}
-
-  validation {
-    condition = alltrue([
-      for name, params in var.personalize_filter_parameters :
-      contains(keys(var.personalize_filters), name) && length(params) <= 25 && alltrue([for p in params : can(regex("^[A-Za-z0-9_]{1,50}$", p))])
-    ])
-    error_message = "personalize_filter_parameters keys must be names in personalize_filters, each with at most 25 parameter names of 1-50 letters, digits or _."
-  }
-}
-
-variable "personalize_promotions" {
-  description = "The promotion sent with every GetRecommendations call (Personalize takes at most one): name, percent_promoted_items (1-100), filter (a personalize_filters name) and its filter_values ({ PARAM = [values] })."
-  type = list(object({
-    name                   = string
-    percent_promoted_items = number
-    filter                 = string
-    filter_values          = optional(map(list(string)), {})
-  }))
-  default = []
-
-  validation {
-    condition = length(var.personalize_promotions) <= 1 && alltrue([
-      for p in var.personalize_promotions :
-      can(regex("^[a-zA-Z0-9][a-zA-Z0-9_-]{0,62}$", p.name)) && p.percent_promoted_items >= 1 && p.percent_promoted_items <= 100 && floor(p.percent_promoted_items) == p.percent_promoted_items && contains(keys(var.personalize_filters), p.filter)
-    ])
-    error_message = "personalize_promotions holds at most one promotion: name 1-63 of A-Z a-z 0-9 _ - starting alphanumeric, a whole percent_promoted_items 1-100, filter a name in personalize_filters."
-  }
-}
-
-variable "item_metadata_columns" {
-  description = "Items dataset columns returned with includeMetadata=true (at most 10). Needs metadata enabled on the campaign or recommender (extra Personalize cost). Empty (default): includeMetadata answers not_configured."
-  type        = list(string)
-  default     = []
-
-  validation {
-    condition     = length(var.item_metadata_columns) <= 10 && alltrue([for c in var.item_metadata_columns : can(regex("^[A-Za-z_][A-Za-z0-9_]{0,149}$", c))])
-    error_message = "item_metadata_columns must be at most 10 column names."
-  }
-}
-
-variable "api_cache_max_age_seconds" {
-  description = "Cache-Control max-age of GET answers (private); 0 (default) sends no-store. ETag and 304 work either way."
-  type        = number
-  default     = 0
-
-  validation {
-    condition     = var.api_cache_max_age_seconds >= 0 && var.api_cache_max_age_seconds <= 3600 && floor(var.api_cache_max_age_seconds) == var.api_cache_max_age_seconds
-    error_message = "api_cache_max_age_seconds must be a whole number from 0 to 3600."
   }
 }
 
@@ -177,50 +126,6 @@ variable "segment_space_id" {
   default     = null
 }
 
-variable "segment_profile_api_rps" {
-  description = "The space's Segment Profile API budget for this deployment in requests/s, shared by both functions: each container gets budget / (maximum containers of both functions); see the segment_profile_api_budget output. Segment allows 100 per space; the default keeps 10% for network jitter and the space's other clients."
-  type        = number
-  default     = 90
-
-  validation {
-    condition     = var.segment_profile_api_rps > 0 && var.segment_profile_api_rps <= 10000
-    error_message = "segment_profile_api_rps must be > 0 and <= 10000 requests per second."
-  }
-}
-
-variable "segment_region" {
-  description = "Region of the Segment workspace: us or eu. Picks the default tracking and Profile API URLs."
-  type        = string
-  default     = "us"
-
-  validation {
-    condition     = contains(["us", "eu"], var.segment_region)
-    error_message = "segment_region must be us or eu."
-  }
-}
-
-variable "segment_api_url" {
-  description = "Override of the Segment tracking API base URL (default from segment_region)."
-  type        = string
-  default     = null
-
-  validation {
-    condition     = var.segment_api_url == null || can(regex("^https://[^/]+(/.*)?$", var.segment_api_url))
-    error_message = "segment_api_url must be an https URL."
-  }
-}
-
-variable "segment_profile_api_url" {
-  description = "Override of the Segment Profile API base URL (default from segment_region)."
-  type        = string
-  default     = null
-
-  validation {
-    condition     = var.segment_profile_api_url == null || can(regex("^https://[^/]+(/.*)?$", var.segment_profile_api_url))
-    error_message = "segment_profile_api_url must be an https URL."
-  }
-}
-
 variable "segment_write_key" {
   description = "Write key of the Segment source that receives the identify calls. Ephemeral and write-only: never in the plan or the state; written only when the parameter is created. Null: set it out of band (scripts/bundle set-secrets)."
   type        = string
@@ -237,279 +142,75 @@ variable "segment_profile_token" {
   ephemeral   = true
 }
 
-variable "tracked_events" {
-  description = "Track event names sent to Personalize and answered with a trait update."
-  type        = list(string)
-  default     = ["Product Viewed", "Product Clicked", "Product Added", "Order Completed"]
-}
-
-variable "purchase_events" {
-  description = "Track event names that mean a purchase; their items are excluded from recommendations."
-  type        = list(string)
-  default     = ["Order Completed"]
-}
-
-variable "item_id_property" {
-  description = "Product property holding the Personalize item id: sku or product_id."
-  type        = string
-  default     = "sku"
-
-  validation {
-    condition     = contains(["sku", "product_id"], var.item_id_property)
-    error_message = "item_id_property must be sku or product_id."
-  }
-}
-
-variable "recommended_trait" {
-  description = "Trait written with the recommended item ids."
-  type        = string
-  default     = "recommended_products"
-}
-
-variable "purchased_trait" {
-  description = "Profile trait read for purchased item ids."
-  type        = string
-  default     = "purchased_products"
-}
-
-# ---- Kinesis stream -----------------------------------------------------------------------
-
-variable "kinesis_stream_mode" {
-  description = "ON_DEMAND (scales itself) or PROVISIONED (kinesis_shard_count shards)."
-  type        = string
-  default     = "ON_DEMAND"
+variable "segment" {
+  description = <<-EOT
+    Segment settings of both functions.
+    - region: Region of the Segment workspace, us or eu; picks the default tracking and Profile API URLs.
+    - api_url: Override of the Segment tracking API base URL (https; default from region).
+    - profile_api_url: Override of the Segment Profile API base URL (https; default from region).
+    - profile_api_rps: The space's Profile API budget for this deployment in requests/s (> 0, at most 10000), shared by both functions: each container gets budget / (maximum containers of both functions); see the segment_profile_api_budget output. Segment allows 100 per space; the default keeps 10% for network jitter and the space's other clients.
+    - tracked_events: Track event names sent to Personalize and answered with a trait update (non-empty names without commas).
+    - purchase_events: Track event names that mean a purchase; their items are excluded from the trait (names without commas).
+    - item_id_property: Product property holding the Personalize item id: sku or product_id.
+    - recommended_trait: Trait written with the recommended item ids.
+    - purchased_trait: Profile trait read for purchased item ids.
+  EOT
+  type = object({
+    region            = optional(string, "us")
+    api_url           = optional(string)
+    profile_api_url   = optional(string)
+    profile_api_rps   = optional(number, 90)
+    tracked_events    = optional(list(string), ["Product Viewed", "Product Clicked", "Product Added", "Order Completed"])
+    purchase_events   = optional(list(string), ["Order Completed"])
+    item_id_property  = optional(string, "sku")
+    recommended_trait = optional(string, "recommended_products")
+    purchased_trait   = optional(string, "purchased_products")
+  })
+  default  = {}
+  nullable = false
 
   validation {
-    condition     = contains(["ON_DEMAND", "PROVISIONED"], var.kinesis_stream_mode)
-    error_message = "kinesis_stream_mode must be ON_DEMAND or PROVISIONED."
-  }
-}
-
-variable "kinesis_shard_count" {
-  description = "Shards when kinesis_stream_mode is PROVISIONED."
-  type        = number
-  default     = 1
-
-  validation {
-    condition     = var.kinesis_shard_count >= 1 && floor(var.kinesis_shard_count) == var.kinesis_shard_count
-    error_message = "kinesis_shard_count must be a whole number >= 1."
-  }
-}
-
-variable "kinesis_retention_hours" {
-  description = "Stream retention (24-8760 hours): the window for replaying failed batches. 168 (7 days) by default, so batches given up on over a week-end can still be replayed; above 24 h Kinesis bills extended retention."
-  type        = number
-  default     = 168
-
-  validation {
-    condition     = var.kinesis_retention_hours >= 24 && var.kinesis_retention_hours <= 8760
-    error_message = "kinesis_retention_hours must be between 24 and 8760."
-  }
-}
-
-variable "kms_key_arn" {
-  description = "Optional customer managed KMS key for the stream, the SSM parameters, the log groups and the alarm topic (roles get kms:ViaService-scoped grants). Its key policy must let logs.<region>.amazonaws.com and cloudwatch.amazonaws.com (alarms publishing to SNS) use it. Null: AWS-managed keys."
-  type        = string
-  default     = null
-
-  validation {
-    condition     = var.kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/.+$", var.kms_key_arn))
-    error_message = "kms_key_arn must be null or a KMS key ARN (arn:aws:kms:...:key/...)."
-  }
-}
-
-# ---- Traits sync (event source mapping) ----------------------------------------------------
-
-variable "traits_batch_size" {
-  description = "Maximum Kinesis records per update_traits invocation (1-10000)."
-  type        = number
-  default     = 100
-
-  validation {
-    condition     = var.traits_batch_size >= 1 && var.traits_batch_size <= 10000
-    error_message = "traits_batch_size must be between 1 and 10000."
-  }
-}
-
-variable "traits_batching_window_seconds" {
-  description = "Seconds to gather records before invoking (0-300)."
-  type        = number
-  default     = 5
-
-  validation {
-    condition     = var.traits_batching_window_seconds >= 0 && var.traits_batching_window_seconds <= 300
-    error_message = "traits_batching_window_seconds must be between 0 and 300."
-  }
-}
-
-variable "traits_parallelization_factor" {
-  description = "Concurrent batches per shard (1-10)."
-  type        = number
-  default     = 1
-
-  validation {
-    condition     = var.traits_parallelization_factor >= 1 && var.traits_parallelization_factor <= 10
-    error_message = "traits_parallelization_factor must be between 1 and 10."
-  }
-}
-
-variable "traits_maximum_retry_attempts" {
-  description = "Retries of a failing batch before its range goes to the on-failure queue (0-10000)."
-  type        = number
-  default     = 10
-
-  validation {
-    condition     = var.traits_maximum_retry_attempts >= 0 && var.traits_maximum_retry_attempts <= 10000
-    error_message = "traits_maximum_retry_attempts must be between 0 and 10000."
-  }
-}
-
-variable "traits_maximum_record_age_seconds" {
-  description = "Records older than this go to the on-failure queue instead of being retried (60-604800). Must be below the stream retention: what is left of it is the window to replay them (scripts/bundle replay-failed)."
-  type        = number
-  default     = 21600
-
-  validation {
-    condition     = var.traits_maximum_record_age_seconds >= 60 && var.traits_maximum_record_age_seconds <= 604800
-    error_message = "traits_maximum_record_age_seconds must be between 60 and 604800."
+    condition     = contains(["us", "eu"], var.segment.region)
+    error_message = "segment.region must be us or eu."
   }
 
   validation {
-    condition     = var.traits_maximum_record_age_seconds < var.kinesis_retention_hours * 3600
-    error_message = "traits_maximum_record_age_seconds must be below kinesis_retention_hours x 3600: a record given up on must still be in the stream to be replayed."
+    condition     = var.segment.api_url == null || can(regex("^https://[^/]+(/.*)?$", var.segment.api_url))
+    error_message = "segment.api_url must be null or an https URL."
   }
-}
-
-variable "traits_starting_position" {
-  description = "Where the mapping starts reading a new stream: LATEST or TRIM_HORIZON."
-  type        = string
-  default     = "LATEST"
 
   validation {
-    condition     = contains(["LATEST", "TRIM_HORIZON"], var.traits_starting_position)
-    error_message = "traits_starting_position must be LATEST or TRIM_HORIZON."
+    condition     = var.segment.profile_api_url == null || can(regex("^https://[^/]+(/.*)?$", var.segment.profile_api_url))
+    error_message = "segment.profile_api_url must be null or an https URL."
   }
-}
-
-variable "traits_filter_relevant_events" {
-  description = "Drop irrelevant Segment events with a Lambda event filter before invocation. Trade-off: non-JSON records are then dropped by Lambda and never reach the dead-letter queue."
-  type        = bool
-  default     = false
-}
-
-# ---- Recommendations API ----------------------------------------------------------------
-
-variable "api_key_required" {
-  description = "Require an API key on GET /recommendations (with a usage plan). False leaves the API open."
-  type        = bool
-  default     = true
-}
-
-variable "cors_allow_origins" {
-  description = "Browser origins allowed to call the API: [\"*\"] or exact origins like https://shop.example.com. Empty (default) leaves CORS off. When set, the function sends CORS headers and OPTIONS /recommendations (no key: browsers send none on a preflight) reaches it."
-  type        = list(string)
-  default     = []
 
   validation {
-    condition = alltrue([
-      for origin in var.cors_allow_origins :
-      origin == "*" ? length(var.cors_allow_origins) == 1 : can(regex("^https?://[^\\s/,]+$", origin))
-    ])
-    error_message = "cors_allow_origins must be [\"*\"] alone, or origins like https://shop.example.com (scheme and host, optional port; no path, trailing slash or comma)."
+    condition     = var.segment.profile_api_rps > 0 && var.segment.profile_api_rps <= 10000
+    error_message = "segment.profile_api_rps must be > 0 and <= 10000 requests per second."
   }
-}
-
-variable "api_stage_name" {
-  description = "Stage name, the last segment of api_url."
-  type        = string
-  default     = "v1"
-}
-
-variable "api_throttling_rate_limit" {
-  description = "Requests per second allowed on the stage and per API key."
-  type        = number
-  default     = 50
 
   validation {
-    condition     = var.api_throttling_rate_limit > 0
-    error_message = "api_throttling_rate_limit must be > 0."
+    condition     = length(var.segment.tracked_events) > 0 && alltrue([for e in var.segment.tracked_events : length(trimspace(e)) > 0 && !strcontains(e, ",")])
+    error_message = "segment.tracked_events must be non-empty names without commas."
   }
-}
-
-variable "api_throttling_burst_limit" {
-  description = "Burst above the rate allowed on the stage and per API key."
-  type        = number
-  default     = 100
 
   validation {
-    condition     = var.api_throttling_burst_limit >= 0
-    error_message = "api_throttling_burst_limit must be >= 0."
+    condition     = alltrue([for e in var.segment.purchase_events : length(trimspace(e)) > 0 && !strcontains(e, ",")])
+    error_message = "segment.purchase_events must be names without commas."
   }
-}
-
-variable "api_quota_limit" {
-  description = "Requests allowed per API key and api_quota_period; null (default) sets no quota, throttling still applies. A quota below rate x period cuts callers off with 429 until the period rolls over (1,000,000/month lasts ~5.6 h at 50 req/s)."
-  type        = number
-  default     = null
 
   validation {
-    condition     = var.api_quota_limit == null || try(var.api_quota_limit >= 1, false)
-    error_message = "api_quota_limit must be null or >= 1."
+    condition     = contains(["sku", "product_id"], var.segment.item_id_property)
+    error_message = "segment.item_id_property must be sku or product_id."
   }
-}
-
-variable "api_quota_period" {
-  description = "Quota period: DAY, WEEK or MONTH."
-  type        = string
-  default     = "MONTH"
 
   validation {
-    condition     = contains(["DAY", "WEEK", "MONTH"], var.api_quota_period)
-    error_message = "api_quota_period must be DAY, WEEK or MONTH."
+    condition     = length(trimspace(var.segment.recommended_trait)) > 0 && length(trimspace(var.segment.purchased_trait)) > 0
+    error_message = "segment.recommended_trait and segment.purchased_trait must be trait names."
   }
 }
 
-variable "api_access_log_retention_days" {
-  description = "Retention of the API access logs, in days. They hold client IP addresses: by default as short as the function logs (30)."
-  type        = number
-  default     = 30
-}
-
-variable "manage_api_gateway_account" {
-  description = "Set the region's API Gateway CloudWatch role (one setting per account and region, shared by every REST API; stage logging needs it). Off by default: set it once per region (terraform/README.md) or turn this on in exactly one stack. Destroy leaves it in place."
-  type        = bool
-  default     = false
-}
-
-variable "api_waf_web_acl_arn" {
-  description = "Optional regional WAFv2 web ACL to associate with the API stage."
-  type        = string
-  default     = null
-}
-
-variable "iam_role_path" {
-  description = "Path of every IAM role this configuration creates."
-  type        = string
-  default     = "/"
-
-  validation {
-    condition     = can(regex("^/([\\x21-\\x7E]{0,510}/)?$", var.iam_role_path))
-    error_message = "iam_role_path must start and end with '/'."
-  }
-}
-
-variable "iam_permissions_boundary" {
-  description = "ARN of a managed policy set as permissions boundary on every IAM role this configuration creates, or null."
-  type        = string
-  default     = null
-
-  validation {
-    condition     = var.iam_permissions_boundary == null || can(regex("^arn:aws[a-z-]*:iam::([0-9]{12}|aws):policy/.+$", var.iam_permissions_boundary))
-    error_message = "iam_permissions_boundary must be null or an IAM policy ARN."
-  }
-}
-
-# ---- Functions ------------------------------------------------------------------------------
+# ---- Functions (both) ---------------------------------------------------------------------
 
 variable "lambda_runtime" {
   description = "Runtime of both functions; the layer is built for it (make package LAMBDA_PYTHON_VERSION=...)."
@@ -533,82 +234,6 @@ variable "lambda_architecture" {
   }
 }
 
-variable "recommendations_memory_size" {
-  description = "Memory of the recommendations function, in MB."
-  type        = number
-  default     = 256
-}
-
-variable "recommendations_timeout" {
-  description = "Timeout of the recommendations function, in seconds (below API Gateway's 29 s)."
-  type        = number
-  default     = 10
-}
-
-variable "recommendations_reserved_concurrency" {
-  description = "Reserved concurrency of the recommendations function; -1 for none (accounts with a low concurrency quota)."
-  type        = number
-  default     = 50
-}
-
-variable "recommendations_purchase_exclusion" {
-  description = "Whether the API removes the user's purchased items read from the Profile API (with segment_space_id). Off, the API reads no profiles (use a purchase filter, personalize_filter_arn) and update_traits gets the whole Profile API budget."
-  type        = bool
-  default     = true
-}
-
-variable "recommendations_profile_workers" {
-  description = "Threads per recommendations container reading the Profile API in the background (PROFILE_WORKERS)."
-  type        = number
-  default     = 4
-
-  validation {
-    condition     = var.recommendations_profile_workers >= 1 && var.recommendations_profile_workers <= 32 && floor(var.recommendations_profile_workers) == var.recommendations_profile_workers
-    error_message = "recommendations_profile_workers must be a whole number from 1 to 32."
-  }
-}
-
-variable "recommendations_extra_environment" {
-  description = "Optional tuning settings of the recommendations function as environment variables (e.g. LOG_LEVEL). Never secrets."
-  type        = map(string)
-  default     = {}
-}
-
-variable "traits_memory_size" {
-  description = "Memory of the update_traits function, in MB."
-  type        = number
-  default     = 256
-}
-
-variable "traits_timeout" {
-  description = "Timeout of the update_traits function, in seconds."
-  type        = number
-  default     = 60
-}
-
-variable "traits_reserved_concurrency" {
-  description = "Reserved concurrency of update_traits; at least shards x parallelization factor. -1 for none."
-  type        = number
-  default     = 20
-}
-
-variable "traits_worker_threads" {
-  description = "Threads per update_traits container working on a batch's users (WORKER_THREADS); as many again read the Profile API."
-  type        = number
-  default     = 8
-
-  validation {
-    condition     = var.traits_worker_threads >= 1 && var.traits_worker_threads <= 64 && floor(var.traits_worker_threads) == var.traits_worker_threads
-    error_message = "traits_worker_threads must be a whole number from 1 to 64."
-  }
-}
-
-variable "traits_extra_environment" {
-  description = "Optional tuning settings of the update_traits function as environment variables (e.g. LOG_LEVEL). Never secrets."
-  type        = map(string)
-  default     = {}
-}
-
 variable "tracing_enabled" {
   description = "X-Ray tracing for both functions and the API stage."
   type        = bool
@@ -616,63 +241,417 @@ variable "tracing_enabled" {
 }
 
 variable "log_retention_days" {
-  description = "Retention of the function log groups, in days (they may hold user ids)."
+  description = "Retention of the function log groups, in days (they may hold user ids): a value CloudWatch Logs accepts."
   type        = number
   default     = 30
+
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
+    error_message = "log_retention_days must be a value CloudWatch Logs accepts (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, ...)."
+  }
 }
 
-variable "recommendations_zip_path" {
-  description = "Zip of the recommendations function; null means ../build/recommendations/function.zip relative to this folder (make package)."
-  type        = string
-  default     = null
+variable "artifacts" {
+  description = <<-EOT
+    Where `make package` put the deployment zips; null means the default path under ../build relative to this folder.
+    - recommendations: Zip of the recommendations function (default ../build/recommendations/function.zip).
+    - update_traits: Zip of the update_traits function (default ../build/update_traits/function.zip).
+    - layer: Zip of the dependency layer (default ../build/layer.zip).
+  EOT
+  type = object({
+    recommendations = optional(string)
+    update_traits   = optional(string)
+    layer           = optional(string)
+  })
+  default  = {}
+  nullable = false
 }
 
-variable "update_traits_zip_path" {
-  description = "Zip of the update_traits function; null means ../build/update_traits/function.zip relative to this folder."
-  type        = string
-  default     = null
+# ---- Recommendations function and API ------------------------------------------------------
+
+variable "recommendations" {
+  description = <<-EOT
+    The recommendations function and the Personalize capabilities it serves.
+    - memory_size: Memory of the function, in MB (128-10240).
+    - timeout: Timeout of the function, in seconds (1-28: below API Gateway's 29 s).
+    - reserved_concurrency: Reserved concurrency; -1 for none (accounts with a low concurrency quota).
+    - purchase_exclusion: Whether the API removes the user's purchased items read from the Profile API (with segment_space_id). Off, the API reads no profiles (use a purchase filter, personalize_filter_arn) and update_traits gets the whole Profile API budget.
+    - profile_workers: Threads per container reading the Profile API in the background (PROFILE_WORKERS), a whole number 1-32.
+    - extra_environment: Optional tuning settings as environment variables (e.g. LOG_LEVEL). Never secrets. The typed settings win on a name clash.
+    - related_items_arn: ARN of a related-items campaign (SIMS) or recommender ("More like X", "Frequently bought together") for GET /related-items (and /recommendations?itemId=). Null: that route is not deployed.
+    - ranking_campaign_arn: ARN of a personalized-ranking campaign for POST /rankings (GetPersonalizedRanking). Null: that route is not deployed.
+    - filters: Named filters callers choose with filter=<name>: { name = filter ARN }, names of 1-64 of A-Z a-z 0-9 _ -. Each replaces personalize_filter_arn for its request.
+    - filter_parameters: The $PARAM placeholders of each named filter's expression: { name = ["GENRES"] }, at most 25 per filter. Callers must give each as filterValues.<PARAM>=a,b and no other.
+    - promotions: The promotion sent with every GetRecommendations call (at most one): name, percent_promoted_items (a whole 1-100), filter (a filters name) and its filter_values ({ PARAM = [values] }).
+    - item_metadata_columns: Items dataset columns returned with includeMetadata=true (at most 10). Needs metadata enabled on the campaign or recommender (extra Personalize cost). Empty: includeMetadata answers not_configured.
+    - cache_max_age_seconds: Cache-Control max-age of GET answers (private), a whole number 0-3600; 0 sends no-store. ETag and 304 work either way.
+  EOT
+  type = object({
+    memory_size          = optional(number, 256)
+    timeout              = optional(number, 10)
+    reserved_concurrency = optional(number, 50)
+    purchase_exclusion   = optional(bool, true)
+    profile_workers      = optional(number, 4)
+    extra_environment    = optional(map(string), {})
+    related_items_arn    = optional(string)
+    ranking_campaign_arn = optional(string)
+    filters              = optional(map(string), {})
+    filter_parameters    = optional(map(list(string)), {})
+    promotions = optional(list(object({
+      name                   = string
+      percent_promoted_items = number
+      filter                 = string
+      filter_values          = optional(map(list(string)), {})
+    })), [])
+    item_metadata_columns = optional(list(string), [])
+    cache_max_age_seconds = optional(number, 0)
+  })
+  default  = {}
+  nullable = false
+
+  validation {
+    condition     = var.recommendations.memory_size >= 128 && var.recommendations.memory_size <= 10240
+    error_message = "recommendations.memory_size must be between 128 and 10240 MB."
+  }
+
+  validation {
+    condition     = var.recommendations.timeout >= 1 && var.recommendations.timeout <= 28
+    error_message = "recommendations.timeout must be between 1 and 28 seconds (API Gateway gives up at 29 s)."
+  }
+
+  validation {
+    condition     = var.recommendations.reserved_concurrency >= -1 && floor(var.recommendations.reserved_concurrency) == var.recommendations.reserved_concurrency
+    error_message = "recommendations.reserved_concurrency must be -1 or a whole number >= 0."
+  }
+
+  validation {
+    condition     = var.recommendations.profile_workers >= 1 && var.recommendations.profile_workers <= 32 && floor(var.recommendations.profile_workers) == var.recommendations.profile_workers
+    error_message = "recommendations.profile_workers must be a whole number from 1 to 32."
+  }
+
+  validation {
+    condition     = var.recommendations.related_items_arn == null || can(regex("^arn:aws[a-z-]*:personalize:[a-z0-9-]+:[0-9]{12}:(campaign|recommender)/[A-Za-z0-9_.-]+$", var.recommendations.related_items_arn))
+    error_message = "recommendations.related_items_arn must be null or a Personalize campaign or recommender ARN."
+  }
+
+  validation {
+    condition     = var.recommendations.ranking_campaign_arn == null || can(regex("^arn:aws[a-z-]*:personalize:[a-z0-9-]+:[0-9]{12}:campaign/[A-Za-z0-9_.-]+$", var.recommendations.ranking_campaign_arn))
+    error_message = "recommendations.ranking_campaign_arn must be null or a Personalize campaign ARN."
+  }
+
+  validation {
+    condition = alltrue([
+      for name, arn in var.recommendations.filters :
+      can(regex("^[A-Za-z0-9_-]{1,64}$", name)) && can(regex("^arn:aws[a-z-]*:personalize:[a-z0-9-]+:[0-9]{12}:filter/[A-Za-z0-9_.-]+$", arn))
+    ])
+    error_message = "recommendations.filters maps names (1-64 of A-Z a-z 0-9 _ -) to Personalize filter ARNs."
+  }
+
+  validation {
+    condition = alltrue([
+      for name, params in var.recommendations.filter_parameters :
+      contains(keys(var.recommendations.filters), name) && length(params) <= 25 && alltrue([for p in params : can(regex("^[A-Za-z0-9_]{1,50}$", p))])
+    ])
+    error_message = "recommendations.filter_parameters keys must be names in recommendations.filters, each with at most 25 parameter names of 1-50 letters, digits or _."
+  }
+
+  validation {
+    condition = length(var.recommendations.promotions) <= 1 && alltrue([
+      for p in var.recommendations.promotions :
+      can(regex("^[a-zA-Z0-9][a-zA-Z0-9_-]{0,62}$", p.name)) && p.percent_promoted_items >= 1 && p.percent_promoted_items <= 100 && floor(p.percent_promoted_items) == p.percent_promoted_items && contains(keys(var.recommendations.filters), p.filter)
+    ])
+    error_message = "recommendations.promotions holds at most one promotion: name 1-63 of A-Z a-z 0-9 _ - starting alphanumeric, a whole percent_promoted_items 1-100, filter a name in recommendations.filters."
+  }
+
+  validation {
+    condition     = length(var.recommendations.item_metadata_columns) <= 10 && alltrue([for c in var.recommendations.item_metadata_columns : can(regex("^[A-Za-z_][A-Za-z0-9_]{0,149}$", c))])
+    error_message = "recommendations.item_metadata_columns must be at most 10 column names."
+  }
+
+  validation {
+    condition     = var.recommendations.cache_max_age_seconds >= 0 && var.recommendations.cache_max_age_seconds <= 3600 && floor(var.recommendations.cache_max_age_seconds) == var.recommendations.cache_max_age_seconds
+    error_message = "recommendations.cache_max_age_seconds must be a whole number from 0 to 3600."
+  }
 }
 
-variable "layer_zip_path" {
-  description = "Zip of the dependency layer; null means ../build/layer.zip relative to this folder."
-  type        = string
-  default     = null
+variable "api" {
+  description = <<-EOT
+    The REST API in front of the recommendations function.
+    - stage_name: Stage name, the last segment of api_url (1-128 letters, digits, '-' or '_').
+    - key_required: Require an API key (x-api-key, with a usage plan) on every route. False leaves the API open to anyone with the URL.
+    - cors_allow_origins: Browser origins allowed to call the API: ["*"] alone, or exact origins like https://shop.example.com (scheme and host, optional port). Empty leaves CORS off. When set, the function sends CORS headers and a keyless OPTIONS on each route (browsers send no key on a preflight) reaches it.
+    - throttling_rate_limit: Requests per second allowed on the stage and per API key (> 0).
+    - throttling_burst_limit: Burst above the rate allowed on the stage and per API key (a whole number >= 0).
+    - quota_limit: Requests allowed per API key and quota_period (a whole number >= 1); null sets no quota, throttling still applies. A quota below rate x period cuts callers off with 429 until the period rolls over (1,000,000/month lasts ~5.6 h at 50 req/s).
+    - quota_period: Quota period: DAY, WEEK or MONTH.
+    - access_log_retention_days: Retention of the API access logs, in days (a value CloudWatch Logs accepts). They hold client IP addresses: by default as short as the function logs.
+    - manage_api_gateway_account: Set the region's API Gateway CloudWatch role (one setting per account and region, shared by every REST API; stage logging needs it). Off: set it once per region (terraform/README.md), or turn this on in exactly one stack. Destroy leaves it in place.
+    - waf_web_acl_arn: Optional regional WAFv2 web ACL associated with the stage (recommended for a public production API).
+  EOT
+  type = object({
+    stage_name                 = optional(string, "v1")
+    key_required               = optional(bool, true)
+    cors_allow_origins         = optional(list(string), [])
+    throttling_rate_limit      = optional(number, 50)
+    throttling_burst_limit     = optional(number, 100)
+    quota_limit                = optional(number)
+    quota_period               = optional(string, "MONTH")
+    access_log_retention_days  = optional(number, 30)
+    manage_api_gateway_account = optional(bool, false)
+    waf_web_acl_arn            = optional(string)
+  })
+  default  = {}
+  nullable = false
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_-]{1,128}$", var.api.stage_name))
+    error_message = "api.stage_name must be 1-128 letters, digits, '-' or '_'."
+  }
+
+  validation {
+    # The function's own rule (CORS_ALLOW_ORIGIN): "*" alone, or scheme://host[:port] only.
+    condition = alltrue([
+      for origin in var.api.cors_allow_origins :
+      origin == "*" ? length(var.api.cors_allow_origins) == 1 : can(regex("^https?://[^\\s/,]+$", origin))
+    ])
+    error_message = "api.cors_allow_origins must be [\"*\"] alone, or origins like https://shop.example.com (scheme and host, optional port; no path, trailing slash or comma)."
+  }
+
+  validation {
+    condition     = var.api.throttling_rate_limit > 0
+    error_message = "api.throttling_rate_limit must be > 0."
+  }
+
+  validation {
+    condition     = var.api.throttling_burst_limit >= 0 && floor(var.api.throttling_burst_limit) == var.api.throttling_burst_limit
+    error_message = "api.throttling_burst_limit must be a whole number >= 0."
+  }
+
+  validation {
+    condition     = var.api.quota_limit == null || try(var.api.quota_limit >= 1 && floor(var.api.quota_limit) == var.api.quota_limit, false)
+    error_message = "api.quota_limit must be null or a whole number >= 1."
+  }
+
+  validation {
+    condition     = contains(["DAY", "WEEK", "MONTH"], var.api.quota_period)
+    error_message = "api.quota_period must be DAY, WEEK or MONTH."
+  }
+
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.api.access_log_retention_days)
+    error_message = "api.access_log_retention_days must be a value CloudWatch Logs accepts (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, ...)."
+  }
+
+  validation {
+    condition     = var.api.waf_web_acl_arn == null || can(regex("^arn:aws[a-z-]*:wafv2:[a-z0-9-]+:[0-9]{12}:regional/webacl/.+$", var.api.waf_web_acl_arn))
+    error_message = "api.waf_web_acl_arn must be null or a regional WAFv2 web ACL ARN (arn:aws:wafv2:<region>:<account>:regional/webacl/...)."
+  }
+}
+
+# ---- Kinesis stream and the traits sync ------------------------------------------------------
+
+variable "kinesis" {
+  description = <<-EOT
+    The Kinesis stream Segment writes to.
+    - stream_mode: ON_DEMAND (scales itself) or PROVISIONED (shard_count shards).
+    - shard_count: Shards when stream_mode is PROVISIONED (a whole number >= 1).
+    - retention_hours: Stream retention (24-8760 hours): the window for replaying failed batches. 168 (7 days) by default, so batches given up on over a week-end can still be replayed; above 24 h Kinesis bills extended retention.
+  EOT
+  type = object({
+    stream_mode     = optional(string, "ON_DEMAND")
+    shard_count     = optional(number, 1)
+    retention_hours = optional(number, 168)
+  })
+  default  = {}
+  nullable = false
+
+  validation {
+    condition     = contains(["ON_DEMAND", "PROVISIONED"], var.kinesis.stream_mode)
+    error_message = "kinesis.stream_mode must be ON_DEMAND or PROVISIONED."
+  }
+
+  validation {
+    condition     = var.kinesis.shard_count >= 1 && floor(var.kinesis.shard_count) == var.kinesis.shard_count
+    error_message = "kinesis.shard_count must be a whole number >= 1."
+  }
+
+  validation {
+    condition     = var.kinesis.retention_hours >= 24 && var.kinesis.retention_hours <= 8760
+    error_message = "kinesis.retention_hours must be between 24 and 8760."
+  }
+}
+
+variable "update_traits" {
+  description = <<-EOT
+    The update_traits function and its Kinesis event source mapping.
+    - memory_size: Memory of the function, in MB (128-10240).
+    - timeout: Timeout of the function, in seconds (1-900); a batch makes Personalize and Segment calls per distinct user.
+    - reserved_concurrency: Reserved concurrency; at least shards x parallelization_factor. -1 for none.
+    - worker_threads: Threads per container working on a batch's users (WORKER_THREADS), a whole number 1-64; as many again read the Profile API.
+    - extra_environment: Optional tuning settings as environment variables (e.g. LOG_LEVEL). Never secrets. The typed settings win on a name clash.
+    - batch_size: Maximum Kinesis records per invocation (1-10000).
+    - batching_window_seconds: Seconds to gather records before invoking (0-300); larger windows mean fewer, fuller batches and more per-user deduplication.
+    - parallelization_factor: Concurrent batches per shard (1-10); order is kept per partition key (Segment uses the user id).
+    - maximum_retry_attempts: Retries of a failing batch before its range goes to the on-failure queue (0-10000; never infinite, so a poison pill cannot block a shard).
+    - maximum_record_age_seconds: Records older than this go to the on-failure queue instead of being retried (60-604800). Must be below kinesis.retention_hours x 3600: what is left of the retention is the window to replay them (scripts/bundle replay-failed).
+    - starting_position: Where the mapping starts reading a new stream: LATEST or TRIM_HORIZON.
+    - filter_relevant_events: Drop irrelevant Segment events with a Lambda event filter before invocation. Trade-off: non-JSON records are then dropped by Lambda and never reach the dead-letter queue.
+    - queue_retention_seconds: How long the dead-letter and on-failure queues keep messages (60-1209600).
+  EOT
+  type = object({
+    memory_size                = optional(number, 256)
+    timeout                    = optional(number, 60)
+    reserved_concurrency       = optional(number, 20)
+    worker_threads             = optional(number, 8)
+    extra_environment          = optional(map(string), {})
+    batch_size                 = optional(number, 100)
+    batching_window_seconds    = optional(number, 5)
+    parallelization_factor     = optional(number, 1)
+    maximum_retry_attempts     = optional(number, 10)
+    maximum_record_age_seconds = optional(number, 21600)
+    starting_position          = optional(string, "LATEST")
+    filter_relevant_events     = optional(bool, false)
+    queue_retention_seconds    = optional(number, 1209600)
+  })
+  default  = {}
+  nullable = false
+
+  validation {
+    condition     = var.update_traits.memory_size >= 128 && var.update_traits.memory_size <= 10240
+    error_message = "update_traits.memory_size must be between 128 and 10240 MB."
+  }
+
+  validation {
+    condition     = var.update_traits.timeout >= 1 && var.update_traits.timeout <= 900
+    error_message = "update_traits.timeout must be between 1 and 900 seconds."
+  }
+
+  validation {
+    condition     = var.update_traits.reserved_concurrency >= -1 && floor(var.update_traits.reserved_concurrency) == var.update_traits.reserved_concurrency
+    error_message = "update_traits.reserved_concurrency must be -1 or a whole number >= 0."
+  }
+
+  validation {
+    condition     = var.update_traits.worker_threads >= 1 && var.update_traits.worker_threads <= 64 && floor(var.update_traits.worker_threads) == var.update_traits.worker_threads
+    error_message = "update_traits.worker_threads must be a whole number from 1 to 64."
+  }
+
+  validation {
+    condition     = var.update_traits.batch_size >= 1 && var.update_traits.batch_size <= 10000
+    error_message = "update_traits.batch_size must be between 1 and 10000."
+  }
+
+  validation {
+    condition     = var.update_traits.batching_window_seconds >= 0 && var.update_traits.batching_window_seconds <= 300
+    error_message = "update_traits.batching_window_seconds must be between 0 and 300."
+  }
+
+  validation {
+    condition     = var.update_traits.parallelization_factor >= 1 && var.update_traits.parallelization_factor <= 10
+    error_message = "update_traits.parallelization_factor must be between 1 and 10."
+  }
+
+  validation {
+    condition     = var.update_traits.maximum_retry_attempts >= 0 && var.update_traits.maximum_retry_attempts <= 10000
+    error_message = "update_traits.maximum_retry_attempts must be between 0 and 10000 (-1, infinite, is not allowed)."
+  }
+
+  validation {
+    condition     = var.update_traits.maximum_record_age_seconds >= 60 && var.update_traits.maximum_record_age_seconds <= 604800
+    error_message = "update_traits.maximum_record_age_seconds must be between 60 and 604800 (-1, infinite, is not allowed)."
+  }
+
+  validation {
+    condition     = var.update_traits.maximum_record_age_seconds < var.kinesis.retention_hours * 3600
+    error_message = "update_traits.maximum_record_age_seconds must be below kinesis.retention_hours x 3600: a record given up on must still be in the stream to be replayed."
+  }
+
+  validation {
+    condition     = contains(["LATEST", "TRIM_HORIZON"], var.update_traits.starting_position)
+    error_message = "update_traits.starting_position must be LATEST or TRIM_HORIZON."
+  }
+
+  validation {
+    condition     = var.update_traits.queue_retention_seconds >= 60 && var.update_traits.queue_retention_seconds <= 1209600
+    error_message = "update_traits.queue_retention_seconds must be between 60 and 1209600."
+  }
 }
 
 # ---- Alarms -----------------------------------------------------------------------------
 
-variable "alarm_sns_topic_arn" {
-  description = "Existing SNS topic notified by the alarms; null for none."
-  type        = string
-  default     = null
-}
+variable "alarms" {
+  description = <<-EOT
+    The alarms, the topic they notify and the dashboard.
+    - sns_topic_arn: Existing SNS topic notified on alarm and recovery; null creates <name_prefix>-alarms (create_sns_topic).
+    - create_sns_topic: Create the SNS topic <name_prefix>-alarms (when sns_topic_arn is null). Off leaves the alarms notifying nobody.
+    - email: Optional e-mail address subscribed to the created topic (confirm the mail AWS sends).
+    - api_4xx_percent: Alarm when more than this percentage (0-100] of API requests answer 4XX (403 missing key, 400, 429 throttled) in a period with at least api_4xx_min_requests requests.
+    - api_4xx_min_requests: Requests a period needs before the 4XX rate counts (>= 1; a handful of bad calls is not an incident).
+    - api_p99_latency_ms: Alarm when the API's p99 latency stays above this many milliseconds (>= 1) for two periods.
+    - iterator_age_seconds: Alarm when update_traits is this many seconds (>= 1) behind the stream.
+    - stalled_periods: Consecutive periods with records arriving and no invocation before the stalled-mapping alarm fires (1-24).
+    - failed_records_periods: Consecutive periods with records reported for retry before the failed-records alarm fires (1-24; a single blip is retried and usually heals).
+    - period_seconds: Length of one evaluation period, a multiple of 60.
+    - create_dashboard: Create the CloudWatch dashboard <name_prefix>-operations.
+  EOT
+  type = object({
+    sns_topic_arn          = optional(string)
+    create_sns_topic       = optional(bool, true)
+    email                  = optional(string)
+    api_4xx_percent        = optional(number, 10)
+    api_4xx_min_requests   = optional(number, 20)
+    api_p99_latency_ms     = optional(number, 3000)
+    iterator_age_seconds   = optional(number, 300)
+    stalled_periods        = optional(number, 3)
+    failed_records_periods = optional(number, 2)
+    period_seconds         = optional(number, 300)
+    create_dashboard       = optional(bool, true)
+  })
+  default  = {}
+  nullable = false
 
-variable "create_alarm_sns_topic" {
-  description = "Create the SNS topic <name_prefix>-alarms for the alarms (when alarm_sns_topic_arn is null). Off leaves the alarms notifying nobody."
-  type        = bool
-  default     = true
-}
+  validation {
+    condition     = var.alarms.sns_topic_arn == null || can(regex("^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]+$", var.alarms.sns_topic_arn))
+    error_message = "alarms.sns_topic_arn must be null or an SNS topic ARN."
+  }
 
-variable "alarm_email" {
-  description = "Optional e-mail address subscribed to the created alarm topic (confirm the mail AWS sends)."
-  type        = string
-  default     = null
-}
+  validation {
+    condition     = var.alarms.email == null || can(regex("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", var.alarms.email))
+    error_message = "alarms.email must be null or an e-mail address."
+  }
 
-variable "api_4xx_alarm_percent" {
-  description = "Alarm when more than this percentage of API requests answer 4XX (403 missing key, 400, 429 throttled) in 5 minutes (at least 20 requests)."
-  type        = number
-  default     = 10
-}
+  validation {
+    condition     = var.alarms.api_4xx_percent > 0 && var.alarms.api_4xx_percent <= 100
+    error_message = "alarms.api_4xx_percent must be within (0, 100]."
+  }
 
-variable "api_p99_latency_alarm_ms" {
-  description = "Alarm when the API's p99 latency stays above this many milliseconds for 10 minutes."
-  type        = number
-  default     = 3000
-}
+  validation {
+    condition     = var.alarms.api_4xx_min_requests >= 1
+    error_message = "alarms.api_4xx_min_requests must be >= 1."
+  }
 
-variable "iterator_age_alarm_seconds" {
-  description = "Alarm when update_traits is this many seconds behind the stream."
-  type        = number
-  default     = 300
+  validation {
+    condition     = var.alarms.api_p99_latency_ms >= 1
+    error_message = "alarms.api_p99_latency_ms must be >= 1."
+  }
+
+  validation {
+    condition     = var.alarms.iterator_age_seconds >= 1
+    error_message = "alarms.iterator_age_seconds must be >= 1."
+  }
+
+  validation {
+    condition     = var.alarms.stalled_periods >= 1 && var.alarms.stalled_periods <= 24 && floor(var.alarms.stalled_periods) == var.alarms.stalled_periods
+    error_message = "alarms.stalled_periods must be a whole number between 1 and 24."
+  }
+
+  validation {
+    condition     = var.alarms.failed_records_periods >= 1 && var.alarms.failed_records_periods <= 24 && floor(var.alarms.failed_records_periods) == var.alarms.failed_records_periods
+    error_message = "alarms.failed_records_periods must be a whole number between 1 and 24."
+  }
+
+  validation {
+    condition     = var.alarms.period_seconds >= 60 && var.alarms.period_seconds % 60 == 0
+    error_message = "alarms.period_seconds must be a multiple of 60."
+  }
 }

@@ -8,6 +8,13 @@ and outputs.tf and rewrites the part of README.md between ``<!-- BEGIN_TF_DOCS -
 
 The parser relies on ``terraform fmt`` layout (top-level blocks closed by a ``}`` in
 column 0, arguments indented by two spaces), which ``make test`` enforces.
+
+An ``object({...})`` input gets one row for itself and one per attribute (``name.attr``)
+with the attribute's type and ``optional()`` default. Its description is a heredoc: a
+first paragraph about the whole, then one ``- attr: text`` line per attribute, so each
+option is described once, where it is declared. An object whose description lists some
+attributes must list all of them (and no others); one that lists none (a module's input
+that the root passes down with its defaults applied) says where they are described.
 """
 
 from __future__ import annotations
@@ -27,6 +34,8 @@ END = "<!-- END_TF_DOCS -->"
 _BLOCK = re.compile(r'^(variable|output) "([A-Za-z0-9_-]+)" \{\s*$')
 _ARG = re.compile(r"^  ([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$")
 _NESTED = re.compile(r"^  [A-Za-z_][A-Za-z0-9_]*( \"[^\"]*\")* \{\s*$")
+_HEREDOC = re.compile(r"^<<-?([A-Z]+)$")
+_BULLET = re.compile(r"^- ([a-z0-9_]+): (.+)$")
 
 
 @dataclass(frozen=True)
@@ -38,10 +47,23 @@ class Item:
     @property
     def description(self) -> str:
         raw = self.args.get("description", '""')
+        heredoc = _HEREDOC.match(raw.split("\n", 1)[0])
+        if heredoc:
+            return raw.split("\n", 1)[1] if "\n" in raw else ""
         try:
             return str(json.loads(raw))
         except json.JSONDecodeError:
             return raw
+
+    @property
+    def summary(self) -> str:
+        """The description without its ``- attr: text`` lines."""
+        return " ".join(line for line in self.description.splitlines() if not _BULLET.match(line))
+
+    @property
+    def attribute_descriptions(self) -> dict[str, str]:
+        found = (_BULLET.match(line) for line in self.description.splitlines())
+        return {m.group(1): m.group(2) for m in found if m}
 
     @property
     def required(self) -> bool:
@@ -74,17 +96,86 @@ def parse_blocks(text: str, kind: str) -> list[Item]:
             if _NESTED.match(line):
                 in_nested, current = True, None
                 continue
-            arg = _ARG.match(line)
+            arg = _ARG.match(line) if current is None or _balanced(args[current]) else None
             if arg:
                 current = arg.group(1)
                 args[current] = arg.group(2).strip()
-            elif current and line.startswith("   "):
+                heredoc = _HEREDOC.match(args[current])
+                while heredoc and i < len(lines) and lines[i].strip() != heredoc.group(1):
+                    args[current] += "\n" + lines[i].strip()
+                    i += 1
+                i += 1 if heredoc else 0
+            elif current and (line.startswith("   ") or not _balanced(args[current])):
                 args[current] += "\n" + line.strip()
             else:
                 current = None
         items.append(Item(kind, match.group(2), args))
         i += 1
     return items
+
+
+def _balanced(text: str) -> bool:
+    """Whether every bracket opened in ``text`` (outside strings) is closed."""
+    depth, quoted, escaped = 0, False, False
+    for ch in text:
+        if quoted:
+            quoted, escaped = (ch != '"' or escaped), (ch == "\\" and not escaped)
+        elif ch == '"':
+            quoted = True
+        elif ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+    return depth <= 0
+
+
+def _split_top(text: str, separators: str) -> list[str]:
+    """``text`` split at the separators that are outside brackets and strings."""
+    parts, depth, quoted, start = [], 0, False, 0
+    for n, ch in enumerate(text):
+        if ch == '"' and (n == 0 or text[n - 1] != "\\"):
+            quoted = not quoted
+        elif not quoted and ch in "([{":
+            depth += 1
+        elif not quoted and ch in ")]}":
+            depth -= 1
+        elif not quoted and depth == 0 and ch in separators:
+            parts.append(text[start:n])
+            start = n + 1
+    parts.append(text[start:])
+    return [p.strip() for p in parts if p.strip()]
+
+
+@dataclass(frozen=True)
+class Attribute:
+    name: str
+    type: str
+    default: str | None  # HCL text; None when required
+
+
+def _one_line(type_text: str) -> str:
+    """A multi-line type expression on one line: object attributes separated by commas."""
+    text = re.sub(r"\n(?=[)}\]])|(?<=[({\[])\n", " ", type_text.strip())
+    return " ".join(text.replace("\n", ", ").split())
+
+
+def object_attributes(type_text: str) -> list[Attribute] | None:
+    """The attributes of an ``object({...})`` type, or None for any other type."""
+    text = "\n".join(line.strip() for line in type_text.strip().splitlines())
+    if not (text.startswith("object({") and text.endswith("})")):
+        return None
+    attributes = []
+    for entry in _split_top(text[len("object({") : -len("})")], "\n,"):
+        name, _, expr = entry.partition("=")
+        expr = expr.strip()
+        if expr.startswith("optional(") and expr.endswith(")"):
+            args = [_one_line(a) for a in _split_top(expr[len("optional(") : -1], ",")]
+            attributes.append(
+                Attribute(name.strip(), args[0], args[1] if len(args) > 1 else "null")
+            )
+        else:
+            attributes.append(Attribute(name.strip(), _one_line(expr), None))
+    return attributes
 
 
 def _cell(text: str) -> str:
@@ -108,10 +199,30 @@ def render(module_dir: Path) -> str:
     for v in sorted(variables, key=lambda v: (not v.required, v.name)):
         default = "" if v.required else _code(v.args["default"])
         flags = " (sensitive, ephemeral)" if v.args.get("ephemeral") == "true" else ""
+        attributes = object_attributes(v.args.get("type", "any"))
+        type_cell = "`object`" if attributes is not None else _code(v.args.get("type", "any"))
         rows.append(
-            f"| `{v.name}` | {_prose(v.description)}{flags} | {_code(v.args.get('type', 'any'))} "
+            f"| `{v.name}` | {_prose(v.summary)}{flags} | {type_cell} "
             f"| {default} | {'yes' if v.required else 'no'} |"
         )
+        described = v.attribute_descriptions
+        if attributes is None:
+            if described:
+                raise ValueError(
+                    f"{module_dir.name}: {v.name} is not an object but lists attributes"
+                )
+            continue
+        names = [a.name for a in attributes]
+        if described and set(described) != set(names):
+            raise ValueError(
+                f"{module_dir.name}: {v.name} describes {sorted(described)}, has {sorted(names)}"
+            )
+        for a in attributes:
+            rows.append(
+                f"| `{v.name}.{a.name}` | {_prose(described.get(a.name, ''))} | {_code(a.type)} "
+                f"| {'' if a.default is None else _code(a.default)} "
+                f"| {'yes' if a.default is None else 'no'} |"
+            )
     rows += ["", "## Outputs", "", "| Name | Description | Sensitive |", "|---|---|:---:|"]
     for o in sorted(outputs, key=lambda o: o.name):
         rows.append(f"| `{o.name}` | {_prose(o.description)} | {'yes' if o.sensitive else 'no'} |")

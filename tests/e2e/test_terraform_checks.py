@@ -1,9 +1,12 @@
-"""Offline checks of terraform/: fmt, init from the provider mirror + validate, checkov."""
+"""Offline checks of terraform/: fmt, init from the provider mirror + validate, checkov.
+
+The inputs' validations and the Profile API budget split are Terraform's own tests
+(terraform/tests/, run by test_terraform_native.py).
+"""
 
 from __future__ import annotations
 
 import json
-import math
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -20,9 +23,9 @@ MODULES = sorted(p.parent.name for p in (TERRAFORM_DIR / "modules").glob("*/main
 DIRECTORIES = [".", *(f"modules/{name}" for name in MODULES)]
 CHECKOV = ROOT / ".venv" / "checkov" / "bin" / "checkov"
 
-# The checks skipped inline, each decided with its reason beside the skip in the .tf file
-# (CKV2_AWS_70 and CKV2_AWS_77 for the same reason as their neighbours). A new skip must be
-# argued there and added here.
+# The checks skipped inline, each with its reason beside the skip (or, for
+# CKV2_AWS_70 and CKV2_AWS_77, the same reason as its neighbours). A new skip must be
+# argued in its comment and added here.
 DECIDED_SKIPS = {
     "CKV_AWS_116",  # Lambda DLQ: synchronous invokes only
     "CKV_AWS_117",  # Lambda in a VPC
@@ -125,61 +128,3 @@ def test_every_checkov_skip_is_decided_and_explained(checkov_report: dict[str, A
         reason = check["check_result"].get("suppress_comment", "")
         assert check["check_id"] in DECIDED_SKIPS, f"undecided skip {check['check_id']}"
         assert len(reason) >= 30, f"{check['check_id']} on {check['resource']}: {reason!r}"
-
-
-# terraform/README.md's table of Profile API splits ("The Segment Profile API budget"):
-# (variables, per_container, traits share, API share).
-BUDGET_CASES = [
-    ({}, 1, 20, 50),
-    ({"traits_reserved_concurrency": 4, "recommendations_reserved_concurrency": 10}, 6, 24, 60),
-    ({"traits_reserved_concurrency": 4, "recommendations_purchase_exclusion": False},
-     22, 88, 0),
-    ({"recommendations_reserved_concurrency": 10}, 3, 60, 30),
-    ({"kinesis_stream_mode": "PROVISIONED", "kinesis_shard_count": 2,
-      "traits_parallelization_factor": 3, "recommendations_reserved_concurrency": -1,
-      "api_throttling_burst_limit": 24}, 3, 18, 72),
-    # More containers than requests/s: a fractional share, and a worst second of one
-    # request per container.
-    ({"segment_profile_api_rps": 50, "traits_reserved_concurrency": 30}, 0.625, 18.75, 31.25),
-]  # fmt: skip
-
-
-def test_profile_api_budget_split_matches_the_readme(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> None:
-    """Terraform's own arithmetic (terraform console), for each documented configuration:
-    every container the same share, rounded down, the shares within the budget."""
-    base = tmp_path_factory.mktemp("tf-budget")
-    tree = copy_configuration(base / "terraform")
-    cli_config = offline.write_cli_config(base / "offline.tfrc", offline.mirror_path())
-    tf = Terraform(tree, cli_config, base / "data")
-    tf.init("-lockfile=readonly")
-    required = {
-        "personalize_campaign_arn": "arn:aws:personalize:us-east-1:123456789012:campaign/c",
-        "segment_space_id": "spa_1",
-    }
-    for variables, per_container, traits, api in BUDGET_CASES:
-        flags = [
-            f"-var={name}={json.dumps(value) if not isinstance(value, str) else value}"
-            for name, value in {**required, **variables}.items()
-        ]
-        result = subprocess.run(
-            [terraform_binary(), f"-chdir={tree}", "console", *flags],
-            input="jsonencode(local.profile_api_budget)\n",
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env=tf.env,
-        )
-        assert result.returncode == 0, result.stderr[-2000:]
-        budget = json.loads(json.loads(result.stdout.strip()))
-        assert budget["per_container"] == pytest.approx(per_container), variables
-        assert budget["update_traits"]["share"] == pytest.approx(traits), variables
-        assert budget["recommendations"]["share"] == pytest.approx(api), variables
-        shares = budget["update_traits"]["share"] + budget["recommendations"]["share"]
-        assert shares <= budget["requests_per_second"] + 1e-9
-        containers = (
-            budget["update_traits"]["max_concurrency"]
-            + budget["recommendations"]["max_concurrency"]
-        )
-        assert budget["worst_second"] == containers * math.ceil(per_container)

@@ -55,56 +55,64 @@ TRACKED_EVENTS = ["Product Viewed", "Product Clicked", "Product Added", "Order C
 UNSCOPABLE_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords", "personalize:PutEvents"}
 
 # Non-default settings, so the assertions prove the variables reach the resources.
-TFVARS = {
+TFVARS: dict[str, Any] = {
     "name_prefix": PREFIX,
     "personalize_campaign_arn": CAMPAIGN_ARN,
     "personalize_filter_arn": FILTER_ARN,
-    "personalize_related_items_arn": RELATED_ARN,
-    "personalize_ranking_campaign_arn": RANKING_ARN,
-    "personalize_filters": {"genre": GENRE_FILTER_ARN},
-    "personalize_filter_parameters": {"genre": ["GENRES"]},
-    "personalize_promotions": [
-        {
-            "name": "summer",
-            "percent_promoted_items": 20,
-            "filter": "genre",
-            "filter_values": {"GENRES": ["beach"]},
-        }
-    ],
-    "item_metadata_columns": ["CATEGORY", "PRICE"],
-    "api_cache_max_age_seconds": 30,
     "personalize_tracking_id": "tracker-tf-test",
+    "num_results": 40,
     "segment_external_ids": EXTERNAL_IDS,
     "segment_space_id": "spa_tf_test",
-    "segment_region": "eu",
-    "item_id_property": "product_id",
-    "num_results": 40,
-    "traits_batch_size": 50,
-    "traits_batching_window_seconds": 2,
-    "traits_parallelization_factor": 2,
-    "traits_maximum_retry_attempts": 7,
-    "traits_maximum_record_age_seconds": 3600,
-    "traits_filter_relevant_events": True,
-    "api_throttling_rate_limit": 20,
-    "api_throttling_burst_limit": 40,
-    "api_quota_limit": 5000,
-    "api_quota_period": "DAY",
-    "cors_allow_origins": [CORS_ORIGIN],
-    "alarm_email": "oncall@example.com",
-    "traits_extra_environment": {"LOG_LEVEL": "DEBUG"},
     "tags": {"project": "tf-test"},
-    # The Profile API budget: 72 req/s over 10 (traits, reserved) + 50 (API) containers.
-    "segment_profile_api_rps": 72,
-    "traits_reserved_concurrency": 10,
-    "traits_worker_threads": 6,
-    "recommendations_profile_workers": 3,
+    "segment": {
+        "region": "eu",
+        "item_id_property": "product_id",
+        # The Profile API budget: 72 req/s over 10 (traits, reserved) + 50 (API) containers.
+        "profile_api_rps": 72,
+    },
+    "recommendations": {
+        "related_items_arn": RELATED_ARN,
+        "ranking_campaign_arn": RANKING_ARN,
+        "filters": {"genre": GENRE_FILTER_ARN},
+        "filter_parameters": {"genre": ["GENRES"]},
+        "promotions": [
+            {
+                "name": "summer",
+                "percent_promoted_items": 20,
+                "filter": "genre",
+                "filter_values": {"GENRES": ["beach"]},
+            }
+        ],
+        "item_metadata_columns": ["CATEGORY", "PRICE"],
+        "cache_max_age_seconds": 30,
+        "profile_workers": 3,
+    },
+    "api": {
+        "throttling_rate_limit": 20,
+        "throttling_burst_limit": 40,
+        "quota_limit": 5000,
+        "quota_period": "DAY",
+        "cors_allow_origins": [CORS_ORIGIN],
+    },
+    "update_traits": {
+        "batch_size": 50,
+        "batching_window_seconds": 2,
+        "parallelization_factor": 2,
+        "maximum_retry_attempts": 7,
+        "maximum_record_age_seconds": 3600,
+        "filter_relevant_events": True,
+        "extra_environment": {"LOG_LEVEL": "DEBUG"},
+        "reserved_concurrency": 10,
+        "worker_threads": 6,
+    },
+    "alarms": {"email": "oncall@example.com"},
 }
 
 
 OTHER_STACKS_ROLE = "arn:aws:iam::123456789012:role/other-stack-apigw-logs"
 
 
-OPENAPI = ROOT / "terraform" / "modules" / "recommendations_api" / "openapi.yaml"
+OPENAPI = ROOT / "terraform" / "modules" / "recommendations" / "openapi.yaml"
 
 
 def _api_document(d: Deployment) -> dict[str, Any]:
@@ -113,8 +121,7 @@ def _api_document(d: Deployment) -> dict[str, Any]:
     (api,) = [
         r
         for r in state["resources"]
-        if r["type"] == "aws_api_gateway_rest_api"
-        and r.get("module") == "module.recommendations_api"
+        if r["type"] == "aws_api_gateway_rest_api" and r.get("module") == "module.recommendations"
     ]
     body: dict[str, Any] = json.loads(api["instances"][0]["attributes"]["body"])
     return body
@@ -172,9 +179,11 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     cli_config = offline.write_cli_config(base / "offline.tfrc", offline.mirror_path())
     tfvars = {
         **TFVARS,
-        "recommendations_zip_path": str(artifacts / "recommendations" / "function.zip"),
-        "update_traits_zip_path": str(artifacts / "update_traits" / "function.zip"),
-        "layer_zip_path": str(artifacts / "layer.zip"),
+        "artifacts": {
+            "recommendations": str(artifacts / "recommendations" / "function.zip"),
+            "update_traits": str(artifacts / "update_traits" / "function.zip"),
+            "layer": str(artifacts / "layer.zip"),
+        },
     }
     (workdir / "test.auto.tfvars.json").write_text(json.dumps(tfvars, indent=2))
     write_key = "wk-" + secrets.token_hex(16)
@@ -272,7 +281,7 @@ def test_environment_holds_contract_names_and_no_secret(deployment: Deployment) 
     assert set(reco) == {
         "PERSONALIZE_CAMPAIGN_ARN", "PERSONALIZE_FILTER_ARN", "NUM_RESULTS",
         "SEGMENT_PROFILE_TOKEN_PARAMETER", "SEGMENT_SPACE_ID", "SEGMENT_PROFILE_API_URL",
-        "PURCHASE_EVENTS", "PURCHASED_TRAIT", "CORS_ALLOW_ORIGIN", "SEGMENT_PROFILE_API_RPS",
+        "PURCHASED_TRAIT", "CORS_ALLOW_ORIGIN", "SEGMENT_PROFILE_API_RPS",
         "PROFILE_WORKERS", "DEPLOYMENT_NAME", "PERSONALIZE_RELATED_ITEMS_ARN",
         "PERSONALIZE_RANKING_CAMPAIGN_ARN", "PERSONALIZE_FILTERS", "PERSONALIZE_PROMOTIONS",
         "ITEM_METADATA_COLUMNS", "CACHE_MAX_AGE_S",
@@ -309,7 +318,7 @@ def test_environment_holds_contract_names_and_no_secret(deployment: Deployment) 
     assert traits["NUM_RESULTS"] == reco["NUM_RESULTS"] == "40"
     assert traits["ITEM_ID_PROPERTY"] == "product_id"
     assert traits["TRACKED_EVENTS"] == ",".join(TRACKED_EVENTS)
-    # segment_region = "eu" picks Segment's EU endpoints.
+    # segment.region = "eu" picks Segment's EU endpoints.
     assert traits["SEGMENT_API_URL"] == "https://events.eu1.segmentapis.com/v1"
     assert reco["SEGMENT_PROFILE_API_URL"] == "https://profiles.euw1.segment.com/v1"
 
@@ -610,14 +619,25 @@ def test_cors_preflight_reaches_the_function_without_a_key(deployment: Deploymen
     assert f"/functions/{reco_arn}/invocations" in integration["uri"]
 
 
+def _plan_with(d: Deployment, name: str, changes: dict[str, Any]) -> str:
+    """A plan (no refresh: the state is current) with some attributes of one object input
+    changed and the others as deployed."""
+    override = d.tf.workdir / "changed.tfvars.json"
+    override.write_text(json.dumps({name: {**TFVARS[name], **changes}}))
+    try:
+        result = d.tf.run(
+            "plan", "-refresh=false", "-input=false", "-no-color", f"-var-file={override}",
+        )  # fmt: skip
+    finally:
+        override.unlink()
+    return result.stdout
+
+
 def test_turning_cors_off_redeploys_the_stage(deployment: Deployment) -> None:
     # The deployment's trigger hash must cover the OPTIONS route, or removing (or adding)
-    # it would leave the stage serving the old routes. No refresh: the state is current.
-    result = deployment.tf.run(
-        "plan", "-refresh=false", "-input=false", "-no-color", "-var=cors_allow_origins=[]",
-    )  # fmt: skip
-    plan = result.stdout
-    prefix = "module.recommendations_api"
+    # it would leave the stage serving the old routes.
+    plan = _plan_with(deployment, "api", {"cors_allow_origins": []})
+    prefix = "module.recommendations"
     assert f"# {prefix}.aws_api_gateway_deployment.this must be replaced" in plan, plan[-6000:]
     assert f"# {prefix}.aws_api_gateway_rest_api.this will be updated in-place" in plan
     for route in ("OPTIONS /recommendations", "OPTIONS /related-items", "OPTIONS /rankings"):
@@ -628,20 +648,10 @@ def test_turning_cors_off_redeploys_the_stage(deployment: Deployment) -> None:
 def test_unconfigured_capabilities_are_not_deployed(deployment: Deployment) -> None:
     # Without the related-items and ranking ARNs, their routes leave the API (and the
     # function's environment); /recommendations stays as it is.
-    off = deployment.tf.workdir / "capabilities-off.tfvars.json"
-    off.write_text(
-        json.dumps(
-            {"personalize_related_items_arn": None, "personalize_ranking_campaign_arn": None}
-        )
+    plan = _plan_with(
+        deployment, "recommendations", {"related_items_arn": None, "ranking_campaign_arn": None}
     )
-    try:
-        result = deployment.tf.run(
-            "plan", "-refresh=false", "-input=false", "-no-color", f"-var-file={off}",
-        )  # fmt: skip
-    finally:
-        off.unlink()
-    plan = result.stdout
-    prefix = "module.recommendations_api"
+    prefix = "module.recommendations"
     for route in (
         "GET /related-items",
         "OPTIONS /related-items",

@@ -1,5 +1,5 @@
 """The OpenAPI document against the running system: Schemathesis generates requests from
-terraform/modules/recommendations_api/openapi.yaml and sends them, with the API key, to the
+terraform/modules/recommendations/openapi.yaml and sends them, with the API key, to the
 sandbox's local gateway (scripts/sandbox/gateway.py) in front of the unmodified handler and
 the Personalize and Segment (Profile API) emulators, every capability configured as the
 sandbox configures it, purchased-item exclusion included (the token in SSM on moto).
@@ -36,7 +36,7 @@ from devkit.loader import load_app
 from reco_api import runtime
 from sandbox.gateway import ROUTES, ApiGateway, GatewayServer
 
-DOCUMENT = ROOT / "terraform" / "modules" / "recommendations_api" / "openapi.yaml"
+DOCUMENT = ROOT / "terraform" / "modules" / "recommendations" / "openapi.yaml"
 KEY = "contract-test-key-0123456789abcdef"
 TOKEN_PARAMETER = "/contract-test/profile-token"
 EXAMPLES = 40  # per operation and phase; about 2 s in all on a shared 2-core machine

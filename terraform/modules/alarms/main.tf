@@ -11,130 +11,134 @@ data "aws_region" "current" {}
 data "aws_caller_identity" "current" {}
 
 locals {
-  create_topic = var.sns_topic_arn == null && var.create_sns_topic
-  actions      = compact([var.sns_topic_arn, one(aws_sns_topic.this[*].arn)])
-  period       = var.evaluation_period_seconds
+  create_topic = var.settings.sns_topic_arn == null && var.settings.create_sns_topic
+  actions      = compact([var.settings.sns_topic_arn, one(aws_sns_topic.this[*].arn)])
+  period       = var.settings.period_seconds
   api_enabled  = var.api_name != null
+  api_dims     = { ApiName = var.api_name, Stage = var.api_stage_name }
 
   emf = {
-    traits = { deployment = var.name_prefix, service = "update_traits" }
-    reco   = { deployment = var.name_prefix, service = "recommendations" }
+    traits = { deployment = var.deployment.name_prefix, service = "update_traits" }
+    reco   = { deployment = var.deployment.name_prefix, service = "recommendations" }
   }
 
-  # Single-metric alarms: one definition each, so the list is easy to read and to test.
-  metric_alarms = merge(
+  # Every alarm, one definition each: one metric and statistic, or (with queries) a metric
+  # math expression over several. The resource below fills in what they all share.
+  definitions = merge(
     {
       for label, name in var.function_names : "${label}-errors" => {
         description = "${name} failed (unhandled exception or timeout). See its log group."
-        namespace   = "AWS/Lambda"
-        metric      = "Errors"
-        dimensions  = { FunctionName = name }
-        statistic   = "Sum"
+        metric      = { namespace = "AWS/Lambda", name = "Errors", dimensions = { FunctionName = name }, stat = "Sum" }
         threshold   = 0
-        periods     = 1
       }
     },
     {
       for label, name in var.function_names : "${label}-throttles" => {
         description = "${name} was throttled: its reserved concurrency (or the account's) is too low for the load."
-        namespace   = "AWS/Lambda"
-        metric      = "Throttles"
-        dimensions  = { FunctionName = name }
-        statistic   = "Sum"
+        metric      = { namespace = "AWS/Lambda", name = "Throttles", dimensions = { FunctionName = name }, stat = "Sum" }
         threshold   = 0
-        periods     = 1
       }
     },
     {
       for label, name in var.queue_names : "${label}-not-empty" => {
         description = "Messages are waiting in ${name}: records or batches that were given up on. Inspect them with scripts/bundle dlq list / replay-failed."
-        namespace   = "AWS/SQS"
-        metric      = "ApproximateNumberOfMessagesVisible"
-        dimensions  = { QueueName = name }
-        statistic   = "Maximum"
+        metric      = { namespace = "AWS/SQS", name = "ApproximateNumberOfMessagesVisible", dimensions = { QueueName = name }, stat = "Maximum" }
         threshold   = 0
-        periods     = 1
       }
     },
     {
       stream-iterator-age = {
         description = "${var.stream_consumer_function_name} is behind the Kinesis stream; records reaching the maximum record age go to the on-failure queue."
-        namespace   = "AWS/Lambda"
-        metric      = "IteratorAge"
-        dimensions  = { FunctionName = var.stream_consumer_function_name }
-        statistic   = "Maximum"
-        threshold   = var.iterator_age_threshold_seconds * 1000
-        periods     = 1
+        metric      = { namespace = "AWS/Lambda", name = "IteratorAge", dimensions = { FunctionName = var.stream_consumer_function_name }, stat = "Maximum" }
+        threshold   = var.settings.iterator_age_seconds * 1000
       }
       update-traits-failed-records = {
         description = "update_traits reported records for retry (Personalize, Segment or the Profile API failing, or a time budget exhausted). Its log line \"batch processed\" names the failureReasons."
-        namespace   = var.metrics_namespace
-        metric      = "FailedRecords"
-        dimensions  = local.emf.traits
-        statistic   = "Sum"
+        metric      = { namespace = var.metrics_namespace, name = "FailedRecords", dimensions = local.emf.traits, stat = "Sum" }
         threshold   = 0
-        periods     = var.failed_records_periods
+        periods     = var.settings.failed_records_periods
       }
       update-traits-dead-lettered = {
         description = "update_traits dead-lettered records that can never succeed (bad data). scripts/bundle dlq list shows them with their reason."
-        namespace   = var.metrics_namespace
-        metric      = "DeadLettered"
-        dimensions  = local.emf.traits
-        statistic   = "Sum"
+        metric      = { namespace = var.metrics_namespace, name = "DeadLettered", dimensions = local.emf.traits, stat = "Sum" }
         threshold   = 0
-        periods     = 1
       }
       update-traits-secret-errors = {
         description = "update_traits cannot read a Segment secret (missing, placeholder, empty or not a SecureString): no trait is written, every record is retried. Set it with scripts/bundle set-secrets."
-        namespace   = var.metrics_namespace
-        metric      = "SecretErrors"
-        dimensions  = local.emf.traits
-        statistic   = "Sum"
+        metric      = { namespace = var.metrics_namespace, name = "SecretErrors", dimensions = local.emf.traits, stat = "Sum" }
         threshold   = 0
-        periods     = 1
       }
       update-traits-configuration-errors = {
         description = "update_traits has a missing or invalid setting (its log line names it): every record is retried until it is fixed."
-        namespace   = var.metrics_namespace
-        metric      = "ConfigurationErrors"
-        dimensions  = local.emf.traits
-        statistic   = "Sum"
+        metric      = { namespace = var.metrics_namespace, name = "ConfigurationErrors", dimensions = local.emf.traits, stat = "Sum" }
         threshold   = 0
-        periods     = 1
       }
       recommendations-configuration-errors = {
         description = "The recommendations function answers 500 configuration_error: a missing or invalid setting, or an ARN Personalize refuses (its log line names it)."
-        namespace   = var.metrics_namespace
-        metric      = "Error_configuration_error"
-        dimensions  = local.emf.reco
-        statistic   = "Sum"
+        metric      = { namespace = var.metrics_namespace, name = "Error_configuration_error", dimensions = local.emf.reco, stat = "Sum" }
         threshold   = 0
-        periods     = 1
+      }
+      # Records arrive but update_traits is not invoked: the mapping is disabled, stalled,
+      # or its role lost a permission. IteratorAge cannot show this (invocations emit it).
+      stream-stalled = {
+        description = "Records arrive in ${var.stream_name} but ${var.stream_consumer_function_name} is not invoked: check the event source mapping's state (enabled?) and LastProcessingResult. With update_traits.filter_relevant_events, a stretch of only irrelevant events also looks like this."
+        comparison  = "GreaterThanOrEqualToThreshold"
+        threshold   = 1
+        periods     = var.settings.stalled_periods
+        expression  = { id = "stalled", label = "records waiting, no invocation", value = "IF(FILL(incoming, 0) > 0 AND FILL(invocations, 0) == 0, 1, 0)" }
+        queries = {
+          incoming    = { namespace = "AWS/Kinesis", name = "IncomingRecords", dimensions = { StreamName = var.stream_name }, stat = "Sum" }
+          invocations = { namespace = "AWS/Lambda", name = "Invocations", dimensions = { FunctionName = var.stream_consumer_function_name }, stat = "Sum" }
+        }
       }
     },
     {
       for key, alarm in {
         api-5xx = {
           description = "The recommendations API answered 5XX (Personalize failing or throttling past retries, a misconfiguration, a function error)."
-          namespace   = "AWS/ApiGateway"
-          metric      = "5XXError"
-          dimensions  = { ApiName = var.api_name, Stage = var.api_stage_name }
-          statistic   = "Sum"
+          metric      = { namespace = "AWS/ApiGateway", name = "5XXError", dimensions = local.api_dims, stat = "Sum" }
           threshold   = 0
-          periods     = 1
+        }
+        api-4xx-rate = {
+          description = "More than ${var.settings.api_4xx_percent}% of API requests answered 4XX: callers without a valid key (403), bad parameters (400), or throttling (429: usage plan, stage limit or Personalize). The access log's status and errorType say which."
+          threshold   = var.settings.api_4xx_percent
+          expression  = { id = "rate", label = "4XX share of requests (%)", value = "IF(requests >= ${var.settings.api_4xx_min_requests}, 100 * errors / requests, 0)" }
+          queries = {
+            errors   = { namespace = "AWS/ApiGateway", name = "4XXError", dimensions = local.api_dims, stat = "Sum" }
+            requests = { namespace = "AWS/ApiGateway", name = "Count", dimensions = local.api_dims, stat = "Sum" }
+          }
+        }
+        api-latency-p99 = {
+          description = "The API's p99 latency is above ${var.settings.api_p99_latency_ms} ms: Personalize slow, cold starts, or the Profile API read eating its budget."
+          metric      = { namespace = "AWS/ApiGateway", name = "Latency", dimensions = local.api_dims, stat = "p99" }
+          threshold   = var.settings.api_p99_latency_ms
+          periods     = 2
         }
       } : key => alarm if local.api_enabled
     },
   )
+
+  # The same shape for every alarm: what a definition leaves out takes these values.
+  alarms = {
+    for key, alarm in local.definitions : key => {
+      description = alarm.description
+      comparison  = lookup(alarm, "comparison", "GreaterThanThreshold")
+      threshold   = alarm.threshold
+      periods     = lookup(alarm, "periods", 1)
+      metric      = lookup(alarm, "metric", null)
+      expression  = lookup(alarm, "expression", null)
+      queries     = lookup(alarm, "queries", {})
+    }
+  }
 }
 
 resource "aws_sns_topic" "this" {
   #checkov:skip=CKV_AWS_26:Encrypted with kms_key_arn when given. CloudWatch alarms cannot publish to a topic under the AWS-managed aws/sns key, so without a customer key the topic stays unencrypted (it carries alarm names and states only).
   count = local.create_topic ? 1 : 0
 
-  name              = "${var.name_prefix}-alarms"
-  kms_master_key_id = var.kms_key_arn
-  tags              = var.tags
+  name              = "${var.deployment.name_prefix}-alarms"
+  kms_master_key_id = var.deployment.kms_key_arn
+  tags              = var.deployment.tags
 }
 
 data "aws_iam_policy_document" "topic" {
@@ -167,148 +171,69 @@ resource "aws_sns_topic_policy" "this" {
 }
 
 resource "aws_sns_topic_subscription" "email" {
-  count = local.create_topic && var.alarm_email != null ? 1 : 0
+  count = local.create_topic && var.settings.email != null ? 1 : 0
 
   topic_arn = aws_sns_topic.this[0].arn
   protocol  = "email"
-  endpoint  = var.alarm_email
+  endpoint  = var.settings.email
 }
 
 resource "aws_cloudwatch_metric_alarm" "metric" {
-  for_each = local.metric_alarms
+  for_each = local.alarms
 
-  alarm_name          = "${var.name_prefix}-${each.key}"
+  alarm_name          = "${var.deployment.name_prefix}-${each.key}"
   alarm_description   = each.value.description
-  namespace           = each.value.namespace
-  metric_name         = each.value.metric
-  dimensions          = each.value.dimensions
-  statistic           = each.value.statistic
-  period              = local.period
+  comparison_operator = each.value.comparison
+  threshold           = each.value.threshold
   evaluation_periods  = each.value.periods
   datapoints_to_alarm = each.value.periods
-  comparison_operator = "GreaterThanThreshold"
-  threshold           = each.value.threshold
   # No data means nothing happened: no errors, no failed records, no requests.
   treat_missing_data = "notBreaching"
   alarm_actions      = local.actions
   ok_actions         = local.actions
-  tags               = var.tags
-}
+  tags               = var.deployment.tags
 
-# Records arrive but update_traits is not invoked: the mapping is disabled, stalled, or
-# its role lost a permission. IteratorAge cannot show this (it is emitted by invocations).
-resource "aws_cloudwatch_metric_alarm" "stream_stalled" {
-  alarm_name          = "${var.name_prefix}-stream-stalled"
-  alarm_description   = "Records arrive in ${var.stream_name} but ${var.stream_consumer_function_name} is not invoked: check the event source mapping's state (enabled?) and LastProcessingResult. With traits_filter_relevant_events, a stretch of only irrelevant events also looks like this."
-  evaluation_periods  = var.stalled_periods
-  datapoints_to_alarm = var.stalled_periods
-  comparison_operator = "GreaterThanOrEqualToThreshold"
-  threshold           = 1
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = local.actions
-  ok_actions          = local.actions
-  tags                = var.tags
+  # One metric: its statistic (Sum, Maximum) or percentile (p99).
+  namespace          = try(each.value.metric.namespace, null)
+  metric_name        = try(each.value.metric.name, null)
+  dimensions         = try(each.value.metric.dimensions, null)
+  statistic          = try(startswith(each.value.metric.stat, "p") ? null : each.value.metric.stat, null)
+  extended_statistic = try(startswith(each.value.metric.stat, "p") ? each.value.metric.stat : null, null)
+  period             = each.value.metric == null ? null : local.period
 
-  metric_query {
-    id          = "stalled"
-    label       = "records waiting, no invocation"
-    expression  = "IF(FILL(incoming, 0) > 0 AND FILL(invocations, 0) == 0, 1, 0)"
-    return_data = true
-  }
-
-  metric_query {
-    id = "incoming"
-    metric {
-      namespace   = "AWS/Kinesis"
-      metric_name = "IncomingRecords"
-      dimensions  = { StreamName = var.stream_name }
-      stat        = "Sum"
-      period      = local.period
+  # Metric math: the expression's result is compared with the threshold.
+  dynamic "metric_query" {
+    for_each = each.value.expression == null ? [] : [each.value.expression]
+    content {
+      id          = metric_query.value.id
+      label       = metric_query.value.label
+      expression  = metric_query.value.value
+      return_data = true
     }
   }
 
-  metric_query {
-    id = "invocations"
-    metric {
-      namespace   = "AWS/Lambda"
-      metric_name = "Invocations"
-      dimensions  = { FunctionName = var.stream_consumer_function_name }
-      stat        = "Sum"
-      period      = local.period
+  dynamic "metric_query" {
+    for_each = each.value.queries
+    content {
+      id = metric_query.key
+      metric {
+        namespace   = metric_query.value.namespace
+        metric_name = metric_query.value.name
+        dimensions  = metric_query.value.dimensions
+        stat        = metric_query.value.stat
+        period      = local.period
+      }
     }
   }
-}
-
-resource "aws_cloudwatch_metric_alarm" "api_4xx_rate" {
-  count = local.api_enabled ? 1 : 0
-
-  alarm_name          = "${var.name_prefix}-api-4xx-rate"
-  alarm_description   = "More than ${var.api_4xx_rate_percent}% of API requests answered 4XX: callers without a valid key (403), bad parameters (400), or throttling (429: usage plan, stage limit or Personalize). The access log's status and errorType say which."
-  evaluation_periods  = 1
-  comparison_operator = "GreaterThanThreshold"
-  threshold           = var.api_4xx_rate_percent
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = local.actions
-  ok_actions          = local.actions
-  tags                = var.tags
-
-  metric_query {
-    id          = "rate"
-    label       = "4XX share of requests (%)"
-    expression  = "IF(requests >= ${var.api_4xx_min_requests}, 100 * errors / requests, 0)"
-    return_data = true
-  }
-
-  metric_query {
-    id = "errors"
-    metric {
-      namespace   = "AWS/ApiGateway"
-      metric_name = "4XXError"
-      dimensions  = { ApiName = var.api_name, Stage = var.api_stage_name }
-      stat        = "Sum"
-      period      = local.period
-    }
-  }
-
-  metric_query {
-    id = "requests"
-    metric {
-      namespace   = "AWS/ApiGateway"
-      metric_name = "Count"
-      dimensions  = { ApiName = var.api_name, Stage = var.api_stage_name }
-      stat        = "Sum"
-      period      = local.period
-    }
-  }
-}
-
-resource "aws_cloudwatch_metric_alarm" "api_latency_p99" {
-  count = local.api_enabled ? 1 : 0
-
-  alarm_name          = "${var.name_prefix}-api-latency-p99"
-  alarm_description   = "The API's p99 latency is above ${var.api_p99_latency_ms} ms: Personalize slow, cold starts, or the Profile API read eating its budget."
-  namespace           = "AWS/ApiGateway"
-  metric_name         = "Latency"
-  dimensions          = { ApiName = var.api_name, Stage = var.api_stage_name }
-  extended_statistic  = "p99"
-  period              = local.period
-  evaluation_periods  = 2
-  datapoints_to_alarm = 2
-  comparison_operator = "GreaterThanThreshold"
-  threshold           = var.api_p99_latency_ms
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = local.actions
-  ok_actions          = local.actions
-  tags                = var.tags
 }
 
 locals {
   region = data.aws_region.current.name
   traits_metric = [
     for name in ["Records", "FailedRecords", "DeadLettered", "IdentifiesSent", "Unchanged"] :
-    [var.metrics_namespace, name, "deployment", var.name_prefix, "service", "update_traits"]
+    [var.metrics_namespace, name, "deployment", var.deployment.name_prefix, "service", "update_traits"]
   ]
-  api_dims = local.api_enabled ? ["ApiName", var.api_name, "Stage", var.api_stage_name] : []
+  api_widget_dims = local.api_enabled ? ["ApiName", var.api_name, "Stage", var.api_stage_name] : []
 
   widgets = concat(
     [
@@ -362,9 +287,9 @@ locals {
         properties = {
           title = "API requests and errors", region = local.region, stat = "Sum", period = local.period
           metrics = [
-            concat(["AWS/ApiGateway", "Count"], local.api_dims),
-            concat(["AWS/ApiGateway", "4XXError"], local.api_dims),
-            concat(["AWS/ApiGateway", "5XXError"], local.api_dims),
+            concat(["AWS/ApiGateway", "Count"], local.api_widget_dims),
+            concat(["AWS/ApiGateway", "4XXError"], local.api_widget_dims),
+            concat(["AWS/ApiGateway", "5XXError"], local.api_widget_dims),
           ]
         }
       },
@@ -373,8 +298,8 @@ locals {
         properties = {
           title = "API latency (ms)", region = local.region, period = local.period
           metrics = [
-            concat(["AWS/ApiGateway", "Latency"], local.api_dims, [{ stat = "p50" }]),
-            concat(["AWS/ApiGateway", "Latency"], local.api_dims, [{ stat = "p99" }]),
+            concat(["AWS/ApiGateway", "Latency"], local.api_widget_dims, [{ stat = "p50" }]),
+            concat(["AWS/ApiGateway", "Latency"], local.api_widget_dims, [{ stat = "p99" }]),
           ]
         }
       },
@@ -383,13 +308,8 @@ locals {
       {
         type = "alarm", width = 24, height = 6
         properties = {
-          title = "Alarms"
-          alarms = concat(
-            [for a in aws_cloudwatch_metric_alarm.metric : a.arn],
-            [aws_cloudwatch_metric_alarm.stream_stalled.arn],
-            aws_cloudwatch_metric_alarm.api_4xx_rate[*].arn,
-            aws_cloudwatch_metric_alarm.api_latency_p99[*].arn,
-          )
+          title  = "Alarms"
+          alarms = [for a in aws_cloudwatch_metric_alarm.metric : a.arn]
         }
       },
     ],
@@ -397,8 +317,8 @@ locals {
 }
 
 resource "aws_cloudwatch_dashboard" "this" {
-  count = var.create_dashboard ? 1 : 0
+  count = var.settings.create_dashboard ? 1 : 0
 
-  dashboard_name = "${var.name_prefix}-operations"
+  dashboard_name = "${var.deployment.name_prefix}-operations"
   dashboard_body = jsonencode({ widgets = local.widgets })
 }

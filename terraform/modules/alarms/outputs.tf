@@ -5,12 +5,7 @@ output "sns_topic_arn" {
 
 output "alarm_names" {
   description = "Names of every alarm created."
-  value = concat(
-    [for a in aws_cloudwatch_metric_alarm.metric : a.alarm_name],
-    [aws_cloudwatch_metric_alarm.stream_stalled.alarm_name],
-    aws_cloudwatch_metric_alarm.api_4xx_rate[*].alarm_name,
-    aws_cloudwatch_metric_alarm.api_latency_p99[*].alarm_name,
-  )
+  value       = [for a in aws_cloudwatch_metric_alarm.metric : a.alarm_name]
 }
 
 output "dashboard_name" {

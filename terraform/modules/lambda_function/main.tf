@@ -2,8 +2,6 @@
 # Everything the function may do is in one policy document: the caller's statements
 # (scoped to exact ARNs) plus log writing on this function's log group only.
 
-data "aws_partition" "current" {}
-
 data "aws_region" "current" {}
 
 locals {
@@ -21,9 +19,9 @@ resource "aws_cloudwatch_log_group" "this" {
   #checkov:skip=CKV_AWS_158:Encrypted with kms_key_arn when given; otherwise CloudWatch Logs' own at-rest encryption (AWS-managed keys), which needs no key policy.
   #checkov:skip=CKV_AWS_338:Function logs may carry Segment user ids (PII); they are kept days, not a year (log_retention_days).
   name              = "/aws/lambda/${var.function_name}"
-  retention_in_days = var.log_retention_days
-  kms_key_id        = var.kms_key_arn
-  tags              = var.tags
+  retention_in_days = var.lambda.log_retention_days
+  kms_key_id        = var.deployment.kms_key_arn
+  tags              = var.deployment.tags
 }
 
 data "aws_iam_policy_document" "assume" {
@@ -40,11 +38,11 @@ data "aws_iam_policy_document" "assume" {
 
 resource "aws_iam_role" "this" {
   name                 = local.role_name
-  path                 = var.iam_role_path
-  permissions_boundary = var.iam_permissions_boundary
+  path                 = var.deployment.iam_role_path
+  permissions_boundary = var.deployment.iam_permissions_boundary
   description          = "Execution role of the ${var.function_name} Lambda function."
   assume_role_policy   = data.aws_iam_policy_document.assume.json
-  tags                 = var.tags
+  tags                 = var.deployment.tags
 
   lifecycle {
     precondition {
@@ -65,7 +63,7 @@ data "aws_iam_policy_document" "this" {
   }
 
   dynamic "statement" {
-    for_each = var.tracing_mode == "Active" ? [1] : []
+    for_each = var.lambda.tracing_mode == "Active" ? [1] : []
     content {
       sid     = "WriteTraces"
       actions = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
@@ -90,11 +88,11 @@ resource "aws_lambda_function" "this" {
   description      = var.description
   role             = aws_iam_role.this.arn
   handler          = var.handler
-  runtime          = var.runtime
-  architectures    = [var.architecture]
+  runtime          = var.lambda.runtime
+  architectures    = [var.lambda.architecture]
   filename         = var.zip_path
   source_code_hash = filebase64sha256(var.zip_path)
-  layers           = var.layer_arns
+  layers           = var.lambda.layer_arns
   memory_size      = var.memory_size
   timeout          = var.timeout
 
@@ -108,10 +106,10 @@ resource "aws_lambda_function" "this" {
   }
 
   tracing_config {
-    mode = var.tracing_mode
+    mode = var.lambda.tracing_mode
   }
 
-  tags = var.tags
+  tags = var.deployment.tags
 
   # The first invocation must find its log group and the right to write to it.
   depends_on = [aws_cloudwatch_log_group.this, aws_iam_role_policy.this]

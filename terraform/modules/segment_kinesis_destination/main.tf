@@ -4,17 +4,17 @@
 data "aws_region" "current" {}
 
 resource "aws_kinesis_stream" "this" {
-  name             = "${var.name_prefix}-segment-events"
-  shard_count      = var.stream_mode == "PROVISIONED" ? var.shard_count : null
-  retention_period = var.retention_hours
+  name             = "${var.deployment.name_prefix}-segment-events"
+  shard_count      = var.stream.stream_mode == "PROVISIONED" ? var.stream.shard_count : null
+  retention_period = var.stream.retention_hours
   encryption_type  = "KMS"
-  kms_key_id       = coalesce(var.kms_key_arn, "alias/aws/kinesis")
+  kms_key_id       = coalesce(var.deployment.kms_key_arn, "alias/aws/kinesis")
 
   stream_mode_details {
-    stream_mode = var.stream_mode
+    stream_mode = var.stream.stream_mode
   }
 
-  tags = var.tags
+  tags = var.deployment.tags
 }
 
 data "aws_iam_policy_document" "trust" {
@@ -37,12 +37,12 @@ data "aws_iam_policy_document" "trust" {
 
 resource "aws_iam_role" "this" {
   # IAM is global: the region keeps the same name_prefix in two regions from colliding.
-  name                 = "${var.name_prefix}-segment-${data.aws_region.current.name}"
-  path                 = var.iam_role_path
-  permissions_boundary = var.iam_permissions_boundary
+  name                 = "${var.deployment.name_prefix}-segment-${data.aws_region.current.name}"
+  path                 = var.deployment.iam_role_path
+  permissions_boundary = var.deployment.iam_permissions_boundary
   description          = "Assumed by Segment's Amazon Kinesis destination to write events to ${aws_kinesis_stream.this.name}."
   assume_role_policy   = data.aws_iam_policy_document.trust.json
-  tags                 = var.tags
+  tags                 = var.deployment.tags
 }
 
 data "aws_iam_policy_document" "write" {
@@ -61,7 +61,7 @@ data "aws_iam_policy_document" "write" {
   }
 
   dynamic "statement" {
-    for_each = var.kms_key_arn == null ? [] : [var.kms_key_arn]
+    for_each = var.deployment.kms_key_arn == null ? [] : [var.deployment.kms_key_arn]
     content {
       sid       = "EncryptWithCustomerKey"
       actions   = ["kms:GenerateDataKey"]
@@ -77,7 +77,7 @@ data "aws_iam_policy_document" "write" {
 }
 
 resource "aws_iam_role_policy" "write" {
-  name   = "${var.name_prefix}-segment-kinesis-write"
+  name   = "${var.deployment.name_prefix}-segment-kinesis-write"
   role   = aws_iam_role.this.id
   policy = data.aws_iam_policy_document.write.json
 }

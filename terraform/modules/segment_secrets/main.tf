@@ -20,24 +20,24 @@ locals {
 
 resource "aws_ssm_parameter" "write_key" {
   #checkov:skip=CKV_AWS_337:Encrypted with the AWS-managed aws/ssm key unless kms_key_arn is given (then that customer key is used).
-  name             = "/${var.name_prefix}/segment/write-key"
+  name             = "/${var.deployment.name_prefix}/segment/write-key"
   description      = "Segment source write key for identify calls (set by Terraform write-only, or out of band)."
   type             = "SecureString"
-  key_id           = var.kms_key_arn
+  key_id           = var.deployment.kms_key_arn
   value_wo         = var.write_key == null ? local.placeholder : var.write_key
   value_wo_version = local.value_version
-  tags             = var.tags
+  tags             = var.deployment.tags
 }
 
 resource "aws_ssm_parameter" "profile_token" {
   #checkov:skip=CKV_AWS_337:Encrypted with the AWS-managed aws/ssm key unless kms_key_arn is given (then that customer key is used).
   count = var.create_profile_token ? 1 : 0
 
-  name             = "/${var.name_prefix}/segment/profile-token"
+  name             = "/${var.deployment.name_prefix}/segment/profile-token"
   description      = "Segment Profile API access token (set by Terraform write-only, or out of band)."
   type             = "SecureString"
-  key_id           = var.kms_key_arn
+  key_id           = var.deployment.kms_key_arn
   value_wo         = var.profile_token == null ? local.placeholder : var.profile_token
   value_wo_version = local.value_version
-  tags             = var.tags
+  tags             = var.deployment.tags
 }

@@ -1,6 +1,12 @@
-variable "name_prefix" {
-  description = "Prefix of the parameter path: /<name_prefix>/segment/..."
-  type        = string
+variable "deployment" {
+  description = "What every module of the deployment shares (name_prefix, tags, kms_key_arn, iam_role_path, iam_permissions_boundary), built and validated by the root. Parameters are /<name_prefix>/segment/...; a customer key encrypts them (null: alias/aws/ssm)."
+  type = object({
+    name_prefix              = string
+    tags                     = map(string)
+    kms_key_arn              = string
+    iam_role_path            = string
+    iam_permissions_boundary = string
+  })
 }
 
 variable "write_key" {
@@ -23,16 +29,4 @@ variable "profile_token" {
   default     = null
   sensitive   = true
   ephemeral   = true
-}
-
-variable "kms_key_arn" {
-  description = "ARN of a customer managed KMS key for the SecureStrings; null uses the AWS-managed key alias/aws/ssm."
-  type        = string
-  default     = null
-}
-
-variable "tags" {
-  description = "Tags applied to every resource of this module."
-  type        = map(string)
-  default     = {}
 }

@@ -4,13 +4,13 @@ output "api_url" {
 }
 
 output "api_key" {
-  description = "Value of the API key (null when api_key_required is false)."
+  description = "Value of the API key (null when api.key_required is false)."
   value       = one(aws_api_gateway_api_key.this[*].value)
   sensitive   = true
 }
 
 output "api_key_id" {
-  description = "Id of the API key (null when api_key_required is false)."
+  description = "Id of the API key (null when api.key_required is false)."
   value       = one(aws_api_gateway_api_key.this[*].id)
 }
 

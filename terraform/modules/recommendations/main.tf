@@ -2,7 +2,7 @@
 # POST /rankings when their capability is configured, each -> the recommendations Lambda
 # (proxy integration, payload v1). An API key and a usage plan by default; JSON access logs
 # without query strings or bodies; execution logs at ERROR without data tracing; stage-wide
-# throttling. With cors_allow_origins, OPTIONS on each route goes to the same function,
+# throttling. With api.cors_allow_origins, OPTIONS on each route goes to the same function,
 # which answers the browser's CORS preflight itself.
 
 data "aws_partition" "current" {}
@@ -10,18 +10,17 @@ data "aws_partition" "current" {}
 data "aws_region" "current" {}
 
 locals {
-  name      = "${var.name_prefix}-recommendations"
-  region    = data.aws_region.current.name
-  path_part = "recommendations"
+  name   = "${var.deployment.name_prefix}-recommendations"
+  region = data.aws_region.current.name
 
-  cors_enabled = length(var.cors_allow_origins) > 0
+  cors_enabled = length(var.api.cors_allow_origins) > 0
 
   # The API document, and the routes whose capability is configured: no other is deployed.
   openapi = yamldecode(file("${path.module}/openapi.yaml"))
   routes = concat(
     ["/recommendations"],
-    var.personalize_related_items_arn == null ? [] : ["/related-items"],
-    var.personalize_ranking_campaign_arn == null ? [] : ["/rankings"],
+    var.settings.related_items_arn == null ? [] : ["/related-items"],
+    var.settings.ranking_campaign_arn == null ? [] : ["/rankings"],
   )
   integration = {
     type                = "aws_proxy"
@@ -30,7 +29,7 @@ locals {
     timeoutInMillis     = 29000
     passthroughBehavior = "when_no_match"
   }
-  security = var.api_key_required ? [{ api_key = [] }] : []
+  security = var.api.key_required ? [{ api_key = [] }] : []
   # CORS preflight. A browser sends OPTIONS before a cross-origin call that carries
   # x-api-key, and by the Fetch standard a preflight never carries credentials or custom
   # headers: with a key required there, every preflight would fail with 403 and the browser
@@ -80,13 +79,13 @@ locals {
   ]...)
 
   filters = {
-    for name, arn in var.personalize_filters : name => {
+    for name, arn in var.settings.filters : name => {
       arn        = arn
-      parameters = lookup(var.personalize_filter_parameters, name, [])
+      parameters = lookup(var.settings.filter_parameters, name, [])
     }
   }
   promotions = [
-    for p in var.personalize_promotions : {
+    for p in var.settings.promotions : {
       name                 = p.name
       percentPromotedItems = p.percent_promoted_items
       filter               = p.filter
@@ -95,27 +94,28 @@ locals {
   ]
 
   # Optional settings are left out rather than set empty.
-  environment = merge(var.extra_environment, {
-    for name, value in {
-      PERSONALIZE_CAMPAIGN_ARN        = var.personalize_campaign_arn
-      PERSONALIZE_FILTER_ARN          = var.personalize_filter_arn
-      NUM_RESULTS                     = tostring(var.num_results)
-      SEGMENT_PROFILE_TOKEN_PARAMETER = var.profile_token_parameter_name
-      SEGMENT_SPACE_ID                = var.segment_space_id
-      SEGMENT_PROFILE_API_URL         = var.segment_profile_api_url
-      SEGMENT_PROFILE_API_RPS         = var.segment_space_id != null && var.profile_api_rps != null ? format("%.3f", var.profile_api_rps) : null
-      PROFILE_WORKERS                 = tostring(var.profile_workers)
-      PURCHASE_EVENTS                 = join(",", var.purchase_events)
-      PURCHASED_TRAIT                 = var.purchased_trait
-      CORS_ALLOW_ORIGIN               = join(",", var.cors_allow_origins)
+  profiles = var.profiles == null ? {} : {
+    SEGMENT_PROFILE_TOKEN_PARAMETER = var.profiles.token_parameter.name
+    SEGMENT_SPACE_ID                = var.profiles.space_id
+    SEGMENT_PROFILE_API_URL         = var.profiles.api_url
+    SEGMENT_PROFILE_API_RPS         = var.profiles.api_rps == null ? null : format("%.3f", var.profiles.api_rps)
+    PURCHASED_TRAIT                 = var.profiles.purchased_trait
+  }
+  environment = merge(var.settings.extra_environment, {
+    for name, value in merge(local.profiles, {
+      PERSONALIZE_CAMPAIGN_ARN = var.personalize.campaign_arn
+      PERSONALIZE_FILTER_ARN   = var.personalize.filter_arn
+      NUM_RESULTS              = tostring(var.personalize.num_results)
+      PROFILE_WORKERS          = tostring(var.settings.profile_workers)
+      CORS_ALLOW_ORIGIN        = join(",", var.api.cors_allow_origins)
       # One setting per capability; a route without one is not deployed.
-      PERSONALIZE_RELATED_ITEMS_ARN    = var.personalize_related_items_arn
-      PERSONALIZE_RANKING_CAMPAIGN_ARN = var.personalize_ranking_campaign_arn
+      PERSONALIZE_RELATED_ITEMS_ARN    = var.settings.related_items_arn
+      PERSONALIZE_RANKING_CAMPAIGN_ARN = var.settings.ranking_campaign_arn
       PERSONALIZE_FILTERS              = length(local.filters) > 0 ? jsonencode(local.filters) : null
       PERSONALIZE_PROMOTIONS           = length(local.promotions) > 0 ? jsonencode(local.promotions) : null
-      ITEM_METADATA_COLUMNS            = join(",", var.item_metadata_columns)
-      CACHE_MAX_AGE_S                  = var.cache_max_age_seconds > 0 ? tostring(var.cache_max_age_seconds) : null
-    } : name => value if value != null && value != ""
+      ITEM_METADATA_COLUMNS            = join(",", var.settings.item_metadata_columns)
+      CACHE_MAX_AGE_S                  = var.settings.cache_max_age_seconds > 0 ? tostring(var.settings.cache_max_age_seconds) : null
+    }) : name => value if value != null && value != ""
   })
 
   # One JSON object per request. No query string (it holds user ids), no bodies.
@@ -157,13 +157,13 @@ data "aws_iam_policy_document" "function" {
     sid     = "GetRecommendations"
     actions = ["personalize:GetRecommendations"]
     resources = distinct(compact(concat(
-      [var.personalize_campaign_arn, var.personalize_related_items_arn, var.personalize_filter_arn],
-      values(var.personalize_filters),
+      [var.personalize.campaign_arn, var.settings.related_items_arn, var.personalize.filter_arn],
+      values(var.settings.filters),
     )))
   }
 
   dynamic "statement" {
-    for_each = var.personalize_ranking_campaign_arn == null ? [] : [var.personalize_ranking_campaign_arn]
+    for_each = var.settings.ranking_campaign_arn == null ? [] : [var.settings.ranking_campaign_arn]
     content {
       sid       = "GetPersonalizedRanking"
       actions   = ["personalize:GetPersonalizedRanking"]
@@ -172,16 +172,16 @@ data "aws_iam_policy_document" "function" {
   }
 
   dynamic "statement" {
-    for_each = var.profile_token_parameter_name == null ? [] : [1]
+    for_each = var.profiles == null ? [] : [var.profiles.token_parameter.arn]
     content {
       sid       = "ReadProfileToken"
       actions   = ["ssm:GetParameter"]
-      resources = [var.profile_token_parameter_arn]
+      resources = [statement.value]
     }
   }
 
   dynamic "statement" {
-    for_each = var.kms_key_arn == null || var.profile_token_parameter_name == null ? [] : [var.kms_key_arn]
+    for_each = var.deployment.kms_key_arn == null || var.profiles == null ? [] : [var.deployment.kms_key_arn]
     content {
       sid       = "DecryptWithCustomerKey"
       actions   = ["kms:Decrypt"]
@@ -199,25 +199,18 @@ data "aws_iam_policy_document" "function" {
 module "function" {
   source = "../lambda_function"
 
-  function_name            = local.name
-  description              = "GET /recommendations: Personalize recommendations for a user or an item."
-  zip_path                 = var.zip_path
-  layer_arns               = var.layer_arns
-  runtime                  = var.runtime
-  architecture             = var.architecture
-  memory_size              = var.memory_size
-  timeout                  = var.timeout
-  reserved_concurrency     = var.reserved_concurrency
-  tracing_mode             = var.tracing_mode
-  log_retention_days       = var.log_retention_days
-  environment              = local.environment
-  policy_json              = data.aws_iam_policy_document.function.json
-  deployment_name          = var.name_prefix
-  kms_key_arn              = var.kms_key_arn
-  role_name                = "${var.name_prefix}-reco-${local.region}"
-  iam_role_path            = var.iam_role_path
-  iam_permissions_boundary = var.iam_permissions_boundary
-  tags                     = var.tags
+  function_name        = local.name
+  description          = "GET /recommendations: Personalize recommendations for a user or an item."
+  zip_path             = var.zip_path
+  memory_size          = var.settings.memory_size
+  timeout              = var.settings.timeout
+  reserved_concurrency = var.settings.reserved_concurrency
+  environment          = local.environment
+  policy_json          = data.aws_iam_policy_document.function.json
+  deployment_name      = var.deployment.name_prefix
+  role_name            = "${var.deployment.name_prefix}-reco-${local.region}"
+  lambda               = var.lambda
+  deployment           = var.deployment
 }
 
 resource "aws_api_gateway_rest_api" "this" {
@@ -234,7 +227,7 @@ resource "aws_api_gateway_rest_api" "this" {
     types = ["REGIONAL"]
   }
 
-  tags = var.tags
+  tags = var.deployment.tags
 
   lifecycle {
     create_before_destroy = true
@@ -250,7 +243,7 @@ resource "aws_lambda_permission" "route" {
   action        = "lambda:InvokeFunction"
   function_name = module.function.function_name
   principal     = "apigateway.amazonaws.com"
-  source_arn    = "${aws_api_gateway_rest_api.this.execution_arn}/${var.stage_name}/${each.value.verb}${each.value.path}"
+  source_arn    = "${aws_api_gateway_rest_api.this.execution_arn}/${var.api.stage_name}/${each.value.verb}${each.value.path}"
 }
 
 resource "aws_api_gateway_deployment" "this" {
@@ -269,29 +262,29 @@ resource "aws_api_gateway_deployment" "this" {
 
 resource "aws_cloudwatch_log_group" "access" {
   #checkov:skip=CKV_AWS_158:Encrypted with kms_key_arn when given; otherwise CloudWatch Logs' own at-rest encryption (AWS-managed keys), which needs no key policy.
-  #checkov:skip=CKV_AWS_338:Access logs hold client IP addresses (personal data): kept as long as the function logs (access_log_retention_days, default 30), not a year.
+  #checkov:skip=CKV_AWS_338:Access logs hold client IP addresses (personal data): kept as long as the function logs (api.access_log_retention_days, default 30), not a year.
   name              = "/aws/apigateway/${local.name}/access"
-  retention_in_days = var.access_log_retention_days
-  kms_key_id        = var.kms_key_arn
-  tags              = var.tags
+  retention_in_days = var.api.access_log_retention_days
+  kms_key_id        = var.deployment.kms_key_arn
+  tags              = var.deployment.tags
 }
 
 resource "aws_api_gateway_stage" "this" {
   #checkov:skip=CKV_AWS_120:Responses are per user and change with every event; a cache cluster costs about $14.60/month and would serve stale recommendations.
   #checkov:skip=CKV2_AWS_51:Client certificates authenticate API Gateway to HTTP back ends; the back end here is Lambda, authenticated by IAM.
-  #checkov:skip=CKV2_AWS_29:A WAF is optional (waf_web_acl_arn): the API is keyed and throttled by default; attach a web ACL for a public production API.
-  #checkov:skip=CKV2_AWS_77:The optional web ACL (waf_web_acl_arn) is defined outside this configuration; its rule set, including the Log4j managed rules, is its owner's.
+  #checkov:skip=CKV2_AWS_29:A WAF is optional (api.waf_web_acl_arn): the API is keyed and throttled by default; attach a web ACL for a public production API.
+  #checkov:skip=CKV2_AWS_77:The optional web ACL (api.waf_web_acl_arn) is defined outside this configuration; its rule set, including the Log4j managed rules, is its owner's.
   rest_api_id          = aws_api_gateway_rest_api.this.id
   deployment_id        = aws_api_gateway_deployment.this.id
-  stage_name           = var.stage_name
-  xray_tracing_enabled = var.tracing_mode == "Active"
+  stage_name           = var.api.stage_name
+  xray_tracing_enabled = var.lambda.tracing_mode == "Active"
 
   access_log_settings {
     destination_arn = aws_cloudwatch_log_group.access.arn
     format          = local.access_log_format
   }
 
-  tags = var.tags
+  tags = var.deployment.tags
 
   # Stage logging needs the account's CloudWatch role in place first.
   depends_on = [aws_api_gateway_account.this]
@@ -309,29 +302,29 @@ resource "aws_api_gateway_method_settings" "all" {
     # Full request and response logging would write user ids and recommendations (PII).
     data_trace_enabled     = false
     caching_enabled        = false
-    throttling_rate_limit  = var.throttling_rate_limit
-    throttling_burst_limit = var.throttling_burst_limit
+    throttling_rate_limit  = var.api.throttling_rate_limit
+    throttling_burst_limit = var.api.throttling_burst_limit
   }
 }
 
 resource "aws_wafv2_web_acl_association" "this" {
-  count = var.waf_web_acl_arn == null ? 0 : 1
+  count = var.api.waf_web_acl_arn == null ? 0 : 1
 
   resource_arn = aws_api_gateway_stage.this.arn
-  web_acl_arn  = var.waf_web_acl_arn
+  web_acl_arn  = var.api.waf_web_acl_arn
 }
 
 resource "aws_api_gateway_api_key" "this" {
-  count = var.api_key_required ? 1 : 0
+  count = var.api.key_required ? 1 : 0
 
   name        = local.name
   description = "Key for callers of ${local.name}; send it in x-api-key."
   enabled     = true
-  tags        = var.tags
+  tags        = var.deployment.tags
 }
 
 resource "aws_api_gateway_usage_plan" "this" {
-  count = var.api_key_required ? 1 : 0
+  count = var.api.key_required ? 1 : 0
 
   name        = local.name
   description = "Throttling (and the optional quota) for ${local.name} callers."
@@ -342,25 +335,25 @@ resource "aws_api_gateway_usage_plan" "this" {
   }
 
   throttle_settings {
-    rate_limit  = var.throttling_rate_limit
-    burst_limit = var.throttling_burst_limit
+    rate_limit  = var.api.throttling_rate_limit
+    burst_limit = var.api.throttling_burst_limit
   }
 
   # Off by default: a monthly quota runs out at the plan's own rate within hours, and then
   # every call is 429 until the period rolls over. Throttling above protects the back end.
   dynamic "quota_settings" {
-    for_each = var.quota_limit == null ? [] : [1]
+    for_each = var.api.quota_limit == null ? [] : [1]
     content {
-      limit  = var.quota_limit
-      period = var.quota_period
+      limit  = var.api.quota_limit
+      period = var.api.quota_period
     }
   }
 
-  tags = var.tags
+  tags = var.deployment.tags
 }
 
 resource "aws_api_gateway_usage_plan_key" "this" {
-  count = var.api_key_required ? 1 : 0
+  count = var.api.key_required ? 1 : 0
 
   key_id        = aws_api_gateway_api_key.this[0].id
   key_type      = "API_KEY"
@@ -382,18 +375,18 @@ data "aws_iam_policy_document" "api_gateway_assume" {
 }
 
 resource "aws_iam_role" "api_gateway_cloudwatch" {
-  count = var.manage_api_gateway_account ? 1 : 0
+  count = var.api.manage_api_gateway_account ? 1 : 0
 
-  name                 = "${var.name_prefix}-apigw-logs-${local.region}"
-  path                 = var.iam_role_path
-  permissions_boundary = var.iam_permissions_boundary
+  name                 = "${var.deployment.name_prefix}-apigw-logs-${local.region}"
+  path                 = var.deployment.iam_role_path
+  permissions_boundary = var.deployment.iam_permissions_boundary
   description          = "Lets API Gateway write execution and access logs in this account and region."
   assume_role_policy   = data.aws_iam_policy_document.api_gateway_assume.json
-  tags                 = var.tags
+  tags                 = var.deployment.tags
 }
 
 resource "aws_iam_role_policy_attachment" "api_gateway_cloudwatch" {
-  count = var.manage_api_gateway_account ? 1 : 0
+  count = var.api.manage_api_gateway_account ? 1 : 0
 
   role = aws_iam_role.api_gateway_cloudwatch[0].name
   # The account setting serves every REST API in the region, whose log groups API Gateway
@@ -406,7 +399,7 @@ resource "aws_iam_role_policy_attachment" "api_gateway_cloudwatch" {
 # stack per region (or set it once with `aws apigateway update-account`, see terraform/README.md).
 # Destroying this resource leaves the setting as it is (no reset_on_delete).
 resource "aws_api_gateway_account" "this" {
-  count = var.manage_api_gateway_account ? 1 : 0
+  count = var.api.manage_api_gateway_account ? 1 : 0
 
   cloudwatch_role_arn = aws_iam_role.api_gateway_cloudwatch[0].arn
 

@@ -8,34 +8,34 @@
 data "aws_region" "current" {}
 
 locals {
-  function_name = "${var.name_prefix}-update-traits"
+  function_name = "${var.deployment.name_prefix}-update-traits"
   region        = data.aws_region.current.name
 
   # Optional settings are left out rather than set empty. The queue URL is merged after
   # filtering: it is unknown until apply, and the set of names must be known at plan.
-  environment = merge(var.extra_environment, {
+  environment = merge(var.settings.extra_environment, {
     for name, value in {
-      PERSONALIZE_CAMPAIGN_ARN        = var.personalize_campaign_arn
-      PERSONALIZE_FILTER_ARN          = var.personalize_filter_arn
-      PERSONALIZE_TRACKING_ID         = var.personalize_tracking_id
-      NUM_RESULTS                     = tostring(var.num_results)
-      SEGMENT_WRITE_KEY_PARAMETER     = var.write_key_parameter_name
-      SEGMENT_PROFILE_TOKEN_PARAMETER = var.profile_token_parameter_name
-      SEGMENT_SPACE_ID                = var.segment_space_id
-      SEGMENT_API_URL                 = var.segment_api_url
-      SEGMENT_PROFILE_API_URL         = var.segment_profile_api_url
-      SEGMENT_PROFILE_API_RPS         = var.segment_space_id != null && var.profile_api_rps != null ? format("%.3f", var.profile_api_rps) : null
-      WORKER_THREADS                  = tostring(var.worker_threads)
-      TRACKED_EVENTS                  = join(",", var.tracked_events)
-      PURCHASE_EVENTS                 = join(",", var.purchase_events)
-      ITEM_ID_PROPERTY                = var.item_id_property
-      RECOMMENDED_TRAIT               = var.recommended_trait
-      PURCHASED_TRAIT                 = var.purchased_trait
+      PERSONALIZE_CAMPAIGN_ARN        = var.personalize.campaign_arn
+      PERSONALIZE_FILTER_ARN          = var.personalize.filter_arn
+      PERSONALIZE_TRACKING_ID         = var.personalize.tracking_id
+      NUM_RESULTS                     = tostring(var.personalize.num_results)
+      SEGMENT_WRITE_KEY_PARAMETER     = var.segment.write_key_parameter.name
+      SEGMENT_PROFILE_TOKEN_PARAMETER = try(var.segment.profile_token_parameter.name, null)
+      SEGMENT_SPACE_ID                = var.segment.space_id
+      SEGMENT_API_URL                 = var.segment.api_url
+      SEGMENT_PROFILE_API_URL         = var.segment.profile_api_url
+      SEGMENT_PROFILE_API_RPS         = var.segment.space_id != null && var.segment.profile_api_rps != null ? format("%.3f", var.segment.profile_api_rps) : null
+      WORKER_THREADS                  = tostring(var.settings.worker_threads)
+      TRACKED_EVENTS                  = join(",", var.segment.tracked_events)
+      PURCHASE_EVENTS                 = join(",", var.segment.purchase_events)
+      ITEM_ID_PROPERTY                = var.segment.item_id_property
+      RECOMMENDED_TRAIT               = var.segment.recommended_trait
+      PURCHASED_TRAIT                 = var.segment.purchased_trait
     } : name => value if value != null && value != ""
   }, { DEAD_LETTER_QUEUE_URL = aws_sqs_queue.dead_letter.url })
 
-  personalize_resources = compact([var.personalize_campaign_arn, var.personalize_filter_arn])
-  parameter_arns        = compact([var.write_key_parameter_arn, var.profile_token_parameter_arn])
+  personalize_resources = compact([var.personalize.campaign_arn, var.personalize.filter_arn])
+  parameter_arns        = compact([var.segment.write_key_parameter.arn, try(var.segment.profile_token_parameter.arn, null)])
 
   # Lambda decodes the record data and matches it; records that do not match (and records
   # that are not JSON at all) are skipped without invoking the function.
@@ -44,23 +44,23 @@ locals {
   filter_pattern = jsonencode({
     data = {
       type  = ["track"]
-      event = distinct(concat(var.tracked_events, var.purchase_events))
+      event = distinct(concat(var.segment.tracked_events, var.segment.purchase_events))
     }
   })
 }
 
 resource "aws_sqs_queue" "dead_letter" {
-  name                      = "${var.name_prefix}-traits-dead-letter"
-  message_retention_seconds = var.queue_retention_seconds
+  name                      = "${var.deployment.name_prefix}-traits-dead-letter"
+  message_retention_seconds = var.settings.queue_retention_seconds
   sqs_managed_sse_enabled   = true
-  tags                      = var.tags
+  tags                      = var.deployment.tags
 }
 
 resource "aws_sqs_queue" "failed_batches" {
-  name                      = "${var.name_prefix}-traits-failed-batches"
-  message_retention_seconds = var.queue_retention_seconds
+  name                      = "${var.deployment.name_prefix}-traits-failed-batches"
+  message_retention_seconds = var.settings.queue_retention_seconds
   sqs_managed_sse_enabled   = true
-  tags                      = var.tags
+  tags                      = var.deployment.tags
 }
 
 data "aws_iam_policy_document" "function" {
@@ -85,7 +85,7 @@ data "aws_iam_policy_document" "function" {
   }
 
   dynamic "statement" {
-    for_each = var.personalize_tracking_id == null ? [] : [1]
+    for_each = var.personalize.tracking_id == null ? [] : [1]
     content {
       sid     = "PutInteractionEvents"
       actions = ["personalize:PutEvents"]
@@ -110,7 +110,7 @@ data "aws_iam_policy_document" "function" {
   }
 
   dynamic "statement" {
-    for_each = var.kms_key_arn == null ? [] : [var.kms_key_arn]
+    for_each = var.deployment.kms_key_arn == null ? [] : [var.deployment.kms_key_arn]
     content {
       sid       = "DecryptWithCustomerKey"
       actions   = ["kms:Decrypt"]
@@ -128,37 +128,30 @@ data "aws_iam_policy_document" "function" {
 module "function" {
   source = "../lambda_function"
 
-  function_name            = local.function_name
-  description              = "Kinesis (Segment events) -> Personalize -> Segment identify with recommended items."
-  zip_path                 = var.zip_path
-  layer_arns               = var.layer_arns
-  runtime                  = var.runtime
-  architecture             = var.architecture
-  memory_size              = var.memory_size
-  timeout                  = var.timeout
-  reserved_concurrency     = var.reserved_concurrency
-  tracing_mode             = var.tracing_mode
-  log_retention_days       = var.log_retention_days
-  environment              = local.environment
-  policy_json              = data.aws_iam_policy_document.function.json
-  deployment_name          = var.name_prefix
-  kms_key_arn              = var.kms_key_arn
-  role_name                = "${var.name_prefix}-traits-${local.region}"
-  iam_role_path            = var.iam_role_path
-  iam_permissions_boundary = var.iam_permissions_boundary
-  tags                     = var.tags
+  function_name        = local.function_name
+  description          = "Kinesis (Segment events) -> Personalize -> Segment identify with recommended items."
+  zip_path             = var.zip_path
+  memory_size          = var.settings.memory_size
+  timeout              = var.settings.timeout
+  reserved_concurrency = var.settings.reserved_concurrency
+  environment          = local.environment
+  policy_json          = data.aws_iam_policy_document.function.json
+  deployment_name      = var.deployment.name_prefix
+  role_name            = "${var.deployment.name_prefix}-traits-${local.region}"
+  lambda               = var.lambda
+  deployment           = var.deployment
 }
 
 resource "aws_lambda_event_source_mapping" "this" {
   event_source_arn  = var.stream_arn
   function_name     = module.function.function_arn
-  starting_position = var.starting_position
+  starting_position = var.settings.starting_position
 
-  batch_size                         = var.batch_size
-  maximum_batching_window_in_seconds = var.maximum_batching_window_in_seconds
-  parallelization_factor             = var.parallelization_factor
-  maximum_retry_attempts             = var.maximum_retry_attempts
-  maximum_record_age_in_seconds      = var.maximum_record_age_in_seconds
+  batch_size                         = var.settings.batch_size
+  maximum_batching_window_in_seconds = var.settings.batching_window_seconds
+  parallelization_factor             = var.settings.parallelization_factor
+  maximum_retry_attempts             = var.settings.maximum_retry_attempts
+  maximum_record_age_in_seconds      = var.settings.maximum_record_age_seconds
   bisect_batch_on_function_error     = true
   function_response_types            = ["ReportBatchItemFailures"]
 
@@ -169,7 +162,7 @@ resource "aws_lambda_event_source_mapping" "this" {
   }
 
   dynamic "filter_criteria" {
-    for_each = var.filter_relevant_events ? [1] : []
+    for_each = var.settings.filter_relevant_events ? [1] : []
     content {
       filter {
         pattern = local.filter_pattern
@@ -177,5 +170,5 @@ resource "aws_lambda_event_source_mapping" "this" {
     }
   }
 
-  tags = var.tags
+  tags = var.deployment.tags
 }
