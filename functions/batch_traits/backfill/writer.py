@@ -173,7 +173,8 @@ class _Writer:
         body = response["Body"]
         try:
             for line in parser.owned(_blocks(body), message.start, message.end):
-                if self.ports.clock() >= self.deadline:
+                # At least one line per attempt: a continuation always makes progress.
+                if line.offset > message.start and self.ports.clock() >= self.deadline:
                     self._send(self.packer.drain())
                     return line.offset
                 try:
