@@ -312,3 +312,26 @@ def test_a_failing_segment_fails_the_chunk_then_dead_letters_it_with_its_range(
     )
     assert report["by_reason"]["segment_failed"] > 0
     assert report["users_written"] == 0
+
+
+def test_429s_are_waited_out_within_the_deadline(stack: Stack, segment: SegmentEmulator) -> None:
+    data, expected = sample_file(80)
+    stack.upload_output("job-e", data)
+    segment.controls.set(fault_rate={"429": 0.5}, retry_after_s=0, operations={"batch"}, seed=3)
+    stack.drain()
+    statuses = [r.status for r in segment.request_log() if r.operation == "batch"]
+    assert 429 in statuses
+    assert {m["userId"] for m in segment.messages("identify")} == set(expected)
+    assert stack.json(chunks.report_key("job-e"))["users_written"] == len(expected)
+
+
+def test_a_429_asking_to_wait_past_the_deadline_fails_the_chunk(
+    stack: Stack, segment: SegmentEmulator
+) -> None:
+    data, _ = sample_file(20)
+    stack.upload_output("job-f", data)
+    segment.controls.set(fault_rate={"429": 1.0}, retry_after_s=30, operations={"batch"})
+    handled = stack.drain(Context(remaining_ms=5_000))
+    assert handled == 1 + MAX_RECEIVES * len(chunks.ranges(len(data), 4096))  # split + tries
+    assert segment.messages("identify") == []
+    assert stack.json(chunks.report_key("job-f"))["status"] == "partial"

@@ -38,8 +38,9 @@ BACKOFF_S = 0.5
 
 
 def message_id(job: str, user_id: str) -> str:
-    """Deterministic per (job, user): 43 characters, within Segment's 100."""
-    digest = hashlib.sha256(f"{job}\0{user_id}".encode()).hexdigest()
+    """Deterministic per (job, user): 43 characters, within Segment's 100. The job's length
+    leads, so no (job, user) pair can spell another's input."""
+    digest = hashlib.sha256(f"{len(job)}:{job}\0{user_id}".encode()).hexdigest()
     return MESSAGE_ID_PREFIX + digest[:40]
 
 
