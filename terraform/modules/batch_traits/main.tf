@@ -272,11 +272,20 @@ resource "aws_sqs_queue" "chunks" {
   visibility_timeout_seconds = var.timeout * 6
   message_retention_seconds  = 345600 # 4 days
   kms_master_key_id          = aws_kms_key.this.arn
+  tags                       = var.tags
+
+  lifecycle {
+    ignore_changes = [redrive_policy] # owned by aws_sqs_queue_redrive_policy.chunks
+  }
+}
+
+# Its own resource: the queue-attribute resources compare policies as JSON, not as text.
+resource "aws_sqs_queue_redrive_policy" "chunks" {
+  queue_url = aws_sqs_queue.chunks.id
   redrive_policy = jsonencode({
     deadLetterTargetArn = aws_sqs_queue.dead_letter.arn
     maxReceiveCount     = var.settings.max_receive_count
   })
-  tags = var.tags
 }
 
 data "aws_iam_policy_document" "chunks_queue" {
