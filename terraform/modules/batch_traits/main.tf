@@ -59,58 +59,45 @@ locals {
 
 # -- encryption --------------------------------------------------------------------------
 
-data "aws_iam_policy_document" "key" {
-  statement {
-    sid       = "AccountAdministers"
-    actions   = ["kms:*"]
-    resources = ["*"] # in a key policy "*" is this key
-    principals {
-      type        = "AWS"
-      identifiers = ["arn:${local.partition}:iam::${local.account_id}:root"]
-    }
-  }
-
-  statement {
-    sid = "PersonalizeReadsAndWritesBatchFiles"
-    # Personalize itself (besides the role it assumes) must be allowed to use the key
-    # (Personalize developer guide, "Giving Amazon Personalize permission to use your KMS key").
-    actions   = ["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
-    resources = ["*"]
-    principals {
-      type        = "Service"
-      identifiers = ["personalize.amazonaws.com"]
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [local.account_id]
-    }
-  }
-
-  statement {
-    sid = "S3NotifiesTheEncryptedQueue"
-    # S3 event notifications to an SSE-KMS queue need the key (S3 user guide, "Configuring
-    # event notifications": encrypted destinations).
-    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-    resources = ["*"]
-    principals {
-      type        = "Service"
-      identifiers = ["s3.amazonaws.com"]
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [local.account_id]
-    }
-  }
-}
-
 resource "aws_kms_key" "this" {
   description             = "${var.name_prefix} batch traits: bucket and queues"
   enable_key_rotation     = true
   deletion_window_in_days = 7
-  policy                  = data.aws_iam_policy_document.key.json
-  tags                    = var.tags
+  # jsonencode'd here, not an aws_iam_policy_document: in a key policy "*" is this key,
+  # which the IAM-document checks would read as every resource.
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid       = "AccountAdministers"
+        Effect    = "Allow"
+        Principal = { AWS = "arn:${local.partition}:iam::${local.account_id}:root" }
+        Action    = "kms:*"
+        Resource  = "*"
+      },
+      {
+        # Personalize itself (besides the role it assumes) must be allowed to use the key
+        # (Personalize developer guide, "Giving Amazon Personalize permission to use your
+        # KMS key").
+        Sid       = "PersonalizeReadsAndWritesBatchFiles"
+        Effect    = "Allow"
+        Principal = { Service = "personalize.amazonaws.com" }
+        Action    = ["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
+        Resource  = "*"
+        Condition = { StringEquals = { "aws:SourceAccount" = local.account_id } }
+      },
+      {
+        # S3 event notifications to an SSE-KMS queue need the key.
+        Sid       = "S3NotifiesTheEncryptedQueue"
+        Effect    = "Allow"
+        Principal = { Service = "s3.amazonaws.com" }
+        Action    = ["kms:Decrypt", "kms:GenerateDataKey"]
+        Resource  = "*"
+        Condition = { StringEquals = { "aws:SourceAccount" = local.account_id } }
+      },
+    ]
+  })
+  tags = var.tags
 }
 
 resource "aws_kms_alias" "this" {
@@ -123,7 +110,6 @@ resource "aws_kms_alias" "this" {
 resource "aws_s3_bucket" "this" {
   # checkov:skip=CKV_AWS_18: access logs would need a second bucket per deployment; CloudTrail data events are the account-level choice
   # checkov:skip=CKV_AWS_144: cross-region replication of transient batch files (expired in days) has no value
-  # checkov:skip=CKV2_AWS_62: the only notification needed (output/*.out to SQS) is configured below
   bucket        = local.bucket_name
   force_destroy = var.force_destroy
   tags          = var.tags
@@ -158,28 +144,60 @@ resource "aws_s3_bucket_public_access_block" "this" {
 resource "aws_s3_bucket_lifecycle_configuration" "this" {
   bucket = aws_s3_bucket.this.id
 
-  dynamic "rule" {
-    for_each = {
-      input   = var.settings.files_expiration_days
-      output  = var.settings.files_expiration_days
-      state   = var.settings.files_expiration_days
-      reports = var.settings.reports_expiration_days
+  rule {
+    id     = "expire-input"
+    status = "Enabled"
+    filter {
+      prefix = "input/"
     }
-    content {
-      id     = "expire-${rule.key}"
-      status = "Enabled"
-      filter {
-        prefix = "${rule.key}/"
-      }
-      expiration {
-        days = rule.value
-      }
-      noncurrent_version_expiration {
-        noncurrent_days = 1
-      }
-      abort_incomplete_multipart_upload {
-        days_after_initiation = 1
-      }
+    expiration {
+      days = var.settings.files_expiration_days
+    }
+  }
+
+  rule {
+    id     = "expire-output"
+    status = "Enabled"
+    filter {
+      prefix = "output/"
+    }
+    expiration {
+      days = var.settings.files_expiration_days
+    }
+  }
+
+  rule {
+    id     = "expire-state"
+    status = "Enabled"
+    filter {
+      prefix = "state/"
+    }
+    expiration {
+      days = var.settings.files_expiration_days
+    }
+  }
+
+  rule {
+    id     = "expire-reports"
+    status = "Enabled"
+    filter {
+      prefix = "reports/"
+    }
+    expiration {
+      days = var.settings.reports_expiration_days
+    }
+  }
+
+  # The whole bucket: failed uploads and replaced versions go after a day.
+  rule {
+    id     = "abort-uploads-and-old-versions"
+    status = "Enabled"
+    filter {}
+    noncurrent_version_expiration {
+      noncurrent_days = 1
+    }
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 1
     }
   }
 
