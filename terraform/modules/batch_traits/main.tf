@@ -108,8 +108,8 @@ resource "aws_kms_alias" "this" {
 # -- bucket --------------------------------------------------------------------------------
 
 resource "aws_s3_bucket" "this" {
-  # checkov:skip=CKV_AWS_18: access logs would need a second bucket per deployment; CloudTrail data events are the account-level choice
-  # checkov:skip=CKV_AWS_144: cross-region replication of transient batch files (expired in days) has no value
+  #checkov:skip=CKV_AWS_18:Access logs would need a second bucket per deployment; CloudTrail data events are the account-level choice
+  #checkov:skip=CKV_AWS_144:Cross-region replication of transient batch files (expired in days) has no value
   bucket        = local.bucket_name
   force_destroy = var.force_destroy
   tags          = var.tags
