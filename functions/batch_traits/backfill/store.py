@@ -30,11 +30,19 @@ def put_json(s3: Any, bucket: str, key: str, value: dict[str, Any]) -> None:
     )
 
 
-def objects(s3: Any, bucket: str, prefix: str) -> Iterator[dict[str, Any]]:
-    """Every JSON object under a prefix."""
+def keys(s3: Any, bucket: str, prefix: str) -> list[str]:
+    """Every key under a prefix."""
     paginator = s3.get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
-        for entry in page.get("Contents", []):
-            value = get_json(s3, bucket, entry["Key"])
-            if value is not None:
-                yield value
+    return [
+        entry["Key"]
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix)
+        for entry in page.get("Contents", [])
+    ]
+
+
+def objects(s3: Any, bucket: str, names: list[str]) -> Iterator[dict[str, Any]]:
+    """The JSON objects of these keys (a key deleted meanwhile is left out)."""
+    for key in names:
+        value = get_json(s3, bucket, key)
+        if value is not None:
+            yield value

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from backfill import chunks, parser
 from backfill.chunks import ChunkMessage, Counts
 from backfill.settings import Settings
-from backfill.store import get_json, objects, put_json
+from backfill.store import get_json, keys, objects, put_json
 from common import segment_batch
 from common.profiles import ProfileError, item_ids
 from common.ratelimit import TokenBucket
@@ -134,10 +134,12 @@ def finish(message: ChunkMessage, ports: Ports, state: dict[str, Any]) -> None:
 
 def maybe_report(message: ChunkMessage, ports: Ports) -> bool:
     """Write the report when every chunk has a state object; True if written now."""
-    states = list(objects(ports.s3, message.bucket, chunks.chunks_prefix(message.job)))
-    indices = {s.get("index") for s in states}
-    if not all(i in indices for i in range(message.total)):
+    # Listing first: the states are read only by the chunks that find the set complete.
+    names = keys(ports.s3, message.bucket, chunks.chunks_prefix(message.job))
+    wanted = {chunks.chunk_key(message.job, i) for i in range(message.total)}
+    if not wanted <= set(names):
         return False
+    states = list(objects(ports.s3, message.bucket, sorted(wanted)))
     plan = get_json(ports.s3, message.bucket, chunks.plan_key(message.job))
     report = chunks.report(message.job, plan, states)
     report["finished_at"] = segment_batch.iso_z(datetime.now(UTC))
