@@ -335,3 +335,20 @@ def test_a_429_asking_to_wait_past_the_deadline_fails_the_chunk(
     assert handled == 1 + MAX_RECEIVES * len(chunks.ranges(len(data), 4096))  # split + tries
     assert segment.messages("identify") == []
     assert stack.json(chunks.report_key("job-f"))["status"] == "partial"
+
+
+def test_an_empty_output_file_gets_its_empty_report_at_once(stack: Stack) -> None:
+    stack.upload_output("job-g", b"")
+    assert stack.drain() == 1
+    report = stack.json(chunks.report_key("job-g"))
+    assert (report["status"], report["chunks_total"], report["users_written"]) == ("complete", 0, 0)
+
+
+def test_an_s3_test_event_and_a_bad_message_are_not_dropped_silently(stack: Stack) -> None:
+    test_event = {"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": stack.bucket}
+    stack.sqs.send_message(QueueUrl=stack.queue_url, MessageBody=json.dumps(test_event))
+    assert stack.drain() == 1  # ignored: deleted after one call
+    stack.sqs.send_message(QueueUrl=stack.queue_url, MessageBody="not json")
+    assert stack.drain() == MAX_RECEIVES  # reported every time, then dead-lettered
+    got = stack.sqs.receive_message(QueueUrl=stack.dlq_url, MaxNumberOfMessages=10)
+    assert [m["Body"] for m in got.get("Messages", [])] == ["not json"]

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from backfill import chunks, runtime, splitter, start, writer
+from common.aws import error_code
 from common.config import ConfigError, environ
 from common.log import Logger
 from common.metrics import Metrics
@@ -44,6 +45,11 @@ def handle_with(state: runtime.Runtime, event: Mapping[str, Any], context: Any) 
         except start.StartError as exc:
             log.error("batch inference job not started", reason=str(exc))
             return {"error": str(exc)}
+        except Exception as exc:
+            # Personalize refused (LimitExceeded, ResourceAlreadyExists, ...): the invocation
+            # fails, so the schedule retries and the errors alarm sees it.
+            log.error("batch inference job not started", reason=aws_error(exc))
+            raise
         log.info("batch inference job started", job=result["jobName"])
         return result
     records = event.get("Records")
@@ -156,6 +162,10 @@ def _chunk(
         for reason in chunks.FAILED_REASONS:
             metrics.add(f"UsersFailed_{reason}", counts[reason])
     return True
+
+
+def aws_error(exc: BaseException) -> str:
+    return error_code(exc) or type(exc).__name__
 
 
 def _receive_count(record: Mapping[str, Any]) -> int:

@@ -91,6 +91,9 @@ def split(created: ObjectCreated, s3: Any, sqs: Any, queue_url: str, chunk_bytes
         "started_at": iso_z(datetime.now(UTC)),
     }
     put_json(s3, created.bucket, plan_key, plan)
+    if not cut:
+        # An empty output file has no chunk to finish it: its (empty) report is due now.
+        put_json(s3, created.bucket, chunks.report_key(job), chunks.report(job, plan, []))
     return Split(job, len(cut))
 
 
