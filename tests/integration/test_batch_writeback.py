@@ -352,3 +352,26 @@ def test_an_s3_test_event_and_a_bad_message_are_not_dropped_silently(stack: Stac
     assert stack.drain() == MAX_RECEIVES  # reported every time, then dead-lettered
     got = stack.sqs.receive_message(QueueUrl=stack.dlq_url, MaxNumberOfMessages=10)
     assert [m["Body"] for m in got.get("Messages", [])] == ["not json"]
+
+
+def test_profile_exclusion_removes_purchased_items_keeping_the_ranking(
+    stack: Stack, segment: SegmentEmulator
+) -> None:
+    ssm = boto3.client("ssm", region_name=REGION)
+    token = f"/batch-test/{uuid.uuid4().hex[:8]}/profile-token"
+    ssm.put_parameter(Name=token, Value=segment.profile_token, Type="SecureString")
+    stack.env.update(
+        PROFILE_EXCLUSION="true",
+        SEGMENT_SPACE_ID=segment.space_id,
+        SEGMENT_PROFILE_TOKEN_PARAMETER=token,
+        SEGMENT_PROFILE_API_URL=f"{segment.url}/v1",
+        SEGMENT_PROFILE_API_RPS="1000",
+    )
+    bought = items_for("user-1")[1:3]
+    segment.set_traits("user-1", {"purchased_products": bought})
+    data = output_line("user-1", items_for("user-1")) + output_line("user-2", items_for("user-2"))
+    stack.upload_output("job-h", data)
+    stack.drain()
+    traits = segment.traits("user-1") or {}
+    assert traits["recommended_products"] == [i for i in items_for("user-1") if i not in bought]
+    assert (segment.traits("user-2") or {})["recommended_products"] == items_for("user-2")
