@@ -70,7 +70,7 @@ lint: $(VENV) ## ruff check, ruff format --check, mypy (functions/, scripts/), t
 	for app in functions/*/app.py; do \
 	  dir=$$(dirname "$$app"); MYPYPATH=functions:$$dir $(BIN)/mypy --explicit-package-bases "$$dir"; \
 	done
-	MYPYPATH=scripts:functions:functions/recommendations:functions/update_traits $(BIN)/mypy --explicit-package-bases scripts scripts/bundle
+	MYPYPATH=scripts:functions:functions/recommendations:functions/update_traits:functions/batch_traits $(BIN)/mypy --explicit-package-bases scripts scripts/bundle
 	if [ -n "$$(find terraform -name '*.tf' 2>/dev/null | head -n1)" ]; then TF_CLI_CONFIG_FILE=/dev/null terraform fmt -check -recursive terraform; fi
 	PYTHONPATH=scripts $(BIN)/python -m tf.module_docs --check
 	PYTHONPATH=scripts $(BIN)/python -m docs.env_tables --check
@@ -97,6 +97,7 @@ bench: $(VENV) ## run the benchmarks against the local emulators; tables printed
 	PYTHONPATH=scripts:functions $(BIN)/python scripts/bench/recommendations.py
 	PYTHONPATH=scripts:functions $(BIN)/python scripts/bench/traits.py --json $(BUILD)/bench.json
 	PYTHONPATH=scripts:functions $(BIN)/python scripts/bench/sustained.py --json $(BUILD)/bench.json
+	PYTHONPATH=scripts:functions $(BIN)/python scripts/bench/batch.py --json $(BUILD)/bench.json
 
 clean: ## remove build outputs, caches and .venv
 	rm -rf $(BUILD) $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

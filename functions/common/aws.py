@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING, Any, Literal
 from common.config import ConfigError
 
 if TYPE_CHECKING:  # boto3-stubs: types only, not in the Lambda runtime
+    from mypy_boto3_personalize import PersonalizeClient
     from mypy_boto3_personalize_events import PersonalizeEventsClient
     from mypy_boto3_personalize_runtime import PersonalizeRuntimeClient
+    from mypy_boto3_s3 import S3Client
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_ssm import SSMClient
 
@@ -51,6 +53,15 @@ class Clients:
 
     def personalize_events(self, policy: ClientPolicy) -> PersonalizeEventsClient:
         client: PersonalizeEventsClient = self._client("personalize-events", policy)
+        return client
+
+    def personalize(self, policy: ClientPolicy) -> PersonalizeClient:
+        """The control plane (batch inference jobs, DescribeCampaign)."""
+        client: PersonalizeClient = self._client("personalize", policy)
+        return client
+
+    def s3(self, policy: ClientPolicy) -> S3Client:
+        client: S3Client = self._client("s3", policy)
         return client
 
     def ssm(self, policy: ClientPolicy) -> SSMClient:

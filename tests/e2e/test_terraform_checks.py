@@ -29,7 +29,9 @@ CHECKOV = ROOT / ".venv" / "checkov" / "bin" / "checkov"
 DECIDED_SKIPS = {
     "CKV_AWS_116",  # Lambda DLQ: synchronous invokes only
     "CKV_AWS_117",  # Lambda in a VPC
+    "CKV_AWS_18",  # batch bucket access logs (a second bucket; CloudTrail data events instead)
     "CKV_AWS_120",  # API cache
+    "CKV_AWS_144",  # batch bucket cross-region replication (files expire in days)
     "CKV_AWS_158",  # log groups with a CMK
     "CKV_AWS_173",  # env var encryption with a CMK (no secrets in env)
     "CKV_AWS_225",  # method-settings cache

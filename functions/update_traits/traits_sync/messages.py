@@ -16,12 +16,10 @@ from datetime import datetime
 from typing import Any
 
 from common.ids import MAX_ID_LENGTH, encodable, id_text
+from common.segment_batch import LIBRARY_NAME
 from traits_sync import attribution as attr
 from traits_sync import timestamps
 from traits_sync.kinesis import KinesisRecord, Undecodable, decode
-
-# context.library.name of our own identify calls (loop detection beside the integrations).
-LIBRARY_NAME = "segment-personalize-activation"
 
 
 @dataclass(frozen=True)
