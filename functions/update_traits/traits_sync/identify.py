@@ -1,39 +1,38 @@
-"""Identify messages carrying the recommended-items trait, and their packing into
-``POST /v1/batch`` requests within Segment's size limits.
-
-Limits (segment.md §3): 32 KB per message, 500 KB per batch request (we stay under 475 KB
-like Segment's own Python SDK), 2,500 messages per request. Messages are serialised once,
-compactly, and the request body is assembled from those bytes, so what is measured is
-exactly what is sent.
+"""Identify messages of the traits sync: their deterministic messageIds. Building and packing
+them into ``POST /v1/batch`` requests is shared with the batch write-back
+(:mod:`common.segment_batch`, re-exported here).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from collections.abc import Iterable, Sequence
 
-from traits_sync.messages import LIBRARY_NAME
-from traits_sync.timestamps import iso_z
+from common.segment_batch import (
+    LIBRARY_VERSION,
+    MAX_BATCH_BYTES,
+    MAX_BATCH_MESSAGES,
+    MAX_MESSAGE_BYTES,
+    Identify,
+    batch_body,
+    batches,
+    build,
+)
 
-MAX_MESSAGE_BYTES = 32_000
-MAX_BATCH_BYTES = 475_000
-MAX_BATCH_MESSAGES = 2_500
+__all__ = [
+    "LIBRARY_VERSION",
+    "MAX_BATCH_BYTES",
+    "MAX_BATCH_MESSAGES",
+    "MAX_MESSAGE_BYTES",
+    "MESSAGE_ID_PREFIX",
+    "Identify",
+    "batch_body",
+    "batches",
+    "build",
+    "message_id",
+]
+
 MESSAGE_ID_PREFIX = "personalize-traits-"
-LIBRARY_VERSION = "0.1.0"
-
-_BATCH_OPEN = b'{"batch":['
-_BATCH_CLOSE = b"]}"
-
-
-@dataclass(frozen=True)
-class Identify:
-    user_id: str
-    items: list[str]  # what the trait holds after any cut
-    body: bytes  # the message as sent
 
 
 def message_id(
@@ -47,64 +46,3 @@ def message_id(
     parts = [trait, user_id, *sorted(set(incoming_message_ids)), "\x1e", *items]
     digest = hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
     return MESSAGE_ID_PREFIX + digest
-
-
-def build(
-    user_id: str,
-    items: list[str],
-    *,
-    trait: str,
-    message_id: str,
-    timestamp: datetime,
-    integrations: Mapping[str, Any],
-) -> Identify:
-    """The identify for one user; the item list is cut from the end (lowest ranked first)
-    if the message would pass 32 KB: never dropped."""
-
-    def encode(kept: list[str]) -> bytes:
-        message = {
-            "type": "identify",
-            "userId": user_id,
-            "traits": {trait: kept},
-            "messageId": message_id,
-            "timestamp": iso_z(timestamp),
-            "integrations": dict(integrations),
-            "context": {"library": {"name": LIBRARY_NAME, "version": LIBRARY_VERSION}},
-        }
-        return json.dumps(message, separators=(",", ":")).encode("utf-8")
-
-    body = encode(items)
-    if len(body) <= MAX_MESSAGE_BYTES:
-        return Identify(user_id, list(items), body)
-    low, high = 0, len(items)  # the longest prefix that fits: in [low, high)
-    while high - low > 1:
-        middle = (low + high) // 2
-        if len(encode(items[:middle])) <= MAX_MESSAGE_BYTES:
-            low = middle
-        else:
-            high = middle
-    kept = items[:low]
-    return Identify(user_id, kept, encode(kept))
-
-
-def batches(identifies: list[Identify]) -> list[list[Identify]]:
-    """Greedy packing in order; every request body stays within MAX_BATCH_BYTES."""
-    chunks: list[list[Identify]] = []
-    current: list[Identify] = []
-    size = len(_BATCH_OPEN) + len(_BATCH_CLOSE)
-    for identify in identifies:
-        extra = len(identify.body) + (1 if current else 0)
-        if current and (size + extra > MAX_BATCH_BYTES or len(current) >= MAX_BATCH_MESSAGES):
-            chunks.append(current)
-            current = []
-            size = len(_BATCH_OPEN) + len(_BATCH_CLOSE)
-            extra = len(identify.body)
-        current.append(identify)
-        size += extra
-    if current:
-        chunks.append(current)
-    return chunks
-
-
-def batch_body(chunk: list[Identify]) -> bytes:
-    return _BATCH_OPEN + b",".join(i.body for i in chunk) + _BATCH_CLOSE

@@ -16,12 +16,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from common.segment_batch import LIBRARY_NAME
 from traits_sync import attribution as attr
 from traits_sync import timestamps
 from traits_sync.kinesis import KinesisRecord, Undecodable, decode
 
-# context.library.name of our own identify calls (loop detection beside the integrations).
-LIBRARY_NAME = "segment-personalize-activation"
 MAX_ID_LENGTH = 256  # Personalize userId, sessionId and itemId limits
 
 

@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from common.segment_batch import iso_z as iso_z  # re-exported: Segment's timestamp format
+
 # Segment and its SDKs write at most milliseconds, but some sources send nanoseconds;
 # Python < 3.11 and some 3.x builds only take up to six fractional digits.
 _LONG_FRACTION = re.compile(r"(\.\d{6})\d+")
@@ -60,9 +62,3 @@ def event_time(message: Mapping[str, Any], not_after: datetime | None = None) ->
         if parsed is not None:
             return parsed
     return None
-
-
-def iso_z(moment: datetime) -> str:
-    """UTC ISO-8601 with milliseconds and a Z, as Segment writes its own timestamps."""
-    utc = moment.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
