@@ -23,7 +23,10 @@ MAX_ID = 256
 LIST_PAGES = 10  # ListBatchInferenceJobs pages searched for a job name (100 jobs each)
 LATEST_SCAN = 25  # newest jobs described when looking for this bucket's latest
 DLQ_ROUNDS = 5
-REASONS = ("written", "skipped", "failed_error_line", "undecodable", "segment_failed")
+# The function's counts (functions/batch_traits/backfill/chunks.py).
+WRITTEN = "written"
+SKIPPED = "skipped_no_items"
+NOT_FAILED = (WRITTEN, SKIPPED, "blank")
 
 
 class BackfillError(Exception):
@@ -58,8 +61,12 @@ class Progress:
     report: dict[str, Any] | None = None
 
     @property
+    def partial(self) -> bool:
+        return self.report is not None and self.report.get("status") != "complete"
+
+    @property
     def state(self) -> str:
-        if self.job_status == "CREATE FAILED" or self.dead_lettered:
+        if self.job_status == "CREATE FAILED" or self.dead_lettered or self.partial:
             return "failed"
         if self.report is not None:
             return "done"
@@ -69,6 +76,14 @@ class Progress:
     def why_failed(self) -> str:
         if self.job_status == "CREATE FAILED":
             return f"the batch inference job failed: {self.failure_reason or 'no reason given'}"
+        if self.partial and self.report is not None:
+            ranges = self.report.get("failed_ranges") or []
+            first = ranges[0] if ranges and isinstance(ranges[0], dict) else {}
+            return (
+                f"{self.report.get('chunks_failed', len(ranges))} chunk(s) failed for good "
+                f"(first: index {first.get('index')}, bytes {first.get('start')}-"
+                f"{first.get('end')}: {first.get('reason')}); see `backfill report`"
+            )
         return (
             f"{self.dead_lettered} chunk(s) of this job are in the dead-letter queue "
             "(see why in the function's logs; redrive them to finish the job)"
@@ -167,6 +182,8 @@ class AwsBackend:
         if response.get("FunctionError"):
             message = payload.get("errorMessage") if isinstance(payload, dict) else payload
             raise BackfillError(f"{self.batch.function_name} failed: {message}")
+        if isinstance(payload, dict) and payload.get("error"):
+            raise BackfillError(f"{self.batch.function_name}: {payload['error']}")
         if not isinstance(payload, dict) or not payload.get("jobName"):
             raise BackfillError(f"{self.batch.function_name} answered {str(payload)[:200]!r}")
         return payload
@@ -331,40 +348,39 @@ def progress(backend: Backend, job: str) -> Progress:
         result.report = report
         result.planned = True
         result.counts = report_counts(report)
-        result.users_written = result.counts.get("written", 0)
-        result.chunks_total = result.chunks_total or _int(report.get("chunks"))
-        result.chunks_done = result.chunks_total
+        result.users_written = _int(report.get("users_written"))
+        result.chunks_total = _int(report.get("chunks_total")) or result.chunks_total
+        result.chunks_done = _int(report.get("chunks_done"))
         return result
-    keys = backend.list_keys(f"state/{job}/chunks/")
-    done = {_chunk_index(k) for k in keys} - {None}
-    result.chunks_done = len(done)
+    done: set[int] = set()
     counts: dict[str, int] = {}
-    for key in keys:
+    for key in backend.list_keys(f"state/{job}/chunks/"):
+        index = _chunk_index(key)
         chunk = backend.read_json(key) or {}
+        if index is None or chunk.get("status") != "done":
+            continue
+        done.add(index)
         for reason, value in report_counts(chunk).items():
             counts[reason] = counts.get(reason, 0) + value
+    result.chunks_done = len(done)
     result.counts = counts
-    result.users_written = counts.get("written", 0)
+    result.users_written = counts.get(WRITTEN, 0)
     result.dead_lettered = backend.dead_lettered(job)
     return result
 
 
 def report_counts(document: dict[str, Any]) -> dict[str, int]:
-    """Counts by reason from a chunk object or a report: ``{"counts": {...}}`` or flat keys,
-    with ``users_written``-style names accepted as well."""
-    nested = document.get("counts")
-    source: dict[str, Any] = nested if isinstance(nested, dict) else document
-    counts: dict[str, int] = {}
-    for key, value in source.items():
-        name = str(key).removeprefix("users_")
-        if isinstance(value, int) and not isinstance(value, bool) and name in REASONS:
-            counts[name] = value
-    by_reason = document.get("by_reason")
-    if isinstance(by_reason, dict):
-        for key, value in by_reason.items():
-            if isinstance(value, int) and not isinstance(value, bool):
-                counts.setdefault(str(key), value)
-    return counts
+    """Counts by reason: a chunk state's ``counts`` or a report's ``by_reason``."""
+    source = document.get("counts")
+    if not isinstance(source, dict):
+        source = document.get("by_reason")
+    if not isinstance(source, dict):
+        return {}
+    return {
+        str(k): v
+        for k, v in source.items()
+        if isinstance(v, int) and not isinstance(v, bool) and str(k) != "lines"
+    }
 
 
 def _chunk_index(key: str) -> int | None:
@@ -508,11 +524,15 @@ def report(target: Target, args: argparse.Namespace, backend: Backend | None = N
 
 def summary_lines(document: dict[str, Any]) -> list[str]:
     counts = report_counts(document)
-    failed = {k: v for k, v in counts.items() if k not in ("written", "skipped")}
+    failed = {k: v for k, v in counts.items() if k not in NOT_FAILED}
     lines = [
-        f"  users written   {counts.get('written', 0)}",
-        f"  skipped         {counts.get('skipped', 0)} (no items)",
+        f"  lines           {_int(document.get('lines'))}",
+        f"  users written   {counts.get(WRITTEN, 0)}",
+        f"  skipped         {counts.get(SKIPPED, 0)} (no items)",
         f"  failed          {sum(failed.values())}",
     ]
     lines += [f"    {reason:<20} {value}" for reason, value in sorted(failed.items())]
+    ranges = document.get("failed_ranges")
+    if isinstance(ranges, list) and ranges:
+        lines.append(f"  failed chunks   {len(ranges)} (byte ranges in the report: --json)")
     return lines

@@ -88,8 +88,46 @@ def _job(fake: FakeBackend, name: str, status: str, chunks: int | None = None) -
         fake.objects[f"state/{name}/plan.json"] = {"job": name, "chunks": chunks}
 
 
-def _chunk(fake: FakeBackend, name: str, index: int, **counts: int) -> None:
-    fake.objects[f"state/{name}/chunks/{index}.json"] = {"index": index, "counts": counts}
+def _chunk(fake: FakeBackend, name: str, index: int, status: str = "done", **counts: int) -> None:
+    """A chunk state object as functions/batch_traits writes it."""
+    fake.objects[f"state/{name}/chunks/{index}.json"] = {
+        "v": 1,
+        "job": name,
+        "index": index,
+        "status": status,
+        "counts": {"lines": sum(counts.values()), **counts},
+    }
+
+
+def _report(
+    fake: FakeBackend,
+    name: str,
+    chunks: int,
+    failed_ranges: list[dict[str, Any]] | None = None,
+    **by_reason: int,
+) -> dict[str, Any]:
+    """A job report as functions/batch_traits writes it (chunks.report)."""
+    reasons = {
+        "written": 0,
+        "skipped_no_items": 0,
+        "failed_error_line": 0,
+        "undecodable": 0,
+        "blank": 0,
+        "segment_failed": 0,
+        **by_reason,
+    }
+    failed = failed_ranges or []
+    report = {
+        "v": 1, "job": name, "status": "partial" if failed else "complete",
+        "chunks_total": chunks, "chunks_done": chunks - len(failed), "chunks_failed": len(failed),
+        "failed_ranges": failed, "lines": sum(reasons.values()),
+        "users_written": reasons["written"], "users_skipped": reasons["skipped_no_items"],
+        "users_failed": reasons["failed_error_line"] + reasons["undecodable"]
+        + reasons["segment_failed"],
+        "blank_lines": reasons["blank"], "by_reason": reasons,
+    }  # fmt: skip
+    fake.objects[f"reports/{name}.json"] = report
+    return report
 
 
 def test_start_uploads_a_checked_users_file_and_starts_the_job(
@@ -159,8 +197,9 @@ def test_status_json_is_the_contract_shape_while_running(
 ) -> None:
     fake = FakeBackend()
     _job(fake, "j1", "ACTIVE", chunks=4)
-    _chunk(fake, "j1", 0, written=50, skipped=1)
+    _chunk(fake, "j1", 0, written=50, skipped_no_items=1)
     _chunk(fake, "j1", 2, written=48, failed_error_line=2)
+    _chunk(fake, "j1", 3, status="failed", written=10, segment_failed=40)  # not done
     assert _run(["backfill", "status", "j1", "--json"], fake, monkeypatch) == 0
     assert json.loads(capsys.readouterr().out) == {
         "state": "running",
@@ -196,11 +235,7 @@ def test_status_wait_follows_the_job_and_prints_the_summary(
 
     def finished() -> None:
         _chunk(fake, "j1", 1, written=100, failed_error_line=10)
-        fake.objects["reports/j1.json"] = {
-            "job": "j1",
-            "chunks": 2,
-            "counts": {"written": 190, "skipped": 0, "failed_error_line": 10, "undecodable": 0},
-        }
+        _report(fake, "j1", 2, written=190, failed_error_line=10)
 
     fake.on_describe = [lambda: None, output_appears, first_chunk, finished]
     assert _run(["backfill", "status", "j1", "--wait", "--poll", "0"], fake, monkeypatch) == 0
@@ -224,7 +259,7 @@ def test_status_wait_json_prints_only_the_final_object(
     _job(fake, "j1", "ACTIVE", chunks=1)
 
     def finished() -> None:
-        fake.objects["reports/j1.json"] = {"chunks": 1, "users_written": 7}
+        _report(fake, "j1", 1, written=7)
 
     fake.on_describe = [lambda: None, finished]
     assert _run(["backfill", "status", "j1", "--wait", "--json"], fake, monkeypatch) == 0
@@ -267,6 +302,22 @@ def test_a_dead_lettered_chunk_fails_the_job_instead_of_waiting_forever(
     assert "1 chunk(s) of this job are in the dead-letter queue" in err
 
 
+def test_a_partial_report_is_failed_and_names_the_range(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake = FakeBackend()
+    _job(fake, "j1", "ACTIVE", chunks=2)
+    failed = [{"index": 1, "start": 4096, "end": 8192, "reason": "segment 503"}]
+    _report(fake, "j1", 2, failed, written=50, segment_failed=50)
+    assert _run(["backfill", "status", "j1", "--json"], fake, monkeypatch) == 1
+    out, err = capsys.readouterr()
+    assert json.loads(out) == {
+        "state": "failed", "chunks_done": 1, "chunks_total": 2, "users_written": 50,
+        "job": "j1", "job_status": "ACTIVE",
+    }  # fmt: skip
+    assert "1 chunk(s) failed for good (first: index 1, bytes 4096-8192: segment 503)" in err
+
+
 def test_wait_is_bounded(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -299,8 +350,7 @@ def test_report_prints_counts_by_reason_or_says_it_is_not_ready(
     assert (
         "no report yet for job j1 (ACTIVE, chunks 1/2, users written 3)" in capsys.readouterr().err
     )
-    report = {"chunks": 2, "counts": {"written": 5, "skipped": 1, "undecodable": 2}}
-    fake.objects["reports/j1.json"] = report
+    report = _report(fake, "j1", 2, written=5, skipped_no_items=1, undecodable=2)
     assert _run(["backfill", "report", "j1", "--json"], fake, monkeypatch) == 0
     assert json.loads(capsys.readouterr().out) == report
     assert _run(["backfill", "report"], fake, monkeypatch) == 0
