@@ -218,7 +218,8 @@ def test_a_chunk_that_keeps_failing_is_dead_lettered_with_its_range(
     segment_controls = sandbox["state"]["segment"]["controls_url"]
     users_file = tmp_path / "users.json"
     users_file.write_text("".join(json.dumps({"userId": f"dlq-user-{n}"}) + "\n" for n in range(5)))
-    controls(segment_controls, fault_rate={"503": 1.0}, operations=["batch"])
+    # 429 with Retry-After: 0: the writer's retries within an invocation take no time.
+    controls(segment_controls, fault_rate={"429": 1.0}, retry_after_s=0, operations=["batch"])
     try:
         started = bundle(sandbox, "backfill", "start", "--users-file", str(users_file), "--json")
         assert started.returncode == 0, started.stderr
@@ -228,7 +229,7 @@ def test_a_chunk_that_keeps_failing_is_dead_lettered_with_its_range(
             "--timeout", "60", timeout=70,
         )  # fmt: skip
     finally:
-        controls(segment_controls, fault_rate={"503": 0.0}, operations=None)
+        controls(segment_controls, fault_rate={"429": 0.0}, retry_after_s=1, operations=None)
     assert waited.returncode == 1
     assert json.loads(waited.stdout)["state"] == "failed"
     assert len(waited.stderr.strip().splitlines()) == 1 and job in waited.stderr
