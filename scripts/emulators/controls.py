@@ -127,10 +127,11 @@ class Controls:
                 self.seed = int(seed)
                 self._reseed()
 
-    def batch_error_settings(self) -> tuple[int, float, set[str] | None]:
+    def batch_error_settings(self) -> tuple[int, float, frozenset[str] | None]:
         """(seed, rate, ids) for the batch error lines, read once per input line."""
         with self._lock:
-            return self.seed, self.batch_error_rate, self.batch_error_users
+            users = self.batch_error_users
+            return self.seed, self.batch_error_rate, None if users is None else frozenset(users)
 
     def clear_scope(self) -> None:
         """Faults apply to every user and operation again."""

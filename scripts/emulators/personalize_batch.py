@@ -25,6 +25,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -426,7 +427,9 @@ class BatchJobs:
         }
 
 
-def deterministic_error(seed: int, rate: float, users: set[str] | None, subject: str) -> bool:
+def deterministic_error(
+    seed: int, rate: float, users: AbstractSet[str] | None, subject: str
+) -> bool:
     """Whether ``subject`` gets an injected error line: listed, or drawn at ``rate`` from a
     hash of (seed, id), so a test can predict it and a re-run gives the same lines."""
     if users and subject in users:
