@@ -43,6 +43,9 @@ RECOMMENDED_TRAIT = "recommended_products"
 MOTO_START_TIMEOUT_S = 40.0
 # Emulator request logs are trimmed past this many entries, so a long session stays small.
 MAX_EMULATOR_LOG = 20_000
+# The backfill's identifies (functions/batch_traits/backfill/writer.py) are not the traits
+# sync's: the traits totals leave them out.
+BATCH_MESSAGE_ID_PREFIX = "bt-"
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,7 @@ class IdentifyCounter:
                     and message.get("type") == "identify"
                     and isinstance(message.get("traits"), dict)
                     and self._trait in message["traits"]
+                    and not str(message.get("messageId")).startswith(BATCH_MESSAGE_ID_PREFIX)
                 ):
                     count += 1
         if self._cursor > MAX_EMULATOR_LOG:
@@ -158,6 +162,7 @@ class Sandbox:
         self._lock = StateDirLock(self.state_dir)
         self._summary_sources: dict[str, Callable[[], dict[str, Any] | None]] = {}
         self._sample: Callable[[], None] = lambda: None  # reads the gauges once all runs
+        self._backfill: dict[str, int] = {}  # counts from batch_traits' log lines
 
     # -- start -------------------------------------------------------------------------------
 
@@ -744,6 +749,13 @@ class Sandbox:
     def _batch_log_line(self, entry: dict[str, Any]) -> None:
         message = entry.get("message")
         job = entry.get("job")
+        counts = self._backfill
+        if message in ("batch inference job started", "chunk failed"):
+            counts[str(message)] = counts.get(str(message), 0) + 1
+        if message == "chunk processed" and entry.get("status") == "done":
+            for key in ("chunks", "written", "failed_error_line", "undecodable", "segment_failed"):
+                value = 1 if key == "chunks" else entry.get(key)
+                counts[key] = counts.get(key, 0) + (value if isinstance(value, int) else 0)
         if message == "batch inference job started":
             self.console.event(f"backfill job {job} started")
         elif message == "output file split":
@@ -801,6 +813,17 @@ class Sandbox:
             dead_letter_reasons=self.totals.dead_letter_reasons,
         ):
             self.console.line(line)
+        if "batch" in self.info:
+            b = self._backfill
+            failed = sum(
+                b.get(k, 0) for k in ("failed_error_line", "undecodable", "segment_failed")
+            )
+            self.console.line(
+                f"  backfill  {b.get('batch inference job started', 0)} jobs started, "
+                f"{b.get('chunks', 0)} chunks done, {b.get('written', 0)} users written, "
+                f"{failed} failed, {b.get('chunk failed', 0)} chunk failures (retried or "
+                "dead-lettered)"
+            )
 
     def _source(self, name: str) -> dict[str, Any] | None:
         source = self._summary_sources.get(name)

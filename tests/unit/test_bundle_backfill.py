@@ -372,3 +372,16 @@ def test_job_names_are_checked_before_anything_happens(
     fake = FakeBackend()
     assert _run(["backfill", "start", "--job-name=-bad"], fake, monkeypatch) == 1
     assert "--job-name '-bad'" in capsys.readouterr().err and fake.started == []
+
+
+@pytest.mark.parametrize("action", ["start", "status", "report"])
+def test_each_backfill_command_has_help_with_the_target_options(
+    action: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main.main(["backfill", action, "--help"])
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    assert "--sandbox" in out and "--terraform-dir" in out
+    assert ("--users-file" in out) == (action == "start")
+    assert ("--wait" in out) == (action == "status")
