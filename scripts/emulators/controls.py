@@ -66,6 +66,7 @@ class Controls:
             # an error line instead of recommendations.
             self.batch_error_rate = 0.0
             self.batch_error_users: set[str] | None = None
+            self.batch_job_delay_ms = 0.0  # each job stays IN_PROGRESS this long at least
             self.seed = self._initial_seed
             self._reseed()
 
@@ -86,6 +87,7 @@ class Controls:
         seed: int | None = None,
         batch_error_rate: float | None = None,
         batch_error_users: Iterable[str] | _Unset | None = _UNSET,
+        batch_job_delay_ms: float | None = None,
     ) -> None:
         """Change some controls; arguments left out keep their value.
 
@@ -123,6 +125,8 @@ class Controls:
                 self.batch_error_rate = rate
             if not isinstance(batch_error_users, _Unset):
                 self.batch_error_users = _as_set(batch_error_users)
+            if batch_job_delay_ms is not None:
+                self.batch_job_delay_ms = _non_negative("batch_job_delay_ms", batch_job_delay_ms)
             if seed is not None:
                 self.seed = int(seed)
                 self._reseed()
@@ -154,6 +158,7 @@ class Controls:
                 "batch_error_users": (
                     sorted(self.batch_error_users) if self.batch_error_users is not None else None
                 ),
+                "batch_job_delay_ms": self.batch_job_delay_ms,
             }
 
     def decide(self, operation: str, user_ids: Iterable[str | None]) -> Decision:

@@ -181,6 +181,7 @@ class PersonalizeEmulator(EmulatorServer):
             rank=self._batch_rank,
             is_error=self._batch_error,
             s3_endpoint_url=s3_endpoint_url,
+            job_delay_s=lambda: self.controls.snapshot()["batch_job_delay_ms"] / 1000.0,
         )
 
     # -- public helpers ----------------------------------------------------------------------

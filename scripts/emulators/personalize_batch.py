@@ -129,6 +129,7 @@ class BatchJobs:
         rank: Rank,
         is_error: Callable[[str], bool],
         s3_endpoint_url: str | None = None,
+        job_delay_s: Callable[[], float] = lambda: 0.0,
         max_running: int = MAX_RUNNING_JOBS,
     ) -> None:
         self.region = region
@@ -138,6 +139,7 @@ class BatchJobs:
         self._filter_exists = filter_exists
         self._rank = rank
         self._is_error = is_error
+        self._job_delay_s = job_delay_s
         self.s3_endpoint_url = s3_endpoint_url
         self.max_running = max_running
         self._jobs: dict[str, Job] = {}
@@ -340,6 +342,9 @@ class BatchJobs:
             if job is None:
                 continue
             self._set(job, IN_PROGRESS)
+            if self._stop.wait(self._job_delay_s()):  # a job that takes its time (controls)
+                self._set(job, FAILED, "the emulator stopped while the job ran")
+                return
             try:
                 self._run(job)
             except Exception as exc:  # the job fails visibly; the worker goes on

@@ -813,7 +813,7 @@ class Sandbox:
             dead_letter_reasons=self.totals.dead_letter_reasons,
         ):
             self.console.line(line)
-        if "batch" in self.info:
+        if self._backfill:  # only when the backfill ran
             b = self._backfill
             failed = sum(
                 b.get(k, 0) for k in ("failed_error_line", "undecodable", "segment_failed")

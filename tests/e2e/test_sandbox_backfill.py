@@ -197,15 +197,21 @@ def test_backfill_fills_every_profile_and_counts_error_lines(
 
 
 def test_human_status_shows_progress_then_the_summary(sandbox: dict[str, Any]) -> None:
-    started = bundle(sandbox, "backfill", "start")
-    assert started.returncode == 0, started.stderr
-    assert started.stdout.startswith("started batch inference job ")
-    waited = bundle(sandbox, "backfill", "status", "--wait", "--poll", "0.2")
+    personalize_controls = sandbox["state"]["personalize"]["controls_url"]
+    controls(personalize_controls, batch_job_delay_ms=5000)  # a job that takes its time
+    try:
+        started = bundle(sandbox, "backfill", "start")
+        assert started.returncode == 0, started.stderr
+        assert started.stdout.startswith("started batch inference job ")
+        waited = bundle(sandbox, "backfill", "status", "--wait", "--poll", "0.2")
+    finally:
+        controls(personalize_controls, batch_job_delay_ms=0)
     assert waited.returncode == 0, waited.stderr
     # Not a terminal: a line per change on stderr, the result and the summary on stdout.
     job = started.stdout.split()[4].rstrip(":")
     progress = waited.stderr.strip().splitlines()
     assert progress and all(line.startswith(f"job {job}: ") for line in progress)
+    assert progress[0] == f"job {job}: CREATE IN_PROGRESS (Personalize batch inference running)"
     assert waited.stdout.startswith(f"job {job}: ACTIVE, chunks ")
     assert f"users written   {USERS}" in waited.stdout
     assert "failed          0" in waited.stdout

@@ -171,6 +171,22 @@ def test_status_goes_pending_then_active_and_the_quota_holds(
     assert sorted(names) == [f"q{n}" for n in range(5)]
 
 
+def test_a_job_delay_keeps_the_job_in_progress(batch_env: PersonalizeEmulator, bucket: str) -> None:
+    batch_env.controls.set(batch_job_delay_ms=1500)
+    _put_users(bucket, "input/slow/users.json", ['{"userId": "u1"}'])
+    arn = _create(batch_env, bucket, "slow")
+    job = _wait(arn, ("CREATE IN_PROGRESS",))
+    assert not _keys(bucket, "output/slow/")  # nothing written while it runs
+    assert _wait(arn)["status"] == "ACTIVE"
+    assert _keys(bucket, "output/slow/") == ["output/slow/users.json.out"]
+    assert job["lastUpdatedDateTime"] >= job["creationDateTime"]
+
+
+def _keys(bucket: str, prefix: str) -> list[str]:
+    listed = boto3.client("s3").list_objects_v2(Bucket=bucket, Prefix=prefix)
+    return [o["Key"] for o in listed.get("Contents", [])]
+
+
 def test_missing_input_fails_the_job_with_a_reason(
     batch_env: PersonalizeEmulator, bucket: str
 ) -> None:
