@@ -24,6 +24,8 @@ SERVICES = (
     "kms",
     "lambda",
     "logs",
+    "s3",
+    "scheduler",
     "sns",
     "sqs",
     "ssm",
@@ -49,6 +51,8 @@ provider "aws" {{
   skip_credentials_validation = true
   skip_metadata_api_check     = true
   skip_region_validation      = true
+  # moto serves S3 on one host: buckets go in the path, not in the host name.
+  s3_use_path_style = true
 
   endpoints {{
 {endpoints}

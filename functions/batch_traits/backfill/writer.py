@@ -38,8 +38,9 @@ BACKOFF_S = 0.5
 
 
 def message_id(job: str, user_id: str) -> str:
-    """Deterministic per (job, user): 43 characters, within Segment's 100."""
-    digest = hashlib.sha256(f"{job}\0{user_id}".encode()).hexdigest()
+    """Deterministic per (job, user): 43 characters, within Segment's 100. The job's length
+    leads, so no (job, user) pair can spell another's input."""
+    digest = hashlib.sha256(f"{len(job)}:{job}\0{user_id}".encode()).hexdigest()
     return MESSAGE_ID_PREFIX + digest[:40]
 
 
@@ -173,7 +174,8 @@ class _Writer:
         body = response["Body"]
         try:
             for line in parser.owned(_blocks(body), message.start, message.end):
-                if self.ports.clock() >= self.deadline:
+                # At least one line per attempt: a continuation always makes progress.
+                if line.offset > message.start and self.ports.clock() >= self.deadline:
                     self._send(self.packer.drain())
                     return line.offset
                 try:

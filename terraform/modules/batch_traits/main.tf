@@ -1,0 +1,626 @@
+# Batch backfill and scheduled refresh of the recommended-items trait on every profile.
+#
+#   schedule / `bundle backfill start` --> function {"action":"start"}
+#     --> Personalize CreateBatchInferenceJob (input/users.json --> output/<job>/)
+#   S3 ObjectCreated output/*.out --> chunk queue --> function (splitter)
+#     --> chunk messages (byte ranges) --> chunk queue --> function (worker) --> Segment /v1/batch
+#   a chunk failing max_receive_count times --> dead-letter queue (with its range) + alarm
+
+data "aws_caller_identity" "current" {}
+data "aws_region" "current" {}
+data "aws_partition" "current" {}
+
+locals {
+  function_name = "${var.name_prefix}-batch-traits"
+  account_id    = data.aws_caller_identity.current.account_id
+  region        = data.aws_region.current.name
+  partition     = data.aws_partition.current.partition
+
+  # Bucket names are global: the account and region keep deployments apart.
+  long_bucket_name = "${var.name_prefix}-batch-${local.account_id}-${local.region}"
+  bucket_name      = length(local.long_bucket_name) <= 63 ? local.long_bucket_name : "${var.name_prefix}-batch-${local.account_id}"
+  bucket_arn       = "arn:${local.partition}:s3:::${local.bucket_name}"
+
+  # Each container's share of the Segment events/s budget (Engage inbound: 1,000 events/s
+  # per space; the default leaves half to the live traits sync).
+  events_per_s_per_container = floor(var.settings.segment_events_per_s / var.settings.max_concurrency * 1000) / 1000
+
+  environment = merge(var.extra_environment, {
+    for name, value in {
+      PERSONALIZE_CAMPAIGN_ARN        = var.personalize_campaign_arn
+      PERSONALIZE_FILTER_ARN          = var.personalize_filter_arn
+      NUM_RESULTS                     = tostring(var.settings.num_results)
+      BATCH_BUCKET                    = local.bucket_name
+      BATCH_USERS_KEY                 = var.settings.users_key
+      BATCH_ROLE_ARN                  = aws_iam_role.personalize.arn
+      BATCH_KMS_KEY_ARN               = aws_kms_key.this.arn
+      CHUNK_BYTES                     = tostring(var.settings.chunk_bytes)
+      SEGMENT_WRITE_KEY_PARAMETER     = var.write_key_parameter_name
+      SEGMENT_API_URL                 = var.segment_api_url
+      SEGMENT_EVENTS_PER_S            = format("%.3f", local.events_per_s_per_container)
+      RECOMMENDED_TRAIT               = var.recommended_trait
+      PURCHASED_TRAIT                 = var.purchased_trait
+      PROFILE_EXCLUSION               = tostring(var.settings.profile_exclusion)
+      SEGMENT_PROFILE_TOKEN_PARAMETER = var.settings.profile_exclusion ? var.profile_token_parameter_name : null
+      SEGMENT_SPACE_ID                = var.settings.profile_exclusion ? var.segment_space_id : null
+      SEGMENT_PROFILE_API_URL         = var.settings.profile_exclusion ? var.segment_profile_api_url : null
+      SEGMENT_PROFILE_API_RPS         = var.settings.profile_exclusion && var.profile_api_rps != null ? format("%.3f", var.profile_api_rps) : null
+      MAX_RECEIVE_COUNT               = tostring(var.settings.max_receive_count)
+    } : name => value if value != null && value != ""
+  }, { CHUNK_QUEUE_URL = aws_sqs_queue.chunks.url })
+
+  parameter_arns = compact([
+    var.write_key_parameter_arn,
+    var.settings.profile_exclusion ? var.profile_token_parameter_arn : null,
+  ])
+  # Personalize ARNs of the jobs this deployment starts (named <name_prefix>-... or given).
+  batch_job_arn = "arn:${local.partition}:personalize:${local.region}:${local.account_id}:batch-inference-job/*"
+}
+
+# -- encryption --------------------------------------------------------------------------
+
+data "aws_iam_policy_document" "key" {
+  statement {
+    sid       = "AccountAdministers"
+    actions   = ["kms:*"]
+    resources = ["*"] # in a key policy "*" is this key
+    principals {
+      type        = "AWS"
+      identifiers = ["arn:${local.partition}:iam::${local.account_id}:root"]
+    }
+  }
+
+  statement {
+    sid = "PersonalizeReadsAndWritesBatchFiles"
+    # Personalize itself (besides the role it assumes) must be allowed to use the key
+    # (Personalize developer guide, "Giving Amazon Personalize permission to use your KMS key").
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
+    resources = ["*"]
+    principals {
+      type        = "Service"
+      identifiers = ["personalize.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
+
+  statement {
+    sid = "S3NotifiesTheEncryptedQueue"
+    # S3 event notifications to an SSE-KMS queue need the key (S3 user guide, "Configuring
+    # event notifications": encrypted destinations).
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = ["*"]
+    principals {
+      type        = "Service"
+      identifiers = ["s3.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
+}
+
+resource "aws_kms_key" "this" {
+  description             = "${var.name_prefix} batch traits: bucket and queues"
+  enable_key_rotation     = true
+  deletion_window_in_days = 7
+  policy                  = data.aws_iam_policy_document.key.json
+  tags                    = var.tags
+}
+
+resource "aws_kms_alias" "this" {
+  name          = "alias/${var.name_prefix}-batch-traits"
+  target_key_id = aws_kms_key.this.key_id
+}
+
+# -- bucket --------------------------------------------------------------------------------
+
+resource "aws_s3_bucket" "this" {
+  # checkov:skip=CKV_AWS_18: access logs would need a second bucket per deployment; CloudTrail data events are the account-level choice
+  # checkov:skip=CKV_AWS_144: cross-region replication of transient batch files (expired in days) has no value
+  # checkov:skip=CKV2_AWS_62: the only notification needed (output/*.out to SQS) is configured below
+  bucket        = local.bucket_name
+  force_destroy = var.force_destroy
+  tags          = var.tags
+}
+
+resource "aws_s3_bucket_versioning" "this" {
+  bucket = aws_s3_bucket.this.id
+  versioning_configuration {
+    status = "Enabled"
+  }
+}
+
+resource "aws_s3_bucket_server_side_encryption_configuration" "this" {
+  bucket = aws_s3_bucket.this.id
+  rule {
+    apply_server_side_encryption_by_default {
+      sse_algorithm     = "aws:kms"
+      kms_master_key_id = aws_kms_key.this.arn
+    }
+    bucket_key_enabled = true
+  }
+}
+
+resource "aws_s3_bucket_public_access_block" "this" {
+  bucket                  = aws_s3_bucket.this.id
+  block_public_acls       = true
+  block_public_policy     = true
+  ignore_public_acls      = true
+  restrict_public_buckets = true
+}
+
+resource "aws_s3_bucket_lifecycle_configuration" "this" {
+  bucket = aws_s3_bucket.this.id
+
+  dynamic "rule" {
+    for_each = {
+      input   = var.settings.files_expiration_days
+      output  = var.settings.files_expiration_days
+      state   = var.settings.files_expiration_days
+      reports = var.settings.reports_expiration_days
+    }
+    content {
+      id     = "expire-${rule.key}"
+      status = "Enabled"
+      filter {
+        prefix = "${rule.key}/"
+      }
+      expiration {
+        days = rule.value
+      }
+      noncurrent_version_expiration {
+        noncurrent_days = 1
+      }
+      abort_incomplete_multipart_upload {
+        days_after_initiation = 1
+      }
+    }
+  }
+
+  depends_on = [aws_s3_bucket_versioning.this]
+}
+
+data "aws_iam_policy_document" "bucket" {
+  statement {
+    sid       = "DenyInsecureTransport"
+    effect    = "Deny"
+    actions   = ["s3:*"]
+    resources = [local.bucket_arn, "${local.bucket_arn}/*"]
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
+    }
+  }
+
+  statement {
+    sid = "PersonalizeListsTheBucket"
+    # Personalize needs a bucket policy for its service principal as well as its role
+    # (Personalize developer guide, batch workflow permissions).
+    actions   = ["s3:ListBucket"]
+    resources = [local.bucket_arn]
+    principals {
+      type        = "Service"
+      identifiers = ["personalize.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
+
+  statement {
+    sid       = "PersonalizeReadsInput"
+    actions   = ["s3:GetObject"]
+    resources = ["${local.bucket_arn}/input/*"]
+    principals {
+      type        = "Service"
+      identifiers = ["personalize.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
+
+  statement {
+    sid       = "PersonalizeWritesOutput"
+    actions   = ["s3:PutObject"]
+    resources = ["${local.bucket_arn}/output/*"]
+    principals {
+      type        = "Service"
+      identifiers = ["personalize.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
+}
+
+resource "aws_s3_bucket_policy" "this" {
+  bucket     = aws_s3_bucket.this.id
+  policy     = data.aws_iam_policy_document.bucket.json
+  depends_on = [aws_s3_bucket_public_access_block.this]
+}
+
+# -- queues --------------------------------------------------------------------------------
+
+resource "aws_sqs_queue" "dead_letter" {
+  name                      = "${var.name_prefix}-batch-chunks-dead-letter"
+  message_retention_seconds = 1209600 # 14 days, the maximum: time to look and redrive
+  kms_master_key_id         = aws_kms_key.this.arn
+  tags                      = var.tags
+}
+
+resource "aws_sqs_queue" "chunks" {
+  name = "${var.name_prefix}-batch-chunks"
+  # Longer than the function may run, so a chunk in progress is not delivered twice.
+  visibility_timeout_seconds = var.timeout * 6
+  message_retention_seconds  = 345600 # 4 days
+  kms_master_key_id          = aws_kms_key.this.arn
+  redrive_policy = jsonencode({
+    deadLetterTargetArn = aws_sqs_queue.dead_letter.arn
+    maxReceiveCount     = var.settings.max_receive_count
+  })
+  tags = var.tags
+}
+
+data "aws_iam_policy_document" "chunks_queue" {
+  statement {
+    sid       = "S3SendsOutputNotifications"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.chunks.arn]
+    principals {
+      type        = "Service"
+      identifiers = ["s3.amazonaws.com"]
+    }
+    condition {
+      test     = "ArnEquals"
+      variable = "aws:SourceArn"
+      values   = [aws_s3_bucket.this.arn]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
+}
+
+resource "aws_sqs_queue_policy" "chunks" {
+  queue_url = aws_sqs_queue.chunks.id
+  policy    = data.aws_iam_policy_document.chunks_queue.json
+}
+
+resource "aws_s3_bucket_notification" "this" {
+  bucket = aws_s3_bucket.this.id
+
+  queue {
+    queue_arn     = aws_sqs_queue.chunks.arn
+    events        = ["s3:ObjectCreated:*"]
+    filter_prefix = "output/"
+    filter_suffix = ".out"
+  }
+
+  depends_on = [aws_sqs_queue_policy.chunks]
+}
+
+# -- the role Personalize assumes for batch inference ------------------------------------
+
+data "aws_iam_policy_document" "personalize_trust" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["personalize.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
+}
+
+data "aws_iam_policy_document" "personalize" {
+  statement {
+    sid       = "ListBatchBucket"
+    actions   = ["s3:ListBucket"]
+    resources = [aws_s3_bucket.this.arn]
+  }
+
+  statement {
+    sid       = "ReadUsersFiles"
+    actions   = ["s3:GetObject"]
+    resources = ["${aws_s3_bucket.this.arn}/input/*"]
+  }
+
+  statement {
+    sid       = "WriteBatchOutput"
+    actions   = ["s3:PutObject"]
+    resources = ["${aws_s3_bucket.this.arn}/output/*"]
+  }
+
+  statement {
+    sid       = "UseBatchKey"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
+    resources = [aws_kms_key.this.arn]
+  }
+}
+
+resource "aws_iam_role" "personalize" {
+  name                 = "${var.name_prefix}-batch-personalize-${local.region}"
+  path                 = var.iam_role_path
+  permissions_boundary = var.iam_permissions_boundary
+  assume_role_policy   = data.aws_iam_policy_document.personalize_trust.json
+  tags                 = var.tags
+}
+
+resource "aws_iam_role_policy" "personalize" {
+  name   = "batch-files"
+  role   = aws_iam_role.personalize.id
+  policy = data.aws_iam_policy_document.personalize.json
+}
+
+# -- the function --------------------------------------------------------------------------
+
+data "aws_iam_policy_document" "function" {
+  statement {
+    sid       = "ReadCampaign"
+    actions   = ["personalize:DescribeCampaign"]
+    resources = [var.personalize_campaign_arn]
+  }
+
+  statement {
+    sid     = "StartBatchInference"
+    actions = ["personalize:CreateBatchInferenceJob"]
+    # The job's own ARN (named by the function at start), the solution versions of this
+    # account's solutions (the campaign's, read at run time) and the filter.
+    resources = compact([
+      local.batch_job_arn,
+      "arn:${local.partition}:personalize:${local.region}:${local.account_id}:solution/*",
+      var.personalize_filter_arn,
+    ])
+  }
+
+  statement {
+    sid       = "PassRoleToPersonalize"
+    actions   = ["iam:PassRole"]
+    resources = [aws_iam_role.personalize.arn]
+    condition {
+      test     = "StringEquals"
+      variable = "iam:PassedToService"
+      values   = ["personalize.amazonaws.com"]
+    }
+  }
+
+  statement {
+    sid       = "ReadOutputAndState"
+    actions   = ["s3:GetObject"]
+    resources = ["${aws_s3_bucket.this.arn}/output/*", "${aws_s3_bucket.this.arn}/state/*"]
+  }
+
+  statement {
+    sid       = "WriteStateAndReports"
+    actions   = ["s3:PutObject"]
+    resources = ["${aws_s3_bucket.this.arn}/state/*", "${aws_s3_bucket.this.arn}/reports/*"]
+  }
+
+  statement {
+    sid       = "ListChunkStates"
+    actions   = ["s3:ListBucket"]
+    resources = [aws_s3_bucket.this.arn]
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["state/*"]
+    }
+  }
+
+  statement {
+    sid = "ConsumeAndSendChunks"
+    actions = [
+      "sqs:ReceiveMessage",
+      "sqs:DeleteMessage",
+      "sqs:GetQueueAttributes",
+      "sqs:SendMessage",
+      "sqs:ChangeMessageVisibility",
+    ]
+    resources = [aws_sqs_queue.chunks.arn]
+  }
+
+  statement {
+    sid       = "ReadSegmentCredentials"
+    actions   = ["ssm:GetParameter"]
+    resources = local.parameter_arns
+  }
+
+  statement {
+    sid       = "UseBatchKey"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = [aws_kms_key.this.arn]
+  }
+
+  dynamic "statement" {
+    for_each = var.kms_key_arn == null ? [] : [var.kms_key_arn]
+    content {
+      sid       = "DecryptSecretsWithCustomerKey"
+      actions   = ["kms:Decrypt"]
+      resources = [statement.value]
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = ["ssm.${local.region}.amazonaws.com"]
+      }
+    }
+  }
+}
+
+module "function" {
+  source = "../lambda_function"
+
+  function_name            = local.function_name
+  description              = "Personalize batch inference output -> Segment identify with recommended items, for every profile."
+  zip_path                 = var.zip_path
+  layer_arns               = var.layer_arns
+  runtime                  = var.runtime
+  architecture             = var.architecture
+  memory_size              = var.memory_size
+  timeout                  = var.timeout
+  reserved_concurrency     = var.settings.max_concurrency + 1 # the chunk workers and a start call
+  tracing_mode             = var.tracing_mode
+  log_retention_days       = var.log_retention_days
+  environment              = local.environment
+  policy_json              = data.aws_iam_policy_document.function.json
+  deployment_name          = var.name_prefix
+  kms_key_arn              = var.kms_key_arn
+  role_name                = "${var.name_prefix}-batch-traits-${local.region}"
+  iam_role_path            = var.iam_role_path
+  iam_permissions_boundary = var.iam_permissions_boundary
+  tags                     = var.tags
+}
+
+resource "aws_lambda_event_source_mapping" "chunks" {
+  event_source_arn        = aws_sqs_queue.chunks.arn
+  function_name           = module.function.function_arn
+  batch_size              = var.settings.batch_size
+  function_response_types = ["ReportBatchItemFailures"]
+
+  scaling_config {
+    maximum_concurrency = max(2, var.settings.max_concurrency) # SQS mappings accept 2..1000
+  }
+
+  tags = var.tags
+}
+
+# -- the optional schedule -----------------------------------------------------------------
+
+data "aws_iam_policy_document" "scheduler_trust" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["scheduler.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
+}
+
+data "aws_iam_policy_document" "scheduler" {
+  statement {
+    sid       = "StartBackfill"
+    actions   = ["lambda:InvokeFunction"]
+    resources = [module.function.function_arn]
+  }
+}
+
+resource "aws_iam_role" "scheduler" {
+  count                = var.settings.schedule_expression == null ? 0 : 1
+  name                 = "${var.name_prefix}-batch-schedule-${local.region}"
+  path                 = var.iam_role_path
+  permissions_boundary = var.iam_permissions_boundary
+  assume_role_policy   = data.aws_iam_policy_document.scheduler_trust.json
+  tags                 = var.tags
+}
+
+resource "aws_iam_role_policy" "scheduler" {
+  count  = var.settings.schedule_expression == null ? 0 : 1
+  name   = "invoke-batch-traits"
+  role   = aws_iam_role.scheduler[0].id
+  policy = data.aws_iam_policy_document.scheduler.json
+}
+
+resource "aws_scheduler_schedule" "this" {
+  count                        = var.settings.schedule_expression == null ? 0 : 1
+  name                         = "${var.name_prefix}-batch-traits"
+  description                  = "Refresh the recommended-items trait of every profile (batch inference)."
+  schedule_expression          = var.settings.schedule_expression
+  schedule_expression_timezone = var.settings.schedule_timezone
+  kms_key_arn                  = aws_kms_key.this.arn
+
+  flexible_time_window {
+    mode = "OFF"
+  }
+
+  target {
+    arn      = module.function.function_arn
+    role_arn = aws_iam_role.scheduler[0].arn
+    input    = jsonencode({ action = "start" })
+
+    retry_policy {
+      maximum_retry_attempts       = 2
+      maximum_event_age_in_seconds = 3600
+    }
+  }
+}
+
+# -- alarms --------------------------------------------------------------------------------
+
+resource "aws_cloudwatch_metric_alarm" "dead_letters" {
+  alarm_name          = "${var.name_prefix}-batch-chunks-dead-letters"
+  alarm_description   = "A batch chunk failed ${var.settings.max_receive_count} times and is in the dead-letter queue with its byte range (bundle dlq / backfill report)."
+  namespace           = "AWS/SQS"
+  metric_name         = "ApproximateNumberOfMessagesVisible"
+  dimensions          = { QueueName = aws_sqs_queue.dead_letter.name }
+  statistic           = "Maximum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = compact([var.alarm_topic_arn])
+  ok_actions          = compact([var.alarm_topic_arn])
+  tags                = var.tags
+}
+
+resource "aws_cloudwatch_metric_alarm" "errors" {
+  alarm_name          = "${var.name_prefix}-batch-traits-errors"
+  alarm_description   = "The batch traits function failed (crashes and timeouts; failed chunks are counted in ChunksFailed)."
+  namespace           = "AWS/Lambda"
+  metric_name         = "Errors"
+  dimensions          = { FunctionName = module.function.function_name }
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = compact([var.alarm_topic_arn])
+  ok_actions          = compact([var.alarm_topic_arn])
+  tags                = var.tags
+}
+
+resource "aws_cloudwatch_metric_alarm" "chunks_failed" {
+  alarm_name          = "${var.name_prefix}-batch-traits-chunks-failed"
+  alarm_description   = "Chunks failed an attempt (Segment unavailable or throttling past the deadline); SQS retries them."
+  namespace           = var.metrics_namespace
+  metric_name         = "ChunksFailed"
+  dimensions          = { deployment = var.name_prefix, service = "batch_traits" }
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = compact([var.alarm_topic_arn])
+  ok_actions          = compact([var.alarm_topic_arn])
+  tags                = var.tags
+}
