@@ -110,9 +110,10 @@ def create_batch(
     name = f"{prefix}-batch-traits"
     s3.create_bucket(Bucket=name)
     queues: dict[str, tuple[str, str]] = {}
-    for role, attributes in (
-        ("dlq", {"MessageRetentionPeriod": "1209600"}),
-        ("chunks", {"VisibilityTimeout": str(visibility_timeout_s)}),
+    # Named as terraform/modules/batch_traits names them.
+    for role, queue_name, attributes in (
+        ("dlq", f"{prefix}-batch-chunks-dead-letter", {"MessageRetentionPeriod": "1209600"}),
+        ("chunks", f"{prefix}-batch-chunks", {"VisibilityTimeout": str(visibility_timeout_s)}),
     ):
         if role == "chunks":
             attributes["RedrivePolicy"] = json.dumps(
@@ -121,7 +122,7 @@ def create_batch(
                     "maxReceiveCount": CHUNK_MAX_RECEIVE_COUNT,
                 }
             )
-        url = sqs.create_queue(QueueName=f"{name}-{role}", Attributes=attributes)["QueueUrl"]
+        url = sqs.create_queue(QueueName=queue_name, Attributes=attributes)["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
             "QueueArn"
         ]

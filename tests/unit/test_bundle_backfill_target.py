@@ -76,8 +76,8 @@ def test_sandbox_batch_entry(tmp_path: Path) -> None:
         "bucket": "sandbox-batch-traits",
         "users_key": "input/users.json",
         "function_name": "sandbox-batch-traits",
-        "chunk_queue_url": "http://127.0.0.1:5001/123456789012/sandbox-batch-traits-chunks",
-        "dead_letter_queue_url": "http://127.0.0.1:5001/123456789012/sandbox-batch-traits-dlq",
+        "chunk_queue_url": "http://127.0.0.1:5001/123456789012/sandbox-batch-chunks",
+        "dead_letter_queue_url": "http://127.0.0.1:5001/123456789012/sandbox-batch-chunks-dead-letter",
         "personalize_url": "http://127.0.0.1:5003",
         "lambda_url": "http://127.0.0.1:5004",
     }
