@@ -4,11 +4,12 @@ off) and the sandbox's state.json `batch` entry."""
 from __future__ import annotations
 
 import json
-import os
-import stat
+import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
+from bundle_cli import target
 from bundle_cli.target import BatchTarget, from_sandbox, from_terraform
 
 BASE = {
@@ -21,13 +22,14 @@ SQS = "https://sqs.eu-west-1.amazonaws.com/111122223333"
 
 
 def _terraform(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, outputs: dict[str, object]) -> None:
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "out.json").write_text(json.dumps(outputs))
-    script = bin_dir / "terraform"
-    script.write_text(f'#!/bin/sh\ncat "{bin_dir}/out.json"\n')
-    script.chmod(script.stat().st_mode | stat.S_IEXEC)
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    """`terraform output -json` answers ``outputs`` (no process is started: unit tier)."""
+
+    def run(args: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        assert args[1:] == ["output", "-json"] and kwargs["cwd"] == tmp_path
+        return subprocess.CompletedProcess(args, 0, json.dumps(outputs), "")
+
+    monkeypatch.setattr(target.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(target.subprocess, "run", run)
 
 
 def test_stack_batch_outputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
