@@ -684,7 +684,7 @@ class Sandbox:
         )
         os.environ.update(
             {
-                # CONTRACT §3 and the batch design: what Terraform gives batch_traits.
+                # What terraform/modules/batch_traits gives the function.
                 "BATCH_BUCKET": made.bucket,
                 "BATCH_USERS_KEY": made.users_key,
                 "BATCH_ROLE_ARN": made.role_arn,
