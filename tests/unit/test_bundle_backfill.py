@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -385,3 +386,23 @@ def test_each_backfill_command_has_help_with_the_target_options(
     assert "--sandbox" in out and "--terraform-dir" in out
     assert ("--users-file" in out) == (action == "start")
     assert ("--wait" in out) == (action == "status")
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_on_a_terminal_the_bar_is_redrawn_in_place() -> None:
+    stream = _Tty()
+    bar = backfill.Bar(stream, quiet=True)  # --json: still a bar on a terminal
+    shown = backfill.Progress(job="j1", job_status="ACTIVE", planned=True, chunks_total=4)
+    shown.chunks_done = 1
+    bar.show(shown)
+    shown.chunks_done = 4
+    bar.show(shown)
+    bar.close()
+    bar.close()  # once only
+    frames = stream.getvalue().split("\r\x1b[2K")[1:]
+    assert frames[0].startswith("[" + "#" * 8 + "." * 22 + "] job j1: ACTIVE, chunks 1/4")
+    assert frames[1] == "[" + "#" * 30 + "] job j1: ACTIVE, chunks 4/4, users written 0\n"
