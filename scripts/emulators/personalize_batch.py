@@ -35,6 +35,7 @@ MAX_NUM_RESULTS = 500
 DEFAULT_NUM_RESULTS = 25
 MAX_LIST_RESULTS = 100
 _JOB_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9\-_]*")
+_ARN = re.compile(r"arn:([a-z\d-]+):personalize:.*:.*:.+")  # the API's ARN pattern
 _ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+")
 _S3_PATH = re.compile(r"s3://([a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])/(.*)")
 SPOOL_BYTES = 8 * 1024 * 1024  # output spills to a temporary file past this
@@ -180,8 +181,14 @@ class BatchJobs:
 
     def describe_campaign(self, body: Mapping[str, Any]) -> dict[str, Any]:
         arn = _required_str(body, "campaignArn")
-        if ":campaign/" not in arn:
-            raise BatchApiError("InvalidInputException", f"{arn} is not a campaign ARN.")
+        if not _ARN.fullmatch(arn):
+            raise BatchApiError(
+                "InvalidInputException",
+                "1 validation error detected: Value at 'campaignArn' failed to satisfy "
+                "constraint: Member must satisfy regular expression pattern: "
+                "arn:([a-z\\d-]+):personalize:.*:.*:.+",
+            )
+        # Any other ARN (a recommender's too) names no campaign.
         version = self.campaigns.get(arn)
         if version is None:
             raise BatchApiError("ResourceNotFoundException", f"Campaign {arn} does not exist.")

@@ -236,6 +236,9 @@ def test_names_campaigns_and_jobs_errors(batch_env: PersonalizeEmulator, bucket:
     assert raised.value.response["Error"]["Code"] == "ResourceAlreadyExistsException"
     with pytest.raises(ClientError) as raised:
         client.describe_campaign(campaignArn=batch_env.recommender_arn)
+    assert raised.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    with pytest.raises(ClientError) as raised:
+        client.describe_campaign(campaignArn="not-an-arn")
     assert raised.value.response["Error"]["Code"] == "InvalidInputException"
     with pytest.raises(ClientError) as raised:
         client.describe_campaign(campaignArn=batch_env.campaign_arn + "-gone")
