@@ -9,7 +9,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bundle_cli import commands
+from bundle_cli import backfill, commands
 from bundle_cli.target import (
     DEFAULT_STATE_DIR,
     DEFAULT_TERRAFORM_DIR,
@@ -134,6 +134,56 @@ def build_parser() -> argparse.ArgumentParser:
         help="also replay what is left of a partly expired range (its message is kept)",
     )
 
+    bf = sub.add_parser(
+        "backfill",
+        help="Batch backfill of the recommended trait on every profile: start, status, report.",
+        description="Batch backfill (the batch_traits module): a Personalize batch inference "
+        "job over a users file, written back to Segment chunk by chunk.",
+    )
+    bf_sub = bf.add_subparsers(dest="backfill_command", required=True, metavar="ACTION")
+
+    def bf_command(name: str, help_text: str, run: Callable[..., int]) -> argparse.ArgumentParser:
+        p = bf_sub.add_parser(name, help=help_text, description=help_text)
+        _target_options(p, suppress=True)
+        p.set_defaults(run=run)
+        return p
+
+    p = bf_command(
+        "start",
+        "Start a batch inference job on the documented users file (input/users.json), or "
+        "upload --users-file first; prints the job name.",
+        backfill.start,
+    )
+    p.add_argument(
+        "--users-file",
+        type=Path,
+        help='JSON lines of {"userId": "..."}, uploaded to input/<job>/users.json',
+    )
+    p.add_argument("--job-name", help="the job's name (default <deployment>-<UTC time>)")
+    p.add_argument("--json", action="store_true", help='print {"jobName", "jobArn"} as JSON')
+    for name, help_text, run in (
+        (
+            "status",
+            "The job's state, then chunks done / total and users written (a progress bar "
+            "on a terminal); --wait follows it to the end and prints the summary.",
+            backfill.status,
+        ),
+        (
+            "report",
+            "The job's report: users written, skipped, failed by reason.",
+            backfill.report,
+        ),
+    ):
+        p = bf_command(name, help_text, run)
+        p.add_argument("job", nargs="?", help="job name (default: the latest job of this bucket)")
+        p.add_argument("--json", action="store_true", help="print one JSON object")
+        if name == "status":
+            p.add_argument("--wait", action="store_true", help="follow the job until it ends")
+            p.add_argument(
+                "--timeout", type=float, default=3600.0, help="--wait at most this long (s)"
+            )
+            p.add_argument("--poll", type=float, default=1.0, help="seconds between checks")
+
     p = command(
         "set-secrets",
         "Store the Segment write key and Profile API token in their SSM SecureStrings, read "
@@ -164,6 +214,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TargetError as exc:
         print(f"bundle: {exc}", file=sys.stderr)
         return 2
+    except backfill.BackfillError as exc:
+        print(f"bundle backfill: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("bundle: interrupted", file=sys.stderr)
         return 130

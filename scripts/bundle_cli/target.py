@@ -27,6 +27,20 @@ class TargetError(Exception):
 
 
 @dataclass(frozen=True)
+class BatchTarget:
+    """The batch_traits module's resources (Terraform outputs, or the sandbox's state.json
+    ``batch`` entry). The endpoints are None on a deployed stack: the SDK's defaults."""
+
+    bucket: str
+    users_key: str
+    function_name: str
+    chunk_queue_url: str | None
+    dead_letter_queue_url: str | None
+    personalize_endpoint_url: str | None = None
+    lambda_endpoint_url: str | None = None
+
+
+@dataclass(frozen=True)
 class Target:
     kind: str  # "sandbox" or "stack"
     region: str
@@ -46,6 +60,7 @@ class Target:
     metrics_namespace: str = "SegmentPersonalize"
     handlers_log: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    batch: BatchTarget | None = None  # None: the batch_traits module is not enabled
 
     @overload
     def client(self, service: Literal["kinesis"]) -> KinesisClient: ...
@@ -109,6 +124,7 @@ def from_sandbox(state_dir: Path = DEFAULT_STATE_DIR) -> Target:
             deployment=prefix,
             handlers_log=state_dir / "handlers.log",
             extra={"example_user": state.get("example_user")},
+            batch=_sandbox_batch(state.get("batch")),
         )
     except KeyError as exc:
         raise TargetError(f"{path} lacks {exc.args[0]!r}: is the sandbox up to date?") from None
@@ -147,6 +163,35 @@ def from_terraform(directory: Path = DEFAULT_TERRAFORM_DIR) -> Target:
         write_key_parameter=outputs.get("segment_write_key_parameter"),
         profile_token_parameter=outputs.get("segment_profile_token_parameter"),
         function_name=outputs.get("update_traits_function_name"),
+        batch=_stack_batch(outputs),
+    )
+
+
+def _sandbox_batch(entry: Any) -> BatchTarget | None:
+    if not isinstance(entry, dict) or not entry.get("bucket"):
+        return None
+    return BatchTarget(
+        bucket=str(entry["bucket"]),
+        users_key=str(entry.get("users_key") or "input/users.json"),
+        function_name=str(entry["function_name"]),
+        chunk_queue_url=entry.get("chunk_queue_url"),
+        dead_letter_queue_url=entry.get("dead_letter_queue_url"),
+        personalize_endpoint_url=entry.get("personalize_url"),
+        lambda_endpoint_url=entry.get("lambda_url"),
+    )
+
+
+def _stack_batch(outputs: dict[str, Any]) -> BatchTarget | None:
+    """The batch_traits outputs; they are null when enable_batch_traits is false."""
+    bucket, function = outputs.get("batch_bucket"), outputs.get("batch_function_name")
+    if not bucket or not function:
+        return None
+    return BatchTarget(
+        bucket=str(bucket),
+        users_key=str(outputs.get("batch_users_key") or "input/users.json"),
+        function_name=str(function),
+        chunk_queue_url=outputs.get("batch_chunk_queue_url"),
+        dead_letter_queue_url=outputs.get("batch_dead_letter_queue_url"),
     )
 
 

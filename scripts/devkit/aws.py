@@ -18,8 +18,10 @@ from urllib.parse import urlsplit
 if TYPE_CHECKING:
     from botocore.config import Config
     from mypy_boto3_kinesis import KinesisClient
+    from mypy_boto3_personalize import PersonalizeClient
     from mypy_boto3_personalize_events import PersonalizeEventsClient
     from mypy_boto3_personalize_runtime import PersonalizeRuntimeClient
+    from mypy_boto3_s3 import S3Client
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_ssm import SSMClient
 
@@ -78,13 +80,26 @@ def moto_server() -> Iterator[str]:
         server.stop()
 
 
-LocalService = Literal["kinesis", "sqs", "ssm", "personalize-runtime", "personalize-events"]
+LocalService = Literal[
+    "kinesis", "s3", "sqs", "ssm", "personalize", "personalize-runtime", "personalize-events"
+]
 
 
 @overload
 def local_client(
     service: Literal["kinesis"], endpoint_url: str, region: str = ..., config: Config | None = ...
 ) -> KinesisClient: ...
+@overload
+def local_client(
+    service: Literal["s3"], endpoint_url: str, region: str = ..., config: Config | None = ...
+) -> S3Client: ...
+@overload
+def local_client(
+    service: Literal["personalize"],
+    endpoint_url: str,
+    region: str = ...,
+    config: Config | None = ...,
+) -> PersonalizeClient: ...
 @overload
 def local_client(
     service: Literal["sqs"], endpoint_url: str, region: str = ..., config: Config | None = ...

@@ -62,6 +62,11 @@ class Controls:
             self.retry_after_s = 1
             self.only_users: set[str] | None = None
             self.operations: set[str] | None = None
+            # Personalize batch inference: the share of input lines (or these ids) that get
+            # an error line instead of recommendations.
+            self.batch_error_rate = 0.0
+            self.batch_error_users: set[str] | None = None
+            self.batch_job_delay_ms = 0.0  # each job stays IN_PROGRESS this long at least
             self.seed = self._initial_seed
             self._reseed()
 
@@ -80,6 +85,9 @@ class Controls:
         only_users: Iterable[str] | _Unset | None = _UNSET,
         operations: Iterable[str] | _Unset | None = _UNSET,
         seed: int | None = None,
+        batch_error_rate: float | None = None,
+        batch_error_users: Iterable[str] | _Unset | None = _UNSET,
+        batch_job_delay_ms: float | None = None,
     ) -> None:
         """Change some controls; arguments left out keep their value.
 
@@ -110,9 +118,24 @@ class Controls:
                 self.only_users = _as_set(only_users)
             if not isinstance(operations, _Unset):
                 self.operations = _as_set(operations)
+            if batch_error_rate is not None:
+                rate = float(batch_error_rate)
+                if not 0.0 <= rate <= 1.0:
+                    raise ValueError("batch_error_rate must be within 0..1")
+                self.batch_error_rate = rate
+            if not isinstance(batch_error_users, _Unset):
+                self.batch_error_users = _as_set(batch_error_users)
+            if batch_job_delay_ms is not None:
+                self.batch_job_delay_ms = _non_negative("batch_job_delay_ms", batch_job_delay_ms)
             if seed is not None:
                 self.seed = int(seed)
                 self._reseed()
+
+    def batch_error_settings(self) -> tuple[int, float, frozenset[str] | None]:
+        """(seed, rate, ids) for the batch error lines, read once per input line."""
+        with self._lock:
+            users = self.batch_error_users
+            return self.seed, self.batch_error_rate, None if users is None else frozenset(users)
 
     def clear_scope(self) -> None:
         """Faults apply to every user and operation again."""
@@ -131,6 +154,11 @@ class Controls:
                 "only_users": sorted(self.only_users) if self.only_users is not None else None,
                 "operations": sorted(self.operations) if self.operations is not None else None,
                 "seed": self.seed,
+                "batch_error_rate": self.batch_error_rate,
+                "batch_error_users": (
+                    sorted(self.batch_error_users) if self.batch_error_users is not None else None
+                ),
+                "batch_job_delay_ms": self.batch_job_delay_ms,
             }
 
     def decide(self, operation: str, user_ids: Iterable[str | None]) -> Decision:

@@ -1,10 +1,14 @@
-"""Amazon Personalize runtime (GetRecommendations, GetPersonalizedRanking) and events
-(PutEvents) on one local HTTP server, in the REST-JSON shapes botocore sends and parses.
+"""Amazon Personalize runtime (GetRecommendations, GetPersonalizedRanking), events
+(PutEvents) and the batch-inference part of the control plane (CreateBatchInferenceJob,
+DescribeBatchInferenceJob, ListBatchInferenceJobs, DescribeCampaign: see
+:mod:`emulators.personalize_batch`) on one local HTTP server, in the shapes botocore sends
+and parses.
 
 Point boto3 at it with the SDK's own variables::
 
     AWS_ENDPOINT_URL_PERSONALIZE_RUNTIME=http://127.0.0.1:PORT
     AWS_ENDPOINT_URL_PERSONALIZE_EVENTS=http://127.0.0.1:PORT
+    AWS_ENDPOINT_URL_PERSONALIZE=http://127.0.0.1:PORT        (control plane)
 
 Errors carry the ``x-amzn-ErrorType`` header and a ``{"__type", "message"}`` body, which is
 what botocore's RestJSONParser reads for Error.Code/Message.
@@ -22,12 +26,13 @@ import threading
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from emulators import data
 from emulators.cli import add_control_arguments, apply_control_arguments, serve_until_signal
 from emulators.controls import Decision
 from emulators.filters import Filter, FilterError, parse
+from emulators.personalize_batch import BatchApiError, BatchJobs, deterministic_error
 from emulators.ratelimit import Charge, RateLimit, Refusal
 from emulators.recommender import Recommender
 from emulators.server import INVALID_JSON, EmulatorServer, Request, Response, Routed
@@ -62,7 +67,19 @@ _ERROR_STATUS = {
     "ServiceUnavailable": 503,
     "UnknownOperationException": 404,
     "SerializationException": 400,
+    "ResourceAlreadyExistsException": 400,
+    "LimitExceededException": 400,
+    "ResourceInUseException": 400,
+    "InvalidNextTokenException": 400,
 }
+# The control plane's JSON 1.1 protocol: POST / with X-Amz-Target AmazonPersonalize.<Op>.
+_TARGET_PREFIX = "AmazonPersonalize."
+_CONTROL_OPERATIONS = (
+    "CreateBatchInferenceJob",
+    "DescribeBatchInferenceJob",
+    "ListBatchInferenceJobs",
+    "DescribeCampaign",
+)
 
 
 class ApiError(Exception):
@@ -103,6 +120,7 @@ class PersonalizeEmulator(EmulatorServer):
         region: str = "us-east-1",
         account: str = "123456789012",
         rate_limits: Mapping[str, Any] | None = None,
+        s3_endpoint_url: str | None = None,
     ) -> None:
         super().__init__(seed=seed, host=host, port=port, rate_limits=rate_limits)
         self.region = region
@@ -142,6 +160,29 @@ class PersonalizeEmulator(EmulatorServer):
         self._event_ids: set[str] = set()
         self._events_lock = threading.Lock()
         self.events: list[dict[str, Any]] = []  # accepted PutEvents events, for assertions
+        # Each campaign serves one solution version; batch inference runs on those.
+        self.solution_version_arns = {
+            arn: f"{prefix}:solution/{arn.rsplit('/', 1)[-1]}/{_seeded_uuid(arn)[:8]}"
+            for arn in (
+                self.campaign_arn,
+                self.related_items_campaign_arn,
+                self.ranking_campaign_arn,
+            )
+        }
+        self.batch = BatchJobs(
+            region=region,
+            account=account,
+            solution_versions={
+                version: self._resources[campaign]
+                for campaign, version in self.solution_version_arns.items()
+            },
+            campaigns=self.solution_version_arns,
+            filter_exists=self._filter_exists,
+            rank=self._batch_rank,
+            is_error=self._batch_error,
+            s3_endpoint_url=s3_endpoint_url,
+            job_delay_s=lambda: self.controls.snapshot()["batch_job_delay_ms"] / 1000.0,
+        )
 
     # -- public helpers ----------------------------------------------------------------------
 
@@ -161,9 +202,57 @@ class PersonalizeEmulator(EmulatorServer):
         with self._events_lock:
             return list(self.events)
 
+    def start(self) -> Self:
+        super().start()
+        self.batch.start()
+        return self
+
+    def stop(self) -> None:
+        self.batch.stop()
+        super().stop()
+
+    # -- batch inference ---------------------------------------------------------------------
+
+    def _filter_exists(self, arn: str) -> bool:
+        with self._filters_lock:
+            return arn in self.filters
+
+    def _batch_rank(
+        self,
+        kind: str,
+        subject: str,
+        filter_values: Mapping[str, str] | None,
+        num_results: int,
+        filter_arn: str | None,
+    ) -> list[tuple[str, float]]:
+        if kind == "USER_PERSONALIZATION":
+            user_id: str | None = subject
+            ranked = self.model.for_user(subject)
+        else:
+            user_id = None
+            ranked = [r for r in self.model.related(subject) if r[0] != subject]
+        if filter_arn:
+            try:
+                ranked = self._apply_filter(filter_arn, ranked, user_id, filter_values)
+            except ApiError as exc:
+                raise BatchApiError(exc.code, exc.message) from exc
+        return ranked[:num_results]
+
+    def _batch_error(self, subject: str) -> bool:
+        seed, rate, users = self.controls.batch_error_settings()
+        return deterministic_error(seed, rate, users, subject)
+
     # -- request flow ------------------------------------------------------------------------
 
     def route(self, request: Request) -> Routed | Response:
+        target = request.headers.get("X-Amz-Target") or ""
+        if target.startswith(_TARGET_PREFIX):
+            name = target.removeprefix(_TARGET_PREFIX)
+            if name not in _CONTROL_OPERATIONS or request.method != "POST":
+                return error_response(
+                    "UnknownOperationException", f"the emulator does not implement {name}"
+                )
+            return Routed(operation=name, body=request.json)
         operation = _OPERATIONS.get(request.path.rstrip("/") or "/")
         if operation is None or request.method != "POST":
             return error_response(
@@ -187,6 +276,8 @@ class PersonalizeEmulator(EmulatorServer):
 
     def charges(self, request: Request, routed: Routed) -> list[Charge]:
         body = routed.body if isinstance(routed.body, dict) else {}
+        if routed.operation in _CONTROL_OPERATIONS:
+            return []
         if routed.operation == "PutEvents":
             events = body.get("eventList")
             cost = len(events) if isinstance(events, list) and events else 1
@@ -205,6 +296,8 @@ class PersonalizeEmulator(EmulatorServer):
             body = {}
         if not isinstance(body, dict):
             return error_response("SerializationException", "request body must be a JSON object")
+        if routed.operation in _CONTROL_OPERATIONS:
+            return self._control_plane(routed.operation, body)
         try:
             if routed.operation == "GetRecommendations":
                 payload = self._get_recommendations(body)
@@ -216,6 +309,24 @@ class PersonalizeEmulator(EmulatorServer):
         except ApiError as exc:
             return error_response(exc.code, exc.message)
         return Response.json(200, payload, {"x-amzn-RequestId": str(uuid.uuid4())})
+
+    def _control_plane(self, operation: str, body: dict[str, Any]) -> Response:
+        try:
+            if operation == "CreateBatchInferenceJob":
+                payload = self.batch.create(body)
+            elif operation == "DescribeBatchInferenceJob":
+                payload = self.batch.describe(body)
+            elif operation == "ListBatchInferenceJobs":
+                payload = self.batch.list(body)
+            else:
+                payload = self.batch.describe_campaign(body)
+        except BatchApiError as exc:
+            return error_response(exc.code, exc.message)
+        return Response(
+            200,
+            json.dumps(payload).encode(),
+            {"Content-Type": "application/x-amz-json-1.1", "x-amzn-RequestId": str(uuid.uuid4())},
+        )
 
     # -- GetRecommendations ------------------------------------------------------------------
 
@@ -442,10 +553,13 @@ class PersonalizeEmulator(EmulatorServer):
                     "purchase_filter_arn": self.purchase_filter_arn,
                     "category_filter_arn": self.category_filter_arn,
                     "tracking_id": self.tracking_id,
+                    "solution_version_arns": self.solution_version_arns,
                     "filters": filters,
                     "items": len(self.catalogue_item_ids),
                 },
             )
+        if request.path == "/_emulator/batch-jobs" and request.method == "GET":
+            return Response.json(200, self.batch.snapshot())
         return super().extra_control(request)
 
     def stats(self) -> dict[str, Any]:
@@ -679,7 +793,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m emulators.personalize",
         description=(
             "Local Amazon Personalize runtime + events emulator (GetRecommendations, "
-            "GetPersonalizedRanking, PutEvents). Prints 'ready <url>' when listening; stops "
+            "GetPersonalizedRanking, PutEvents; batch inference jobs and DescribeCampaign). "
+            "Prints 'ready <url>' when listening; stops "
             "on SIGTERM/SIGINT. Control at runtime: POST /_emulator/controls, "
             "GET /_emulator/stats, POST /_emulator/reset, GET /_emulator/resources."
         ),
@@ -692,6 +807,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--items", type=Path, help="catalogue JSON (list of {sku, ...})")
     parser.add_argument("--region", default="us-east-1", help="region in the ARNs")
     parser.add_argument("--account", default="123456789012", help="account id in the ARNs")
+    parser.add_argument(
+        "--s3-endpoint-url",
+        default=None,
+        help="S3 endpoint batch inference jobs read and write (e.g. moto's server); default: "
+        "the SDK's AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL",
+    )
     parser.add_argument(
         "--filter",
         action="append",
@@ -710,6 +831,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         port=args.port,
         region=args.region,
         account=args.account,
+        s3_endpoint_url=args.s3_endpoint_url,
     )
     for spec in args.filter:
         name, _, expression = spec.partition("=")

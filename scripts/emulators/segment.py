@@ -379,6 +379,8 @@ class SegmentEmulator(EmulatorServer):
         if request.path == "/_emulator/destination":
             return self._destination_control(request)
         prefix = "/_emulator/profiles/"
+        if request.path == prefix.rstrip("/") and request.method == "GET":
+            return Response.json(200, {"user_ids": self.store.user_ids()})
         if request.path.startswith(prefix) and request.method == "GET":
             traits = self.traits(unquote(request.path[len(prefix) :]))
             if traits is None:
@@ -503,7 +505,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "Local Segment Tracking API + Profile API emulator. Prints 'ready <url>' when "
             "listening (SEGMENT_API_URL and SEGMENT_PROFILE_API_URL are <url>/v1); stops on "
             "SIGTERM/SIGINT. Control at runtime: POST /_emulator/controls, GET "
-            "/_emulator/stats, POST /_emulator/reset, GET /_emulator/profiles/<userId>, "
+            "/_emulator/stats, POST /_emulator/reset, GET /_emulator/profiles[/<userId>], "
             "GET/POST /_emulator/destination."
         ),
     )

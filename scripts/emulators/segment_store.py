@@ -96,6 +96,14 @@ class SegmentStore:
 
     # -- profiles ----------------------------------------------------------------------------
 
+    def user_ids(self) -> list[str]:
+        """Every user id that has a profile, sorted."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id_value FROM identities WHERE id_type = 'user_id' ORDER BY id_value"
+            ).fetchall()
+        return [str(row[0]) for row in rows]
+
     def resolve(self, id_type: str, id_value: str) -> str | None:
         with self._lock:
             return self._resolve(id_type, id_value)

@@ -169,6 +169,25 @@ def parser() -> argparse.ArgumentParser:
         "batch's own purchases)",
     )
 
+    batch = p.add_argument_group("batch backfill (batch_traits; `scripts/bundle backfill`)")
+    batch.add_argument(
+        "--no-batch",
+        action="store_true",
+        help="leave out the batch backfill (bucket, chunk queue, batch_traits poller)",
+    )
+    batch.add_argument(
+        "--chunk-bytes",
+        type=_positive_int,
+        default=16384,
+        help="CHUNK_BYTES of batch_traits: small, so the 200 users make several chunks",
+    )
+    batch.add_argument(
+        "--chunk-visibility-timeout",
+        type=_positive_int,
+        default=10,
+        help="visibility timeout (s) of the chunk queue: how soon a failed chunk is retried",
+    )
+
     ports = p.add_argument_group("emulator ports (0: any free port)")
     ports.add_argument("--moto-port", type=_port, default=0, help="moto server")
     ports.add_argument("--personalize-port", type=_port, default=0, help="Personalize emulator")
@@ -218,6 +237,9 @@ def options_from(args: argparse.Namespace) -> Options:
         duplicate_rate=args.duplicate_rate,
         use_message_id=args.use_message_id,
         totals_interval=args.totals_interval,
+        batch=not args.no_batch,
+        chunk_bytes=args.chunk_bytes,
+        chunk_visibility_timeout=args.chunk_visibility_timeout,
     )
 
 

@@ -7,13 +7,16 @@ by its own end-to-end test).
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from mypy_boto3_kinesis import KinesisClient
+    from mypy_boto3_s3 import S3Client
     from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.literals import QueueAttributeNameType
     from mypy_boto3_ssm import SSMClient
 
 
@@ -79,4 +82,87 @@ def create(
         dead_letter_queue_arn=queues["dead-letter"][1],
         on_failure_queue_url=queues["on-failure"][0],
         on_failure_queue_arn=queues["on-failure"][1],
+    )
+
+
+# The chunk queue's redrive, as Terraform's batch_traits module sets it.
+CHUNK_MAX_RECEIVE_COUNT = 5
+
+
+@dataclass(frozen=True)
+class BatchResources:
+    bucket: str
+    users_key: str
+    users: int
+    chunk_queue_url: str
+    chunk_queue_arn: str
+    dead_letter_queue_url: str
+    dead_letter_queue_arn: str
+    role_arn: str
+
+
+def create_batch(
+    *,
+    s3: S3Client,
+    sqs: SQSClient,
+    prefix: str,
+    account: str,
+    user_ids: list[str],
+    visibility_timeout_s: int,
+    users_key: str = "input/users.json",
+) -> BatchResources:
+    """The batch_traits module's bucket and queues in moto: chunk queue with its dead-letter
+    queue (maxReceiveCount 5), the S3 -> SQS notification for output/*.out, and the users
+    file at the documented key with every sample user."""
+    name = f"{prefix}-batch-traits"
+    s3.create_bucket(Bucket=name)
+    queues: dict[str, tuple[str, str]] = {}
+    # Named as terraform/modules/batch_traits names them.
+    wanted: tuple[tuple[str, str, dict[QueueAttributeNameType, str]], ...] = (
+        ("dlq", f"{prefix}-batch-chunks-dead-letter", {"MessageRetentionPeriod": "1209600"}),
+        ("chunks", f"{prefix}-batch-chunks", {"VisibilityTimeout": str(visibility_timeout_s)}),
+    )
+    for role, queue_name, attributes in wanted:
+        if role == "chunks":
+            attributes["RedrivePolicy"] = json.dumps(
+                {
+                    "deadLetterTargetArn": queues["dlq"][1],
+                    "maxReceiveCount": CHUNK_MAX_RECEIVE_COUNT,
+                }
+            )
+        url = sqs.create_queue(QueueName=queue_name, Attributes=attributes)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        queues[role] = (url, arn)
+    s3.put_bucket_notification_configuration(
+        Bucket=name,
+        NotificationConfiguration={
+            "QueueConfigurations": [
+                {
+                    "QueueArn": queues["chunks"][1],
+                    "Events": ["s3:ObjectCreated:*"],
+                    "Filter": {
+                        "Key": {
+                            "FilterRules": [
+                                {"Name": "prefix", "Value": "output/"},
+                                {"Name": "suffix", "Value": ".out"},
+                            ]
+                        }
+                    },
+                }
+            ]
+        },
+    )
+    body = "".join(json.dumps({"userId": user}) + "\n" for user in user_ids)
+    s3.put_object(Bucket=name, Key=users_key, Body=body.encode())
+    return BatchResources(
+        bucket=name,
+        users_key=users_key,
+        users=len(user_ids),
+        chunk_queue_url=queues["chunks"][0],
+        chunk_queue_arn=queues["chunks"][1],
+        dead_letter_queue_url=queues["dlq"][0],
+        dead_letter_queue_arn=queues["dlq"][1],
+        role_arn=f"arn:aws:iam::{account}:role/{prefix}-personalize-batch",
     )

@@ -19,6 +19,7 @@ from devkit.loader import load_handler
 from sandbox import resources as aws_resources
 from sandbox.console import Console
 from sandbox.gateway import ApiGateway, GatewayServer, HttpRequest, HttpResponse
+from sandbox.lambda_api import LambdaApi
 from sandbox.lambda_runtime import Function
 from sandbox.poller import (
     BatchOutcome,
@@ -29,6 +30,7 @@ from sandbox.poller import (
 )
 from sandbox.processes import Child, PortInUse, check_port_free, free_port, start_moto, wait_http
 from sandbox.replay import Replayer, SegmentLibrary, endless
+from sandbox.sqs_poller import SqsEventSource, SqsOutcome
 from sandbox.statedir import StateDirLock
 from sandbox.totals import MonotonicCount, Totals, summary_lines, totals_line
 
@@ -43,6 +45,9 @@ RECOMMENDED_TRAIT = "recommended_products"
 MOTO_START_TIMEOUT_S = 40.0
 # Emulator request logs are trimmed past this many entries, so a long session stays small.
 MAX_EMULATOR_LOG = 20_000
+# The backfill's identifies (functions/batch_traits/backfill/writer.py) are not the traits
+# sync's: the traits totals leave them out.
+BATCH_MESSAGE_ID_PREFIX = "bt-"
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,9 @@ class Options:
     duplicate_rate: float = 0.0
     use_message_id: bool = False
     totals_interval: float = 5.0
+    batch: bool = True
+    chunk_bytes: int = 16384
+    chunk_visibility_timeout: int = 10
 
 
 class StartError(Exception):
@@ -105,6 +113,7 @@ class IdentifyCounter:
                     and message.get("type") == "identify"
                     and isinstance(message.get("traits"), dict)
                     and self._trait in message["traits"]
+                    and not str(message.get("messageId")).startswith(BATCH_MESSAGE_ID_PREFIX)
                 ):
                     count += 1
         if self._cursor > MAX_EMULATOR_LOG:
@@ -116,8 +125,10 @@ class IdentifyCounter:
 def _aws_env(moto_url: str, personalize_url: str) -> dict[str, str]:
     """SDK settings for this process (our clients and the handlers): fake credentials, and
     every endpoint on 127.0.0.1 so nothing can reach a real AWS account."""
-    moto = dict.fromkeys(("", "kinesis", "ssm", "sqs"), moto_url)
-    personalize = dict.fromkeys(("personalize-runtime", "personalize-events"), personalize_url)
+    moto = dict.fromkeys(("", "kinesis", "ssm", "sqs", "s3"), moto_url)
+    personalize = dict.fromkeys(
+        ("personalize", "personalize-runtime", "personalize-events"), personalize_url
+    )
     return fake_aws_env(REGION, {**moto, **personalize})
 
 
@@ -141,6 +152,7 @@ class Sandbox:
         self._lock = StateDirLock(self.state_dir)
         self._summary_sources: dict[str, Callable[[], dict[str, Any] | None]] = {}
         self._sample: Callable[[], None] = lambda: None  # reads the gauges once all runs
+        self._backfill: dict[str, int] = {}  # counts from batch_traits' log lines
 
     # -- start -------------------------------------------------------------------------------
 
@@ -207,6 +219,7 @@ class Sandbox:
             port=opts.personalize_port,
             region=REGION,
             account=ACCOUNT,
+            s3_endpoint_url=moto_url,  # batch inference jobs read and write moto's S3
         )
         personalize.start()
         self._on_stop("Personalize emulator", personalize.stop)
@@ -357,6 +370,10 @@ class Sandbox:
             f"partial batch responses on, on-failure -> SQS"
         )
 
+        batch_info = (
+            self._start_batch(moto_url, personalize, people, reco, traits) if opts.batch else None
+        )
+
         def sample() -> None:
             self.totals.set(
                 records_in=destination.delivered,
@@ -455,6 +472,8 @@ class Sandbox:
                 "controls_url": f"{personalize.url}/_emulator/controls",
             },
         }
+        if batch_info is not None:
+            self.info["batch"] = batch_info
         self._write_state()
         self._lock.describe(api_url=api_url)
         self._print_ready(api_url, segment.url, personalize.url, example_user, example_item)
@@ -588,6 +607,13 @@ class Sandbox:
             f"  Logs       {self.state_dir}/handlers.log (handlers), {self.state_dir}/moto.log; "
             f"{self.state_dir}/state.json (URLs, keys)"
         )
+        if "batch" in self.info:
+            batch = self.info["batch"]
+            c.line(
+                f"  Backfill   scripts/bundle backfill start --sandbox   (every one of the "
+                f"{batch['users']} users in s3://{batch['bucket']}/{batch['users_key']})"
+            )
+            c.line("             scripts/bundle backfill status --sandbox --wait")
         c.line("  Stop       Ctrl-C")
         c.line("")
 
@@ -611,9 +637,129 @@ class Sandbox:
             self.console.event(totals_line(before, now, moment - at))
             before, at = now, moment
 
+    def _start_batch(
+        self, moto_url: str, personalize: Any, people: list[str], *others: Function
+    ) -> dict[str, Any] | None:
+        """The batch_traits module on moto: bucket, chunk queue + DLQ, S3 -> SQS notification,
+        the function behind a local SQS event source mapping, and the Lambda Invoke API."""
+        opts = self.options
+        if not (ROOT / "functions" / "batch_traits" / "app.py").is_file():
+            self._step("batch backfill off: functions/batch_traits is not in this checkout")
+            return None
+        s3, sqs = local_client("s3", moto_url, REGION), local_client("sqs", moto_url, REGION)
+        made = aws_resources.create_batch(
+            s3=s3,
+            sqs=sqs,
+            prefix=opts.prefix,
+            account=ACCOUNT,
+            user_ids=people,
+            visibility_timeout_s=opts.chunk_visibility_timeout,
+        )
+        os.environ.update(
+            {
+                # What terraform/modules/batch_traits gives the function.
+                "BATCH_BUCKET": made.bucket,
+                "BATCH_USERS_KEY": made.users_key,
+                "BATCH_ROLE_ARN": made.role_arn,
+                "CHUNK_QUEUE_URL": made.chunk_queue_url,
+                "CHUNK_BYTES": str(opts.chunk_bytes),
+                "SEGMENT_EVENTS_PER_S": "500",
+                "MAX_RECEIVE_COUNT": str(aws_resources.CHUNK_MAX_RECEIVE_COUNT),
+                "DEPLOYMENT_NAME": opts.prefix,
+            }
+        )
+        try:
+            function = Function(
+                f"{opts.prefix}-batch-traits",
+                load_handler("batch_traits", ROOT / "functions", name="sandbox_batch_traits_app"),
+                REGION,
+                ACCOUNT,
+                timeout_s=60,
+            )
+        except (OSError, ImportError) as exc:
+            raise StartError(f"cannot load a handler: {exc}") from exc
+        mapping = SqsEventSource(
+            sqs=local_client("sqs", moto_url, REGION),
+            queue_url=made.chunk_queue_url,
+            queue_arn=made.chunk_queue_arn,
+            region=REGION,
+            invoke=function.invoke,
+            batch_size=1,
+            on_batch=self._log_chunk_batch,
+        )
+        mapping.start()
+        self._on_stop("chunk-queue poller", mapping.stop)
+        api = LambdaApi(HOST, 0, {f.name: f.invoke for f in (function, *others)})
+        api.start()
+        self._on_stop("Lambda Invoke API", api.stop)
+        self._step(
+            f"batch backfill: bucket {made.bucket} ({made.users} users in {made.users_key}), "
+            f"output/*.out -> SQS {made.chunk_queue_url.rsplit('/', 1)[-1]} (DLQ after "
+            f"{aws_resources.CHUNK_MAX_RECEIVE_COUNT} receives) -> {function.name}; "
+            f"Lambda Invoke API {api.url}"
+        )
+        return {
+            "bucket": made.bucket,
+            "users_key": made.users_key,
+            "users": made.users,
+            "function_name": function.name,
+            "chunk_queue_url": made.chunk_queue_url,
+            "dead_letter_queue_url": made.dead_letter_queue_url,
+            "role_arn": made.role_arn,
+            "personalize_url": personalize.url,
+            "lambda_url": api.url,
+            "chunk_bytes": opts.chunk_bytes,
+        }
+
+    def _log_chunk_batch(self, outcome: SqsOutcome) -> None:
+        if outcome.failed or outcome.error:
+            why = f": {outcome.error}" if outcome.error else ""
+            self.console.event(
+                f"chunks records={outcome.records} failures={outcome.failed} "
+                f"({outcome.duration_s:.2f} s) -> left on the queue for a retry{why}"
+            )
+
+    def _batch_log_line(self, entry: dict[str, Any]) -> None:
+        message = entry.get("message")
+        job = entry.get("job")
+        counts = self._backfill
+        if message in ("batch inference job started", "chunk failed"):
+            counts[str(message)] = counts.get(str(message), 0) + 1
+        if message == "chunk processed" and entry.get("status") == "done":
+            for key in ("chunks", "written", "failed_error_line", "undecodable", "segment_failed"):
+                value = 1 if key == "chunks" else entry.get(key)
+                counts[key] = counts.get(key, 0) + (value if isinstance(value, int) else 0)
+        if message == "batch inference job started":
+            self.console.event(f"backfill job {job} started")
+        elif message == "output file split":
+            self.console.event(f"backfill {job}: output split into {entry.get('chunks')} chunks")
+        elif message == "chunk processed":
+            text = (
+                f"backfill {job} chunk {entry.get('index')}: {entry.get('status')}, "
+                f"lines {entry.get('lines')}, written {entry.get('written')}, "
+                f"error lines {entry.get('failed_error_line')}"
+            )
+            if entry.get("report"):
+                text += f"; report written (scripts/bundle backfill report {job} --sandbox)"
+            self.console.event(text)
+        elif message == "chunk failed":
+            last = ", last receive: to the dead-letter queue" if entry.get("last") else ""
+            self.console.event(
+                f"backfill {job} chunk {entry.get('index')} failed: {entry.get('reason')} "
+                f"(receive {entry.get('receives')}{last})"
+            )
+
     def _handler_log_line(self, line: str) -> None:
         """The handlers' log lines as CloudWatch Logs would get them: a dead-lettered record
-        is shown with its reason and sequence number."""
+        is shown with its reason and sequence number; the backfill's steps are shown."""
+        if '"service": "batch_traits"' in line or '"service":"batch_traits"' in line:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                return
+            if isinstance(entry, dict):
+                self._batch_log_line(entry)
+            return
         if '"record dead-lettered"' not in line:
             return
         entry = json.loads(line)
@@ -640,6 +786,17 @@ class Sandbox:
             dead_letter_reasons=self.totals.dead_letter_reasons,
         ):
             self.console.line(line)
+        if self._backfill:  # only when the backfill ran
+            b = self._backfill
+            failed = sum(
+                b.get(k, 0) for k in ("failed_error_line", "undecodable", "segment_failed")
+            )
+            self.console.line(
+                f"  backfill  {b.get('batch inference job started', 0)} jobs started, "
+                f"{b.get('chunks', 0)} chunks done, {b.get('written', 0)} users written, "
+                f"{failed} failed, {b.get('chunk failed', 0)} chunk failures (retried or "
+                "dead-lettered)"
+            )
 
     def _source(self, name: str) -> dict[str, Any] | None:
         source = self._summary_sources.get(name)

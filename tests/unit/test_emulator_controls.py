@@ -81,4 +81,7 @@ def test_reset_restores_defaults() -> None:
         "only_users": None,
         "operations": None,
         "seed": 3,
+        "batch_error_rate": 0.0,
+        "batch_error_users": None,
+        "batch_job_delay_ms": 0.0,
     }
