@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
+from common import aws
 from common.config import ConfigError
 
 S = TypeVar("S")
@@ -64,11 +65,22 @@ class Loaded(Generic[S]):
     error: ConfigError | None
 
     @classmethod
-    def of(cls, load: Callable[[Mapping[str, str]], S], env: Mapping[str, str]) -> Loaded[S]:
+    def of(
+        cls,
+        load: Callable[[Mapping[str, str]], S],
+        env: Mapping[str, str],
+        *,
+        region: bool = False,
+    ) -> Loaded[S]:
+        """``load(env)``; with ``region``, a missing AWS region is the error too (checked
+        before any secret is read: SSM would fail on it under another name)."""
         try:
-            return cls(load(env), None)
+            settings = load(env)
+            if region:
+                aws.require_region()
         except ConfigError as exc:
             return cls(None, exc)
+        return cls(settings, None)
 
     def require(self) -> S:
         """The settings, or raise the cached error."""

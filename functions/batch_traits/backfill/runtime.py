@@ -48,12 +48,7 @@ class Runtime:
     def __init__(self, env: Mapping[str, str]) -> None:
         self.logger = Logger(SERVICE)
         self.metrics = Metrics.from_env(env, SERVICE)
-        loaded = Loaded.of(load, env)
-        if loaded.settings is not None:
-            try:
-                aws.require_region()
-            except ConfigError as exc:
-                loaded = Loaded(None, exc)
+        loaded = Loaded.of(load, env, region=True)
         self.loaded = loaded
         self.config_error: ConfigError | None = loaded.error
         self.clients = aws.Clients()

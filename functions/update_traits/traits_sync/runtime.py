@@ -62,13 +62,7 @@ class Runtime:
     def __init__(self, env: Mapping[str, str]) -> None:
         self.logger = Logger(SERVICE)
         self.metrics = Metrics.from_env(env, SERVICE)
-        loaded = Loaded.of(load, env)
-        if loaded.settings is not None:
-            try:
-                # Before the secrets are read: SSM would fail on it too, under another name.
-                aws.require_region()
-            except ConfigError as exc:
-                loaded = Loaded(None, exc)
+        loaded = Loaded.of(load, env, region=True)
         self.loaded = loaded
         self.settings: Settings | None = loaded.settings
         self.config_error: ConfigError | None = loaded.error
