@@ -19,6 +19,8 @@ from typing import Generic, Protocol, TypeVar
 
 from common import aws
 from common.config import ConfigError
+from common.log import Logger
+from common.metrics import Metrics
 
 S = TypeVar("S")
 
@@ -88,3 +90,23 @@ class Loaded(Generic[S]):
             assert self.error is not None
             raise self.error
         return self.settings
+
+
+class FunctionRuntime(Generic[S]):
+    """What every function's ``Runtime`` holds: its logger and metrics, the settings or
+    their error (:attr:`loaded`, :attr:`config_error`) and the container's typed clients.
+    Subclasses add their own clients, pools and ``close()``."""
+
+    def __init__(
+        self,
+        service: str,
+        load: Callable[[Mapping[str, str]], S],
+        env: Mapping[str, str],
+        *,
+        region: bool = False,
+    ) -> None:
+        self.logger = Logger(service)
+        self.metrics = Metrics.from_env(env, service)
+        self.loaded: Loaded[S] = Loaded.of(load, env, region=region)
+        self.config_error: ConfigError | None = self.loaded.error
+        self.clients = aws.Clients()

@@ -12,13 +12,11 @@ from typing import TYPE_CHECKING
 from backfill.settings import Settings, load
 from backfill.writer import Ports, max_batch_messages
 from common import aws
-from common.config import ConfigError, environ
+from common.config import environ
 from common.http import HttpPolicy, session
-from common.log import Logger
-from common.metrics import Metrics
 from common.profiles import ProfileClient
 from common.ratelimit import TokenBucket
-from common.runtime import Loaded, PerContainer
+from common.runtime import FunctionRuntime, PerContainer
 from common.secrets import SecretCache
 from common.tracking import TrackingClient
 
@@ -41,17 +39,12 @@ HTTP_POLICY = HttpPolicy(
 )
 
 
-class Runtime:
+class Runtime(FunctionRuntime[Settings]):
     """``Runtime(env)``: the settings are loaded once; with an error (a missing region
     included) :attr:`config_error` is set and nothing else is built."""
 
     def __init__(self, env: Mapping[str, str]) -> None:
-        self.logger = Logger(SERVICE)
-        self.metrics = Metrics.from_env(env, SERVICE)
-        loaded = Loaded.of(load, env, region=True)
-        self.loaded = loaded
-        self.config_error: ConfigError | None = loaded.error
-        self.clients = aws.Clients()
+        super().__init__(SERVICE, load, env, region=True)
         self.secrets = SecretCache(lambda: self.clients.ssm(SSM_POLICY), SECRET_TTL_S)
         self._lock = threading.Lock()
         self._ports: Ports | None = None

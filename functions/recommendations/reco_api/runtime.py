@@ -11,10 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from common import aws
-from common.config import ConfigError, environ
-from common.log import Logger
-from common.metrics import Metrics
-from common.runtime import Loaded, PerContainer
+from common.config import environ
+from common.runtime import FunctionRuntime, PerContainer
 from reco_api.exclusion import PurchaseReader
 from reco_api.settings import Settings, load
 
@@ -50,7 +48,7 @@ SSM_POLICY = aws.ClientPolicy(connect_timeout=1.0, read_timeout=2.0, max_attempt
 TOKEN_TTL_S = 300.0
 
 
-class Runtime:
+class Runtime(FunctionRuntime[Settings]):
     """``personalize`` and ``purchases`` replace the real clients (unit tests pass fakes)."""
 
     def __init__(
@@ -60,13 +58,9 @@ class Runtime:
         personalize: Callable[[], PersonalizeRuntimeClient] | None = None,
         purchases: PurchaseReader | None = None,
     ) -> None:
-        self.logger = Logger(SERVICE)
-        self.metrics = Metrics.from_env(env, SERVICE)
+        super().__init__(SERVICE, load, env)
         self.cold = True
-        loaded = Loaded.of(load, env)
-        self.settings: Settings | None = loaded.settings
-        self.config_error: ConfigError | None = loaded.error
-        self.clients = aws.Clients()
+        self.settings: Settings | None = self.loaded.settings
         self._reader: PurchaseReader | None = purchases
         self._reader_lock = threading.Lock()
         self._personalize = personalize

@@ -11,13 +11,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 from common import aws
-from common.config import ConfigError, environ
+from common.config import environ
 from common.http import HttpPolicy, session
-from common.log import Logger
-from common.metrics import Metrics
 from common.profiles import ProfileClient
 from common.ratelimit import TokenBucket
-from common.runtime import Loaded, PerContainer
+from common.runtime import FunctionRuntime, PerContainer
 from common.secrets import SecretCache
 from traits_sync.deadletter import DeadLetterQueue
 from traits_sync.ports import Ports
@@ -55,18 +53,13 @@ def http_policy(workers: int) -> HttpPolicy:
     )
 
 
-class Runtime:
+class Runtime(FunctionRuntime[Settings]):
     """``Runtime(env)``: the settings are loaded once; with an error (a missing region
     included) :attr:`config_error` is set and nothing else is built."""
 
     def __init__(self, env: Mapping[str, str]) -> None:
-        self.logger = Logger(SERVICE)
-        self.metrics = Metrics.from_env(env, SERVICE)
-        loaded = Loaded.of(load, env, region=True)
-        self.loaded = loaded
-        self.settings: Settings | None = loaded.settings
-        self.config_error: ConfigError | None = loaded.error
-        self.clients = aws.Clients()
+        super().__init__(SERVICE, load, env, region=True)
+        self.settings: Settings | None = self.loaded.settings
         self.secrets = SecretCache(lambda: self.clients.ssm(SSM_POLICY), SECRET_TTL_S)
         self._lock = threading.Lock()
         self._state: _State | None = None
