@@ -1,6 +1,6 @@
 """A sandbox (``python -m sandbox``) run as a test's subprocess: started in a session of its
-own (so whatever it leaves can be killed as a group), waited for, stopped; and the bounded
-wait both need."""
+own (so whatever it leaves can be killed as a group), waited for, stopped; the bounded
+wait both need; and ``scripts/bundle --sandbox`` run against it as an operator runs it."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 ROOT = Path(__file__).resolve().parents[2]
+BUNDLE = ROOT / "scripts" / "bundle"
 T = TypeVar("T")
 
 
@@ -93,3 +94,21 @@ def running_sandbox(
         yield proc, wait_running(proc, state_dir, log, timeout_s)
     finally:
         stop(proc, first)
+
+
+def run_bundle(
+    state_dir: Path, *args: str, stdin: str | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """``scripts/bundle ARGS --sandbox --state-dir STATE_DIR`` as a subprocess, its output
+    captured as text. The environment carries no AWS settings: the target comes from the
+    sandbox's ``state.json`` alone."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    return subprocess.run(
+        [sys.executable, str(BUNDLE), *args, "--sandbox", "--state-dir", str(state_dir)],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=ROOT,
+    )
