@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 from conftest import FIXTURES
+from test_reco_exclusion import FakeProfiles
 
 from common.log import hash_id
 from devkit.context import LambdaContext
@@ -250,25 +250,6 @@ def test_preflight() -> None:
     assert body(response)["error"]["code"] == "method_not_allowed"
 
 
-class FakeProfiles:
-    def __init__(self, traits: dict[str, Any], gate: threading.Event | None = None) -> None:
-        self.traits_by_user = traits
-        self.gate = gate
-        self.users: list[str] = []
-
-    def traits(
-        self,
-        user_id: str,
-        include: Iterable[str],
-        timeout: tuple[float, float] | None = None,
-        deadline: float | None = None,
-    ) -> dict[str, Any]:
-        self.users.append(user_id)
-        if self.gate is not None:
-            self.gate.wait(5)
-        return dict(self.traits_by_user)
-
-
 def exclusion_runtime(
     fake: FakePersonalize, profiles: FakeProfiles, pool: ThreadPoolExecutor, budget: float = 1.0
 ) -> Runtime:
@@ -308,7 +289,7 @@ def test_slow_profile_serves_unfiltered_and_counts(
     pool: ThreadPoolExecutor, capsys: pytest.CaptureFixture[str]
 ) -> None:
     gate = threading.Event()
-    profiles = FakeProfiles({"purchased_products": ["i0"]}, gate)
+    profiles = FakeProfiles({"purchased_products": ["i0"]}, release=gate)
     rt = exclusion_runtime(FakePersonalize(), profiles, pool, budget=0.05)
     response = handle_with(rt, fixture("get_user.json"), Context())
     gate.set()
@@ -330,7 +311,7 @@ def test_item_requests_never_read_profiles(pool: ThreadPoolExecutor) -> None:
     assert [item["itemId"] for item in body(response)["items"]][:1] == ["i0"]
     assert len(body(response)["items"]) == 10
     pool.shutdown(wait=True)  # any read would have finished by now
-    assert profiles.users == []
+    assert profiles.calls == []
 
 
 def test_rejected_credentials_are_named_as_such(capsys: pytest.CaptureFixture[str]) -> None:
