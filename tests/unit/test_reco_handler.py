@@ -22,6 +22,7 @@ from reco_api.runtime import Runtime
 CAMPAIGN = "arn:aws:personalize:us-east-1:123456789012:campaign/shop"
 RECOMMENDER = "arn:aws:personalize:us-east-1:123456789012:recommender/shop"
 FILTER = "arn:aws:personalize:us-east-1:123456789012:filter/no-purchases"
+RELATED = "arn:aws:personalize:us-east-1:123456789012:campaign/shop-sims"
 ENV = {"PERSONALIZE_CAMPAIGN_ARN": CAMPAIGN}
 
 
@@ -178,14 +179,27 @@ def test_bad_personalize_answer_is_502() -> None:
     assert body(response)["error"]["code"] == "bad_gateway"
 
 
-def test_refused_filter_is_named(capsys: pytest.CaptureFixture[str]) -> None:
-    exc = client_error("ResourceNotFoundException", 404, f"Filter {FILTER} does not exist")
-    env = {**ENV, "PERSONALIZE_FILTER_ARN": FILTER}
-    response, _ = call(fixture("get_user.json"), env, FakePersonalize(exc))
+@pytest.mark.parametrize(
+    ("request_fixture", "setting", "arn", "message"),
+    [
+        ("get_user.json", "PERSONALIZE_FILTER_ARN", FILTER, f"Filter {FILTER} does not exist"),
+        (
+            "get_item.json",
+            "PERSONALIZE_RELATED_ITEMS_ARN",
+            RELATED,
+            f"Resource {RELATED} does not exist.",
+        ),
+    ],
+)
+def test_a_refused_arn_is_named(
+    capsys: pytest.CaptureFixture[str], request_fixture: str, setting: str, arn: str, message: str
+) -> None:
+    exc = client_error("ResourceNotFoundException", 404, message)
+    env = {**ENV, setting: arn}
+    response, _ = call(fixture(request_fixture), env, FakePersonalize(exc))
     assert response["statusCode"] == 500
     errors = [line for line in lines(capsys) if line.get("level") == "ERROR"]
-    assert len(errors) == 1
-    assert errors[0]["setting"] == "PERSONALIZE_FILTER_ARN"
+    assert [e["setting"] for e in errors] == [setting]
 
 
 def test_missing_setting_is_500_with_one_line_naming_it(
@@ -322,9 +336,6 @@ def test_rejected_credentials_are_named_as_such(capsys: pytest.CaptureFixture[st
     assert [line["setting"] for line in errors] == ["AWS credentials"]
 
 
-RELATED = "arn:aws:personalize:us-east-1:123456789012:campaign/shop-sims"
-
-
 def test_item_requests_go_to_the_related_items_arn_when_set() -> None:
     env = {**ENV, "PERSONALIZE_RELATED_ITEMS_ARN": RELATED}
     response, fake = call(fixture("get_item.json"), env)
@@ -344,12 +355,3 @@ def test_item_requests_without_a_related_items_arn_name_the_setting() -> None:
     assert error["code"] == "not_configured"
     assert "PERSONALIZE_RELATED_ITEMS_ARN" in error["message"]
     assert fake.calls == []
-
-
-def test_refused_related_items_arn_is_named(capsys: pytest.CaptureFixture[str]) -> None:
-    exc = client_error("ResourceNotFoundException", 404, f"Resource {RELATED} does not exist.")
-    env = {**ENV, "PERSONALIZE_RELATED_ITEMS_ARN": RELATED}
-    response, _ = call(fixture("get_item.json"), env, FakePersonalize(exc))
-    assert response["statusCode"] == 500
-    errors = [line for line in lines(capsys) if line.get("level") == "ERROR"]
-    assert [e["setting"] for e in errors] == ["PERSONALIZE_RELATED_ITEMS_ARN"]
