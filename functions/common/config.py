@@ -9,8 +9,9 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 _ARN = re.compile(
     r"^arn:aws[a-zA-Z-]*:personalize:[a-z0-9-]+:\d{12}:(campaign|recommender|filter)/.+$"
@@ -21,6 +22,7 @@ _PARAMETER_NAME = re.compile(r"^[A-Za-z0-9_.:/-]{1,2048}$")
 _SPACE_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 DEFAULT_PROFILE_API_URL = "https://profiles.segment.com/v1"
 MAX_RATE = 100_000.0
+_N = TypeVar("_N", int, float)
 
 
 class ConfigError(Exception):
@@ -45,28 +47,31 @@ def env_required(env: Mapping[str, str], name: str) -> str:
 
 
 def env_int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
-    raw = env_str(env, name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(name, f"must be an integer {lo}..{hi}") from None
-    if not lo <= value <= hi:
-        raise ConfigError(name, f"must be an integer {lo}..{hi}")
-    return value
+    return _env_number(env, name, default, lo, hi, int, "an integer")
 
 
 def env_float(env: Mapping[str, str], name: str, default: float, lo: float, hi: float) -> float:
+    return _env_number(env, name, default, lo, hi, float, "a number")
+
+
+def _env_number(
+    env: Mapping[str, str],
+    name: str,
+    default: _N,
+    lo: _N,
+    hi: _N,
+    parse: Callable[[str], _N],
+    what: str,
+) -> _N:
     raw = env_str(env, name)
     if raw is None:
         return default
     try:
-        value = float(raw)
+        value = parse(raw)
     except ValueError:
-        raise ConfigError(name, f"must be a number {lo}..{hi}") from None
+        raise ConfigError(name, f"must be {what} {lo}..{hi}") from None
     if not lo <= value <= hi:
-        raise ConfigError(name, f"must be a number {lo}..{hi}")
+        raise ConfigError(name, f"must be {what} {lo}..{hi}")
     return value
 
 
