@@ -7,6 +7,7 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import fields
 from pathlib import Path
 from types import FrameType
 
@@ -18,6 +19,7 @@ from sandbox.statedir import StateDirBusy
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+DEFAULTS = Options()  # every option's default, declared once (sandbox.runner.Options)
 
 
 class _Help(argparse.HelpFormatter):
@@ -77,10 +79,12 @@ def parser() -> argparse.ArgumentParser:
         formatter_class=_Help,
     )
     api = p.add_argument_group("API gateway")
-    api.add_argument("--port", type=_port, default=8080, help="port of the local API on 127.0.0.1")
+    api.add_argument(
+        "--port", type=_port, default=DEFAULTS.port, help="port of the local API on 127.0.0.1"
+    )
     api.add_argument(
         "--api-key",
-        default=None,
+        default=DEFAULTS.api_key,
         help="API key clients must send in x-api-key (default: a new random key, printed)",
     )
     api.add_argument(
@@ -88,28 +92,34 @@ def parser() -> argparse.ArgumentParser:
     )
 
     data = p.add_argument_group("sample data and replay")
-    data.add_argument("--seed", type=int, default=1, help="seed of the generated data")
-    data.add_argument("--items", type=_positive_int, default=120, help="catalogue size")
-    data.add_argument("--users", type=_positive_int, default=200, help="number of users")
+    data.add_argument("--seed", type=int, default=DEFAULTS.seed, help="seed of the generated data")
+    data.add_argument("--items", type=_positive_int, default=DEFAULTS.items, help="catalogue size")
+    data.add_argument("--users", type=_positive_int, default=DEFAULTS.users, help="number of users")
     data.add_argument(
-        "--history", type=_positive_int, default=5000, help="past interactions the model learns"
+        "--history",
+        type=_positive_int,
+        default=DEFAULTS.history,
+        help="past interactions the model learns",
     )
     data.add_argument(
         "--rate",
         type=_non_negative,
-        default=5.0,
+        default=DEFAULTS.rate,
         help="generated Segment events sent per second with segment-analytics-python "
         "(0: none; send your own)",
     )
     data.add_argument(
-        "--events", type=int, default=0, help="stop replaying after this many events (0: never)"
+        "--events",
+        type=int,
+        default=DEFAULTS.events,
+        help="stop replaying after this many events (0: never)",
     )
 
     destination = p.add_argument_group("Segment's Amazon Kinesis destination (emulated)")
     destination.add_argument(
         "--duplicate-rate",
         type=_probability,
-        default=0.0,
+        default=DEFAULTS.duplicate_rate,
         help="probability that a delivered record is delivered again (at least once)",
     )
     destination.add_argument(
@@ -119,38 +129,43 @@ def parser() -> argparse.ArgumentParser:
     )
 
     esm = p.add_argument_group("Kinesis event source mapping (update_traits)")
-    esm.add_argument("--shards", type=_positive_int, default=1, help="shards of the stream")
     esm.add_argument(
-        "--batch-size", type=_positive_int, default=100, help="records per invocation (1..10000)"
+        "--shards", type=_positive_int, default=DEFAULTS.shards, help="shards of the stream"
+    )
+    esm.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=DEFAULTS.batch_size,
+        help="records per invocation (1..10000)",
     )
     esm.add_argument(
         "--batching-window",
         type=_non_negative,
-        default=1.0,
+        default=DEFAULTS.batching_window,
         help="seconds to wait to fill a batch (0..300; 0: invoke as soon as records arrive)",
     )
     esm.add_argument(
         "--max-retries",
         type=int,
-        default=3,
+        default=DEFAULTS.max_retries,
         help="retries of a failing batch before its on-failure record is sent (-1: unbounded)",
     )
     esm.add_argument(
         "--retry-delay",
         type=_non_negative,
-        default=0.5,
+        default=DEFAULTS.retry_delay,
         help="first retry delay in seconds; doubles per retry, at most 5 s",
     )
     esm.add_argument(
         "--poll-interval",
         type=_non_negative,
-        default=1.0,
+        default=DEFAULTS.poll_interval,
         help="seconds between GetRecords calls on an idle shard (Lambda: about 1)",
     )
     esm.add_argument(
         "--starting-position",
         choices=("TRIM_HORIZON", "LATEST"),
-        default="TRIM_HORIZON",
+        default=DEFAULTS.starting_position,
         help="where the poller starts reading each shard",
     )
 
@@ -158,7 +173,7 @@ def parser() -> argparse.ArgumentParser:
     fn.add_argument(
         "--num-results",
         type=int,
-        default=None,
+        default=DEFAULTS.num_results,
         help="NUM_RESULTS for both functions (default: unset, the functions' default 25)",
     )
     fn.add_argument(
@@ -178,68 +193,57 @@ def parser() -> argparse.ArgumentParser:
     batch.add_argument(
         "--chunk-bytes",
         type=_positive_int,
-        default=16384,
+        default=DEFAULTS.chunk_bytes,
         help="CHUNK_BYTES of batch_traits: small, so the 200 users make several chunks",
     )
     batch.add_argument(
         "--chunk-visibility-timeout",
         type=_positive_int,
-        default=10,
+        default=DEFAULTS.chunk_visibility_timeout,
         help="visibility timeout (s) of the chunk queue: how soon a failed chunk is retried",
     )
 
     ports = p.add_argument_group("emulator ports (0: any free port)")
-    ports.add_argument("--moto-port", type=_port, default=0, help="moto server")
-    ports.add_argument("--personalize-port", type=_port, default=0, help="Personalize emulator")
-    ports.add_argument("--segment-port", type=_port, default=0, help="Segment emulator")
+    ports.add_argument("--moto-port", type=_port, default=DEFAULTS.moto_port, help="moto server")
+    ports.add_argument(
+        "--personalize-port",
+        type=_port,
+        default=DEFAULTS.personalize_port,
+        help="Personalize emulator",
+    )
+    ports.add_argument(
+        "--segment-port", type=_port, default=DEFAULTS.segment_port, help="Segment emulator"
+    )
 
     p.add_argument(
         "--state-dir",
         type=Path,
-        default=Path(".sandbox"),
+        default=DEFAULTS.state_dir,
         help="where logs (handlers.log, moto.log) and state.json (URLs, key, pids) are written",
     )
-    p.add_argument("--prefix", default="sandbox", help="name prefix of the created resources")
+    p.add_argument("--prefix", default=DEFAULTS.prefix, help="name prefix of the created resources")
     p.add_argument(
         "--totals-interval",
         type=_non_negative,
-        default=5.0,
+        default=DEFAULTS.totals_interval,
         help="seconds between console totals lines (0: none; the summary at exit stays)",
     )
     return p
 
 
 def options_from(args: argparse.Namespace) -> Options:
+    """The options of the parsed arguments: each by its name, the three ``--no-...`` /
+    ``--quiet-...`` switches negated."""
+    negated = {
+        "use_filter": not args.no_filter,
+        "log_requests": not args.quiet_requests,
+        "batch": not args.no_batch,
+    }
     return Options(
-        port=args.port,
-        api_key=args.api_key,
-        moto_port=args.moto_port,
-        personalize_port=args.personalize_port,
-        segment_port=args.segment_port,
-        seed=args.seed,
-        items=args.items,
-        users=args.users,
-        history=args.history,
-        rate=args.rate,
-        events=args.events,
-        shards=args.shards,
-        batch_size=args.batch_size,
-        batching_window=args.batching_window,
-        max_retries=args.max_retries,
-        retry_delay=args.retry_delay,
-        poll_interval=args.poll_interval,
-        starting_position=args.starting_position,
-        num_results=args.num_results,
-        use_filter=not args.no_filter,
-        state_dir=args.state_dir,
-        prefix=args.prefix,
-        log_requests=not args.quiet_requests,
-        duplicate_rate=args.duplicate_rate,
-        use_message_id=args.use_message_id,
-        totals_interval=args.totals_interval,
-        batch=not args.no_batch,
-        chunk_bytes=args.chunk_bytes,
-        chunk_visibility_timeout=args.chunk_visibility_timeout,
+        **{
+            f.name: negated[f.name] if f.name in negated else getattr(args, f.name)
+            for f in fields(Options)
+        }
     )
 
 
