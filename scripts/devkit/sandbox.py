@@ -96,6 +96,18 @@ def running_sandbox(
         stop(proc, first)
 
 
+@contextlib.contextmanager
+def sandbox_in(
+    base: Path, args: Sequence[str], timeout_s: float = 60, first: signal.Signals = signal.SIGTERM
+) -> Iterator[dict[str, Any]]:
+    """:func:`running_sandbox` with its state in ``base/state`` and its console in
+    ``base/console.log``: ``{"state": ..., "state_dir": ..., "log": ...}`` (a module
+    fixture's value); stopped with ``first`` (SIGTERM: it shuts down as on Ctrl-C)."""
+    state_dir, log = base / "state", base / "console.log"
+    with running_sandbox(args, state_dir, log, timeout_s, first=first) as (_, state):
+        yield {"state": state, "state_dir": state_dir, "log": log}
+
+
 def run_bundle(
     state_dir: Path, *args: str, stdin: str | None = None, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-import signal
 import subprocess
 import time
 import uuid
@@ -18,7 +17,7 @@ import requests
 from bundle_cli.main import build_parser
 
 from devkit.aws import local_client
-from devkit.sandbox import poll, run_bundle, running_sandbox
+from devkit.sandbox import poll, run_bundle, sandbox_in
 from sandbox.processes import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,15 +30,13 @@ pytestmark = pytest.mark.timeout(120)
 
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    base = tmp_path_factory.mktemp("bundle-sandbox")
-    state_dir, log = base / "state", base / "console.log"
     args = [
         "--port", str(free_port()), "--api-key", API_KEY, "--rate", "0",
         "--batching-window", "0.2", "--poll-interval", "0.1",
         "--max-retries", "1", "--retry-delay", "0.1", "--no-filter",
     ]  # fmt: skip
-    with running_sandbox(args, state_dir, log, timeout_s=60, first=signal.SIGTERM) as (_, state):
-        yield {"state": state, "state_dir": state_dir}
+    with sandbox_in(tmp_path_factory.mktemp("bundle-sandbox"), args, timeout_s=60) as running:
+        yield running
 
 
 def bundle(

@@ -9,7 +9,6 @@ dead-letter queue with its byte range, and the status says so."""
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ import pytest
 import requests
 
 from devkit.aws import local_client
-from devkit.sandbox import poll, run_bundle, running_sandbox
+from devkit.sandbox import poll, run_bundle, sandbox_in
 from emulators import data
 from sandbox.processes import free_port
 
@@ -32,14 +31,12 @@ pytestmark = pytest.mark.timeout(150)
 
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    base = tmp_path_factory.mktemp("backfill-sandbox")
-    state_dir, log = base / "state", base / "console.log"
     args = [
         "--port", str(free_port()), "--rate", "0", "--totals-interval", "0",
         "--chunk-visibility-timeout", "1",
     ]  # fmt: skip
-    with running_sandbox(args, state_dir, log, timeout_s=60, first=signal.SIGTERM) as (_, state):
-        yield {"state": state, "state_dir": state_dir, "log": log}
+    with sandbox_in(tmp_path_factory.mktemp("backfill-sandbox"), args, timeout_s=60) as running:
+        yield running
 
 
 def bundle(
