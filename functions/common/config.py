@@ -6,7 +6,6 @@ with one clear log line instead of a stack trace.
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -47,11 +46,11 @@ def env_required(env: Mapping[str, str], name: str) -> str:
 
 
 def env_int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
-    return _env_number(env, name, default, lo, hi, int, "an integer")
+    return _env_number(env, name, default, lo, hi, int, f"must be an integer {lo}..{hi}")
 
 
 def env_float(env: Mapping[str, str], name: str, default: float, lo: float, hi: float) -> float:
-    return _env_number(env, name, default, lo, hi, float, "a number")
+    return _env_number(env, name, default, lo, hi, float, f"must be a number {lo}..{hi}")
 
 
 def _env_number(
@@ -61,17 +60,19 @@ def _env_number(
     lo: _N,
     hi: _N,
     parse: Callable[[str], _N],
-    what: str,
+    reason: str,
 ) -> _N:
+    """The setting parsed, ``default`` when unset; ConfigError(name, reason) when it does not
+    parse or is outside lo..hi (NaN included)."""
     raw = env_str(env, name)
     if raw is None:
         return default
     try:
         value = parse(raw)
     except ValueError:
-        raise ConfigError(name, f"must be {what} {lo}..{hi}") from None
+        raise ConfigError(name, reason) from None
     if not lo <= value <= hi:
-        raise ConfigError(name, f"must be {what} {lo}..{hi}")
+        raise ConfigError(name, reason)
     return value
 
 
@@ -178,16 +179,10 @@ def env_profile_api(env: Mapping[str, str]) -> ProfileApiSettings | None:
 
 def env_rate(env: Mapping[str, str], name: str) -> float | None:
     """A positive decimal rate (per second), or None when unset (no limit)."""
-    raw = env_str(env, name)
-    if raw is None:
+    if env_str(env, name) is None:
         return None
-    try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and 0.001 <= value <= MAX_RATE):
-        raise ConfigError(name, f"must be a number of requests per second, 0.001..{MAX_RATE:g}")
-    return value
+    reason = f"must be a number of requests per second, 0.001..{MAX_RATE:g}"
+    return _env_number(env, name, 0.0, 0.001, MAX_RATE, float, reason)
 
 
 # What each variable read here means, for the generated table in each function's README
