@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from common.aws import error_code, http_status
-from common.http import ServiceError
 
 if TYPE_CHECKING:
     from mypy_boto3_personalize_runtime import PersonalizeRuntimeClient
@@ -34,13 +33,13 @@ _MISCONFIGURED = {
 _THROTTLED = {"ThrottlingException", "TooManyRequestsException", "LimitExceededException"}
 
 
-class PersonalizeError(ServiceError):
-    """kind: invalid_input, misconfigured, throttled, unavailable, bad_response; the
-    detail is the service's error code (or the exception's type)."""
+class PersonalizeError(Exception):
+    """kind: invalid_input, misconfigured, throttled, unavailable, bad_response."""
 
-    @property
-    def code(self) -> str:
-        return self.detail
+    def __init__(self, kind: str, code: str) -> None:
+        super().__init__(f"{kind}: {code}")
+        self.kind = kind
+        self.code = code
 
 
 @dataclass(frozen=True)
