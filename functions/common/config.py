@@ -6,11 +6,11 @@ with one clear log line instead of a stack trace.
 
 from __future__ import annotations
 
-import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 _ARN = re.compile(
     r"^arn:aws[a-zA-Z-]*:personalize:[a-z0-9-]+:\d{12}:(campaign|recommender|filter)/.+$"
@@ -21,6 +21,7 @@ _PARAMETER_NAME = re.compile(r"^[A-Za-z0-9_.:/-]{1,2048}$")
 _SPACE_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 DEFAULT_PROFILE_API_URL = "https://profiles.segment.com/v1"
 MAX_RATE = 100_000.0
+_N = TypeVar("_N", int, float)
 
 
 class ConfigError(Exception):
@@ -45,28 +46,33 @@ def env_required(env: Mapping[str, str], name: str) -> str:
 
 
 def env_int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
-    raw = env_str(env, name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(name, f"must be an integer {lo}..{hi}") from None
-    if not lo <= value <= hi:
-        raise ConfigError(name, f"must be an integer {lo}..{hi}")
-    return value
+    return _env_number(env, name, default, lo, hi, int, f"must be an integer {lo}..{hi}")
 
 
 def env_float(env: Mapping[str, str], name: str, default: float, lo: float, hi: float) -> float:
+    return _env_number(env, name, default, lo, hi, float, f"must be a number {lo}..{hi}")
+
+
+def _env_number(
+    env: Mapping[str, str],
+    name: str,
+    default: _N,
+    lo: _N,
+    hi: _N,
+    parse: Callable[[str], _N],
+    reason: str,
+) -> _N:
+    """The setting parsed, ``default`` when unset; ConfigError(name, reason) when it does not
+    parse or is outside lo..hi (NaN included)."""
     raw = env_str(env, name)
     if raw is None:
         return default
     try:
-        value = float(raw)
+        value = parse(raw)
     except ValueError:
-        raise ConfigError(name, f"must be a number {lo}..{hi}") from None
+        raise ConfigError(name, reason) from None
     if not lo <= value <= hi:
-        raise ConfigError(name, f"must be a number {lo}..{hi}")
+        raise ConfigError(name, reason)
     return value
 
 
@@ -173,16 +179,10 @@ def env_profile_api(env: Mapping[str, str]) -> ProfileApiSettings | None:
 
 def env_rate(env: Mapping[str, str], name: str) -> float | None:
     """A positive decimal rate (per second), or None when unset (no limit)."""
-    raw = env_str(env, name)
-    if raw is None:
+    if env_str(env, name) is None:
         return None
-    try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and 0.001 <= value <= MAX_RATE):
-        raise ConfigError(name, f"must be a number of requests per second, 0.001..{MAX_RATE:g}")
-    return value
+    reason = f"must be a number of requests per second, 0.001..{MAX_RATE:g}"
+    return _env_number(env, name, 0.0, 0.001, MAX_RATE, float, reason)
 
 
 # What each variable read here means, for the generated table in each function's README

@@ -18,12 +18,8 @@ when the offered load stops. Everything runs on 127.0.0.1; every wait has a dead
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import random
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,50 +34,11 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from bench.traits import merge_json  # noqa: E402 - after the path setup above
 
+from devkit.sandbox import running_sandbox  # noqa: E402
+from sandbox.processes import free_port  # noqa: E402
+
 PROFILE_BUDGET = 100.0  # the Segment emulator's default: Segment's 100 requests/s per space
 START_TIMEOUT_S = 90.0
-STOP_TIMEOUT_S = 20.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_sandbox(state_dir: Path, shards: int) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "scripts")}
-    log = (state_dir / "console.log").open("wb")
-    process = subprocess.Popen(
-        [
-            sys.executable, "-m", "sandbox",
-            "--port", str(free_port()), "--state-dir", str(state_dir),
-            "--shards", str(shards), "--rate", "0",
-        ],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    deadline = time.monotonic() + START_TIMEOUT_S
-    state_file = state_dir / "state.json"
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the sandbox exited: see {state_dir / 'console.log'}")
-        if state_file.is_file():
-            state = json.loads(state_file.read_text())
-            if state.get("running"):
-                return process, state
-        time.sleep(0.2)
-    process.kill()
-    raise RuntimeError("the sandbox did not get ready in time")
-
-
-def stop_sandbox(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGINT)
-        try:
-            process.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(5)
 
 
 def stats(url: str) -> dict[str, Any]:
@@ -130,18 +87,20 @@ def offer_load(state: dict[str, Any], seconds: float, rate: float, users: int, s
 
 
 def run(shards: int, seconds: float, rate: float, users: int) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="sustained-") as folder:
-        process, state = start_sandbox(Path(folder), shards)
-        try:
-            personalize_url, segment_url = state["personalize_url"], state["segment_url"]
-            events_before = stats(personalize_url).get("events", 0)
-            started = time.monotonic()
-            offered = offer_load(state, seconds, rate, users, seed=shards)
-            elapsed = time.monotonic() - started
-            processed = stats(personalize_url).get("events", 0) - events_before
-            segment_stats = stats(segment_url)
-        finally:
-            stop_sandbox(process)
+    args = ["--port", str(free_port()), "--shards", str(shards), "--rate", "0"]
+    with (
+        tempfile.TemporaryDirectory(prefix="sustained-") as folder,
+        running_sandbox(
+            args, Path(folder), Path(folder) / "console.log", START_TIMEOUT_S, signal.SIGINT
+        ) as (_, state),
+    ):
+        personalize_url, segment_url = state["personalize_url"], state["segment_url"]
+        events_before = stats(personalize_url).get("events", 0)
+        started = time.monotonic()
+        offered = offer_load(state, seconds, rate, users, seed=shards)
+        elapsed = time.monotonic() - started
+        processed = stats(personalize_url).get("events", 0) - events_before
+        segment_stats = stats(segment_url)
     profile = segment_stats.get("rates", {}).get("profile", {})
     throttled = segment_stats.get("counters", {}).get("throttled:profile", 0)
     return {

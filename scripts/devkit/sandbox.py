@@ -1,6 +1,6 @@
 """A sandbox (``python -m sandbox``) run as a test's subprocess: started in a session of its
-own (so whatever it leaves can be killed as a group), waited for, stopped; and the bounded
-wait both need."""
+own (so whatever it leaves can be killed as a group), waited for, stopped; the bounded
+wait both need; and ``scripts/bundle --sandbox`` run against it as an operator runs it."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 ROOT = Path(__file__).resolve().parents[2]
+BUNDLE = ROOT / "scripts" / "bundle"
 T = TypeVar("T")
 
 
@@ -93,3 +94,33 @@ def running_sandbox(
         yield proc, wait_running(proc, state_dir, log, timeout_s)
     finally:
         stop(proc, first)
+
+
+@contextlib.contextmanager
+def sandbox_in(
+    base: Path, args: Sequence[str], timeout_s: float = 60, first: signal.Signals = signal.SIGTERM
+) -> Iterator[dict[str, Any]]:
+    """:func:`running_sandbox` with its state in ``base/state`` and its console in
+    ``base/console.log``: ``{"state": ..., "state_dir": ..., "log": ...}`` (a module
+    fixture's value); stopped with ``first`` (SIGTERM: it shuts down as on Ctrl-C)."""
+    state_dir, log = base / "state", base / "console.log"
+    with running_sandbox(args, state_dir, log, timeout_s, first=first) as (_, state):
+        yield {"state": state, "state_dir": state_dir, "log": log}
+
+
+def run_bundle(
+    state_dir: Path, *args: str, stdin: str | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """``scripts/bundle ARGS --sandbox --state-dir STATE_DIR`` as a subprocess, its output
+    captured as text. The environment carries no AWS settings: the target comes from the
+    sandbox's ``state.json`` alone."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    return subprocess.run(
+        [sys.executable, str(BUNDLE), *args, "--sandbox", "--state-dir", str(state_dir)],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=ROOT,
+    )

@@ -6,9 +6,10 @@ import argparse
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from sandbox.console import Console
 from sandbox.processes import PortInUse
@@ -18,6 +19,7 @@ from sandbox.statedir import StateDirBusy
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+DEFAULTS = Options()  # every option's default, declared once (sandbox.runner.Options)
 
 
 class _Help(argparse.HelpFormatter):
@@ -62,6 +64,152 @@ def _probability(value: str) -> float:
     return number
 
 
+SWITCH = None  # a flag without a value (store_true); NEGATED names those Options negate
+# (flag, its parser, a tuple of choices or SWITCH, help): the dest names the Options field,
+# whose default is the option's. Grouped as ``--help`` shows them.
+Argument = tuple[str, Callable[[str], Any] | tuple[str, ...] | None, str]
+ARGUMENTS: tuple[tuple[str | None, tuple[Argument, ...]], ...] = (
+    (
+        "API gateway",
+        (
+            ("--port", _port, "port of the local API on 127.0.0.1"),
+            (
+                "--api-key",
+                str,
+                "API key clients must send in x-api-key (default: a new random key, printed)",
+            ),
+            ("--quiet-requests", SWITCH, "do not print a line per API request"),
+        ),
+    ),
+    (
+        "sample data and replay",
+        (
+            ("--seed", int, "seed of the generated data"),
+            ("--items", _positive_int, "catalogue size"),
+            ("--users", _positive_int, "number of users"),
+            ("--history", _positive_int, "past interactions the model learns"),
+            (
+                "--rate",
+                _non_negative,
+                "generated Segment events sent per second with segment-analytics-python "
+                "(0: none; send your own)",
+            ),
+            ("--events", int, "stop replaying after this many events (0: never)"),
+        ),
+    ),
+    (
+        "Segment's Amazon Kinesis destination (emulated)",
+        (
+            (
+                "--duplicate-rate",
+                _probability,
+                "probability that a delivered record is delivered again (at least once)",
+            ),
+            (
+                "--use-message-id",
+                SWITCH,
+                "partition key messageId instead of userId || anonymousId (useMessageId)",
+            ),
+        ),
+    ),
+    (
+        "Kinesis event source mapping (update_traits)",
+        (
+            ("--shards", _positive_int, "shards of the stream"),
+            ("--batch-size", _positive_int, "records per invocation (1..10000)"),
+            (
+                "--batching-window",
+                _non_negative,
+                "seconds to wait to fill a batch (0..300; 0: invoke as soon as records arrive)",
+            ),
+            (
+                "--max-retries",
+                int,
+                "retries of a failing batch before its on-failure record is sent (-1: unbounded)",
+            ),
+            (
+                "--retry-delay",
+                _non_negative,
+                "first retry delay in seconds; doubles per retry, at most 5 s",
+            ),
+            (
+                "--poll-interval",
+                _non_negative,
+                "seconds between GetRecords calls on an idle shard (Lambda: about 1)",
+            ),
+            (
+                "--starting-position",
+                ("TRIM_HORIZON", "LATEST"),
+                "where the poller starts reading each shard",
+            ),
+        ),
+    ),
+    (
+        "functions",
+        (
+            (
+                "--num-results",
+                int,
+                "NUM_RESULTS for both functions (default: unset, the functions' default 25)",
+            ),
+            (
+                "--no-filter",
+                SWITCH,
+                "do not set PERSONALIZE_FILTER_ARN (the emulator's exclude-purchased filter): "
+                "purchased items are then removed by the handlers alone (profile trait and the "
+                "batch's own purchases)",
+            ),
+        ),
+    ),
+    (
+        "batch backfill (batch_traits; `scripts/bundle backfill`)",
+        (
+            (
+                "--no-batch",
+                SWITCH,
+                "leave out the batch backfill (bucket, chunk queue, batch_traits poller)",
+            ),
+            (
+                "--chunk-bytes",
+                _positive_int,
+                "CHUNK_BYTES of batch_traits: small, so the 200 users make several chunks",
+            ),
+            (
+                "--chunk-visibility-timeout",
+                _positive_int,
+                "visibility timeout (s) of the chunk queue: how soon a failed chunk is retried",
+            ),
+        ),
+    ),
+    (
+        "emulator ports (0: any free port)",
+        (
+            ("--moto-port", _port, "moto server"),
+            ("--personalize-port", _port, "Personalize emulator"),
+            ("--segment-port", _port, "Segment emulator"),
+        ),
+    ),
+    (
+        None,  # the parser's own options
+        (
+            (
+                "--state-dir",
+                Path,
+                "where logs (handlers.log, moto.log) and state.json (URLs, key, pids) are written",
+            ),
+            ("--prefix", str, "name prefix of the created resources"),
+            (
+                "--totals-interval",
+                _non_negative,
+                "seconds between console totals lines (0: none; the summary at exit stays)",
+            ),
+        ),
+    ),
+)
+# The switches whose Options field is their negation.
+NEGATED = {"no_filter": "use_filter", "quiet_requests": "log_requests", "no_batch": "batch"}
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m sandbox",
@@ -76,171 +224,28 @@ def parser() -> argparse.ArgumentParser:
         ),
         formatter_class=_Help,
     )
-    api = p.add_argument_group("API gateway")
-    api.add_argument("--port", type=_port, default=8080, help="port of the local API on 127.0.0.1")
-    api.add_argument(
-        "--api-key",
-        default=None,
-        help="API key clients must send in x-api-key (default: a new random key, printed)",
-    )
-    api.add_argument(
-        "--quiet-requests", action="store_true", help="do not print a line per API request"
-    )
-
-    data = p.add_argument_group("sample data and replay")
-    data.add_argument("--seed", type=int, default=1, help="seed of the generated data")
-    data.add_argument("--items", type=_positive_int, default=120, help="catalogue size")
-    data.add_argument("--users", type=_positive_int, default=200, help="number of users")
-    data.add_argument(
-        "--history", type=_positive_int, default=5000, help="past interactions the model learns"
-    )
-    data.add_argument(
-        "--rate",
-        type=_non_negative,
-        default=5.0,
-        help="generated Segment events sent per second with segment-analytics-python "
-        "(0: none; send your own)",
-    )
-    data.add_argument(
-        "--events", type=int, default=0, help="stop replaying after this many events (0: never)"
-    )
-
-    destination = p.add_argument_group("Segment's Amazon Kinesis destination (emulated)")
-    destination.add_argument(
-        "--duplicate-rate",
-        type=_probability,
-        default=0.0,
-        help="probability that a delivered record is delivered again (at least once)",
-    )
-    destination.add_argument(
-        "--use-message-id",
-        action="store_true",
-        help="partition key messageId instead of userId || anonymousId (useMessageId)",
-    )
-
-    esm = p.add_argument_group("Kinesis event source mapping (update_traits)")
-    esm.add_argument("--shards", type=_positive_int, default=1, help="shards of the stream")
-    esm.add_argument(
-        "--batch-size", type=_positive_int, default=100, help="records per invocation (1..10000)"
-    )
-    esm.add_argument(
-        "--batching-window",
-        type=_non_negative,
-        default=1.0,
-        help="seconds to wait to fill a batch (0..300; 0: invoke as soon as records arrive)",
-    )
-    esm.add_argument(
-        "--max-retries",
-        type=int,
-        default=3,
-        help="retries of a failing batch before its on-failure record is sent (-1: unbounded)",
-    )
-    esm.add_argument(
-        "--retry-delay",
-        type=_non_negative,
-        default=0.5,
-        help="first retry delay in seconds; doubles per retry, at most 5 s",
-    )
-    esm.add_argument(
-        "--poll-interval",
-        type=_non_negative,
-        default=1.0,
-        help="seconds between GetRecords calls on an idle shard (Lambda: about 1)",
-    )
-    esm.add_argument(
-        "--starting-position",
-        choices=("TRIM_HORIZON", "LATEST"),
-        default="TRIM_HORIZON",
-        help="where the poller starts reading each shard",
-    )
-
-    fn = p.add_argument_group("functions")
-    fn.add_argument(
-        "--num-results",
-        type=int,
-        default=None,
-        help="NUM_RESULTS for both functions (default: unset, the functions' default 25)",
-    )
-    fn.add_argument(
-        "--no-filter",
-        action="store_true",
-        help="do not set PERSONALIZE_FILTER_ARN (the emulator's exclude-purchased filter): "
-        "purchased items are then removed by the handlers alone (profile trait and the "
-        "batch's own purchases)",
-    )
-
-    batch = p.add_argument_group("batch backfill (batch_traits; `scripts/bundle backfill`)")
-    batch.add_argument(
-        "--no-batch",
-        action="store_true",
-        help="leave out the batch backfill (bucket, chunk queue, batch_traits poller)",
-    )
-    batch.add_argument(
-        "--chunk-bytes",
-        type=_positive_int,
-        default=16384,
-        help="CHUNK_BYTES of batch_traits: small, so the 200 users make several chunks",
-    )
-    batch.add_argument(
-        "--chunk-visibility-timeout",
-        type=_positive_int,
-        default=10,
-        help="visibility timeout (s) of the chunk queue: how soon a failed chunk is retried",
-    )
-
-    ports = p.add_argument_group("emulator ports (0: any free port)")
-    ports.add_argument("--moto-port", type=_port, default=0, help="moto server")
-    ports.add_argument("--personalize-port", type=_port, default=0, help="Personalize emulator")
-    ports.add_argument("--segment-port", type=_port, default=0, help="Segment emulator")
-
-    p.add_argument(
-        "--state-dir",
-        type=Path,
-        default=Path(".sandbox"),
-        help="where logs (handlers.log, moto.log) and state.json (URLs, key, pids) are written",
-    )
-    p.add_argument("--prefix", default="sandbox", help="name prefix of the created resources")
-    p.add_argument(
-        "--totals-interval",
-        type=_non_negative,
-        default=5.0,
-        help="seconds between console totals lines (0: none; the summary at exit stays)",
-    )
+    for title, arguments in ARGUMENTS:
+        group = p if title is None else p.add_argument_group(title)
+        for flag, kind, text in arguments:
+            if kind is SWITCH:
+                group.add_argument(flag, action="store_true", help=text)
+                continue
+            default = getattr(DEFAULTS, flag.removeprefix("--").replace("-", "_"))
+            if isinstance(kind, tuple):
+                group.add_argument(flag, choices=kind, default=default, help=text)
+            else:
+                group.add_argument(flag, type=kind, default=default, help=text)
     return p
 
 
 def options_from(args: argparse.Namespace) -> Options:
-    return Options(
-        port=args.port,
-        api_key=args.api_key,
-        moto_port=args.moto_port,
-        personalize_port=args.personalize_port,
-        segment_port=args.segment_port,
-        seed=args.seed,
-        items=args.items,
-        users=args.users,
-        history=args.history,
-        rate=args.rate,
-        events=args.events,
-        shards=args.shards,
-        batch_size=args.batch_size,
-        batching_window=args.batching_window,
-        max_retries=args.max_retries,
-        retry_delay=args.retry_delay,
-        poll_interval=args.poll_interval,
-        starting_position=args.starting_position,
-        num_results=args.num_results,
-        use_filter=not args.no_filter,
-        state_dir=args.state_dir,
-        prefix=args.prefix,
-        log_requests=not args.quiet_requests,
-        duplicate_rate=args.duplicate_rate,
-        use_message_id=args.use_message_id,
-        totals_interval=args.totals_interval,
-        batch=not args.no_batch,
-        chunk_bytes=args.chunk_bytes,
-        chunk_visibility_timeout=args.chunk_visibility_timeout,
-    )
+    """The options of the parsed arguments: each by its name, the switches in NEGATED
+    negated."""
+    values: dict[str, Any] = {
+        NEGATED.get(name, name): not value if name in NEGATED else value
+        for name, value in vars(args).items()
+    }
+    return Options(**values)
 
 
 def _validate(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:

@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,11 +17,10 @@ import requests
 from bundle_cli.main import build_parser
 
 from devkit.aws import local_client
-from devkit.sandbox import poll, running_sandbox
+from devkit.sandbox import poll, run_bundle, sandbox_in
 from sandbox.processes import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-BUNDLE = ROOT / "scripts" / "bundle"
 API_KEY = "e2e-bundle-key-0123456789"
 TRAIT = "recommended_products"
 T = TypeVar("T")
@@ -34,31 +30,19 @@ pytestmark = pytest.mark.timeout(120)
 
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    base = tmp_path_factory.mktemp("bundle-sandbox")
-    state_dir, log = base / "state", base / "console.log"
     args = [
         "--port", str(free_port()), "--api-key", API_KEY, "--rate", "0",
         "--batching-window", "0.2", "--poll-interval", "0.1",
         "--max-retries", "1", "--retry-delay", "0.1", "--no-filter",
     ]  # fmt: skip
-    with running_sandbox(args, state_dir, log, timeout_s=60, first=signal.SIGTERM) as (_, state):
-        yield {"state": state, "state_dir": state_dir}
+    with sandbox_in(tmp_path_factory.mktemp("bundle-sandbox"), args, timeout_s=60) as running:
+        yield running
 
 
 def bundle(
     sandbox: dict[str, Any], *args: str, stdin: str | None = None, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
-    # The environment carries no AWS settings: the target comes from state.json alone.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    return subprocess.run(
-        [sys.executable, str(BUNDLE), *args, "--sandbox", "--state-dir", str(sandbox["state_dir"])],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        cwd=ROOT,
-    )
+    return run_bundle(sandbox["state_dir"], *args, stdin=stdin, timeout=timeout)
 
 
 def aws(sandbox: dict[str, Any], service: Any) -> Any:
@@ -116,10 +100,7 @@ def test_no_secret_can_come_from_arguments() -> None:
 
 
 def test_without_a_sandbox_it_says_so_in_one_line(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, str(BUNDLE), "dlq", "list", "--sandbox", "--state-dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=30,
-    )  # fmt: skip
+    result = run_bundle(tmp_path, "dlq", "list", timeout=30)
     assert result.returncode == 2
     assert result.stderr.strip() == (
         f"bundle: no sandbox state at {tmp_path}/state.json: start it with `make sandbox`"

@@ -9,114 +9,44 @@ dead-letter queue with its byte range, and the status says so."""
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import boto3
 import pytest
 import requests
 
+from devkit.aws import local_client
+from devkit.sandbox import poll, run_bundle, sandbox_in
 from emulators import data
+from sandbox.processes import free_port
 
-ROOT = Path(__file__).resolve().parents[2]
-BUNDLE = ROOT / "scripts" / "bundle"
 SEED, USERS = 1, 200  # the sandbox's defaults
 TRAIT = "recommended_products"
-T = TypeVar("T")
 
 pytestmark = pytest.mark.timeout(150)
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _poll(what: str, check: Callable[[], T | None], timeout_s: float, every_s: float = 0.2) -> T:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = check()
-        if value is not None:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(every_s)  # polling interval of a bounded wait
-
-
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    base = tmp_path_factory.mktemp("backfill-sandbox")
-    state_dir, log = base / "state", base / "console.log"
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "scripts"), PYTHONUNBUFFERED="1")
     args = [
-        "--port", str(_free_port()), "--rate", "0", "--totals-interval", "0",
+        "--port", str(free_port()), "--rate", "0", "--totals-interval", "0",
         "--chunk-visibility-timeout", "1",
     ]  # fmt: skip
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "sandbox", "--state-dir", str(state_dir), *args],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-
-    def ready() -> dict[str, Any] | None:
-        if proc.poll() is not None:
-            raise AssertionError(f"sandbox exited early:\n{log.read_text()}")
-        path = state_dir / "state.json"
-        if not path.exists():
-            return None
-        state: dict[str, Any] = json.loads(path.read_text())
-        return state if state.get("running") else None
-
-    try:
-        state = _poll("the sandbox to be ready", ready, timeout_s=60)
-        yield {"state": state, "state_dir": state_dir, "log": log}
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(10)
+    with sandbox_in(tmp_path_factory.mktemp("backfill-sandbox"), args, timeout_s=60) as running:
+        yield running
 
 
 def bundle(
     sandbox: dict[str, Any], *args: str, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
-    # No AWS settings in the environment: the target comes from state.json alone.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    return subprocess.run(
-        [sys.executable, str(BUNDLE), *args, "--sandbox", "--state-dir", str(sandbox["state_dir"])],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        cwd=ROOT,
-    )
+    return run_bundle(sandbox["state_dir"], *args, timeout=timeout)
 
 
-def s3(sandbox: dict[str, Any], service: str = "s3") -> Any:
-    return boto3.client(
-        service,
-        region_name="us-east-1",
-        endpoint_url=sandbox["state"]["moto_url"],
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+def s3(sandbox: dict[str, Any]) -> Any:
+    return local_client("s3", sandbox["state"]["moto_url"])
 
 
 def profiles(sandbox: dict[str, Any]) -> dict[str, list[str] | None]:
@@ -239,7 +169,7 @@ def test_a_chunk_that_keeps_failing_is_dead_lettered_with_its_range(
     assert waited.returncode == 1
     assert json.loads(waited.stdout)["state"] == "failed"
     assert len(waited.stderr.strip().splitlines()) == 1 and job in waited.stderr
-    sqs = s3(sandbox, "sqs")
+    sqs = local_client("sqs", sandbox["state"]["moto_url"])
 
     def dead_lettered() -> list[dict[str, Any]] | None:
         got = sqs.receive_message(
@@ -248,6 +178,6 @@ def test_a_chunk_that_keeps_failing_is_dead_lettered_with_its_range(
         bodies = [json.loads(m["Body"]) for m in got]
         return [b for b in bodies if b.get("job") == job] or None
 
-    (chunk,) = _poll("the chunk in the dead-letter queue", dead_lettered, timeout_s=20)
+    (chunk,) = poll("the chunk in the dead-letter queue", dead_lettered, timeout_s=20)
     assert (chunk["index"], chunk["start"]) == (0, 0) and chunk["end"] > 0
     assert not any(profiles(sandbox).get(f"dlq-user-{n}") for n in range(5))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from sandbox.processes import free_port
 from tf import offline
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -81,12 +81,6 @@ def _tail(text: str | bytes | None, limit: int = 6000) -> str:
     if isinstance(text, bytes):
         text = text.decode(errors="replace")
     return (text or "")[-limit:]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager

@@ -8,34 +8,23 @@ import json
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
-import boto3
 import pytest
 from bundle_cli.backfill import AwsBackend, progress
 from bundle_cli.target import BatchTarget, Target
 
+from devkit.aws import local_client
 from emulators.personalize import PersonalizeEmulator
 
 ROLE = "arn:aws:iam::123456789012:role/batch"
-
-
-def _client(service: str, url: str) -> Any:
-    return boto3.client(
-        service,
-        region_name="us-east-1",
-        endpoint_url=url,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
 
 
 @pytest.fixture
 def backend(personalize_emulator: PersonalizeEmulator, moto_url: str) -> AwsBackend:
     personalize_emulator.batch.s3_endpoint_url = moto_url
     bucket = f"bf-{uuid.uuid4().hex[:12]}"
-    _client("s3", moto_url).create_bucket(Bucket=bucket)
-    sqs = _client("sqs", moto_url)
+    local_client("s3", moto_url).create_bucket(Bucket=bucket)
+    sqs = local_client("sqs", moto_url)
     dlq = sqs.create_queue(QueueName=f"{bucket}-dlq")["QueueUrl"]
     batch = BatchTarget(
         bucket=bucket,
@@ -63,7 +52,7 @@ def backend(personalize_emulator: PersonalizeEmulator, moto_url: str) -> AwsBack
 
 
 def _job(emulator: PersonalizeEmulator, bucket: str, name: str) -> str:
-    client = _client("personalize", emulator.url)
+    client = local_client("personalize", emulator.url)
     arn = client.create_batch_inference_job(
         jobName=name,
         solutionVersionArn=emulator.solution_version_arns[emulator.campaign_arn],
@@ -75,7 +64,7 @@ def _job(emulator: PersonalizeEmulator, bucket: str, name: str) -> str:
 
 
 def _wait_active(emulator: PersonalizeEmulator, arn: str) -> None:
-    client = _client("personalize", emulator.url)
+    client = local_client("personalize", emulator.url)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         job = client.describe_batch_inference_job(batchInferenceJobArn=arn)["batchInferenceJob"]

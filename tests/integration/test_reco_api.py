@@ -250,34 +250,28 @@ def test_unexpected_answer_is_a_502(invoke: Invoke, monkeypatch: pytest.MonkeyPa
     assert (status, body["error"]["code"]) == (502, "bad_gateway")
 
 
-def test_unknown_campaign_is_a_configuration_error(
+@pytest.mark.parametrize(
+    ("setting", "resource"),
+    [
+        ("PERSONALIZE_CAMPAIGN_ARN", "campaign_arn"),
+        ("PERSONALIZE_FILTER_ARN", "purchase_filter_arn"),
+    ],
+)
+def test_an_unknown_arn_is_a_configuration_error_naming_its_setting(
     invoke: Invoke,
     emulator: PersonalizeEmulator,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+    setting: str,
+    resource: str,
 ) -> None:
-    monkeypatch.setenv("PERSONALIZE_CAMPAIGN_ARN", emulator.campaign_arn + "-gone")
+    monkeypatch.setenv(setting, getattr(emulator, resource) + "-gone")
     status, _, body = invoke(event("get_user.json"))
     assert (status, body["error"]["code"]) == (500, "configuration_error")
     errors = [
         json.loads(line) for line in capsys.readouterr().out.splitlines() if '"ERROR"' in line
     ]
-    assert [line["setting"] for line in errors] == ["PERSONALIZE_CAMPAIGN_ARN"]
-
-
-def test_unknown_filter_is_a_configuration_error_naming_the_filter(
-    invoke: Invoke,
-    emulator: PersonalizeEmulator,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    monkeypatch.setenv("PERSONALIZE_FILTER_ARN", emulator.purchase_filter_arn + "-gone")
-    status, _, body = invoke(event("get_user.json"))
-    assert (status, body["error"]["code"]) == (500, "configuration_error")
-    errors = [
-        json.loads(line) for line in capsys.readouterr().out.splitlines() if '"ERROR"' in line
-    ]
-    assert [line["setting"] for line in errors] == ["PERSONALIZE_FILTER_ARN"]
+    assert [line["setting"] for line in errors] == [setting]
 
 
 @pytest.mark.parametrize(

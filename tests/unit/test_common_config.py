@@ -44,13 +44,19 @@ def test_int_range_and_default() -> None:
     assert env_int({}, "N", 25, 1, 500) == 25
     assert env_int({"N": "500"}, "N", 25, 1, 500) == 500
     for bad in ("0", "501", "2.5", "x"):
-        rejects(lambda bad=bad: env_int({"N": bad}, "N", 25, 1, 500), "N")
+        error = rejects(lambda bad=bad: env_int({"N": bad}, "N", 25, 1, 500), "N")
+        assert error.reason == "must be an integer 1..500"
+    assert type(env_int({"N": " 7 "}, "N", 25, 1, 500)) is int
 
 
 def test_float_range() -> None:
     assert env_float({"F": "0.5"}, "F", 1.0, 0.0, 1.0) == 0.5
     rejects(lambda: env_float({"F": "2"}, "F", 1.0, 0.0, 1.0), "F")
     rejects(lambda: env_float({"F": "nan?"}, "F", 1.0, 0.0, 1.0), "F")
+    for bad in ("nan", "-0.1"):
+        error = rejects(lambda bad=bad: env_float({"F": bad}, "F", 1.0, 0.0, 1.0), "F")
+        assert error.reason == "must be a number 0.0..1.0"
+    assert env_float({}, "F", 1.0, 0.0, 1.0) == 1.0
 
 
 def test_list_dedupes_and_strips() -> None:

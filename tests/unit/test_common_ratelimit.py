@@ -144,6 +144,7 @@ def test_rps_setting_rejects_nonsense(raw: str) -> None:
     with pytest.raises(ConfigError) as caught:
         env_profile_api({**PROFILE_ENV, "SEGMENT_PROFILE_API_RPS": raw})
     assert caught.value.name == "SEGMENT_PROFILE_API_RPS"
+    assert caught.value.reason == "must be a number of requests per second, 0.001..100000"
 
 
 # -- the Profile API client under the budget ------------------------------------------------

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 from conftest import FIXTURES
+from test_reco_exclusion import FakeProfiles
 
 from common.log import hash_id
 from devkit.context import LambdaContext
@@ -22,6 +22,7 @@ from reco_api.runtime import Runtime
 CAMPAIGN = "arn:aws:personalize:us-east-1:123456789012:campaign/shop"
 RECOMMENDER = "arn:aws:personalize:us-east-1:123456789012:recommender/shop"
 FILTER = "arn:aws:personalize:us-east-1:123456789012:filter/no-purchases"
+RELATED = "arn:aws:personalize:us-east-1:123456789012:campaign/shop-sims"
 ENV = {"PERSONALIZE_CAMPAIGN_ARN": CAMPAIGN}
 
 
@@ -178,14 +179,27 @@ def test_bad_personalize_answer_is_502() -> None:
     assert body(response)["error"]["code"] == "bad_gateway"
 
 
-def test_refused_filter_is_named(capsys: pytest.CaptureFixture[str]) -> None:
-    exc = client_error("ResourceNotFoundException", 404, f"Filter {FILTER} does not exist")
-    env = {**ENV, "PERSONALIZE_FILTER_ARN": FILTER}
-    response, _ = call(fixture("get_user.json"), env, FakePersonalize(exc))
+@pytest.mark.parametrize(
+    ("request_fixture", "setting", "arn", "message"),
+    [
+        ("get_user.json", "PERSONALIZE_FILTER_ARN", FILTER, f"Filter {FILTER} does not exist"),
+        (
+            "get_item.json",
+            "PERSONALIZE_RELATED_ITEMS_ARN",
+            RELATED,
+            f"Resource {RELATED} does not exist.",
+        ),
+    ],
+)
+def test_a_refused_arn_is_named(
+    capsys: pytest.CaptureFixture[str], request_fixture: str, setting: str, arn: str, message: str
+) -> None:
+    exc = client_error("ResourceNotFoundException", 404, message)
+    env = {**ENV, setting: arn}
+    response, _ = call(fixture(request_fixture), env, FakePersonalize(exc))
     assert response["statusCode"] == 500
     errors = [line for line in lines(capsys) if line.get("level") == "ERROR"]
-    assert len(errors) == 1
-    assert errors[0]["setting"] == "PERSONALIZE_FILTER_ARN"
+    assert [e["setting"] for e in errors] == [setting]
 
 
 def test_missing_setting_is_500_with_one_line_naming_it(
@@ -250,25 +264,6 @@ def test_preflight() -> None:
     assert body(response)["error"]["code"] == "method_not_allowed"
 
 
-class FakeProfiles:
-    def __init__(self, traits: dict[str, Any], gate: threading.Event | None = None) -> None:
-        self.traits_by_user = traits
-        self.gate = gate
-        self.users: list[str] = []
-
-    def traits(
-        self,
-        user_id: str,
-        include: Iterable[str],
-        timeout: tuple[float, float] | None = None,
-        deadline: float | None = None,
-    ) -> dict[str, Any]:
-        self.users.append(user_id)
-        if self.gate is not None:
-            self.gate.wait(5)
-        return dict(self.traits_by_user)
-
-
 def exclusion_runtime(
     fake: FakePersonalize, profiles: FakeProfiles, pool: ThreadPoolExecutor, budget: float = 1.0
 ) -> Runtime:
@@ -308,7 +303,7 @@ def test_slow_profile_serves_unfiltered_and_counts(
     pool: ThreadPoolExecutor, capsys: pytest.CaptureFixture[str]
 ) -> None:
     gate = threading.Event()
-    profiles = FakeProfiles({"purchased_products": ["i0"]}, gate)
+    profiles = FakeProfiles({"purchased_products": ["i0"]}, release=gate)
     rt = exclusion_runtime(FakePersonalize(), profiles, pool, budget=0.05)
     response = handle_with(rt, fixture("get_user.json"), Context())
     gate.set()
@@ -330,7 +325,7 @@ def test_item_requests_never_read_profiles(pool: ThreadPoolExecutor) -> None:
     assert [item["itemId"] for item in body(response)["items"]][:1] == ["i0"]
     assert len(body(response)["items"]) == 10
     pool.shutdown(wait=True)  # any read would have finished by now
-    assert profiles.users == []
+    assert profiles.calls == []
 
 
 def test_rejected_credentials_are_named_as_such(capsys: pytest.CaptureFixture[str]) -> None:
@@ -339,9 +334,6 @@ def test_rejected_credentials_are_named_as_such(capsys: pytest.CaptureFixture[st
     assert response["statusCode"] == 500
     errors = [line for line in lines(capsys) if line.get("level") == "ERROR"]
     assert [line["setting"] for line in errors] == ["AWS credentials"]
-
-
-RELATED = "arn:aws:personalize:us-east-1:123456789012:campaign/shop-sims"
 
 
 def test_item_requests_go_to_the_related_items_arn_when_set() -> None:
@@ -363,12 +355,3 @@ def test_item_requests_without_a_related_items_arn_name_the_setting() -> None:
     assert error["code"] == "not_configured"
     assert "PERSONALIZE_RELATED_ITEMS_ARN" in error["message"]
     assert fake.calls == []
-
-
-def test_refused_related_items_arn_is_named(capsys: pytest.CaptureFixture[str]) -> None:
-    exc = client_error("ResourceNotFoundException", 404, f"Resource {RELATED} does not exist.")
-    env = {**ENV, "PERSONALIZE_RELATED_ITEMS_ARN": RELATED}
-    response, _ = call(fixture("get_item.json"), env, FakePersonalize(exc))
-    assert response["statusCode"] == 500
-    errors = [line for line in lines(capsys) if line.get("level") == "ERROR"]
-    assert [e["setting"] for e in errors] == ["PERSONALIZE_RELATED_ITEMS_ARN"]

@@ -7,7 +7,6 @@ import base64
 import json
 import os
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -23,9 +22,11 @@ from test_traits_processor import (
     FakeRuntime,
     FakeTracking,
     World,
+    executor_fixture,  # noqa: F401  (the fixture `executor`)
     many,
     sequences,
     track,
+    world_fixture,  # noqa: F401  (the fixture `world`)
 )
 from test_traits_processor import (
     Context as HandlerContext,
@@ -48,18 +49,6 @@ from traits_sync.tracking import TrackingError
 RULES = Rules(
     frozenset({"Product Viewed", "Order Completed"}), frozenset({"Order Completed"}), "sku"
 )
-
-
-@pytest.fixture(scope="module")
-def executor() -> Iterator[ThreadPoolExecutor]:
-    pool = ThreadPoolExecutor(8)
-    yield pool
-    pool.shutdown(wait=True, cancel_futures=True)
-
-
-@pytest.fixture
-def world(executor: ThreadPoolExecutor) -> World:
-    return World(executor)
 
 
 def classified(message: Any, rules: Rules = RULES) -> Any:

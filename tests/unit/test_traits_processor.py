@@ -215,15 +215,16 @@ class World:
         )
 
 
-@pytest.fixture(scope="module")
-def executor() -> Iterator[ThreadPoolExecutor]:
+# Named fixtures (``name=``) so that test_traits_hostile can import them without shadowing.
+@pytest.fixture(scope="module", name="executor")
+def executor_fixture() -> Iterator[ThreadPoolExecutor]:
     pool = ThreadPoolExecutor(8)
     yield pool
     pool.shutdown(wait=True, cancel_futures=True)
 
 
-@pytest.fixture
-def world(executor: ThreadPoolExecutor) -> World:
+@pytest.fixture(name="world")
+def world_fixture(executor: ThreadPoolExecutor) -> World:
     return World(executor)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from backfill import chunks, runtime, splitter, start, writer
@@ -24,6 +25,16 @@ from common.secrets import SecretError
 
 # Without a Lambda context (a direct call): this much time.
 DEFAULT_BUDGET_MS = 60_000
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """What every record of one SQS batch is processed with."""
+
+    state: runtime.Runtime
+    deadline: float
+    log: Logger
+    metrics: Metrics
 
 
 def handle_with(state: runtime.Runtime, event: Mapping[str, Any], context: Any) -> Any:
@@ -58,24 +69,18 @@ def handle_with(state: runtime.Runtime, event: Mapping[str, Any], context: Any) 
     if not isinstance(records, list):
         log.error("unknown event", keys=sorted(event)[:10])
         raise ValueError("expected {'action': 'start'} or an SQS event")
-    deadline = _deadline(context, state.settings.time_margin_ms)
-    metrics = state.metrics
+    batch = _Batch(state, _deadline(context, state.settings.time_margin_ms), log, state.metrics)
     failures: list[dict[str, str]] = []
     for record in records:
-        if not _record(record, state, deadline, log, metrics):
+        if not _record(record, batch):
             failures.append({"itemIdentifier": str(record.get("messageId"))})
-    metrics.flush()
+    batch.metrics.flush()
     return {"batchItemFailures": failures}
 
 
-def _record(
-    record: Mapping[str, Any],
-    state: runtime.Runtime,
-    deadline: float,
-    log: Logger,
-    metrics: Metrics,
-) -> bool:
+def _record(record: Mapping[str, Any], batch: _Batch) -> bool:
     """Process one SQS record; False to report it for retry."""
+    log, metrics = batch.log, batch.metrics
     message_id = record.get("messageId")
     try:
         body = json.loads(record.get("body") or "")
@@ -85,10 +90,9 @@ def _record(
         return False
     try:
         if splitter.is_s3_notification(body):
-            return _split(body, state, log, metrics)
+            return _split(body, batch)
         if chunks.is_chunk_message(body):
-            message = chunks.parse_chunk(body)
-            return _chunk(message, record, state, deadline, log, metrics)
+            return _chunk(chunks.parse_chunk(body), record, batch)
         raise chunks.BadMessage("neither an S3 notification nor a chunk message")
     except chunks.BadMessage as exc:
         log.error("message can never be processed", messageId=message_id, reason=str(exc))
@@ -96,7 +100,8 @@ def _record(
         return False
 
 
-def _split(body: Mapping[str, Any], state: runtime.Runtime, log: Logger, metrics: Metrics) -> bool:
+def _split(body: Mapping[str, Any], batch: _Batch) -> bool:
+    state, log, metrics = batch.state, batch.log, batch.metrics
     settings = state.settings
     ok = True
     for created in splitter.created_objects(body):
@@ -116,14 +121,8 @@ def _split(body: Mapping[str, Any], state: runtime.Runtime, log: Logger, metrics
     return ok
 
 
-def _chunk(
-    message: chunks.ChunkMessage,
-    record: Mapping[str, Any],
-    state: runtime.Runtime,
-    deadline: float,
-    log: Logger,
-    metrics: Metrics,
-) -> bool:
+def _chunk(message: chunks.ChunkMessage, record: Mapping[str, Any], batch: _Batch) -> bool:
+    state, log, metrics = batch.state, batch.log, batch.metrics
     fields = {
         "job": message.job,
         "index": message.index,
@@ -139,7 +138,7 @@ def _chunk(
         return False
     began = time.monotonic()
     try:
-        outcome = writer.process(message, state.settings, ports, deadline)
+        outcome = writer.process(message, state.settings, ports, batch.deadline)
     except writer.ChunkFailed as failure:
         receives = _receive_count(record)
         last = receives >= state.settings.max_receive_count

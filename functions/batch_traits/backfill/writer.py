@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -26,6 +26,7 @@ from backfill.chunks import ChunkMessage, Counts
 from backfill.settings import Settings
 from backfill.store import get_json, keys, objects, put_json
 from common import segment_batch
+from common.chunks import Chunker
 from common.profiles import ProfileError, item_ids
 from common.ratelimit import TokenBucket
 from common.tracking import TrackingError
@@ -147,21 +148,18 @@ def maybe_report(message: ChunkMessage, ports: Ports) -> bool:
     return True
 
 
+@dataclass
 class _Writer:
-    def __init__(
-        self,
-        message: ChunkMessage,
-        settings: Settings,
-        ports: Ports,
-        deadline: float,
-        counts: Counts,
-    ) -> None:
-        self.message = message
-        self.settings = settings
-        self.ports = ports
-        self.deadline = deadline
-        self.counts = counts
-        self.packer = segment_batch.packer(max_batch_messages(settings.events_per_s))
+    message: ChunkMessage
+    settings: Settings
+    ports: Ports
+    deadline: float
+    counts: Counts
+    packer: Chunker[segment_batch.Identify] = field(init=False)
+    now: datetime = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.packer = segment_batch.packer(max_batch_messages(self.settings.events_per_s))
         self.now = datetime.now(UTC)
 
     def run(self) -> int | None:
