@@ -55,6 +55,7 @@ class FileProgress:
         self.outcomes: dict[str, dict[str, int]] = {}
         self.seconds: dict[str, float] = {}
         self.done = 0
+        self.reported: set[str] = set()
 
     def expect(self, nodeids: list[str]) -> None:
         if self.expected:
@@ -85,7 +86,19 @@ class FileProgress:
         outcomes["_tests"] = finished
         if finished != self.expected.get(path):
             return
+        self._report(path)
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        # A file whose tests share node ids (generated cases) may report fewer teardowns
+        # than it collected: its line comes here, at the end.
+        for path in self.expected:
+            if path in self.outcomes and path not in self.reported:
+                self._report(path)
+
+    def _report(self, path: str) -> None:
+        self.reported.add(path)
         self.done += 1
+        outcomes = self.outcomes[path]
         counts = ", ".join(f"{n} {k}" for k, n in sorted(outcomes.items()) if k != "_tests")
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
