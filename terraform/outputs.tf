@@ -65,7 +65,7 @@ output "alarm_sns_topic_arn" {
 }
 
 output "segment_profile_api_budget" {
-  description = "How segment.profile_api_rps is split: per_container is each container's SEGMENT_PROFILE_API_RPS (a whole number when 1 or more); share = per_container x the function's maximum concurrency; worst_second = the most requests all containers can send in one sliding second."
+  description = "How segment.profile_api_rps is split: per_container is each container's SEGMENT_PROFILE_API_RPS (a whole number when 1 or more); share = per_container x the function's maximum concurrency (update_traits, recommendations, and batch_traits: its chunk workers with batch_traits.profile_exclusion, else 0); worst_second = the most requests all containers can send in one sliding second."
   value       = local.profile_api_budget
 }
 

@@ -521,7 +521,7 @@ resource "aws_lambda_event_source_mapping" "chunks" {
   function_response_types = ["ReportBatchItemFailures"]
 
   scaling_config {
-    maximum_concurrency = max(2, var.settings.max_concurrency) # SQS mappings accept 2..1000
+    maximum_concurrency = var.settings.max_concurrency # SQS mappings accept 2..1000 (the root validates it)
   }
 
   tags = var.deployment.tags
