@@ -14,6 +14,7 @@ locals {
   recommendations_zip = coalesce(var.artifacts.recommendations, "${local.build_dir}/recommendations/function.zip")
   update_traits_zip   = coalesce(var.artifacts.update_traits, "${local.build_dir}/update_traits/function.zip")
   layer_zip           = coalesce(var.artifacts.layer, "${local.build_dir}/layer.zip")
+  batch_traits_zip    = coalesce(var.artifacts.batch_traits, "${local.build_dir}/batch_traits/function.zip")
 
   segment_urls = {
     us = { api = "https://api.segment.io/v1", profile = "https://profiles.segment.com/v1" }
@@ -38,9 +39,13 @@ locals {
     : (local.traits_reserved >= 1 ? local.traits_reserved : local.traits_streams)
   )
   # The API reads profiles only with exclusion on; off, the traits side gets the whole budget.
-  api_reads_profiles        = var.segment_space_id != null && var.recommendations.purchase_exclusion
-  api_max_concurrency       = !local.api_reads_profiles ? 0 : var.recommendations.reserved_concurrency >= 1 ? var.recommendations.reserved_concurrency : max(1, var.api.throttling_burst_limit)
-  profile_api_containers    = local.traits_max_concurrency + local.api_max_concurrency
+  api_reads_profiles  = var.segment_space_id != null && var.recommendations.purchase_exclusion
+  api_max_concurrency = !local.api_reads_profiles ? 0 : var.recommendations.reserved_concurrency >= 1 ? var.recommendations.reserved_concurrency : max(1, var.api.throttling_burst_limit)
+  # The batch write-back reads profiles only with its own exclusion on: then each of its
+  # chunk workers (the SQS mapping's maximum concurrency) is one more container.
+  batch_reads_profiles      = var.enable_batch_traits && var.batch_traits.profile_exclusion && var.segment_space_id != null
+  batch_max_concurrency     = local.batch_reads_profiles ? var.batch_traits.max_concurrency : 0
+  profile_api_containers    = local.traits_max_concurrency + local.api_max_concurrency + local.batch_max_concurrency
   profile_api_ratio         = var.segment.profile_api_rps / local.profile_api_containers
   profile_api_per_container = local.profile_api_ratio >= 1 ? floor(local.profile_api_ratio) : floor(local.profile_api_ratio * 1000) / 1000
   profile_api_budget = {
@@ -54,6 +59,10 @@ locals {
     recommendations = {
       max_concurrency = local.api_max_concurrency
       share           = local.profile_api_per_container * local.api_max_concurrency
+    }
+    batch_traits = {
+      max_concurrency = local.batch_max_concurrency
+      share           = local.profile_api_per_container * local.batch_max_concurrency
     }
   }
 
@@ -89,7 +98,7 @@ locals {
 check "profile_api_budget" {
   assert {
     condition     = local.profile_api_budget.worst_second <= var.segment.profile_api_rps
-    error_message = "More containers (${local.profile_api_containers}) can read the Segment Profile API at once than segment.profile_api_rps allows in one second: lower update_traits.reserved_concurrency / recommendations.reserved_concurrency, or set recommendations.purchase_exclusion = false."
+    error_message = "More containers (${local.profile_api_containers}) can read the Segment Profile API at once than segment.profile_api_rps allows in one second: lower update_traits.reserved_concurrency / recommendations.reserved_concurrency / batch_traits.max_concurrency, or set recommendations.purchase_exclusion = false (batch_traits.profile_exclusion = false)."
   }
 }
 
@@ -163,6 +172,36 @@ module "recommendations" {
     purchased_trait = var.segment.purchased_trait
     token_parameter = local.profile_token_parameter
   }
+}
+
+# Opt-in (issue 15): Personalize batch inference on the campaign, its output written back
+# to every profile in parallel byte-range chunks (terraform/modules/batch_traits).
+module "batch_traits" {
+  source = "./modules/batch_traits"
+  count  = var.enable_batch_traits ? 1 : 0
+
+  deployment = local.deployment
+  lambda     = local.lambda
+  zip_path   = local.batch_traits_zip
+  settings   = merge(var.batch_traits, { num_results = coalesce(var.batch_traits.num_results, var.num_results) })
+  personalize = {
+    campaign_arn = var.personalize_campaign_arn
+    filter_arn   = var.personalize_filter_arn
+  }
+  segment = {
+    space_id          = var.segment_space_id
+    api_url           = local.segment_api_url
+    profile_api_url   = local.segment_profile_api_url
+    profile_api_rps   = local.profile_api_per_container
+    recommended_trait = var.segment.recommended_trait
+    purchased_trait   = var.segment.purchased_trait
+    write_key_parameter = {
+      name = module.segment_secrets.write_key_parameter_name
+      arn  = module.segment_secrets.write_key_parameter_arn
+    }
+    profile_token_parameter = local.profile_token_parameter
+  }
+  alarm_topic_arn = module.alarms.sns_topic_arn
 }
 
 module "alarms" {

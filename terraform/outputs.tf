@@ -65,6 +65,36 @@ output "alarm_sns_topic_arn" {
 }
 
 output "segment_profile_api_budget" {
-  description = "How segment.profile_api_rps is split: per_container is each container's SEGMENT_PROFILE_API_RPS (a whole number when 1 or more); share = per_container x the function's maximum concurrency; worst_second = the most requests all containers can send in one sliding second."
+  description = "How segment.profile_api_rps is split: per_container is each container's SEGMENT_PROFILE_API_RPS (a whole number when 1 or more); share = per_container x the function's maximum concurrency (update_traits, recommendations, and batch_traits: its chunk workers with batch_traits.profile_exclusion, else 0); worst_second = the most requests all containers can send in one sliding second."
   value       = local.profile_api_budget
+}
+
+output "batch_bucket" {
+  description = "Bucket of the batch write-back (input/users.json, output/, state/, reports/), or null when disabled."
+  value       = one(module.batch_traits[*].bucket)
+}
+
+output "batch_users_key" {
+  description = "Key of the documented users file (JSON lines of {\"userId\": ...}), or null when disabled."
+  value       = one(module.batch_traits[*].users_key)
+}
+
+output "batch_function_name" {
+  description = "The batch_traits function (invoke {\"action\": \"start\"} to start a backfill), or null when disabled."
+  value       = one(module.batch_traits[*].function_name)
+}
+
+output "batch_chunk_queue_url" {
+  description = "The chunk queue, or null when disabled."
+  value       = one(module.batch_traits[*].chunk_queue_url)
+}
+
+output "batch_dead_letter_queue_url" {
+  description = "Dead-letter queue of chunks that kept failing (with their byte ranges), or null when disabled."
+  value       = one(module.batch_traits[*].dead_letter_queue_url)
+}
+
+output "batch_role_arn" {
+  description = "The role Personalize assumes for batch inference, or null when disabled."
+  value       = one(module.batch_traits[*].personalize_role_arn)
 }

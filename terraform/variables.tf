@@ -257,11 +257,13 @@ variable "artifacts" {
     - recommendations: Zip of the recommendations function (default ../build/recommendations/function.zip).
     - update_traits: Zip of the update_traits function (default ../build/update_traits/function.zip).
     - layer: Zip of the dependency layer (default ../build/layer.zip).
+    - batch_traits: Zip of the batch_traits function, used with enable_batch_traits (default ../build/batch_traits/function.zip).
   EOT
   type = object({
     recommendations = optional(string)
     update_traits   = optional(string)
     layer           = optional(string)
+    batch_traits    = optional(string)
   })
   default  = {}
   nullable = false
@@ -574,6 +576,137 @@ variable "update_traits" {
   validation {
     condition     = var.update_traits.queue_retention_seconds >= 60 && var.update_traits.queue_retention_seconds <= 1209600
     error_message = "update_traits.queue_retention_seconds must be between 60 and 1209600."
+  }
+}
+
+# ---- Batch backfill (opt-in) ------------------------------------------------------------------
+
+variable "enable_batch_traits" {
+  description = "Deploy the batch write-back of the recommended-items trait to every profile (bucket, the role Personalize assumes for batch inference, the batch_traits function, chunk queues, alarms, optional schedule): terraform/modules/batch_traits. Needs personalize_campaign_arn to be a campaign (batch inference runs on its solution version; a recommender cannot)."
+  type        = bool
+  default     = false
+  nullable    = false
+
+  validation {
+    condition     = !var.enable_batch_traits || can(regex("^arn:aws[a-z-]*:personalize:[a-z0-9-]+:[0-9]{12}:campaign/", var.personalize_campaign_arn))
+    error_message = "enable_batch_traits needs personalize_campaign_arn to be a campaign ARN: batch inference runs on a campaign's solution version, not on a recommender."
+  }
+}
+
+variable "batch_traits" {
+  description = <<-EOT
+    The batch write-back (with enable_batch_traits): Personalize batch inference on the users file, its output written to Segment in byte-range chunks (functions/batch_traits/README.md).
+    - schedule_expression: EventBridge Scheduler expression that starts a backfill, rate(...), cron(...) or at(...); null deploys no schedule (start with scripts/bundle backfill start).
+    - schedule_timezone: Time zone of a cron() or at() schedule (IANA name, e.g. Europe/Paris).
+    - chunk_bytes: Bytes of output per chunk, the unit of parallel work and of retry (a whole number, 1 MiB to 256 MiB). The function streams a chunk, so memory does not grow with it.
+    - max_concurrency: Chunk workers at once: the SQS event source mapping's maximum concurrency (a whole number 2-1000; 2 is SQS's minimum). The function reserves one more for a start call.
+    - segment_events_per_s: Identify calls per second to the Segment Tracking API, split evenly over max_concurrency (> 0, at most 1000: Engage's inbound limit per space; the default leaves half to the live traits sync). At least 0.1 per container.
+    - num_results: Recommended items per user in the batch job (a whole number 1-500); null uses num_results.
+    - users_key: Key of the users file (JSON lines of {"userId": ...}) the schedule and backfill start use: under input/ (letters, digits, _ . / -).
+    - profile_exclusion: Also remove the user's purchased items read from the Profile API (needs segment_space_id and the token); its containers (max_concurrency) then count in the segment.profile_api_rps split. Off, only the job's filter (personalize_filter_arn) excludes purchases.
+    - batch_size: Chunk messages per invocation (a whole number 1-10; 1, one chunk per invocation, by default).
+    - max_receive_count: Attempts of a chunk before it goes to the dead-letter queue with its byte range (a whole number 1-1000).
+    - files_expiration_days: Days the users, output and chunk-state files are kept (a whole number >= 1).
+    - reports_expiration_days: Days the per-job reports are kept (a whole number, at least files_expiration_days).
+    - memory_size: Memory of the function, in MB (128-10240).
+    - timeout: Timeout of the function, in seconds (60-900); a chunk that needs longer hands the rest of its range to a continuation message.
+    - extra_environment: Optional tuning settings as environment variables (e.g. LOG_LEVEL). Never secrets. The typed settings win on a name clash.
+    - force_destroy: Let terraform destroy delete the bucket with its objects (off: destroy fails while reports are kept).
+  EOT
+  type = object({
+    schedule_expression     = optional(string)
+    schedule_timezone       = optional(string, "UTC")
+    chunk_bytes             = optional(number, 4194304)
+    max_concurrency         = optional(number, 5)
+    segment_events_per_s    = optional(number, 500)
+    num_results             = optional(number)
+    users_key               = optional(string, "input/users.json")
+    profile_exclusion       = optional(bool, false)
+    batch_size              = optional(number, 1)
+    max_receive_count       = optional(number, 5)
+    files_expiration_days   = optional(number, 14)
+    reports_expiration_days = optional(number, 90)
+    memory_size             = optional(number, 256)
+    timeout                 = optional(number, 300)
+    extra_environment       = optional(map(string), {})
+    force_destroy           = optional(bool, false)
+  })
+  default  = {}
+  nullable = false
+
+  validation {
+    condition     = var.batch_traits.schedule_expression == null || can(regex("^(rate|cron|at)\\(.+\\)$", var.batch_traits.schedule_expression))
+    error_message = "batch_traits.schedule_expression must be null (no schedule) or an EventBridge Scheduler expression: rate(...), cron(...) or at(...)."
+  }
+
+  validation {
+    condition     = length(trimspace(var.batch_traits.schedule_timezone)) > 0
+    error_message = "batch_traits.schedule_timezone must be a time zone name such as UTC or Europe/Paris."
+  }
+
+  validation {
+    condition     = var.batch_traits.chunk_bytes >= 1048576 && var.batch_traits.chunk_bytes <= 268435456 && floor(var.batch_traits.chunk_bytes) == var.batch_traits.chunk_bytes
+    error_message = "batch_traits.chunk_bytes must be a whole number from 1048576 (1 MiB) to 268435456 (256 MiB)."
+  }
+
+  validation {
+    condition     = var.batch_traits.max_concurrency >= 2 && var.batch_traits.max_concurrency <= 1000 && floor(var.batch_traits.max_concurrency) == var.batch_traits.max_concurrency
+    error_message = "batch_traits.max_concurrency must be a whole number from 2 to 1000 (the SQS event source mapping's range)."
+  }
+
+  validation {
+    condition     = var.batch_traits.segment_events_per_s > 0 && var.batch_traits.segment_events_per_s <= 1000
+    error_message = "batch_traits.segment_events_per_s must be > 0 and <= 1000 (Engage inbound: 1,000 events/s per space)."
+  }
+
+  validation {
+    condition     = var.batch_traits.segment_events_per_s / var.batch_traits.max_concurrency >= 0.1
+    error_message = "batch_traits.segment_events_per_s / batch_traits.max_concurrency must be at least 0.1 events/s per container."
+  }
+
+  validation {
+    condition     = var.batch_traits.num_results == null || try(var.batch_traits.num_results >= 1 && var.batch_traits.num_results <= 500 && floor(var.batch_traits.num_results) == var.batch_traits.num_results, false)
+    error_message = "batch_traits.num_results must be null (num_results) or a whole number between 1 and 500."
+  }
+
+  validation {
+    condition     = can(regex("^input/[A-Za-z0-9_./-]{1,900}$", var.batch_traits.users_key)) && !strcontains(var.batch_traits.users_key, "..")
+    error_message = "batch_traits.users_key must be an S3 key under input/ (letters, digits, _ . / -; no '..')."
+  }
+
+  validation {
+    condition     = var.batch_traits.batch_size >= 1 && var.batch_traits.batch_size <= 10 && floor(var.batch_traits.batch_size) == var.batch_traits.batch_size
+    error_message = "batch_traits.batch_size must be a whole number from 1 to 10."
+  }
+
+  validation {
+    condition     = var.batch_traits.max_receive_count >= 1 && var.batch_traits.max_receive_count <= 1000 && floor(var.batch_traits.max_receive_count) == var.batch_traits.max_receive_count
+    error_message = "batch_traits.max_receive_count must be a whole number from 1 to 1000."
+  }
+
+  validation {
+    condition     = var.batch_traits.files_expiration_days >= 1 && floor(var.batch_traits.files_expiration_days) == var.batch_traits.files_expiration_days
+    error_message = "batch_traits.files_expiration_days must be a whole number >= 1."
+  }
+
+  validation {
+    condition     = var.batch_traits.reports_expiration_days >= var.batch_traits.files_expiration_days && floor(var.batch_traits.reports_expiration_days) == var.batch_traits.reports_expiration_days
+    error_message = "batch_traits.reports_expiration_days must be a whole number, at least batch_traits.files_expiration_days."
+  }
+
+  validation {
+    condition     = var.batch_traits.memory_size >= 128 && var.batch_traits.memory_size <= 10240
+    error_message = "batch_traits.memory_size must be between 128 and 10240 MB."
+  }
+
+  validation {
+    condition     = var.batch_traits.timeout >= 60 && var.batch_traits.timeout <= 900
+    error_message = "batch_traits.timeout must be between 60 and 900 seconds."
+  }
+
+  validation {
+    condition     = !var.batch_traits.profile_exclusion || var.segment_space_id != null
+    error_message = "batch_traits.profile_exclusion = true needs segment_space_id (and the Profile API token, segment_profile_token)."
   }
 }
 

@@ -15,6 +15,7 @@ variables {
     recommendations = "tests/fixtures/function.zip"
     update_traits   = "tests/fixtures/function.zip"
     layer           = "tests/fixtures/function.zip"
+    batch_traits    = "tests/fixtures/function.zip"
   }
 }
 
@@ -116,6 +117,56 @@ run "budget_of_a_provisioned_stream_and_an_unreserved_api" {
   assert {
     condition     = output.segment_profile_api_budget.per_container == 3 && output.segment_profile_api_budget.update_traits.share == 18 && output.segment_profile_api_budget.recommendations.share == 72
     error_message = "90 / 30 containers: 3 each."
+  }
+}
+
+# The batch write-back enabled (a full plan of modules/batch_traits): with its own Profile
+# API exclusion, each chunk worker is one more container in the split.
+run "budget_counts_the_batch_workers_with_profile_exclusion" {
+  command = plan
+
+  variables {
+    enable_batch_traits = true
+    batch_traits        = { profile_exclusion = true, max_concurrency = 4, schedule_expression = "cron(0 3 ? * SUN *)" }
+    update_traits       = { reserved_concurrency = 4 }
+    recommendations     = { reserved_concurrency = 10 }
+  }
+
+  assert {
+    condition     = output.segment_profile_api_budget.batch_traits.max_concurrency == 4 && output.segment_profile_api_budget.batch_traits.share == 20
+    error_message = "4 batch workers, 5 req/s each."
+  }
+  assert {
+    condition     = output.segment_profile_api_budget.per_container == 5 && output.segment_profile_api_budget.update_traits.share == 20 && output.segment_profile_api_budget.recommendations.share == 50
+    error_message = "90 / 18 containers (4 + 10 + 4): 5 each, 20, 50 and 20."
+  }
+  assert {
+    condition     = output.segment_profile_api_budget.worst_second == 90
+    error_message = "18 containers x 5: the whole budget, not more."
+  }
+  assert {
+    condition     = output.batch_function_name == "segment-personalize-batch-traits" && output.batch_users_key == "input/users.json"
+    error_message = "The batch module is planned with its function and the documented users file."
+  }
+  assert {
+    condition     = length(module.batch_traits[0].alarm_names) == 3
+    error_message = "The batch module plans its three alarms."
+  }
+}
+
+run "budget_leaves_the_batch_workers_out_without_profile_exclusion" {
+  command = plan
+
+  variables {
+    enable_batch_traits = true
+    batch_traits        = { max_concurrency = 50 }
+    update_traits       = { reserved_concurrency = 4 }
+    recommendations     = { reserved_concurrency = 10 }
+  }
+
+  assert {
+    condition     = output.segment_profile_api_budget.batch_traits.max_concurrency == 0 && output.segment_profile_api_budget.per_container == 6
+    error_message = "The batch function reads no profiles: 90 / 14 containers, 6 each, as without it."
   }
 }
 

@@ -17,6 +17,7 @@ variables {
     recommendations = "tests/fixtures/function.zip"
     update_traits   = "tests/fixtures/function.zip"
     layer           = "tests/fixtures/function.zip"
+    batch_traits    = "tests/fixtures/function.zip"
   }
 }
 
@@ -89,6 +90,22 @@ run "accepts_every_input_at_an_edge_of_its_range" {
       starting_position          = "TRIM_HORIZON"
       queue_retention_seconds    = 60
     }
+    batch_traits = {
+      schedule_expression     = "at(2030-01-01T03:00:00)"
+      schedule_timezone       = "Europe/Paris"
+      chunk_bytes             = 268435456
+      max_concurrency         = 1000
+      segment_events_per_s    = 1000
+      num_results             = 500
+      users_key               = "input/2030/all-users_v2.json"
+      profile_exclusion       = true
+      batch_size              = 10
+      max_receive_count       = 1000
+      files_expiration_days   = 1
+      reports_expiration_days = 1
+      memory_size             = 10240
+      timeout                 = 900
+    }
     alarms = {
       sns_topic_arn          = "arn:aws:sns:us-east-1:123456789012:ops-alerts"
       email                  = "oncall@example.com"
@@ -131,6 +148,18 @@ run "accepts_the_lower_edges" {
       maximum_record_age_seconds = 60
       queue_retention_seconds    = 1209600
     }
+    batch_traits = {
+      schedule_expression  = "rate(7 days)"
+      chunk_bytes          = 1048576
+      max_concurrency      = 2
+      segment_events_per_s = 0.2
+      num_results          = 1
+      users_key            = "input/u"
+      batch_size           = 1
+      max_receive_count    = 1
+      memory_size          = 128
+      timeout              = 60
+    }
     alarms = {
       api_4xx_percent        = 0.1
       stalled_periods        = 1
@@ -146,6 +175,7 @@ run "rejects_one_bad_value_per_input_01" {
   command = plan
 
   variables {
+    batch_traits             = { schedule_expression = "every sunday" }                # not rate(), cron() or at()
     name_prefix              = "Segment"                                               # capitals
     kms_key_arn              = "alias/aws/kinesis"                                     # an alias, not a key ARN
     iam_role_path            = "workloads"                                             # no leading and trailing /
@@ -166,6 +196,7 @@ run "rejects_one_bad_value_per_input_01" {
   }
 
   expect_failures = [
+    var.batch_traits,
     var.name_prefix,
     var.kms_key_arn,
     var.iam_role_path,
@@ -190,17 +221,22 @@ run "rejects_one_bad_value_per_input_02" {
   command = plan
 
   variables {
-    name_prefix          = "a23456789012345678901234567890123"                        # 33 characters
-    num_results          = 0                                                          # below 1
-    segment_external_ids = ["ws_ok", " "]                                             # a blank one
-    segment              = { api_url = "http://api.segment.io/v1" }                   # not https
-    recommendations      = { timeout = 29 }                                           # API Gateway gives up at 29 s
-    api                  = { cors_allow_origins = ["*", "https://shop.example.com"] } # * beside another origin
-    kinesis              = { shard_count = 0 }                                        # no shard
-    alarms               = { email = "oncall@localhost" }                             # no domain
+    batch_traits             = { schedule_timezone = " " }                                  # a blank time zone
+    enable_batch_traits      = true                                                         # on a recommender: batch inference needs a campaign
+    personalize_campaign_arn = "arn:aws:personalize:us-east-1:123456789012:recommender/r-1" # valid by itself
+    name_prefix              = "a23456789012345678901234567890123"                          # 33 characters
+    num_results              = 0                                                            # below 1
+    segment_external_ids     = ["ws_ok", " "]                                               # a blank one
+    segment                  = { api_url = "http://api.segment.io/v1" }                     # not https
+    recommendations          = { timeout = 29 }                                             # API Gateway gives up at 29 s
+    api                      = { cors_allow_origins = ["*", "https://shop.example.com"] }   # * beside another origin
+    kinesis                  = { shard_count = 0 }                                          # no shard
+    alarms                   = { email = "oncall@localhost" }                               # no domain
   }
 
   expect_failures = [
+    var.batch_traits,
+    var.enable_batch_traits,
     var.name_prefix,
     var.num_results,
     var.segment_external_ids,
@@ -216,6 +252,7 @@ run "rejects_one_bad_value_per_input_03" {
   command = plan
 
   variables {
+    batch_traits    = { chunk_bytes = 1048575 }                              # below 1 MiB
     num_results     = 2.5                                                    # not whole
     segment         = { profile_api_url = "http://profiles.segment.com/v1" } # not https
     recommendations = { reserved_concurrency = -2 }                          # below -1
@@ -225,6 +262,7 @@ run "rejects_one_bad_value_per_input_03" {
   }
 
   expect_failures = [
+    var.batch_traits,
     var.num_results,
     var.segment,
     var.recommendations,
@@ -238,6 +276,7 @@ run "rejects_one_bad_value_per_input_04" {
   command = plan
 
   variables {
+    batch_traits    = { max_concurrency = 1 }                                   # below SQS's minimum of 2
     segment         = { profile_api_rps = 0 }                                   # no budget
     recommendations = { profile_workers = 33 }                                  # above 32
     api             = { cors_allow_origins = ["https://shop.example.com/app"] } # a path
@@ -246,6 +285,7 @@ run "rejects_one_bad_value_per_input_04" {
   }
 
   expect_failures = [
+    var.batch_traits,
     var.segment,
     var.recommendations,
     var.api,
@@ -258,6 +298,7 @@ run "rejects_one_bad_value_per_input_05" {
   command = plan
 
   variables {
+    batch_traits    = { segment_events_per_s = 1001 }                                               # above Engage's 1,000/s
     segment         = { profile_api_rps = 10001 }                                                   # above 10000
     recommendations = { related_items_arn = "arn:aws:personalize:us-east-1:123456789012:filter/f" } # a filter
     api             = { cors_allow_origins = ["https://a.example.com,https://b.example.com"] }      # two origins in one entry
@@ -266,6 +307,7 @@ run "rejects_one_bad_value_per_input_05" {
   }
 
   expect_failures = [
+    var.batch_traits,
     var.segment,
     var.recommendations,
     var.api,
@@ -278,6 +320,7 @@ run "rejects_one_bad_value_per_input_06" {
   command = plan
 
   variables {
+    batch_traits    = { segment_events_per_s = 1, max_concurrency = 20 }                                    # 0.05 events/s per container
     segment         = { tracked_events = [] }                                                               # no tracked event
     recommendations = { ranking_campaign_arn = "arn:aws:personalize:us-east-1:123456789012:recommender/r" } # a recommender, not a campaign
     api             = { cors_allow_origins = ["shop.example.com"] }                                         # no scheme
@@ -286,6 +329,7 @@ run "rejects_one_bad_value_per_input_06" {
   }
 
   expect_failures = [
+    var.batch_traits,
     var.segment,
     var.recommendations,
     var.api,
@@ -298,6 +342,7 @@ run "rejects_one_bad_value_per_input_07" {
   command = plan
 
   variables {
+    batch_traits    = { num_results = 501 }                                                                # above 500
     segment         = { tracked_events = ["Product Viewed,Product Clicked"] }                              # a comma in a name
     recommendations = { filters = { "by genre" = "arn:aws:personalize:us-east-1:123456789012:filter/f" } } # a space in a filter name
     api             = { cors_allow_origins = ["ftp://shop.example.com"] }                                  # another scheme
@@ -306,6 +351,7 @@ run "rejects_one_bad_value_per_input_07" {
   }
 
   expect_failures = [
+    var.batch_traits,
     var.segment,
     var.recommendations,
     var.api,
@@ -318,6 +364,7 @@ run "rejects_one_bad_value_per_input_08" {
   command = plan
 
   variables {
+    batch_traits    = { users_key = "users.json" }                                                                                                # not under input/
     segment         = { purchase_events = [" "] }                                                                                                 # a blank name
     recommendations = { filters = { genre = "arn:aws:personalize:us-east-1:123456789012:filter/f" }, filter_parameters = { brand = ["BRANDS"] } } # parameters of an unknown filter
     api             = { cors_allow_origins = ["https://"] }                                                                                       # no host
@@ -326,6 +373,7 @@ run "rejects_one_bad_value_per_input_08" {
   }
 
   expect_failures = [
+    var.batch_traits,
     var.segment,
     var.recommendations,
     var.api,
@@ -338,6 +386,7 @@ run "rejects_one_bad_value_per_input_09" {
   command = plan
 
   variables {
+    batch_traits    = { batch_size = 11 }                                                                                                                                                                                                          # above 10
     segment         = { item_id_property = "id" }                                                                                                                                                                                                  # neither sku nor product_id
     recommendations = { filters = { genre = "arn:aws:personalize:us-east-1:123456789012:filter/f" }, promotions = [{ name = "a", percent_promoted_items = 10, filter = "genre" }, { name = "b", percent_promoted_items = 10, filter = "genre" }] } # two promotions
     api             = { cors_allow_origins = [""] }                                                                                                                                                                                                # empty
@@ -346,6 +395,7 @@ run "rejects_one_bad_value_per_input_09" {
   }
 
   expect_failures = [
+    var.batch_traits,
     var.segment,
     var.recommendations,
     var.api,
@@ -358,6 +408,7 @@ run "rejects_one_bad_value_per_input_10" {
   command = plan
 
   variables {
+    batch_traits    = { max_receive_count = 0 }                                                                                                                                      # no attempt
     segment         = { recommended_trait = "" }                                                                                                                                     # a blank trait name
     recommendations = { filters = { genre = "arn:aws:personalize:us-east-1:123456789012:filter/f" }, promotions = [{ name = "a", percent_promoted_items = 101, filter = "genre" }] } # a promotion above 100%
     api             = { throttling_rate_limit = 0 }                                                                                                                                  # no rate
@@ -366,6 +417,7 @@ run "rejects_one_bad_value_per_input_10" {
   }
 
   expect_failures = [
+    var.batch_traits,
     var.segment,
     var.recommendations,
     var.api,
@@ -378,12 +430,14 @@ run "rejects_one_bad_value_per_input_11" {
   command = plan
 
   variables {
+    batch_traits    = { files_expiration_days = 0 }                                                    # kept no day
     recommendations = { promotions = [{ name = "a", percent_promoted_items = 10, filter = "genre" }] } # a promotion with an unknown filter
     api             = { throttling_burst_limit = -1 }                                                  # a negative burst
     update_traits   = { parallelization_factor = 11 }                                                  # above 10
   }
 
   expect_failures = [
+    var.batch_traits,
     var.recommendations,
     var.api,
     var.update_traits,
@@ -394,12 +448,14 @@ run "rejects_one_bad_value_per_input_12" {
   command = plan
 
   variables {
+    batch_traits    = { reports_expiration_days = 7 }                                                                  # reports go before the files (14 days)
     recommendations = { item_metadata_columns = ["c1", "c2", "c3", "c4", "c5", "c6", "c7", "c8", "c9", "c10", "c11"] } # 11 metadata columns
     api             = { quota_limit = 0 }                                                                              # a quota of 0
     update_traits   = { maximum_retry_attempts = -1 }                                                                  # infinite retries
   }
 
   expect_failures = [
+    var.batch_traits,
     var.recommendations,
     var.api,
     var.update_traits,
@@ -410,12 +466,14 @@ run "rejects_one_bad_value_per_input_13" {
   command = plan
 
   variables {
+    batch_traits    = { memory_size = 64 }                # below 128 MB
     recommendations = { cache_max_age_seconds = 3601 }    # above an hour
     api             = { quota_limit = 10.5 }              # a fractional quota
     update_traits   = { maximum_record_age_seconds = -1 } # an infinite record age
   }
 
   expect_failures = [
+    var.batch_traits,
     var.recommendations,
     var.api,
     var.update_traits,
@@ -426,11 +484,13 @@ run "rejects_one_bad_value_per_input_14" {
   command = plan
 
   variables {
+    batch_traits  = { timeout = 901 }                      # above 15 minutes
     api           = { quota_period = "YEAR" }              # not DAY, WEEK or MONTH
     update_traits = { starting_position = "AT_TIMESTAMP" } # not LATEST or TRIM_HORIZON
   }
 
   expect_failures = [
+    var.batch_traits,
     var.api,
     var.update_traits,
   ]
@@ -440,11 +500,13 @@ run "rejects_one_bad_value_per_input_15" {
   command = plan
 
   variables {
+    batch_traits  = { profile_exclusion = true }          # no segment_space_id in this file
     api           = { access_log_retention_days = 2 }     # not a CloudWatch Logs retention
     update_traits = { queue_retention_seconds = 1209601 } # above 14 days
   }
 
   expect_failures = [
+    var.batch_traits,
     var.api,
     var.update_traits,
   ]
@@ -454,12 +516,14 @@ run "rejects_one_bad_value_per_input_16" {
   command = plan
 
   variables {
+    batch_traits  = { users_key = "input/../state/x.json" }                                             # leaves input/
     api           = { waf_web_acl_arn = "arn:aws:wafv2:us-east-1:123456789012:global/webacl/acl/0000" } # a global (CloudFront) web ACL
     update_traits = { maximum_record_age_seconds = 86400 }                                              # older than the stream keeps (kinesis.retention_hours = 24 in this run)
     kinesis       = { retention_hours = 24 }                                                            # valid: the stream keeps a day
   }
 
   expect_failures = [
+    var.batch_traits,
     var.api,
     var.update_traits,
   ]

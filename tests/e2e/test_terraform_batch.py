@@ -41,7 +41,7 @@ TFVARS = {
         "max_receive_count": 4,
         "force_destroy": True,
     },
-    "create_alarm_sns_topic": True,
+    "alarms": {"create_sns_topic": True},
 }
 
 
@@ -75,10 +75,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     cli_config = offline.write_cli_config(base / "offline.tfrc", offline.mirror_path())
     tfvars = {
         **TFVARS,
-        "recommendations_zip_path": str(out / "recommendations" / "function.zip"),
-        "update_traits_zip_path": str(out / "update_traits" / "function.zip"),
-        "batch_traits_zip_path": str(out / "batch_traits" / "function.zip"),
-        "layer_zip_path": str(out / "layer.zip"),
+        "artifacts": {
+            "recommendations": str(out / "recommendations" / "function.zip"),
+            "update_traits": str(out / "update_traits" / "function.zip"),
+            "batch_traits": str(out / "batch_traits" / "function.zip"),
+            "layer": str(out / "layer.zip"),
+        },
     }
     (workdir / "test.auto.tfvars.json").write_text(json.dumps(tfvars, indent=2))
     with moto_server(base / "moto.log") as endpoint:

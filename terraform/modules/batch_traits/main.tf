@@ -11,47 +11,47 @@ data "aws_region" "current" {}
 data "aws_partition" "current" {}
 
 locals {
-  function_name = "${var.name_prefix}-batch-traits"
+  function_name = "${var.deployment.name_prefix}-batch-traits"
   account_id    = data.aws_caller_identity.current.account_id
   region        = data.aws_region.current.name
   partition     = data.aws_partition.current.partition
 
   # Bucket names are global: the account and region keep deployments apart.
-  long_bucket_name = "${var.name_prefix}-batch-${local.account_id}-${local.region}"
-  bucket_name      = length(local.long_bucket_name) <= 63 ? local.long_bucket_name : "${var.name_prefix}-batch-${local.account_id}"
+  long_bucket_name = "${var.deployment.name_prefix}-batch-${local.account_id}-${local.region}"
+  bucket_name      = length(local.long_bucket_name) <= 63 ? local.long_bucket_name : "${var.deployment.name_prefix}-batch-${local.account_id}"
   bucket_arn       = "arn:${local.partition}:s3:::${local.bucket_name}"
 
   # Each container's share of the Segment events/s budget (Engage inbound: 1,000 events/s
   # per space; the default leaves half to the live traits sync).
   events_per_s_per_container = floor(var.settings.segment_events_per_s / var.settings.max_concurrency * 1000) / 1000
 
-  environment = merge(var.extra_environment, {
+  environment = merge(var.settings.extra_environment, {
     for name, value in {
-      PERSONALIZE_CAMPAIGN_ARN        = var.personalize_campaign_arn
-      PERSONALIZE_FILTER_ARN          = var.personalize_filter_arn
+      PERSONALIZE_CAMPAIGN_ARN        = var.personalize.campaign_arn
+      PERSONALIZE_FILTER_ARN          = var.personalize.filter_arn
       NUM_RESULTS                     = tostring(var.settings.num_results)
       BATCH_BUCKET                    = local.bucket_name
       BATCH_USERS_KEY                 = var.settings.users_key
       BATCH_ROLE_ARN                  = aws_iam_role.personalize.arn
       BATCH_KMS_KEY_ARN               = aws_kms_key.this.arn
       CHUNK_BYTES                     = tostring(var.settings.chunk_bytes)
-      SEGMENT_WRITE_KEY_PARAMETER     = var.write_key_parameter_name
-      SEGMENT_API_URL                 = var.segment_api_url
+      SEGMENT_WRITE_KEY_PARAMETER     = var.segment.write_key_parameter.name
+      SEGMENT_API_URL                 = var.segment.api_url
       SEGMENT_EVENTS_PER_S            = format("%.3f", local.events_per_s_per_container)
-      RECOMMENDED_TRAIT               = var.recommended_trait
-      PURCHASED_TRAIT                 = var.purchased_trait
+      RECOMMENDED_TRAIT               = var.segment.recommended_trait
+      PURCHASED_TRAIT                 = var.segment.purchased_trait
       PROFILE_EXCLUSION               = tostring(var.settings.profile_exclusion)
-      SEGMENT_PROFILE_TOKEN_PARAMETER = var.settings.profile_exclusion ? var.profile_token_parameter_name : null
-      SEGMENT_SPACE_ID                = var.settings.profile_exclusion ? var.segment_space_id : null
-      SEGMENT_PROFILE_API_URL         = var.settings.profile_exclusion ? var.segment_profile_api_url : null
-      SEGMENT_PROFILE_API_RPS         = var.settings.profile_exclusion && var.profile_api_rps != null ? format("%.3f", var.profile_api_rps) : null
+      SEGMENT_PROFILE_TOKEN_PARAMETER = var.settings.profile_exclusion ? try(var.segment.profile_token_parameter.name, null) : null
+      SEGMENT_SPACE_ID                = var.settings.profile_exclusion ? var.segment.space_id : null
+      SEGMENT_PROFILE_API_URL         = var.settings.profile_exclusion ? var.segment.profile_api_url : null
+      SEGMENT_PROFILE_API_RPS         = var.settings.profile_exclusion && var.segment.profile_api_rps != null ? format("%.3f", var.segment.profile_api_rps) : null
       MAX_RECEIVE_COUNT               = tostring(var.settings.max_receive_count)
     } : name => value if value != null && value != ""
   }, { CHUNK_QUEUE_URL = aws_sqs_queue.chunks.url })
 
   parameter_arns = compact([
-    var.write_key_parameter_arn,
-    var.settings.profile_exclusion ? var.profile_token_parameter_arn : null,
+    var.segment.write_key_parameter.arn,
+    var.settings.profile_exclusion ? try(var.segment.profile_token_parameter.arn, null) : null,
   ])
   # Personalize ARNs of the jobs this deployment starts (named <name_prefix>-... or given).
   batch_job_arn = "arn:${local.partition}:personalize:${local.region}:${local.account_id}:batch-inference-job/*"
@@ -60,7 +60,7 @@ locals {
 # -- encryption --------------------------------------------------------------------------
 
 resource "aws_kms_key" "this" {
-  description             = "${var.name_prefix} batch traits: bucket and queues"
+  description             = "${var.deployment.name_prefix} batch traits: bucket and queues"
   enable_key_rotation     = true
   deletion_window_in_days = 7
   # jsonencode'd here, not an aws_iam_policy_document: in a key policy "*" is this key,
@@ -97,11 +97,11 @@ resource "aws_kms_key" "this" {
       },
     ]
   })
-  tags = var.tags
+  tags = var.deployment.tags
 }
 
 resource "aws_kms_alias" "this" {
-  name          = "alias/${var.name_prefix}-batch-traits"
+  name          = "alias/${var.deployment.name_prefix}-batch-traits"
   target_key_id = aws_kms_key.this.key_id
 }
 
@@ -111,8 +111,8 @@ resource "aws_s3_bucket" "this" {
   #checkov:skip=CKV_AWS_18:Access logs would need a second bucket per deployment; CloudTrail data events are the account-level choice
   #checkov:skip=CKV_AWS_144:Cross-region replication of transient batch files (expired in days) has no value
   bucket        = local.bucket_name
-  force_destroy = var.force_destroy
-  tags          = var.tags
+  force_destroy = var.settings.force_destroy
+  tags          = var.deployment.tags
 }
 
 resource "aws_s3_bucket_versioning" "this" {
@@ -278,19 +278,19 @@ resource "aws_s3_bucket_policy" "this" {
 # -- queues --------------------------------------------------------------------------------
 
 resource "aws_sqs_queue" "dead_letter" {
-  name                      = "${var.name_prefix}-batch-chunks-dead-letter"
+  name                      = "${var.deployment.name_prefix}-batch-chunks-dead-letter"
   message_retention_seconds = 1209600 # 14 days, the maximum: time to look and redrive
   kms_master_key_id         = aws_kms_key.this.arn
-  tags                      = var.tags
+  tags                      = var.deployment.tags
 }
 
 resource "aws_sqs_queue" "chunks" {
-  name = "${var.name_prefix}-batch-chunks"
+  name = "${var.deployment.name_prefix}-batch-chunks"
   # Longer than the function may run, so a chunk in progress is not delivered twice.
-  visibility_timeout_seconds = var.timeout * 6
+  visibility_timeout_seconds = var.settings.timeout * 6
   message_retention_seconds  = 345600 # 4 days
   kms_master_key_id          = aws_kms_key.this.arn
-  tags                       = var.tags
+  tags                       = var.deployment.tags
 
   lifecycle {
     ignore_changes = [redrive_policy] # owned by aws_sqs_queue_redrive_policy.chunks
@@ -390,11 +390,11 @@ data "aws_iam_policy_document" "personalize" {
 }
 
 resource "aws_iam_role" "personalize" {
-  name                 = "${var.name_prefix}-batch-personalize-${local.region}"
-  path                 = var.iam_role_path
-  permissions_boundary = var.iam_permissions_boundary
+  name                 = "${var.deployment.name_prefix}-batch-personalize-${local.region}"
+  path                 = var.deployment.iam_role_path
+  permissions_boundary = var.deployment.iam_permissions_boundary
   assume_role_policy   = data.aws_iam_policy_document.personalize_trust.json
-  tags                 = var.tags
+  tags                 = var.deployment.tags
 }
 
 resource "aws_iam_role_policy" "personalize" {
@@ -409,7 +409,7 @@ data "aws_iam_policy_document" "function" {
   statement {
     sid       = "ReadCampaign"
     actions   = ["personalize:DescribeCampaign"]
-    resources = [var.personalize_campaign_arn]
+    resources = [var.personalize.campaign_arn]
   }
 
   statement {
@@ -420,7 +420,7 @@ data "aws_iam_policy_document" "function" {
     resources = compact([
       local.batch_job_arn,
       "arn:${local.partition}:personalize:${local.region}:${local.account_id}:solution/*",
-      var.personalize_filter_arn,
+      var.personalize.filter_arn,
     ])
   }
 
@@ -483,7 +483,7 @@ data "aws_iam_policy_document" "function" {
   }
 
   dynamic "statement" {
-    for_each = var.kms_key_arn == null ? [] : [var.kms_key_arn]
+    for_each = var.deployment.kms_key_arn == null ? [] : [var.deployment.kms_key_arn]
     content {
       sid       = "DecryptSecretsWithCustomerKey"
       actions   = ["kms:Decrypt"]
@@ -500,25 +500,18 @@ data "aws_iam_policy_document" "function" {
 module "function" {
   source = "../lambda_function"
 
-  function_name            = local.function_name
-  description              = "Personalize batch inference output -> Segment identify with recommended items, for every profile."
-  zip_path                 = var.zip_path
-  layer_arns               = var.layer_arns
-  runtime                  = var.runtime
-  architecture             = var.architecture
-  memory_size              = var.memory_size
-  timeout                  = var.timeout
-  reserved_concurrency     = var.settings.max_concurrency + 1 # the chunk workers and a start call
-  tracing_mode             = var.tracing_mode
-  log_retention_days       = var.log_retention_days
-  environment              = local.environment
-  policy_json              = data.aws_iam_policy_document.function.json
-  deployment_name          = var.name_prefix
-  kms_key_arn              = var.kms_key_arn
-  role_name                = "${var.name_prefix}-batch-traits-${local.region}"
-  iam_role_path            = var.iam_role_path
-  iam_permissions_boundary = var.iam_permissions_boundary
-  tags                     = var.tags
+  function_name        = local.function_name
+  description          = "Personalize batch inference output -> Segment identify with recommended items, for every profile."
+  zip_path             = var.zip_path
+  memory_size          = var.settings.memory_size
+  timeout              = var.settings.timeout
+  reserved_concurrency = var.settings.max_concurrency + 1 # the chunk workers and a start call
+  environment          = local.environment
+  policy_json          = data.aws_iam_policy_document.function.json
+  deployment_name      = var.deployment.name_prefix
+  role_name            = "${var.deployment.name_prefix}-batch-traits-${local.region}"
+  lambda               = var.lambda
+  deployment           = var.deployment
 }
 
 resource "aws_lambda_event_source_mapping" "chunks" {
@@ -528,10 +521,10 @@ resource "aws_lambda_event_source_mapping" "chunks" {
   function_response_types = ["ReportBatchItemFailures"]
 
   scaling_config {
-    maximum_concurrency = max(2, var.settings.max_concurrency) # SQS mappings accept 2..1000
+    maximum_concurrency = var.settings.max_concurrency # SQS mappings accept 2..1000 (the root validates it)
   }
 
-  tags = var.tags
+  tags = var.deployment.tags
 }
 
 # -- the optional schedule -----------------------------------------------------------------
@@ -561,11 +554,11 @@ data "aws_iam_policy_document" "scheduler" {
 
 resource "aws_iam_role" "scheduler" {
   count                = var.settings.schedule_expression == null ? 0 : 1
-  name                 = "${var.name_prefix}-batch-schedule-${local.region}"
-  path                 = var.iam_role_path
-  permissions_boundary = var.iam_permissions_boundary
+  name                 = "${var.deployment.name_prefix}-batch-schedule-${local.region}"
+  path                 = var.deployment.iam_role_path
+  permissions_boundary = var.deployment.iam_permissions_boundary
   assume_role_policy   = data.aws_iam_policy_document.scheduler_trust.json
-  tags                 = var.tags
+  tags                 = var.deployment.tags
 }
 
 resource "aws_iam_role_policy" "scheduler" {
@@ -577,7 +570,7 @@ resource "aws_iam_role_policy" "scheduler" {
 
 resource "aws_scheduler_schedule" "this" {
   count                        = var.settings.schedule_expression == null ? 0 : 1
-  name                         = "${var.name_prefix}-batch-traits"
+  name                         = "${var.deployment.name_prefix}-batch-traits"
   description                  = "Refresh the recommended-items trait of every profile (batch inference)."
   schedule_expression          = var.settings.schedule_expression
   schedule_expression_timezone = var.settings.schedule_timezone
@@ -601,30 +594,43 @@ resource "aws_scheduler_schedule" "this" {
 
 # -- alarms --------------------------------------------------------------------------------
 
-resource "aws_cloudwatch_metric_alarm" "dead_letters" {
-  alarm_name          = "${var.name_prefix}-batch-chunks-dead-letters"
-  alarm_description   = "A batch chunk failed ${var.settings.max_receive_count} times and is in the dead-letter queue with its byte range (bundle dlq / backfill report)."
-  namespace           = "AWS/SQS"
-  metric_name         = "ApproximateNumberOfMessagesVisible"
-  dimensions          = { QueueName = aws_sqs_queue.dead_letter.name }
-  statistic           = "Maximum"
-  period              = 300
-  evaluation_periods  = 1
-  threshold           = 0
-  comparison_operator = "GreaterThanThreshold"
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = compact([var.alarm_topic_arn])
-  ok_actions          = compact([var.alarm_topic_arn])
-  tags                = var.tags
+locals {
+  # One resource for the module's alarms (as modules/alarms does): each fires on the first
+  # occurrence in a 5-minute period, since each means a chunk was not written.
+  alarms = {
+    batch-chunks-dead-letters = {
+      description = "A batch chunk failed ${var.settings.max_receive_count} times and is in the dead-letter queue with its byte range (bundle dlq / backfill report)."
+      namespace   = "AWS/SQS"
+      metric      = "ApproximateNumberOfMessagesVisible"
+      dimensions  = { QueueName = aws_sqs_queue.dead_letter.name }
+      statistic   = "Maximum"
+    }
+    batch-traits-errors = {
+      description = "The batch traits function failed (crashes and timeouts; failed chunks are counted in ChunksFailed)."
+      namespace   = "AWS/Lambda"
+      metric      = "Errors"
+      dimensions  = { FunctionName = module.function.function_name }
+      statistic   = "Sum"
+    }
+    batch-traits-chunks-failed = {
+      description = "Chunks failed an attempt (Segment unavailable or throttling past the deadline); SQS retries them."
+      namespace   = var.metrics_namespace
+      metric      = "ChunksFailed"
+      dimensions  = { deployment = var.deployment.name_prefix, service = "batch_traits" }
+      statistic   = "Sum"
+    }
+  }
 }
 
-resource "aws_cloudwatch_metric_alarm" "errors" {
-  alarm_name          = "${var.name_prefix}-batch-traits-errors"
-  alarm_description   = "The batch traits function failed (crashes and timeouts; failed chunks are counted in ChunksFailed)."
-  namespace           = "AWS/Lambda"
-  metric_name         = "Errors"
-  dimensions          = { FunctionName = module.function.function_name }
-  statistic           = "Sum"
+resource "aws_cloudwatch_metric_alarm" "this" {
+  for_each = local.alarms
+
+  alarm_name          = "${var.deployment.name_prefix}-${each.key}"
+  alarm_description   = each.value.description
+  namespace           = each.value.namespace
+  metric_name         = each.value.metric
+  dimensions          = each.value.dimensions
+  statistic           = each.value.statistic
   period              = 300
   evaluation_periods  = 1
   threshold           = 0
@@ -632,22 +638,20 @@ resource "aws_cloudwatch_metric_alarm" "errors" {
   treat_missing_data  = "notBreaching"
   alarm_actions       = compact([var.alarm_topic_arn])
   ok_actions          = compact([var.alarm_topic_arn])
-  tags                = var.tags
+  tags                = var.deployment.tags
 }
 
-resource "aws_cloudwatch_metric_alarm" "chunks_failed" {
-  alarm_name          = "${var.name_prefix}-batch-traits-chunks-failed"
-  alarm_description   = "Chunks failed an attempt (Segment unavailable or throttling past the deadline); SQS retries them."
-  namespace           = var.metrics_namespace
-  metric_name         = "ChunksFailed"
-  dimensions          = { deployment = var.name_prefix, service = "batch_traits" }
-  statistic           = "Sum"
-  period              = 300
-  evaluation_periods  = 1
-  threshold           = 0
-  comparison_operator = "GreaterThanThreshold"
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = compact([var.alarm_topic_arn])
-  ok_actions          = compact([var.alarm_topic_arn])
-  tags                = var.tags
+moved {
+  from = aws_cloudwatch_metric_alarm.dead_letters
+  to   = aws_cloudwatch_metric_alarm.this["batch-chunks-dead-letters"]
+}
+
+moved {
+  from = aws_cloudwatch_metric_alarm.errors
+  to   = aws_cloudwatch_metric_alarm.this["batch-traits-errors"]
+}
+
+moved {
+  from = aws_cloudwatch_metric_alarm.chunks_failed
+  to   = aws_cloudwatch_metric_alarm.this["batch-traits-chunks-failed"]
 }

@@ -45,9 +45,5 @@ output "kms_key_arn" {
 
 output "alarm_names" {
   description = "Names of the module's alarms."
-  value = [
-    aws_cloudwatch_metric_alarm.dead_letters.alarm_name,
-    aws_cloudwatch_metric_alarm.errors.alarm_name,
-    aws_cloudwatch_metric_alarm.chunks_failed.alarm_name,
-  ]
+  value       = [for alarm in aws_cloudwatch_metric_alarm.this : alarm.alarm_name]
 }
