@@ -31,7 +31,10 @@ from devkit.fixtures import use_fake_aws
 from tf import moto_override, offline
 from tf_support import ROOT, Terraform, copy_configuration, moto_server
 
-pytestmark = pytest.mark.slow
+# The module's fixture builds the artifacts (300 s), inits (180 s) and applies (280 s):
+# pytest-timeout's 300 s would cut that short, and the subprocesses' own limits, which
+# name the step, must be the ones that fire.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(840)]
 
 REGION = "us-east-1"
 PREFIX = "tftest"

@@ -15,7 +15,9 @@ import pytest
 from tf import offline
 from tf_support import TERRAFORM_DIR, Terraform, copy_configuration
 
-pytestmark = pytest.mark.slow
+# pytest-timeout's 300 s would cut init (180 s) and `terraform test` (240 s) short: the
+# subprocesses' own limits, which name the step, must be the ones that fire.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(480)]
 
 TESTS = sorted((TERRAFORM_DIR / "tests").glob("*.tftest.hcl"))
 _RUN = re.compile(r'^run "([a-z0-9_]+)" \{$', re.M)

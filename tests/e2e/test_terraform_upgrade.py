@@ -22,7 +22,9 @@ import pytest
 from tf import moto_override, offline
 from tf_support import TERRAFORM_DIR, Terraform, copy_configuration, moto_server
 
-pytestmark = pytest.mark.slow
+# pytest-timeout's 300 s would cut init (180 s) and plan (180 s) on moto short: the
+# subprocesses' own limits, which name the step, must be the ones that fire.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
 
 PROVIDER = 'provider["registry.terraform.io/hashicorp/aws"]'
 _ADDRESS = re.compile(

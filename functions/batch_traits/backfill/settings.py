@@ -144,8 +144,8 @@ ENV_DOCS = {
     "SEGMENT_WRITE_KEY_PARAMETER": "name (or ARN) of the SSM SecureString holding the source "
     "write key",
     "SEGMENT_API_URL": "Tracking API base URL; EU: `https://events.eu1.segmentapis.com/v1`",
-    "SEGMENT_EVENTS_PER_S": "this container's share of the identifies/s budget (the module "
-    "splits `segment_events_per_s` over `max_concurrency`)",
+    "SEGMENT_EVENTS_PER_S": "this container's share of the identifies/s budget (Terraform "
+    "splits `batch_traits.segment_events_per_s` over `batch_traits.max_concurrency`)",
     "RECOMMENDED_TRAIT": "the trait the recommendations are written to",
     "PURCHASED_TRAIT": "the list trait read for `PROFILE_EXCLUSION`",
     "PROFILE_EXCLUSION": "`true`: also drop the purchased trait's items, read through the "
