@@ -1,8 +1,10 @@
 """Segment's HTTP Tracking API: ``POST {SEGMENT_API_URL}/batch`` with the source write key.
 
-Basic auth with the write key as user and an empty password. Retries (429 with Retry-After,
-5xx, connection errors) happen inside the pooled session (:mod:`common.http`); what still
-fails is reported to the caller, which retries the affected records through Kinesis.
+Basic auth with the write key as user and an empty password. The pooled session
+(:mod:`common.http`) retries what the caller's policy says: connection errors, plus 429
+(Retry-After) and 5xx for the traits sync; the batch write-back lets 429 through and waits it
+out itself within its budget. What still fails is reported to the caller: the traits sync
+retries the records through Kinesis, the batch write-back the chunk through SQS.
 """
 
 from __future__ import annotations

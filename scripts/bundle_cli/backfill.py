@@ -406,6 +406,11 @@ def start(target: Target, args: argparse.Namespace, backend: Backend | None = No
         raise BackfillError(
             f"--job-name {job_name!r}: 1 to 63 of A-Z a-z 0-9 - _, starting with a letter or digit"
         )
+    if job_name is not None and target.batch is not None:
+        # The function may start only jobs named after its deployment (<name_prefix>-...).
+        prefix = target.batch.function_name.removesuffix("-batch-traits") + "-"
+        if not job_name.startswith(prefix):
+            raise BackfillError(f"--job-name {job_name!r}: must start with {prefix!r}")
     users_key: str | None = None
     if args.users_file is not None:
         users = check_users_file(args.users_file)

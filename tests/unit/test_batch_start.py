@@ -46,11 +46,11 @@ class FakePersonalize:
 def test_start_creates_the_job_on_the_campaigns_solution_version() -> None:
     settings = load({**ENV, "PERSONALIZE_FILTER_ARN": FILTER, "NUM_RESULTS": "12"})
     personalize = FakePersonalize()
-    result = start.start({"action": "start", "job_name": "nightly-1"}, settings, personalize)
+    result = start.start({"action": "start", "job_name": "shop-nightly-1"}, settings, personalize)
     (request,) = personalize.created
     kms = ENV["BATCH_KMS_KEY_ARN"]
     assert request == {
-        "jobName": "nightly-1",
+        "jobName": "shop-nightly-1",
         "solutionVersionArn": SOLUTION_VERSION,
         "filterArn": FILTER,
         "numResults": 12,
@@ -60,13 +60,13 @@ def test_start_creates_the_job_on_the_campaigns_solution_version() -> None:
         },
         "jobOutput": {
             "s3DataDestination": {
-                "path": "s3://shop-batch-traits/output/nightly-1/",
+                "path": "s3://shop-batch-traits/output/shop-nightly-1/",
                 "kmsKeyArn": kms,
             }
         },
     }
-    assert result["jobName"] == "nightly-1"
-    assert result["jobArn"].endswith("/nightly-1")
+    assert result["jobName"] == "shop-nightly-1"
+    assert result["jobArn"].endswith("/shop-nightly-1")
 
 
 def test_without_a_filter_no_filter_is_sent_and_the_default_name_is_dated() -> None:
@@ -94,6 +94,8 @@ def test_without_a_filter_no_filter_is_sent_and_the_default_name_is_dated() -> N
     [
         ({"action": "start", "job_name": "bad name"}, "job_name"),
         ({"action": "start", "job_name": "-x"}, "job_name"),
+        # another deployment's name: its role may start only <name_prefix>-... jobs
+        ({"action": "start", "job_name": "other-nightly"}, "must start with 'shop-'"),
         ({"action": "start", "users_key": "output/x.json"}, "users_key"),
         ({"action": "start", "users_key": "input/../state/x"}, "users_key"),
         ({"action": "start", "users_key": 5}, "users_key"),

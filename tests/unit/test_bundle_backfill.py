@@ -137,15 +137,14 @@ def test_start_uploads_a_checked_users_file_and_starts_the_job(
     users = tmp_path / "users.json"
     users.write_text('{"userId": "u1"}\n\n{"userId": "u2"}\n')
     fake = FakeBackend()
-    code = _run(
-        ["backfill", "start", "--users-file", str(users), "--job-name", "j1"], fake, monkeypatch
-    )
+    args = ["backfill", "start", "--users-file", str(users), "--job-name", "shop-j1"]
+    code = _run(args, fake, monkeypatch)
     assert code == 0
-    assert fake.uploads == {"input/j1/users.json": users.read_bytes()}
-    assert fake.started == [("input/j1/users.json", "j1")]
+    assert fake.uploads == {"input/shop-j1/users.json": users.read_bytes()}
+    assert fake.started == [("input/shop-j1/users.json", "shop-j1")]
     out, err = capsys.readouterr()
-    assert "started batch inference job j1" in out
-    assert f"uploaded 2 users to s3://{BUCKET}/input/j1/users.json" in err
+    assert "started batch inference job shop-j1" in out
+    assert f"uploaded 2 users to s3://{BUCKET}/input/shop-j1/users.json" in err
 
 
 def test_start_without_a_name_names_the_upload_after_the_deployment(
@@ -373,6 +372,9 @@ def test_job_names_are_checked_before_anything_happens(
     fake = FakeBackend()
     assert _run(["backfill", "start", "--job-name=-bad"], fake, monkeypatch) == 1
     assert "--job-name '-bad'" in capsys.readouterr().err and fake.started == []
+    # Another deployment's name: the function's role may start only shop-... jobs.
+    assert _run(["backfill", "start", "--job-name=other-1"], fake, monkeypatch) == 1
+    assert "must start with 'shop-'" in capsys.readouterr().err and fake.started == []
 
 
 @pytest.mark.parametrize("action", ["start", "status", "report"])

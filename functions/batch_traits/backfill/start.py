@@ -29,6 +29,10 @@ def start(event: Mapping[str, Any], settings: Settings, personalize: Any) -> dic
         raise StartError(
             "job_name must be 1..63 letters, digits, _ or - (starting with a letter or digit)"
         )
+    prefix = f"{settings.deployment}-"
+    if not job.startswith(prefix):
+        # The function's role may start only jobs named so (terraform/modules/batch_traits).
+        raise StartError(f"job_name must start with {prefix!r} (the deployment's name_prefix)")
     key = event.get("users_key", settings.users_key)
     try:
         key = users_key(key if isinstance(key, str) else "", "users_key")

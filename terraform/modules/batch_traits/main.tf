@@ -53,8 +53,9 @@ locals {
     var.segment.write_key_parameter.arn,
     var.settings.profile_exclusion ? try(var.segment.profile_token_parameter.arn, null) : null,
   ])
-  # Personalize ARNs of the jobs this deployment starts (named <name_prefix>-... or given).
-  batch_job_arn = "arn:${local.partition}:personalize:${local.region}:${local.account_id}:batch-inference-job/*"
+  # The jobs this deployment may start: the function names them <name_prefix>-... (DEPLOYMENT_NAME
+  # is name_prefix) and refuses any other name.
+  batch_job_arn = "arn:${local.partition}:personalize:${local.region}:${local.account_id}:batch-inference-job/${var.deployment.name_prefix}-*"
 }
 
 # -- encryption --------------------------------------------------------------------------
@@ -436,9 +437,9 @@ data "aws_iam_policy_document" "function" {
   }
 
   statement {
-    sid       = "ReadOutputAndState"
+    sid       = "ReadOutputStateAndReports"
     actions   = ["s3:GetObject"]
-    resources = ["${aws_s3_bucket.this.arn}/output/*", "${aws_s3_bucket.this.arn}/state/*"]
+    resources = ["${aws_s3_bucket.this.arn}/output/*", "${aws_s3_bucket.this.arn}/state/*", "${aws_s3_bucket.this.arn}/reports/*"]
   }
 
   statement {
@@ -447,15 +448,15 @@ data "aws_iam_policy_document" "function" {
     resources = ["${aws_s3_bucket.this.arn}/state/*", "${aws_s3_bucket.this.arn}/reports/*"]
   }
 
+  # Unconditional on this bucket (which holds only this module's files): the function reads
+  # state objects that may not exist yet, and S3 answers a missing key with 404 only to a
+  # caller allowed to list the bucket (403 otherwise). A GetObject carries no s3:prefix, so
+  # a prefix condition would turn every first read into AccessDenied.
+  # https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html#API_GetObject_RequestSyntax
   statement {
-    sid       = "ListChunkStates"
+    sid       = "ListThisBucket"
     actions   = ["s3:ListBucket"]
     resources = [aws_s3_bucket.this.arn]
-    condition {
-      test     = "StringLike"
-      variable = "s3:prefix"
-      values   = ["state/*"]
-    }
   }
 
   statement {
@@ -549,6 +550,15 @@ data "aws_iam_policy_document" "scheduler" {
     sid       = "StartBackfill"
     actions   = ["lambda:InvokeFunction"]
     resources = [module.function.function_arn]
+  }
+
+  # The schedule's payload is encrypted with this module's key: Scheduler decrypts it with
+  # the execution role when it runs the schedule.
+  # https://docs.aws.amazon.com/scheduler/latest/UserGuide/encryption-rest.html
+  statement {
+    sid       = "DecryptTheSchedulePayload"
+    actions   = ["kms:Decrypt"]
+    resources = [aws_kms_key.this.arn]
   }
 }
 
