@@ -24,7 +24,12 @@ class TokenBucket:
         capacity: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        *,
+        full: bool = True,
     ) -> None:
+        """``full=False`` starts empty: a container that has just started sends nothing
+        before its first share has accrued (with a capacity above one token, the containers
+        that start together would otherwise add their whole capacities to the first second)."""
         if not (math.isfinite(rate) and rate > 0):
             raise ValueError("rate must be a positive number of requests per second")
         if not (math.isfinite(capacity) and capacity >= 1):
@@ -34,7 +39,7 @@ class TokenBucket:
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
-        self._tokens = capacity
+        self._tokens = capacity if full else 0.0
         self._at = clock()
 
     def acquire(self, deadline: float, cost: float = 1.0) -> float | None:

@@ -236,3 +236,14 @@ def test_persistent_429_stops_after_the_retry_limit() -> None:
     assert caught.value.kind == "throttled"
     assert len(session.sent) == 1 + client.max_throttle_retries
     assert fake.sleeps == [0.5, 1.0]
+
+
+def test_an_empty_bucket_sends_nothing_before_its_first_share_has_accrued() -> None:
+    fake = FakeTime()
+    bucket = TokenBucket(10.0, capacity=10.0, clock=fake.clock, sleep=fake.sleep, full=False)
+    # One second's share (10 tokens) is not there within half a second...
+    assert bucket.acquire(deadline=fake.clock() + 0.5, cost=10.0) is None
+    # ...and is after one second; a full bucket would give it at once.
+    assert bucket.acquire(deadline=fake.clock() + 5.0, cost=10.0) == pytest.approx(1.0)
+    full = TokenBucket(10.0, capacity=10.0, clock=fake.clock, sleep=fake.sleep)
+    assert full.acquire(deadline=fake.clock(), cost=10.0) == 0.0

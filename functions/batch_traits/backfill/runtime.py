@@ -103,7 +103,7 @@ class Runtime(FunctionRuntime[Settings]):
                 write_key=lambda: self.secrets.get(write_key),
                 timeout=HTTP_POLICY.timeout,
             ),
-            bucket=TokenBucket(rate, capacity=float(max_batch_messages(rate))),
+            bucket=TokenBucket(rate, capacity=float(max_batch_messages(rate)), full=False),
             profiles=profiles,
         )
 
