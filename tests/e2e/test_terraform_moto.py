@@ -1,8 +1,14 @@
 """terraform/ applied to moto's server: what got deployed, then plan (no changes), destroy.
 
-The tests run in file order against one deployment: apply in the fixture, assertions on
-the deployed resources with boto3, a plan (no refresh) with CORS turned off, then
+The tests run in file order against one deployment, with every optional module on (the
+batch write-back included: one apply covers them all): apply in the fixture, assertions on
+the deployed resources with boto3, plans (no refresh) with some settings changed, then
 `plan -detailed-exitcode`, then `destroy`.
+
+moto gaps (checked against moto's server): none of the batch module's resources needs
+skipping (S3 bucket notifications to SQS, EventBridge Scheduler schedules and SQS event
+source mappings are all served), so tf.moto_override only adds the s3 and scheduler
+endpoints.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from devkit.fixtures import use_fake_aws
 from tf import moto_override, offline
 from tf_support import ROOT, Terraform, copy_configuration, moto_server
 
-# The module's fixture builds the artifacts (300 s), inits (180 s) and applies (280 s):
+# The module's fixture builds the artifacts (300 s), inits (180 s) and applies (300 s):
 # pytest-timeout's 300 s would cut that short, and the subprocesses' own limits, which
 # name the step, must be the ones that fire.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(840)]
@@ -109,6 +115,16 @@ TFVARS: dict[str, Any] = {
         "worker_threads": 6,
     },
     "alarms": {"email": "oncall@example.com"},
+    "enable_batch_traits": True,
+    "batch_traits": {
+        "schedule_expression": "cron(0 3 ? * SUN *)",
+        "chunk_bytes": 8 * 1024 * 1024,
+        "max_concurrency": 4,
+        "segment_events_per_s": 400,
+        "num_results": 20,
+        "max_receive_count": 4,
+        "force_destroy": True,
+    },
 }
 
 
@@ -164,7 +180,12 @@ def _build_artifacts(out: Path) -> Path:
         capture_output=True,
         timeout=300,
     )
-    for name in ("recommendations/function.zip", "update_traits/function.zip", "layer.zip"):
+    for name in (
+        "recommendations/function.zip",
+        "update_traits/function.zip",
+        "batch_traits/function.zip",
+        "layer.zip",
+    ):
         assert (out / name).is_file(), f"scripts/package.py did not build {name}"
     return out
 
@@ -185,6 +206,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         "artifacts": {
             "recommendations": str(artifacts / "recommendations" / "function.zip"),
             "update_traits": str(artifacts / "update_traits" / "function.zip"),
+            "batch_traits": str(artifacts / "batch_traits" / "function.zip"),
             "layer": str(artifacts / "layer.zip"),
         },
     }
@@ -206,7 +228,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         # to be set out of band (placeholder), as a user without it in hand would.
         tf.run(
             "apply", "-auto-approve", "-input=false", "-no-color",
-            timeout=280, extra_env={"TF_VAR_segment_write_key": write_key},
+            timeout=300, extra_env={"TF_VAR_segment_write_key": write_key},
         )  # fmt: skip
         state = json.loads((workdir / "terraform.tfstate").read_text())
         outputs = {k: v["value"] for k, v in state["outputs"].items()}
@@ -253,6 +275,7 @@ def test_functions_run_the_packaged_code_on_the_contract_runtime(deployment: Dep
     for output, zip_name in (
         ("recommendations_function_name", "recommendations"),
         ("update_traits_function_name", "update_traits"),
+        ("batch_function_name", "batch_traits"),
     ):
         fn = _function(d, d.outputs[output])
         assert fn["Handler"] == "app.lambda_handler"
@@ -262,7 +285,7 @@ def test_functions_run_the_packaged_code_on_the_contract_runtime(deployment: Dep
         assert fn["CodeSha256"] == _zip_hash(d.artifacts / zip_name / "function.zip")
         assert len(fn["Layers"]) == 1
         layer_arn = layer_arn or fn["Layers"][0]["Arn"]
-        assert fn["Layers"][0]["Arn"] == layer_arn  # both share the dependency layer
+        assert fn["Layers"][0]["Arn"] == layer_arn  # all share the dependency layer
     assert layer_arn is not None
     layer_name, version = layer_arn.rsplit(":", 2)[-2:]
     layer = d.client("lambda").get_layer_version(LayerName=layer_name, VersionNumber=int(version))
@@ -330,6 +353,8 @@ def test_environment_holds_contract_names_and_no_secret(deployment: Deployment) 
     assert budget["requests_per_second"] == 72
     assert budget["update_traits"]["max_concurrency"] == 10
     assert budget["recommendations"]["max_concurrency"] == 50
+    # The batch write-back reads no profiles without batch_traits.profile_exclusion.
+    assert budget["batch_traits"] == {"max_concurrency": 0, "share": 0}
     # 72 / 60 = 1.2, rounded down to a whole request/s: no second can pass the budget.
     assert budget["per_container"] == 1
     assert budget["worst_second"] == 60
@@ -570,6 +595,7 @@ def test_api_requires_a_key_with_usage_plan_and_quiet_logging(deployment: Deploy
         "/aws/apigateway/tftest-recommendations/access": 30,
         f"/aws/lambda/{d.outputs['recommendations_function_name']}": 30,
         f"/aws/lambda/{d.outputs['update_traits_function_name']}": 30,
+        f"/aws/lambda/{d.outputs['batch_function_name']}": 30,
     }
     settings = stage["methodSettings"]["*/*"]
     assert settings["loggingLevel"] == "ERROR"
@@ -620,6 +646,130 @@ def test_cors_preflight_reaches_the_function_without_a_key(deployment: Deploymen
     assert integration["httpMethod"] == "POST"
     reco_arn = _function(d, d.outputs["recommendations_function_name"])["FunctionArn"]
     assert f"/functions/{reco_arn}/invocations" in integration["uri"]
+
+
+# ---- The batch write-back (modules/batch_traits) ----------------------------------------
+
+
+def _role_statements(d: Deployment, role_arn: str) -> list[dict[str, Any]]:
+    """Every statement of the role's inline policies (Action and Resource as lists)."""
+    return [st for document in _role_policies(d, role_arn) for st in _statements(document)]
+
+
+def test_batch_function_is_wired_to_the_bucket_queue_and_budget(deployment: Deployment) -> None:
+    d = deployment
+    outputs = d.outputs
+    function = d.client("lambda").get_function(FunctionName=outputs["batch_function_name"])
+    config = function["Configuration"]
+    env = config["Environment"]["Variables"]
+    assert config["Handler"] == "app.lambda_handler"
+    assert env["BATCH_BUCKET"] == outputs["batch_bucket"]
+    assert env["BATCH_USERS_KEY"] == outputs["batch_users_key"] == "input/users.json"
+    assert env["BATCH_ROLE_ARN"] == outputs["batch_role_arn"]
+    assert env["CHUNK_QUEUE_URL"] == outputs["batch_chunk_queue_url"]
+    assert env["CHUNK_BYTES"] == str(8 * 1024 * 1024)
+    assert float(env["SEGMENT_EVENTS_PER_S"]) == 100.0  # 400 events/s over 4 containers
+    assert env["NUM_RESULTS"] == "20"  # batch_traits.num_results over the root's 40
+    assert env["PERSONALIZE_FILTER_ARN"] == FILTER_ARN
+    assert env["MAX_RECEIVE_COUNT"] == "4"
+    assert d.write_key not in json.dumps(env)  # the write key is in SSM, never here
+
+    function_arn = config["FunctionArn"]
+    mappings = d.client("lambda").list_event_source_mappings()["EventSourceMappings"]
+    (mapping,) = [m for m in mappings if m["FunctionArn"] == function_arn]
+    assert mapping["EventSourceArn"].endswith(f":{PREFIX}-batch-chunks")
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["BatchSize"] == 1
+    assert mapping["ScalingConfig"] == {"MaximumConcurrency": 4}
+
+    sqs = d.client("sqs")
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=outputs["batch_chunk_queue_url"], AttributeNames=["All"]
+    )["Attributes"]
+    redrive = json.loads(attributes["RedrivePolicy"])
+    assert int(redrive["maxReceiveCount"]) == 4
+    assert redrive["deadLetterTargetArn"].endswith(f":{PREFIX}-batch-chunks-dead-letter")
+    assert attributes["KmsMasterKeyId"]
+
+
+def test_batch_bucket_is_encrypted_private_expiring_and_notifies_the_queue(
+    deployment: Deployment,
+) -> None:
+    d = deployment
+    s3 = d.client("s3")
+    bucket = d.outputs["batch_bucket"]
+    rule = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"][0]
+    assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+    block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+    assert all(block.values())
+    assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
+    rules = {r["ID"]: r for r in s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]}
+    assert rules["expire-output"]["Expiration"]["Days"] == 14
+    assert rules["expire-reports"]["Expiration"]["Days"] == 90
+    (queue,) = s3.get_bucket_notification_configuration(Bucket=bucket)["QueueConfigurations"]
+    filters = {f["Name"].lower(): f["Value"] for f in queue["Filter"]["Key"]["FilterRules"]}
+    assert filters == {"prefix": "output/", "suffix": ".out"}
+    policy = _statements(s3.get_bucket_policy(Bucket=bucket)["Policy"])
+    deny = [s for s in policy if s["Effect"] == "Deny"]
+    assert deny and deny[0]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_batch_roles_are_scoped_to_the_bucket_prefixes_and_pass_only_the_personalize_role(
+    deployment: Deployment,
+) -> None:
+    d = deployment
+    outputs = d.outputs
+    iam = d.client("iam")
+    role_name = outputs["batch_role_arn"].rsplit("/", 1)[-1]
+    trust = _statements(iam.get_role(RoleName=role_name)["Role"]["AssumeRolePolicyDocument"])
+    assert trust[0]["Principal"] == {"Service": "personalize.amazonaws.com"}
+    assert "aws:SourceAccount" in trust[0]["Condition"]["StringEquals"]
+    personalize = {s["Sid"]: s for s in _role_statements(d, outputs["batch_role_arn"])}
+    bucket_arn = f"arn:aws:s3:::{outputs['batch_bucket']}"
+    assert personalize["ReadUsersFiles"]["Resource"] == [f"{bucket_arn}/input/*"]
+    assert personalize["WriteBatchOutput"]["Resource"] == [f"{bucket_arn}/output/*"]
+
+    function = d.client("lambda").get_function(FunctionName=outputs["batch_function_name"])
+    statements = _role_statements(d, function["Configuration"]["Role"])
+    by_sid = {s.get("Sid"): s for s in statements}
+    assert by_sid["PassRoleToPersonalize"]["Resource"] == [outputs["batch_role_arn"]]
+    assert by_sid["ReadCampaign"]["Resource"] == [CAMPAIGN_ARN]
+    for statement in statements:
+        actions, resources = statement["Action"], statement["Resource"]
+        assert all(not a.endswith(":*") for a in actions), statement
+        assert "*" not in resources or set(actions) <= {
+            "xray:PutTraceSegments",
+            "xray:PutTelemetryRecords",
+        }, statement
+
+
+def test_batch_schedule_starts_a_backfill_through_its_own_role(deployment: Deployment) -> None:
+    d = deployment
+    schedule = d.client("scheduler").get_schedule(Name=f"{PREFIX}-batch-traits")
+    assert schedule["ScheduleExpression"] == "cron(0 3 ? * SUN *)"
+    target = schedule["Target"]
+    assert json.loads(target["Input"]) == {"action": "start"}
+    assert target["Arn"].endswith(f":function:{d.outputs['batch_function_name']}")
+    (statement,) = _role_statements(d, target["RoleArn"])
+    assert statement["Action"] == ["lambda:InvokeFunction"]
+    assert statement["Resource"] == [target["Arn"]]
+
+
+def test_batch_alarms_watch_the_dead_letter_queue_and_errors(deployment: Deployment) -> None:
+    d = deployment
+    alarms = d.client("cloudwatch").describe_alarms(AlarmNamePrefix=f"{PREFIX}-batch")[
+        "MetricAlarms"
+    ]
+    by_name = {a["AlarmName"]: a for a in alarms}
+    dlq = by_name[f"{PREFIX}-batch-chunks-dead-letters"]
+    assert dlq["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert dlq["Dimensions"] == [
+        {"Name": "QueueName", "Value": f"{PREFIX}-batch-chunks-dead-letter"}
+    ]
+    assert dlq["Threshold"] == 0 and dlq["ComparisonOperator"] == "GreaterThanThreshold"
+    assert dlq["AlarmActions"] == [d.outputs["alarm_sns_topic_arn"]]
+    assert by_name[f"{PREFIX}-batch-traits-errors"]["MetricName"] == "Errors"
+    assert by_name[f"{PREFIX}-batch-traits-chunks-failed"]["MetricName"] == "ChunksFailed"
 
 
 def _plan_with(d: Deployment, name: str, changes: dict[str, Any]) -> str:
@@ -688,6 +838,10 @@ EXPECTED_ALARMS: dict[str, tuple[str, str, str, float]] = {
     # Metric math: the expression's result against the threshold.
     "stream-stalled": ("math", "IncomingRecords > 0 and Invocations == 0", "Sum", 1),
     "api-4xx-rate": ("math", "100 * 4XXError / Count", "Sum", 10),
+    # The batch write-back's own (modules/batch_traits).
+    "batch-chunks-dead-letters": ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum", 0),
+    "batch-traits-errors": ("AWS/Lambda", "Errors", "Sum", 0),
+    "batch-traits-chunks-failed": (EMF, "ChunksFailed", "Sum", 0),
 }  # fmt: skip
 
 
@@ -738,11 +892,15 @@ def test_alarms_watch_each_failure_with_its_metric_statistic_and_threshold(
     functions = {
         "recommendations": d.outputs["recommendations_function_name"],
         "update-traits": d.outputs["update_traits_function_name"],
+        "batch": d.outputs["batch_function_name"],
     }
     emf_dims = {
         "update-traits": {"deployment": PREFIX, "service": "update_traits"},
         "recommendations": {"deployment": PREFIX, "service": "recommendations"},
+        "batch": {"deployment": PREFIX, "service": "batch_traits"},
     }
+    # The function an alarm's name starts with (the stream's consumer is update_traits).
+    owners = {"update": "update-traits", "stream": "update-traits"}
     for suffix, (namespace, metric, statistic, threshold) in EXPECTED_ALARMS.items():
         alarm = alarms[f"{PREFIX}-{suffix}"]
         assert alarm["threshold"] == threshold, suffix
@@ -753,11 +911,10 @@ def test_alarms_watch_each_failure_with_its_metric_statistic_and_threshold(
         ((ns, name, stat, dims),) = watched
         assert (ns, name, stat) == (namespace, metric, statistic), suffix
         label = suffix.split("-", 1)[0]
+        owner = owners.get(label, label)
         if ns == "AWS/Lambda":
-            owner = "update-traits" if "traits" in suffix or "stream" in suffix else label
             assert dims == {"FunctionName": functions[owner]}, suffix
         if ns == EMF:
-            owner = "update-traits" if suffix.startswith("update-traits") else "recommendations"
             assert dims == emf_dims[owner], suffix
 
     stalled = alarms[f"{PREFIX}-stream-stalled"]
@@ -792,6 +949,7 @@ def _kinesis_event(stream_arn: str, *datas: bytes) -> dict[str, Any]:
 
 
 _Context = partial(LambdaContext, 30_000, aws_request_id="emf-check")
+EMF_CHECK_BUCKET = f"{PREFIX}-emf-check-scratch"
 
 
 def _emitted(out: str) -> list[tuple[str, set[str], frozenset[tuple[str, str]]]]:
@@ -820,6 +978,9 @@ def test_every_alarmed_emf_metric_is_what_the_functions_emit(
     """Run the packaged handlers' code against the deployed configuration and match the
     EMF they print with every alarm that reads a custom metric: a metric renamed in the
     functions, or a dimension Terraform sets differently, fails here."""
+    from backfill import handler as batch_handler
+    from backfill import runtime as batch_runtime
+
     from reco_api import handler as reco_handler
     from reco_api import runtime as reco_runtime
     from traits_sync import handler as traits_handler
@@ -829,6 +990,7 @@ def test_every_alarmed_emf_metric_is_what_the_functions_emit(
     use_fake_aws(monkeypatch, REGION, {"": d.endpoint})
     traits_env = _function(d, d.outputs["update_traits_function_name"])["Environment"]["Variables"]
     reco_env = _function(d, d.outputs["recommendations_function_name"])["Environment"]["Variables"]
+    batch_env = _function(d, d.outputs["batch_function_name"])["Environment"]["Variables"]
     stream = d.outputs["kinesis_stream_arn"]
     tracked = json.dumps(
         {"type": "track", "event": "Product Viewed", "userId": "user-1", "messageId": "m-1",
@@ -853,9 +1015,33 @@ def test_every_alarmed_emf_metric_is_what_the_functions_emit(
         event = {"httpMethod": "GET", "queryStringParameters": {"userId": "user-1"}}
         answer = reco_handler.handle_with(reco_runtime.Runtime(broken), event, _Context())
         assert answer["statusCode"] == 500
+        # A chunk of an output file that is not there: the attempt fails (ChunksFailed)
+        # before any call to Segment, and SQS would deliver it again. The bucket is a
+        # scratch one: moto applies the deployed bucket's deny-without-TLS policy to this
+        # plain-HTTP endpoint (and the destroy test below finds no bucket left).
+        s3 = d.client("s3")
+        s3.create_bucket(Bucket=EMF_CHECK_BUCKET)
+        chunk = {
+            "v": 1, "job": "tf-emf-check", "bucket": EMF_CHECK_BUCKET,
+            "key": "output/tf-emf-check/users.json.out", "etag": "missing",
+            "index": 0, "total": 1, "start": 0, "end": 100,
+        }  # fmt: skip
+        sqs_event = {
+            "Records": [
+                {"messageId": "chunk-1", "body": json.dumps(chunk),
+                 "attributes": {"ApproximateReceiveCount": "1"}}
+            ]
+        }  # fmt: skip
+        batch = batch_runtime.Runtime(batch_env)
+        result = batch_handler.handle_with(batch, sqs_event, _Context())
+        assert result == {"batchItemFailures": [{"itemIdentifier": "chunk-1"}]}
+        batch.close()
     finally:
         traits_runtime.reset()
         reco_runtime.reset()
+        for bucket in d.client("s3").list_buckets()["Buckets"]:
+            if bucket["Name"] == EMF_CHECK_BUCKET:
+                d.client("s3").delete_bucket(Bucket=EMF_CHECK_BUCKET)
     emitted = _emitted(capsys.readouterr().out)
     assert emitted, "the functions printed no EMF"
 
@@ -865,7 +1051,7 @@ def test_every_alarmed_emf_metric_is_what_the_functions_emit(
         for watched in _watched(alarm)
         if not watched[0].startswith("AWS/")
     ]
-    assert len(custom) == 5, custom
+    assert len(custom) == 6, custom
     for name, (namespace, metric, _, dims) in custom:
         wanted = frozenset(dims.items())
         assert any(
@@ -925,7 +1111,7 @@ def test_plan_after_apply_reports_no_changes(deployment: Deployment) -> None:
     )
     result = d.tf.run(
         "plan", "-detailed-exitcode", "-input=false", "-no-color", "-out=after-apply.tfplan",
-        ok_codes=(0, 2),
+        timeout=200, ok_codes=(0, 2),
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-6000:]
     # A saved plan is a zip that includes the refreshed prior state: it holds neither secret.
@@ -938,7 +1124,24 @@ def test_plan_after_apply_reports_no_changes(deployment: Deployment) -> None:
 
 
 def test_destroy_removes_everything(deployment: Deployment) -> None:
+    """The last test of the file: everything above ran on the deployment."""
     d = deployment
+    # What destroy must remove includes the batch write-back's resources.
+    deployed = {
+        (r.get("module"), r["type"], r["name"]) for r in json.loads(d.state_text())["resources"]
+    }
+    batch = "module.batch_traits[0]"  # enable_batch_traits: count = 1
+    for resource in (
+        (batch, "aws_s3_bucket", "this"),
+        (batch, "aws_sqs_queue", "chunks"),
+        (batch, "aws_sqs_queue", "dead_letter"),
+        (batch, "aws_scheduler_schedule", "this"),
+        (f"{batch}.module.function", "aws_lambda_function", "this"),
+    ):
+        assert resource in deployed, resource
+    batch_queues = {d.outputs["batch_chunk_queue_url"], d.outputs["batch_dead_letter_queue_url"]}
+    assert batch_queues <= set(d.client("sqs").list_queues()["QueueUrls"])
+
     d.tf.run("destroy", "-auto-approve", "-input=false", "-no-color", timeout=240)
     state = json.loads(d.state_text())
     assert state["resources"] == []
@@ -946,6 +1149,8 @@ def test_destroy_removes_everything(deployment: Deployment) -> None:
     assert d.client("kinesis").list_streams()["StreamNames"] == []
     assert d.client("sqs").list_queues().get("QueueUrls", []) == []
     assert d.client("apigateway").get_rest_apis()["items"] == []
+    assert d.client("s3").list_buckets()["Buckets"] == []
+    assert d.client("scheduler").list_schedules()["Schedules"] == []
     # The account-wide API Gateway logging role belongs to whoever set it: this stack
     # neither took it over on apply nor cleared it on destroy.
     assert d.client("apigateway").get_account()["cloudwatchRoleArn"] == OTHER_STACKS_ROLE
