@@ -750,9 +750,14 @@ def test_batch_schedule_starts_a_backfill_through_its_own_role(deployment: Deplo
     target = schedule["Target"]
     assert json.loads(target["Input"]) == {"action": "start"}
     assert target["Arn"].endswith(f":function:{d.outputs['batch_function_name']}")
-    (statement,) = _role_statements(d, target["RoleArn"])
-    assert statement["Action"] == ["lambda:InvokeFunction"]
-    assert statement["Resource"] == [target["Arn"]]
+    by_sid = {st["Sid"]: st for st in _role_statements(d, target["RoleArn"])}
+    assert set(by_sid) == {"StartBackfill", "DecryptTheSchedulePayload"}
+    assert by_sid["StartBackfill"]["Action"] == ["lambda:InvokeFunction"]
+    assert by_sid["StartBackfill"]["Resource"] == [target["Arn"]]
+    # The payload is encrypted with the module's key: only that key, only to decrypt.
+    env = _function(d, d.outputs["batch_function_name"])["Environment"]["Variables"]
+    assert by_sid["DecryptTheSchedulePayload"]["Action"] == ["kms:Decrypt"]
+    assert by_sid["DecryptTheSchedulePayload"]["Resource"] == [env["BATCH_KMS_KEY_ARN"]]
 
 
 def test_batch_alarms_watch_the_dead_letter_queue_and_errors(deployment: Deployment) -> None:
