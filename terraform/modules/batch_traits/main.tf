@@ -222,50 +222,28 @@ data "aws_iam_policy_document" "bucket" {
     }
   }
 
-  statement {
-    sid = "PersonalizeListsTheBucket"
-    # Personalize needs a bucket policy for its service principal as well as its role
-    # (Personalize developer guide, batch workflow permissions).
-    actions   = ["s3:ListBucket"]
-    resources = [local.bucket_arn]
-    principals {
-      type        = "Service"
-      identifiers = ["personalize.amazonaws.com"]
+  # Personalize needs a bucket policy for its service principal as well as its role
+  # (Personalize developer guide, batch workflow permissions): list the bucket, read input/,
+  # write output/, each only for this account.
+  dynamic "statement" {
+    for_each = {
+      PersonalizeListsTheBucket = { actions = ["s3:ListBucket"], resources = [local.bucket_arn] }
+      PersonalizeReadsInput     = { actions = ["s3:GetObject"], resources = ["${local.bucket_arn}/input/*"] }
+      PersonalizeWritesOutput   = { actions = ["s3:PutObject"], resources = ["${local.bucket_arn}/output/*"] }
     }
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [local.account_id]
-    }
-  }
-
-  statement {
-    sid       = "PersonalizeReadsInput"
-    actions   = ["s3:GetObject"]
-    resources = ["${local.bucket_arn}/input/*"]
-    principals {
-      type        = "Service"
-      identifiers = ["personalize.amazonaws.com"]
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [local.account_id]
-    }
-  }
-
-  statement {
-    sid       = "PersonalizeWritesOutput"
-    actions   = ["s3:PutObject"]
-    resources = ["${local.bucket_arn}/output/*"]
-    principals {
-      type        = "Service"
-      identifiers = ["personalize.amazonaws.com"]
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [local.account_id]
+    content {
+      sid       = statement.key
+      actions   = statement.value.actions
+      resources = statement.value.resources
+      principals {
+        type        = "Service"
+        identifiers = ["personalize.amazonaws.com"]
+      }
+      condition {
+        test     = "StringEquals"
+        variable = "aws:SourceAccount"
+        values   = [local.account_id]
+      }
     }
   }
 }
