@@ -267,6 +267,10 @@ def maybe_report(s3: Any, bucket: str, job: str, current: ChunkMessage | None = 
     return True
 
 
+# Counted when a batch is sent, not per line.
+_SEND_COUNTS = (chunks.WRITTEN, chunks.SEGMENT_FAILED)
+
+
 class _ProfileFailed(Exception):
     """One user's Profile API read was refused for good: that user is not written."""
 
@@ -300,8 +304,10 @@ class _Writer:
         try:
             return self._lines(parser.owned(_blocks(body), message.start, message.end))
         except _Stalled as stall:
-            # Nothing of the batch was written: its lines are the continuation's.
-            self.counts.values = dict(stall.mark.counts.values)
+            # Nothing of the batch was written: its lines are the continuation's. The counts
+            # of lines go back to before its first line; what was sent (written) stays.
+            sent = {k: self.counts.values[k] for k in _SEND_COUNTS}
+            self.counts.values = {**stall.mark.counts.values, **sent}
             if self.first is None or stall.mark.offset <= self.first:
                 # Not one line done in this attempt: fail (SQS retries it later, bounded by
                 # maxReceiveCount) rather than hand the very same range on for ever.
