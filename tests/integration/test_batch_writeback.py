@@ -382,3 +382,23 @@ def test_profile_exclusion_removes_purchased_items_keeping_the_ranking(
     traits = segment.traits("user-1") or {}
     assert traits["recommended_products"] == [i for i in items_for("user-1") if i not in bought]
     assert (segment.traits("user-2") or {})["recommended_products"] == items_for("user-2")
+
+
+def test_two_output_files_of_one_job_are_both_written_and_reported(
+    stack: Stack, segment: SegmentEmulator
+) -> None:
+    first, expected_first = sample_file(60)
+    keys = ["output/job-i/part-1.out", "output/job-i/part-2.out"]
+    second = b"".join(output_line(f"other-{n}", items_for(f"other-{n}")) for n in range(50))
+    for key, data in zip(keys, (first, second), strict=True):
+        stack.s3.put_object(Bucket=stack.bucket, Key=key, Body=data)
+        stack.notify(key)
+    stack.drain()
+    written = {m["userId"] for m in segment.messages("identify")}
+    assert written == set(expected_first) | {f"other-{n}" for n in range(50)}
+    report = stack.json(chunks.report_key("job-i"))
+    plans = [stack.json(chunks.plan_key("job-i", key)) for key in keys]
+    assert report["status"] == "complete"
+    assert [s["key"] for s in report["sources"]] == keys
+    assert report["chunks_total"] == sum(p["chunks"] for p in plans)
+    assert report["users_written"] == len(expected_first) + 50

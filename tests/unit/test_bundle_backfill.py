@@ -143,6 +143,7 @@ def _report(
         "undecodable": 0,
         "blank": 0,
         "segment_failed": 0,
+        "profile_failed": 0,
         **by_reason,
     }
     failed = failed_ranges or []
@@ -152,7 +153,7 @@ def _report(
         "failed_ranges": failed, "lines": sum(reasons.values()),
         "users_written": reasons["written"], "users_skipped": reasons["skipped_no_items"],
         "users_failed": reasons["failed_error_line"] + reasons["undecodable"]
-        + reasons["segment_failed"],
+        + reasons["segment_failed"] + reasons["profile_failed"],
         "blank_lines": reasons["blank"], "by_reason": reasons,
     }  # fmt: skip
     fake.objects[f"reports/{name}.json"] = report
@@ -396,13 +397,14 @@ def test_report_prints_counts_by_reason_or_says_it_is_not_ready(
     assert (
         "no report yet for job j1 (ACTIVE, chunks 1/2, users written 3)" in capsys.readouterr().err
     )
-    report = _report(fake, "j1", 2, written=5, skipped_no_items=1, undecodable=2)
+    report = _report(fake, "j1", 2, written=5, skipped_no_items=1, undecodable=2, profile_failed=1)
     assert _run(["backfill", "report", "j1", "--json"], fake, monkeypatch) == 0
     assert json.loads(capsys.readouterr().out) == report
     assert _run(["backfill", "report"], fake, monkeypatch) == 0
     out = capsys.readouterr().out
     assert "users written   5" in out and "skipped         1" in out
-    assert "failed          2" in out and "undecodable" in out
+    assert "failed          3" in out and "undecodable" in out
+    assert "profile_failed       1" in out  # one user's Profile API refusal
 
 
 def test_a_target_without_the_module_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
