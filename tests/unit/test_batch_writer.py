@@ -247,6 +247,15 @@ def test_a_reuploaded_output_is_written_again_not_taken_for_a_duplicate(world: W
     assert report["users_written"] == len(newer)  # the new object's chunks only
 
 
+def test_keys_of_the_former_layout_do_not_hold_the_report_back(world: World) -> None:
+    # state/<job>/plan.json and state/<job>/chunks/<i>.json from before (a job in flight).
+    world.s3.put("state/job/plan.json", b"{}")
+    world.s3.put("state/job/chunks/0.json", b'{"status": "done"}')
+    world.output("job", ["u-1"])
+    world.run()
+    assert world.s3.json(chunks.report_key("job"))["users_written"] == 1
+
+
 def test_a_report_lost_after_the_last_chunk_is_written_by_its_retry(world: World) -> None:
     world.output("job", [f"u-{n}" for n in range(5)])
     (message,) = world.sqs.take()

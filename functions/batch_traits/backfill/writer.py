@@ -23,6 +23,7 @@ the last one.
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -211,6 +212,10 @@ def finish(message: ChunkMessage, ports: Ports, state: dict[str, Any]) -> None:
     put_json(ports.s3, message.bucket, key, state)
 
 
+# Under state/<job>/: <file id>/plan.json or <file id>/chunks/<index>.json (nothing else).
+_FILE_STATE = re.compile(r"^(?P<file>[0-9a-f]{12})/(?:plan\.json|chunks/\d+\.json)$")
+
+
 @dataclass(frozen=True)
 class _File:
     key: str
@@ -229,7 +234,7 @@ def maybe_report(s3: Any, bucket: str, job: str, current: ChunkMessage | None = 
     prefix = chunks.job_prefix(job)
     # Listing first: the states are read only by the chunks that find the set complete.
     names = set(keys(s3, bucket, prefix))
-    ids = {name[len(prefix) :].split("/", 1)[0] for name in names if "/" in name[len(prefix) :]}
+    ids = {match["file"] for name in names if (match := _FILE_STATE.match(name[len(prefix) :]))}
     files: list[_File] = []
     if current is not None:
         ids.add(chunks.file_id(current.key))
