@@ -27,6 +27,8 @@ DLQ_ROUNDS = 5
 WRITTEN = "written"
 SKIPPED = "skipped_no_items"
 NOT_FAILED = (WRITTEN, SKIPPED, "blank")
+# Under state/<job>/: <file id>/plan.json and <file id>/chunks/<index>.json (chunks.py).
+_STATE_KEY = re.compile(r"^(?P<file>[0-9a-f]{12})/(?:plan\.json|chunks/(?P<index>\d+)\.json)$")
 
 
 class BackfillError(Exception):
@@ -340,10 +342,15 @@ def progress(backend: Backend, job: str) -> Progress:
         failure_reason=described.get("failureReason"),
     )
     report = backend.read_json(f"reports/{job}.json")
-    plan = backend.read_json(f"state/{job}/plan.json")
-    if plan is not None:
-        result.planned = True
-        result.chunks_total = _int(plan.get("chunks"))
+    # One plan per output file of the job, its chunk states beside it (state/<job>/<file>/).
+    files = _job_files(backend, job)
+    etags: dict[str, Any] = {}
+    for fid, (plan_key, _) in files.items():
+        plan = backend.read_json(plan_key) if plan_key is not None else None
+        if plan is not None:
+            result.planned = True
+            result.chunks_total += _int(plan.get("chunks"))
+            etags[fid] = plan.get("etag")
     if report is not None:
         result.report = report
         result.planned = True
@@ -352,21 +359,40 @@ def progress(backend: Backend, job: str) -> Progress:
         result.chunks_total = _int(report.get("chunks_total")) or result.chunks_total
         result.chunks_done = _int(report.get("chunks_done"))
         return result
-    done: set[int] = set()
+    done = 0
     counts: dict[str, int] = {}
-    for key in backend.list_keys(f"state/{job}/chunks/"):
-        index = _chunk_index(key)
-        chunk = backend.read_json(key) or {}
-        if index is None or chunk.get("status") != "done":
-            continue
-        done.add(index)
-        for reason, value in report_counts(chunk).items():
-            counts[reason] = counts.get(reason, 0) + value
-    result.chunks_done = len(done)
+    for fid, (_, chunk_keys) in files.items():
+        for key in chunk_keys:
+            chunk = backend.read_json(key) or {}
+            if chunk.get("status") != "done":
+                continue
+            if fid in etags and chunk.get("etag") != etags[fid]:
+                continue  # a chunk of an older object under the same key
+            done += 1
+            for reason, value in report_counts(chunk).items():
+                counts[reason] = counts.get(reason, 0) + value
+    result.chunks_done = done
     result.counts = counts
     result.users_written = counts.get(WRITTEN, 0)
     result.dead_lettered = backend.dead_lettered(job)
     return result
+
+
+def _job_files(backend: Backend, job: str) -> dict[str, tuple[str | None, list[str]]]:
+    """Each output file's plan key (None before it is written) and chunk state keys."""
+    prefix = f"state/{job}/"
+    files: dict[str, tuple[str | None, list[str]]] = {}
+    for key in backend.list_keys(prefix):
+        match = _STATE_KEY.match(key[len(prefix) :])
+        if match is None:
+            continue
+        plan, chunk_keys = files.get(match["file"], (None, []))
+        if match["index"] is None:
+            plan = key
+        else:
+            chunk_keys = [*chunk_keys, key]
+        files[match["file"]] = (plan, chunk_keys)
+    return files
 
 
 def report_counts(document: dict[str, Any]) -> dict[str, int]:
@@ -381,11 +407,6 @@ def report_counts(document: dict[str, Any]) -> dict[str, int]:
         for k, v in source.items()
         if isinstance(v, int) and not isinstance(v, bool) and str(k) != "lines"
     }
-
-
-def _chunk_index(key: str) -> int | None:
-    match = re.search(r"/chunks/(\d+)\.json$", key)
-    return int(match.group(1)) if match else None
 
 
 def _int(value: Any) -> int:

@@ -231,7 +231,7 @@ def test_an_output_file_sets_every_users_trait_and_the_report_counts_right(
     stack.upload_output("job-a", data)
     stack.drain()
 
-    plan = stack.json(chunks.plan_key("job-a"))
+    plan = stack.json(chunks.plan_key("job-a", "output/job-a/users.json.out"))
     assert plan["chunks"] == -(-len(data) // 4096) > 5  # several chunks, so boundaries cut lines
     for user, items in expected.items():
         assert (segment.traits(user) or {}).get("recommended_products") == items, user
@@ -261,9 +261,9 @@ def test_a_redelivered_chunk_adds_no_duplicates(stack: Stack, segment: SegmentEm
     ids = sorted(m["messageId"] for m in before)
 
     # Chunk 0 again, as if its first delivery had died after sending (no state object yet).
-    stack.s3.delete_object(Bucket=stack.bucket, Key=chunks.chunk_key("job-b", 0))
+    stack.s3.delete_object(Bucket=stack.bucket, Key=chunks.chunk_key("job-b", key, 0))
     etag = stack.s3.head_object(Bucket=stack.bucket, Key=key)["ETag"]
-    total = stack.json(chunks.plan_key("job-b"))["chunks"]
+    total = stack.json(chunks.plan_key("job-b", key))["chunks"]
     again = chunks.ChunkMessage("job-b", stack.bucket, key, etag, 0, total, 0, 4096)
     stack.sqs.send_message(QueueUrl=stack.queue_url, MessageBody=again.body())
     # And the S3 notification again: the plan says it was split already.
@@ -306,7 +306,7 @@ def test_a_failing_segment_fails_the_chunk_then_dead_letters_it_with_its_range(
     # Half a second before the deadline: no backoff fits, each attempt fails at once.
     stack.drain(Context(remaining_ms=1500))
 
-    plan = stack.json(chunks.plan_key("job-d"))
+    plan = stack.json(chunks.plan_key("job-d", key))
     letters = [m for m in stack.dead_letters() if m.get("job") == "job-d"]
     assert sorted(m["index"] for m in letters) == list(range(plan["chunks"]))
     assert all(m["key"] == key and m["end"] > m["start"] for m in letters)
@@ -382,3 +382,23 @@ def test_profile_exclusion_removes_purchased_items_keeping_the_ranking(
     traits = segment.traits("user-1") or {}
     assert traits["recommended_products"] == [i for i in items_for("user-1") if i not in bought]
     assert (segment.traits("user-2") or {})["recommended_products"] == items_for("user-2")
+
+
+def test_two_output_files_of_one_job_are_both_written_and_reported(
+    stack: Stack, segment: SegmentEmulator
+) -> None:
+    first, expected_first = sample_file(60)
+    keys = ["output/job-i/part-1.out", "output/job-i/part-2.out"]
+    second = b"".join(output_line(f"other-{n}", items_for(f"other-{n}")) for n in range(50))
+    for key, data in zip(keys, (first, second), strict=True):
+        stack.s3.put_object(Bucket=stack.bucket, Key=key, Body=data)
+        stack.notify(key)
+    stack.drain()
+    written = {m["userId"] for m in segment.messages("identify")}
+    assert written == set(expected_first) | {f"other-{n}" for n in range(50)}
+    report = stack.json(chunks.report_key("job-i"))
+    plans = [stack.json(chunks.plan_key("job-i", key)) for key in keys]
+    assert report["status"] == "complete"
+    assert [s["key"] for s in report["sources"]] == keys
+    assert report["chunks_total"] == sum(p["chunks"] for p in plans)
+    assert report["users_written"] == len(expected_first) + 50

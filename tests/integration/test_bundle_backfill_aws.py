@@ -91,13 +91,16 @@ def test_latest_is_this_buckets_newest_job_and_names_are_found(
     assert described is not None and described["status"] == "ACTIVE"
     assert backend.describe("nope") is None
     assert backend.read_json("reports/ours-1.json") is None
+    state = "state/ours-1/0123456789ab/"  # one output file's plan and chunk states
     backend._client("s3").put_object(
         Bucket=backend.bucket,
-        Key="state/ours-1/chunks/0.json",
-        Body=json.dumps({"index": 0, "status": "done", "counts": {"written": 1}}),
+        Key=f"{state}chunks/0.json",
+        Body=json.dumps({"index": 0, "etag": '"e"', "status": "done", "counts": {"written": 1}}),
     )
     backend._client("s3").put_object(
-        Bucket=backend.bucket, Key="state/ours-1/plan.json", Body=json.dumps({"chunks": 2})
+        Bucket=backend.bucket,
+        Key=f"{state}plan.json",
+        Body=json.dumps({"chunks": 2, "etag": '"e"'}),
     )
     shown = progress(backend, "ours-1").as_json()
     assert (shown["state"], shown["chunks_done"], shown["chunks_total"]) == ("running", 1, 2)

@@ -103,13 +103,19 @@ def test_the_report_sums_the_chunks_and_names_failed_ranges() -> None:
         state(0, "done", 4),
         state(1, "failed", 0, "segment unavailable"),
     ]
-    report = chunks.report("j", None, states)
+    report = chunks.report("j", [], states)
     assert report["status"] == "partial"
     assert (report["chunks_total"], report["chunks_done"], report["chunks_failed"]) == (3, 2, 1)
     assert report["failed_ranges"] == [
-        {"index": 1, "start": 10, "end": 20, "reason": "segment unavailable"}
+        {
+            "key": "output/j/u.out",
+            "index": 1,
+            "start": 10,
+            "end": 20,
+            "reason": "segment unavailable",
+        }
     ]
     assert report["users_written"] == 9
     assert report["users_failed"] == 3
     assert report["lines"] == 12
-    assert chunks.report("j", None, list(reversed(states))) == report  # order-independent
+    assert chunks.report("j", [], list(reversed(states))) == report  # order-independent

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import json
 from pathlib import Path
@@ -83,17 +84,44 @@ def _run(argv: list[str], fake: FakeBackend, monkeypatch: pytest.MonkeyPatch) ->
     return main.main(argv)
 
 
-def _job(fake: FakeBackend, name: str, status: str, chunks: int | None = None) -> None:
+def _file(name: str, output: str = "users.json.out") -> str:
+    """The file id of output/<name>/<output> (functions/batch_traits/backfill/chunks.py)."""
+    return hashlib.sha1(f"output/{name}/{output}".encode(), usedforsecurity=False).hexdigest()[:12]
+
+
+def _job(
+    fake: FakeBackend,
+    name: str,
+    status: str,
+    chunks: int | None = None,
+    output: str = "users.json.out",
+    etag: str = '"e1"',
+) -> None:
     fake.jobs[name] = {"jobName": name, "status": status}
     if chunks is not None:
-        fake.objects[f"state/{name}/plan.json"] = {"job": name, "chunks": chunks}
+        fake.objects[f"state/{name}/{_file(name, output)}/plan.json"] = {
+            "job": name,
+            "key": f"output/{name}/{output}",
+            "etag": etag,
+            "chunks": chunks,
+        }
 
 
-def _chunk(fake: FakeBackend, name: str, index: int, status: str = "done", **counts: int) -> None:
+def _chunk(
+    fake: FakeBackend,
+    name: str,
+    index: int,
+    status: str = "done",
+    output: str = "users.json.out",
+    etag: str = '"e1"',
+    **counts: int,
+) -> None:
     """A chunk state object as functions/batch_traits writes it."""
-    fake.objects[f"state/{name}/chunks/{index}.json"] = {
+    fake.objects[f"state/{name}/{_file(name, output)}/chunks/{index}.json"] = {
         "v": 1,
         "job": name,
+        "key": f"output/{name}/{output}",
+        "etag": etag,
         "index": index,
         "status": status,
         "counts": {"lines": sum(counts.values()), **counts},
@@ -115,6 +143,7 @@ def _report(
         "undecodable": 0,
         "blank": 0,
         "segment_failed": 0,
+        "profile_failed": 0,
         **by_reason,
     }
     failed = failed_ranges or []
@@ -124,7 +153,7 @@ def _report(
         "failed_ranges": failed, "lines": sum(reasons.values()),
         "users_written": reasons["written"], "users_skipped": reasons["skipped_no_items"],
         "users_failed": reasons["failed_error_line"] + reasons["undecodable"]
-        + reasons["segment_failed"],
+        + reasons["segment_failed"] + reasons["profile_failed"],
         "blank_lines": reasons["blank"], "by_reason": reasons,
     }  # fmt: skip
     fake.objects[f"reports/{name}.json"] = report
@@ -209,6 +238,23 @@ def test_status_json_is_the_contract_shape_while_running(
         "job": "j1",
         "job_status": "ACTIVE",
     }
+
+
+def test_status_counts_every_output_file_of_the_job_and_only_current_chunks(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Personalize may write several .out files for one job; each has its plan and chunks.
+    fake = FakeBackend()
+    _job(fake, "j1", "ACTIVE", chunks=2, output="a.out")
+    _job(fake, "j1", "ACTIVE", chunks=3, output="b.out", etag='"e2"')
+    _chunk(fake, "j1", 0, output="a.out", written=5)
+    _chunk(fake, "j1", 1, output="a.out", written=6)
+    _chunk(fake, "j1", 0, output="b.out", etag='"e2"', written=7)
+    _chunk(fake, "j1", 1, output="b.out", etag='"old"', written=100)  # an earlier upload's
+    assert _run(["backfill", "status", "j1", "--json"], fake, monkeypatch) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert (shown["state"], shown["chunks_done"], shown["chunks_total"]) == ("running", 3, 5)
+    assert shown["users_written"] == 18
 
 
 def test_status_before_the_output_exists_is_running_with_no_chunks(
@@ -350,13 +396,14 @@ def test_report_prints_counts_by_reason_or_says_it_is_not_ready(
     assert (
         "no report yet for job j1 (ACTIVE, chunks 1/2, users written 3)" in capsys.readouterr().err
     )
-    report = _report(fake, "j1", 2, written=5, skipped_no_items=1, undecodable=2)
+    report = _report(fake, "j1", 2, written=5, skipped_no_items=1, undecodable=2, profile_failed=1)
     assert _run(["backfill", "report", "j1", "--json"], fake, monkeypatch) == 0
     assert json.loads(capsys.readouterr().out) == report
     assert _run(["backfill", "report"], fake, monkeypatch) == 0
     out = capsys.readouterr().out
     assert "users written   5" in out and "skipped         1" in out
-    assert "failed          2" in out and "undecodable" in out
+    assert "failed          3" in out and "undecodable" in out
+    assert "profile_failed       1" in out  # one user's Profile API refusal
 
 
 def test_a_target_without_the_module_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:

@@ -4,6 +4,7 @@ output file; a continuation carries the counts of the part already done."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -19,6 +20,8 @@ _OUTPUT_KEY = re.compile(r"^output/(?P<job>[A-Za-z0-9][A-Za-z0-9_-]{0,62})/[^/]+
 
 WRITTEN = "written"
 SEGMENT_FAILED = "segment_failed"
+# One user's Profile API read was refused for good (400, an unreadable answer): not written.
+PROFILE_FAILED = "profile_failed"
 # Every count a chunk keeps; "lines" is all the lines it owned.
 COUNT_KEYS = (
     "lines",
@@ -28,8 +31,9 @@ COUNT_KEYS = (
     parser.UNDECODABLE,
     parser.BLANK,
     SEGMENT_FAILED,
+    PROFILE_FAILED,
 )
-FAILED_REASONS = (parser.ERROR_LINE, parser.UNDECODABLE, SEGMENT_FAILED)
+FAILED_REASONS = (parser.ERROR_LINE, parser.UNDECODABLE, SEGMENT_FAILED, PROFILE_FAILED)
 
 
 class BadMessage(ValueError):
@@ -42,16 +46,30 @@ def job_of_output_key(key: str) -> str | None:
     return match.group("job") if match else None
 
 
-def plan_key(job: str) -> str:
-    return f"state/{job}/plan.json"
+def file_id(key: str) -> str:
+    """A short, stable name for one output file of a job (a job may have several)."""
+    return hashlib.sha1(key.encode(), usedforsecurity=False).hexdigest()[:12]
 
 
-def chunks_prefix(job: str) -> str:
-    return f"state/{job}/chunks/"
+def job_prefix(job: str) -> str:
+    """Everything the write-back keeps for a job: ``state/<job>/<file id>/...``."""
+    return f"state/{job}/"
 
 
-def chunk_key(job: str, index: int) -> str:
-    return f"{chunks_prefix(job)}{index}.json"
+def file_prefix(job: str, key: str) -> str:
+    return f"{job_prefix(job)}{file_id(key)}/"
+
+
+def plan_key(job: str, key: str) -> str:
+    return f"{file_prefix(job, key)}plan.json"
+
+
+def chunks_prefix(job: str, key: str) -> str:
+    return f"{file_prefix(job, key)}chunks/"
+
+
+def chunk_key(job: str, key: str, index: int) -> str:
+    return f"{chunks_prefix(job, key)}{index}.json"
 
 
 def report_key(job: str) -> str:
@@ -86,6 +104,15 @@ class Counts:
     def merge(self, other: Counts) -> None:
         for name, value in other.values.items():
             self.values[name] += value
+
+    def copy(self) -> Counts:
+        return Counts(dict(self.values))
+
+    def minus(self, other: Counts | None) -> Counts:
+        """These counts without ``other`` (a continuation's own part: without its carried)."""
+        if other is None:
+            return self.copy()
+        return Counts({k: v - other.values.get(k, 0) for k, v in self.values.items()})
 
     def as_dict(self) -> dict[str, int]:
         return dict(self.values)
@@ -163,6 +190,8 @@ def chunk_state(
     state: dict[str, Any] = {
         "v": VERSION,
         "job": message.job,
+        "key": message.key,
+        "etag": message.etag,
         "index": message.index,
         "total": message.total,
         "start": message.start,
@@ -176,14 +205,16 @@ def chunk_state(
 
 
 def report(
-    job: str, plan: Mapping[str, Any] | None, states: Iterable[Mapping[str, Any]]
+    job: str, plans: Iterable[Mapping[str, Any]], states: Iterable[Mapping[str, Any]]
 ) -> dict[str, Any]:
-    """The job report from every chunk's state object (deterministic: the same states give
-    the same report, so concurrent writers agree)."""
+    """The job report from every output file's plan and every chunk's state object, all the
+    files of the job together (deterministic: the same plans and states give the same
+    report, so concurrent writers agree). ``source`` names the output file when the job has
+    exactly one; ``sources`` lists them all."""
     total = Counts()
     failed: list[dict[str, Any]] = []
     done = 0
-    ordered = sorted(states, key=lambda s: int(s.get("index", 0)))
+    ordered = sorted(states, key=lambda s: (str(s.get("key", "")), int(s.get("index", 0))))
     for state in ordered:
         total.merge(Counts.parse(state.get("counts")))
         if state.get("status") == "done":
@@ -191,20 +222,24 @@ def report(
         else:
             failed.append(
                 {
+                    "key": state.get("key"),
                     "index": state.get("index"),
                     "start": state.get("start"),
                     "end": state.get("end"),
                     "reason": state.get("reason"),
                 }
             )
+    sources = sorted(
+        ({k: plan.get(k) for k in ("bucket", "key", "etag", "size")} for plan in plans),
+        key=lambda source: str(source.get("key")),
+    )
     values = total.values
     return {
         "v": VERSION,
         "job": job,
         "status": "complete" if not failed else "partial",
-        "source": None
-        if plan is None
-        else {k: plan.get(k) for k in ("bucket", "key", "etag", "size")},
+        "source": sources[0] if len(sources) == 1 else None,
+        "sources": sources,
         "chunks_total": len(ordered),
         "chunks_done": done,
         "chunks_failed": len(failed),

@@ -139,12 +139,24 @@ def _chunk(message: chunks.ChunkMessage, record: Mapping[str, Any], batch: _Batc
     began = time.monotonic()
     try:
         outcome = writer.process(message, state.settings, ports, batch.deadline)
-    except writer.ChunkFailed as failure:
+    except Exception as exc:  # noqa: BLE001 - this record only is retried (then the DLQ)
+        failure = (
+            exc
+            if isinstance(exc, writer.ChunkFailed)
+            # The chunk's write-back ran, its bookkeeping did not (a state, the report).
+            else writer.ChunkFailed(
+                f"{type(exc).__name__}: {aws_error(exc)}",
+                message.carried or chunks.Counts(),
+                chunks.Counts(),
+            )
+        )
         receives = _receive_count(record)
         last = receives >= state.settings.max_receive_count
         log.error("chunk failed", reason=failure.reason, receives=receives, last=last, **fields)
         metrics.add("ChunksFailed", 1)
-        metrics.add("UsersFailed_segment", failure.counts.values[chunks.SEGMENT_FAILED])
+        # What this attempt wrote is sent again by the retry: only its failures count here.
+        for reason in chunks.FAILED_REASONS:
+            metrics.add(f"UsersFailed_{reason}", failure.own.values[reason])
         if last:
             try:
                 writer.record_failure(message, ports, failure)
@@ -157,11 +169,13 @@ def _chunk(message: chunks.ChunkMessage, record: Mapping[str, Any], batch: _Batc
         "chunk processed", status=outcome.status, **fields, **counts, report=outcome.report_written
     )
     if outcome.status != "duplicate":
+        # This invocation's part only: a continuation's carried counts were emitted already.
+        own = outcome.own.values
         metrics.add("ChunksDone" if outcome.status == "done" else "ChunksContinued", 1)
-        metrics.add("UsersWritten", counts[chunks.WRITTEN])
-        metrics.add("LinesPerSecond", round(counts["lines"] / elapsed, 1), "Count/Second")
+        metrics.add("UsersWritten", own[chunks.WRITTEN])
+        metrics.add("LinesPerSecond", round(own["lines"] / elapsed, 1), "Count/Second")
         for reason in chunks.FAILED_REASONS:
-            metrics.add(f"UsersFailed_{reason}", counts[reason])
+            metrics.add(f"UsersFailed_{reason}", own[reason])
     return True
 
 

@@ -1,6 +1,9 @@
 """An output file appeared (S3 event notification through SQS): cut it into byte-range chunk
 messages on the chunk queue, and write the plan.
 
+A job may have several output files: each has its own plan and chunk states under
+``state/<job>/<file id>/`` (a file id from its key).
+
 Idempotent: a plan for the same object (key and ETag) means it was split already (the plan
 is written only after every chunk message was sent; a crash in between re-sends them, which
 the chunk state objects and the messageIds make harmless)."""
@@ -13,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote_plus
 
-from backfill import chunks
+from backfill import chunks, writer
 from backfill.chunks import ChunkMessage
 from backfill.store import get_json, put_json
 from common.segment_batch import iso_z
@@ -69,7 +72,7 @@ def split(created: ObjectCreated, s3: Any, sqs: Any, queue_url: str, chunk_bytes
     head = s3.head_object(Bucket=created.bucket, Key=created.key)
     size = int(head["ContentLength"])
     etag = str(head["ETag"])
-    plan_key = chunks.plan_key(job)
+    plan_key = chunks.plan_key(job, created.key)
     existing = get_json(s3, created.bucket, plan_key)
     if existing is not None and existing.get("etag") == etag and existing.get("key") == created.key:
         return Split(job, int(existing.get("chunks", 0)), already=True)
@@ -92,8 +95,8 @@ def split(created: ObjectCreated, s3: Any, sqs: Any, queue_url: str, chunk_bytes
     }
     put_json(s3, created.bucket, plan_key, plan)
     if not cut:
-        # An empty output file has no chunk to finish it: its (empty) report is due now.
-        put_json(s3, created.bucket, chunks.report_key(job), chunks.report(job, plan, []))
+        # An empty output file has no chunk to finish it: the report may be due now.
+        writer.maybe_report(s3, created.bucket, job)
     return Split(job, len(cut))
 
 

@@ -9,12 +9,21 @@ the last one.
 - 429: Retry-After is honoured if it ends before the deadline; 5xx and connection errors are
   retried with backoff; what still fails fails the chunk (SQS retries it, then the DLQ).
 - When the time left gets short, what is queued is sent, and a continuation message for the
-  rest of the range (with the counts so far) is enqueued: the chunk then succeeds.
+  rest of the range (with the counts so far) is enqueued: the chunk then succeeds. The same
+  when time stops a batch (no events/s token before the deadline, a Retry-After past it):
+  the continuation starts at that batch's first line. A send after the deadline gets one
+  attempt. An attempt that could not finish one line fails instead (SQS retries it).
+- One user's Profile API refusal (400, an unreadable answer) counts ``profile_failed`` for
+  that user; the chunk goes on.
+- State is kept per output file (a job may have several, and a re-upload has the same key):
+  ``state/<job>/<file id>/plan.json`` and ``.../chunks/<index>.json`` with the object's ETag;
+  the report covers every file of the job.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -73,22 +82,47 @@ class Ports:
 
 
 class ChunkFailed(Exception):
-    def __init__(self, reason: str, counts: Counts) -> None:
+    """This attempt failed (SQS retries it). ``counts``: the chunk's counts so far, carried
+    ones included; ``own``: this invocation's part only (for metrics)."""
+
+    def __init__(self, reason: str, counts: Counts, own: Counts | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.counts = counts
+        self.own = own if own is not None else counts
 
 
 class _OutOfTime(Exception):
     """Raised inside the loop: hand the rest over to a continuation."""
 
 
+class _Stalled(Exception):
+    """A batch could not be sent in time (no events/s token before the deadline, a
+    Retry-After past it, a 429 on the one attempt left after it): continue from the batch's
+    first line, with the counts from before it."""
+
+    def __init__(self, reason: str, mark: _Mark, size: int) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.mark = mark
+        self.size = size
+
+
+@dataclass(frozen=True)
+class _Mark:
+    """Where a batch's first line starts, and the counts just before it."""
+
+    offset: int
+    counts: Counts
+
+
 @dataclass(frozen=True)
 class Outcome:
     status: str  # done | duplicate | continued
-    counts: Counts
+    counts: Counts  # the chunk's, carried ones included
     report_written: bool = False
     continued_at: int | None = None
+    own: Counts = field(default_factory=Counts)  # this invocation's part (for metrics)
 
 
 def max_batch_messages(events_per_s: float) -> int:
@@ -96,12 +130,27 @@ def max_batch_messages(events_per_s: float) -> int:
     return max(1, min(segment_batch.MAX_BATCH_MESSAGES, int(events_per_s)))
 
 
+def _done_before(previous: dict[str, Any] | None, message: ChunkMessage) -> bool:
+    """A state object of this very object's chunk (same ETag) that is done."""
+    return (
+        previous is not None
+        and previous.get("status") == "done"
+        and previous.get("etag") == message.etag
+    )
+
+
 def process(message: ChunkMessage, settings: Settings, ports: Ports, deadline: float) -> Outcome:
-    """One chunk message; raises ChunkFailed (retry) with the counts of this attempt."""
-    state_key = chunks.chunk_key(message.job, message.index)
+    """One chunk message; raises ChunkFailed (retry) with the counts of this attempt. An
+    exception from writing the report (the chunk is done) is raised as it is: the retry
+    finds the chunk done and writes the report then."""
+    state_key = chunks.chunk_key(message.job, message.key, message.index)
     previous = get_json(ports.s3, message.bucket, state_key)
-    if previous is not None and previous.get("status") == "done":
-        return Outcome("duplicate", Counts())
+    if _done_before(previous, message):
+        # The report may have failed after this chunk was recorded: write it if missing.
+        written = not _reported(message, ports) and maybe_report(
+            ports.s3, message.bucket, message.job, message
+        )
+        return Outcome("duplicate", Counts(), report_written=written)
     counts = Counts()
     if message.carried is not None:
         counts.merge(message.carried)
@@ -109,43 +158,126 @@ def process(message: ChunkMessage, settings: Settings, ports: Ports, deadline: f
     try:
         resume_at = writer.run()
     except TrackingError as exc:
-        raise ChunkFailed(f"segment {exc.kind}: {exc.detail}", counts) from exc
+        raise _failed(f"segment {exc.kind}: {exc.detail}", writer.counts, message) from exc
     except ProfileError as exc:
-        raise ChunkFailed(f"profile api {exc.kind}", counts) from exc
+        raise _failed(f"profile api {exc.kind}", writer.counts, message) from exc
     except Exception as exc:  # S3 (file changed: PreconditionFailed), anything unforeseen
-        raise ChunkFailed(f"{type(exc).__name__}: {_code(exc)}", counts) from exc
+        raise _failed(f"{type(exc).__name__}: {_code(exc)}", writer.counts, message) from exc
+    counts = writer.counts
+    own = counts.minus(message.carried)
     if resume_at is not None:
         rest = message.continuation(resume_at, counts)
-        ports.sqs.send_message(QueueUrl=settings.chunk_queue_url, MessageBody=rest.body())
-        return Outcome("continued", counts, continued_at=resume_at)
-    finish(message, ports, chunks.chunk_state(message, "done", counts))
-    return Outcome("done", counts, report_written=maybe_report(message, ports))
+        try:
+            ports.sqs.send_message(QueueUrl=settings.chunk_queue_url, MessageBody=rest.body())
+        except Exception as exc:  # the retry redoes this part (same messageIds: no duplicates)
+            raise _failed(f"continuation not queued: {_code(exc)}", counts, message) from exc
+        return Outcome("continued", counts, continued_at=resume_at, own=own)
+    try:
+        finish(message, ports, chunks.chunk_state(message, "done", counts))
+    except Exception as exc:
+        raise _failed(f"chunk state not written: {_code(exc)}", counts, message) from exc
+    written = maybe_report(ports.s3, message.bucket, message.job, message)
+    return Outcome("done", counts, report_written=written, own=own)
+
+
+def _failed(reason: str, counts: Counts, message: ChunkMessage) -> ChunkFailed:
+    return ChunkFailed(reason, counts, counts.minus(message.carried))
+
+
+def _reported(message: ChunkMessage, ports: Ports) -> bool:
+    """The job's report exists and covers this output file (this ETag)."""
+    report = get_json(ports.s3, message.bucket, chunks.report_key(message.job))
+    sources = report.get("sources") if report is not None else None
+    return isinstance(sources, list) and any(
+        isinstance(s, dict) and s.get("key") == message.key and s.get("etag") == message.etag
+        for s in sources
+    )
 
 
 def record_failure(message: ChunkMessage, ports: Ports, failure: ChunkFailed) -> bool:
     """The last attempt failed: record the chunk as failed (so the report can be written and
-    names its range); the message itself goes on to the dead-letter queue."""
-    finish(message, ports, chunks.chunk_state(message, "failed", failure.counts, failure.reason))
-    return maybe_report(message, ports)
+    names its range); the message itself goes on to the dead-letter queue. A chunk already
+    done (only its report failed) keeps its state; the report is tried again."""
+    previous = get_json(
+        ports.s3, message.bucket, chunks.chunk_key(message.job, message.key, message.index)
+    )
+    if not _done_before(previous, message):
+        state = chunks.chunk_state(message, "failed", failure.counts, failure.reason)
+        finish(message, ports, state)
+    return maybe_report(ports.s3, message.bucket, message.job, message)
 
 
 def finish(message: ChunkMessage, ports: Ports, state: dict[str, Any]) -> None:
-    put_json(ports.s3, message.bucket, chunks.chunk_key(message.job, message.index), state)
+    key = chunks.chunk_key(message.job, message.key, message.index)
+    put_json(ports.s3, message.bucket, key, state)
 
 
-def maybe_report(message: ChunkMessage, ports: Ports) -> bool:
-    """Write the report when every chunk has a state object; True if written now."""
+# Under state/<job>/: <file id>/plan.json or <file id>/chunks/<index>.json (nothing else).
+_FILE_STATE = re.compile(r"^(?P<file>[0-9a-f]{12})/(?:plan\.json|chunks/\d+\.json)$")
+
+
+@dataclass(frozen=True)
+class _File:
+    key: str
+    etag: str
+    total: int
+    source: dict[str, Any]
+
+
+def maybe_report(s3: Any, bucket: str, job: str, current: ChunkMessage | None = None) -> bool:
+    """Write the job's report when every output file of the job that has been seen is
+    complete: each has its plan (or, for ``current``'s file, the message), and a state
+    object for each of its chunks, all of the file's current ETag. True if written now.
+
+    Every file finishing rewrites the report over all of them, so a job whose files are
+    split one after the other ends with the report of all its files."""
+    prefix = chunks.job_prefix(job)
     # Listing first: the states are read only by the chunks that find the set complete.
-    names = keys(ports.s3, message.bucket, chunks.chunks_prefix(message.job))
-    wanted = {chunks.chunk_key(message.job, i) for i in range(message.total)}
-    if not wanted <= set(names):
+    names = set(keys(s3, bucket, prefix))
+    ids = {match["file"] for name in names if (match := _FILE_STATE.match(name[len(prefix) :]))}
+    files: list[_File] = []
+    if current is not None:
+        ids.add(chunks.file_id(current.key))
+    for fid in sorted(ids):
+        plan_name = f"{prefix}{fid}/plan.json"
+        plan = get_json(s3, bucket, plan_name) if plan_name in names else None
+        if current is not None and fid == chunks.file_id(current.key):
+            same = plan is not None and plan.get("etag") == current.etag
+            source: dict[str, Any] = {
+                "bucket": bucket,
+                "key": current.key,
+                "etag": current.etag,
+                "size": plan.get("size") if plan is not None and same else None,
+            }
+            files.append(_File(current.key, current.etag, current.total, source))
+        elif plan is not None:
+            total = plan.get("chunks")
+            if not isinstance(total, int) or isinstance(total, bool):
+                return False
+            files.append(_File(str(plan.get("key")), str(plan.get("etag")), total, plan))
+        else:
+            return False  # a file still being split: its plan is to come
+    wanted = {f.key: [chunks.chunk_key(job, f.key, i) for i in range(f.total)] for f in files}
+    if not all(set(w) <= names for w in wanted.values()):
         return False
-    states = list(objects(ports.s3, message.bucket, sorted(wanted)))
-    plan = get_json(ports.s3, message.bucket, chunks.plan_key(message.job))
-    report = chunks.report(message.job, plan, states)
+    states: list[dict[str, Any]] = []
+    for f in files:
+        got = list(objects(s3, bucket, wanted[f.key]))
+        if len(got) != f.total or any(s.get("etag") != f.etag for s in got):
+            return False  # a state of an older object with this key: not this one's
+        states += got
+    report = chunks.report(job, [f.source for f in files], states)
     report["finished_at"] = segment_batch.iso_z(datetime.now(UTC))
-    put_json(ports.s3, message.bucket, chunks.report_key(message.job), report)
+    put_json(s3, bucket, chunks.report_key(job), report)
     return True
+
+
+# Counted when a batch is sent, not per line.
+_SEND_COUNTS = (chunks.WRITTEN, chunks.SEGMENT_FAILED)
+
+
+class _ProfileFailed(Exception):
+    """One user's Profile API read was refused for good: that user is not written."""
 
 
 @dataclass
@@ -157,6 +289,8 @@ class _Writer:
     counts: Counts
     packer: Chunker[segment_batch.Identify] = field(init=False)
     now: datetime = field(init=False)
+    mark: _Mark | None = field(init=False, default=None)  # the queued batch's first line
+    first: int | None = field(init=False, default=None)  # this attempt's first line
 
     def __post_init__(self) -> None:
         self.packer = segment_batch.packer(max_batch_messages(self.settings.events_per_s))
@@ -173,18 +307,36 @@ class _Writer:
         )
         body = response["Body"]
         try:
-            for line in parser.owned(_blocks(body), message.start, message.end):
-                # At least one line per attempt: a continuation always makes progress.
-                if line.offset > message.start and self.ports.clock() >= self.deadline:
-                    self._send(self.packer.drain())
-                    return line.offset
-                try:
-                    self._line(line)
-                except _OutOfTime:
-                    return line.offset
-            self._send(self.packer.drain())
+            return self._lines(parser.owned(_blocks(body), message.start, message.end))
+        except _Stalled as stall:
+            # Nothing of the batch was written: its lines are the continuation's. The counts
+            # of lines go back to before its first line; what was sent (written) stays.
+            sent = {k: self.counts.values[k] for k in _SEND_COUNTS}
+            self.counts.values = {**stall.mark.counts.values, **sent}
+            if self.first is None or stall.mark.offset <= self.first:
+                # Not one line done in this attempt: fail (SQS retries it later, bounded by
+                # maxReceiveCount) rather than hand the very same range on for ever.
+                self.counts.add(chunks.SEGMENT_FAILED, stall.size)
+                raise TrackingError("unavailable", stall.reason) from stall
+            return stall.mark.offset
         finally:
             body.close()
+
+    def _lines(self, lines: Iterator[parser.Line]) -> int | None:
+        for line in lines:
+            if self.first is None:
+                self.first = line.offset
+            # At least one line per attempt: a continuation always makes progress.
+            elif self.ports.clock() >= self.deadline:
+                self._send(self.packer.drain())
+                return line.offset
+            try:
+                self._line(line)
+            except _OutOfTime as exc:
+                if line.offset <= self.first:  # not one line done: fail, as above
+                    raise ProfileError("budget", "no turn before the deadline") from exc
+                return line.offset
+        self._send(self.packer.drain())
         return None
 
     def _line(self, line: parser.Line) -> None:
@@ -195,7 +347,12 @@ class _Writer:
             return
         items = outcome.items
         if self.ports.profiles is not None:
-            items = self._exclude_purchased(outcome.user_id, items)
+            try:
+                items = self._exclude_purchased(outcome.user_id, items)
+            except _ProfileFailed:
+                self.counts.add("lines")
+                self.counts.add(chunks.PROFILE_FAILED)
+                return
         identify = segment_batch.build(
             outcome.user_id,
             items,
@@ -204,11 +361,16 @@ class _Writer:
             timestamp=self.now,
             integrations=INTEGRATIONS,
         )
+        closed = self.mark
+        opens = not self.packer.pending
         full = self.packer.add(identify)
+        if full or opens:
+            # This line now begins the queued batch.
+            self.mark = _Mark(line.offset, self.counts.copy())
         # Counted only now: a line handed to a continuation is counted there.
         self.counts.add("lines")
         if full:
-            self._send(full)
+            self._send(full, closed)
 
     def _exclude_purchased(self, user_id: str, items: list[str]) -> list[str]:
         assert self.ports.profiles is not None
@@ -219,41 +381,54 @@ class _Writer:
             if exc.kind == "budget":  # no turn of the Profile API share before the deadline
                 self._send(self.packer.drain())
                 raise _OutOfTime from exc
+            if exc.kind in ("rejected", "bad_response"):
+                # This user only (a 400 for an odd userId): no retry would fix it.
+                raise _ProfileFailed from exc
             raise
         purchased, _ = item_ids(traits.get(trait))
         return [i for i in items if i not in purchased]
 
-    def _send(self, batch: list[segment_batch.Identify]) -> None:
+    def _send(self, batch: list[segment_batch.Identify], mark: _Mark | None = None) -> None:
+        """Send one batch within the budget. Raises _Stalled when time is the cause (the
+        batch is then the continuation's), TrackingError for a real Segment error."""
         if not batch:
             return
+        mark = mark or self.mark
+        assert mark is not None
         body = segment_batch.batch_body(batch)
         ports = self.ports
         attempt = 0
         while True:
+            # After the deadline (the last batch before a continuation): one attempt only.
+            late = ports.clock() >= self.deadline
             if (
                 ports.bucket.acquire(
                     self.deadline + self.settings.time_margin_ms / 1000, len(batch)
                 )
                 is None
             ):
-                self._failed(batch)
-                raise TrackingError("unavailable", "no events/s budget before the deadline")
+                raise _Stalled("no events/s budget before the deadline", mark, len(batch))
             try:
                 ports.tracking.send_batch(body)
             except TrackingError as exc:
                 attempt += 1
-                wait = (
-                    exc.retry_after
-                    if exc.retry_after is not None
-                    else BACKOFF_S * 2 ** (attempt - 1)
-                )
-                if (
-                    exc.kind == "rejected"
-                    or attempt >= SEND_ATTEMPTS
-                    or ports.clock() + wait > self.deadline
-                ):
+                if exc.kind == "rejected":
                     self._failed(batch)
                     raise
+                if exc.retry_after is not None:  # 429: Segment says when; time is the cause
+                    if (
+                        late
+                        or attempt >= SEND_ATTEMPTS
+                        or ports.clock() + exc.retry_after > self.deadline
+                    ):
+                        reason = f"segment {exc.detail}: no retry before the deadline"
+                        raise _Stalled(reason, mark, len(batch)) from exc
+                    wait = exc.retry_after
+                else:
+                    wait = BACKOFF_S * 2 ** (attempt - 1)
+                    if late or attempt >= SEND_ATTEMPTS or ports.clock() + wait > self.deadline:
+                        self._failed(batch)
+                        raise
                 ports.sleep(wait)
                 continue
             self.counts.add(chunks.WRITTEN, len(batch))
