@@ -33,9 +33,10 @@ SSM_POLICY = aws.ClientPolicy(connect_timeout=1.0, read_timeout=3.0, max_attempt
 PERSONALIZE_POLICY = aws.ClientPolicy(connect_timeout=2.0, read_timeout=10.0, max_attempts=4)
 # Only connection failures are retried by urllib3: every request that Segment answers takes
 # its turn of the events/s budget, and 429/5xx are handled by the writer (Retry-After
-# within the deadline).
+# within the deadline). One send takes at most 2 x (2 s + 6 s) = 16 s, inside the default
+# TIME_MARGIN_MS (20 s) that a chunk keeps before the Lambda timeout.
 HTTP_POLICY = HttpPolicy(
-    connect_timeout=2.0, read_timeout=10.0, retries=2, status_retries=0, pool_maxsize=2
+    connect_timeout=2.0, read_timeout=6.0, retries=1, status_retries=0, pool_maxsize=2
 )
 
 
