@@ -283,6 +283,10 @@ resource "aws_sqs_queue_redrive_policy" "chunks" {
     deadLetterTargetArn = aws_sqs_queue.dead_letter.arn
     maxReceiveCount     = var.settings.max_receive_count
   })
+  # After the access policy, not beside it: two SetQueueAttributes on one queue at once can
+  # leave the policy's waiter watching for a value the other call replaced (seen on moto's
+  # server: the apply then hangs until the provider's timeout).
+  depends_on = [aws_sqs_queue_policy.chunks]
 }
 
 data "aws_iam_policy_document" "chunks_queue" {
