@@ -283,10 +283,6 @@ resource "aws_sqs_queue_redrive_policy" "chunks" {
     deadLetterTargetArn = aws_sqs_queue.dead_letter.arn
     maxReceiveCount     = var.settings.max_receive_count
   })
-  # After the access policy, not beside it: two SetQueueAttributes on one queue at once can
-  # leave the policy's waiter watching for a value the other call replaced (seen on moto's
-  # server: the apply then hangs until the provider's timeout).
-  depends_on = [aws_sqs_queue_policy.chunks]
 }
 
 data "aws_iam_policy_document" "chunks_queue" {
@@ -314,6 +310,11 @@ data "aws_iam_policy_document" "chunks_queue" {
 resource "aws_sqs_queue_policy" "chunks" {
   queue_url = aws_sqs_queue.chunks.id
   policy    = data.aws_iam_policy_document.chunks_queue.json
+  # After the redrive policy, not beside it: two SetQueueAttributes on one queue at once can
+  # leave the policy's waiter watching for a value the other call replaced, and moto's
+  # server drops the access policy when the redrive policy is set after it (the apply then
+  # hung, or the next plan wanted the policy again).
+  depends_on = [aws_sqs_queue_redrive_policy.chunks]
 }
 
 resource "aws_s3_bucket_notification" "this" {
