@@ -311,9 +311,9 @@ resource "aws_sqs_queue_policy" "chunks" {
   queue_url = aws_sqs_queue.chunks.id
   policy    = data.aws_iam_policy_document.chunks_queue.json
   # After the redrive policy, not beside it: two SetQueueAttributes on one queue at once can
-  # leave the policy's waiter watching for a value the other call replaced, and moto's
-  # server drops the access policy when the redrive policy is set after it (the apply then
-  # hung, or the next plan wanted the policy again).
+  # leave the policy's waiter watching for a value the other call replaced, and the test
+  # stack's SQS drops the access policy when the redrive policy is set after it (the apply
+  # then hung, or the next plan wanted the policy again, in the Terraform e2e test).
   depends_on = [aws_sqs_queue_redrive_policy.chunks]
 }
 
