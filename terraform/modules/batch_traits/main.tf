@@ -492,7 +492,6 @@ module "function" {
   reserved_concurrency = var.settings.max_concurrency + 1 # the chunk workers and a start call
   environment          = local.environment
   policy_json          = data.aws_iam_policy_document.function.json
-  deployment_name      = var.deployment.name_prefix
   role_name            = "${var.deployment.name_prefix}-batch-traits-${local.region}"
   lambda               = var.lambda
   deployment           = var.deployment

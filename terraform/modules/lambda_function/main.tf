@@ -7,10 +7,8 @@ data "aws_region" "current" {}
 locals {
   # IAM is global: the region keeps the same name_prefix in two regions from colliding.
   role_name = coalesce(var.role_name, "${var.function_name}-${data.aws_region.current.name}")
-  environment = merge(
-    var.environment,
-    var.deployment_name == null ? {} : { DEPLOYMENT_NAME = var.deployment_name },
-  )
+  # DEPLOYMENT_NAME: the deployment dimension of the function's EMF metrics (alarms match on it).
+  environment = merge(var.environment, { DEPLOYMENT_NAME = var.deployment.name_prefix })
 }
 
 # Lambda writes to /aws/lambda/<function name>; creating that group here sets its retention

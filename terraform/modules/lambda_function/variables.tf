@@ -58,12 +58,6 @@ variable "role_name" {
   default     = null
 }
 
-variable "deployment_name" {
-  description = "Set as DEPLOYMENT_NAME: the deployment dimension of the function's EMF metrics (alarms match on it). Null leaves it unset."
-  type        = string
-  default     = null
-}
-
 variable "lambda" {
   description = "Settings every function of the deployment shares, built by the root from lambda_runtime, lambda_architecture, tracing_enabled, log_retention_days and the dependency layer (validated there)."
   type = object({
@@ -76,7 +70,7 @@ variable "lambda" {
 }
 
 variable "deployment" {
-  description = "What every module of the deployment shares, built by the root from name_prefix, tags, kms_key_arn, iam_role_path and iam_permissions_boundary (validated there). Here: tags, the log group's KMS key and the role's path and boundary."
+  description = "What every module of the deployment shares, built by the root from name_prefix, tags, kms_key_arn, iam_role_path and iam_permissions_boundary (validated there). Here: name_prefix (DEPLOYMENT_NAME, the metrics' deployment dimension), tags, the log group's KMS key and the role's path and boundary."
   type = object({
     name_prefix              = string
     tags                     = map(string)

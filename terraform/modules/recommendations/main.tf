@@ -207,7 +207,6 @@ module "function" {
   reserved_concurrency = var.settings.reserved_concurrency
   environment          = local.environment
   policy_json          = data.aws_iam_policy_document.function.json
-  deployment_name      = var.deployment.name_prefix
   role_name            = "${var.deployment.name_prefix}-reco-${local.region}"
   lambda               = var.lambda
   deployment           = var.deployment
