@@ -103,8 +103,19 @@ def test_a_429_storm_loses_no_record(
 
     segment.controls.reset()
     segment.rate_limits.disable()
-    retry = {"Records": [by_sequence[s] for s in sorted(reported)]}
-    assert app.lambda_handler(retry, Context()) == {"batchItemFailures": []}
+    # The storm is over: Kinesis redelivers what was reported. On a loaded machine a read may
+    # still time out (reported again, as it should be), so up to three redeliveries, each one
+    # making progress.
+    for _ in range(3):
+        retry = {"Records": [by_sequence[s] for s in sorted(reported)]}
+        again = {
+            f["itemIdentifier"] for f in app.lambda_handler(retry, Context())["batchItemFailures"]
+        }
+        assert again < reported or not again
+        reported = again
+        if not reported:
+            break
+    assert not reported
     assert {m["userId"] for m in segment.messages(type="identify")} == {
         m["userId"] for m in messages
     }
