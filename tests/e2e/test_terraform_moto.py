@@ -102,6 +102,8 @@ TFVARS: dict[str, Any] = {
         "quota_limit": 5000,
         "quota_period": "DAY",
         "cors_allow_origins": [CORS_ORIGIN],
+        # The fixture sets the region's CloudWatch role first, as another stack would have.
+        "stage_logging": True,
     },
     "update_traits": {
         "batch_size": 50,
@@ -124,6 +126,8 @@ TFVARS: dict[str, Any] = {
         "num_results": 20,
         "max_receive_count": 4,
         "force_destroy": True,
+        # As on an account with a low concurrency quota.
+        "reserved_concurrency": -1,
     },
 }
 
@@ -297,6 +301,15 @@ def test_functions_run_the_packaged_code_on_the_contract_runtime(deployment: Dep
         FunctionName=d.outputs["recommendations_function_name"]
     )
     assert concurrency["ReservedConcurrentExecutions"] == 50
+    traits = d.client("lambda").get_function_concurrency(
+        FunctionName=d.outputs["update_traits_function_name"]
+    )
+    assert traits["ReservedConcurrentExecutions"] == 10
+    # batch_traits.reserved_concurrency = -1: no reservation (a low-quota account).
+    batch = d.client("lambda").get_function_concurrency(
+        FunctionName=d.outputs["batch_function_name"]
+    )
+    assert "ReservedConcurrentExecutions" not in batch
 
 
 def test_environment_holds_contract_names_and_no_secret(deployment: Deployment) -> None:

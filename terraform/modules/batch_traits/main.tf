@@ -489,7 +489,7 @@ module "function" {
   zip_path             = var.zip_path
   memory_size          = var.settings.memory_size
   timeout              = var.settings.timeout
-  reserved_concurrency = var.settings.max_concurrency + 1 # the chunk workers and a start call
+  reserved_concurrency = coalesce(var.settings.reserved_concurrency, var.settings.max_concurrency + 1) # the chunk workers and a start call; -1: none
   environment          = local.environment
   policy_json          = data.aws_iam_policy_document.function.json
   role_name            = "${var.deployment.name_prefix}-batch-traits-${local.region}"

@@ -1,0 +1,135 @@
+# A first `terraform apply` on a fresh account (issue 21): what the default plan asks of
+# AWS must be what a new account grants. Offline (mocked AWS provider), plan unless noted.
+#
+# - API Gateway refuses stage access logs and execution logging (logging_level) while the
+#   region's CloudWatch role (the account's cloudWatchRoleArn) is unset, as it is on a
+#   fresh account: by default the stage asks for neither, and says so.
+# - Lambda refuses a reservation that leaves fewer than 100 unreserved executions; a new
+#   account's quota can be far below 100 + 50 + 20: every reservation can be turned off.
+
+mock_provider "aws" {
+  source = "./tests/mocks"
+}
+
+variables {
+  personalize_campaign_arn = "arn:aws:personalize:us-east-1:123456789012:campaign/c"
+  segment_external_ids     = ["ws_test"]
+  artifacts = {
+    recommendations = "tests/fixtures/function.zip"
+    update_traits   = "tests/fixtures/function.zip"
+    layer           = "tests/fixtures/function.zip"
+    batch_traits    = "tests/fixtures/function.zip"
+  }
+  # Decided (off): the plan does not warn that the stage logs nothing (check.api_stage_logging).
+  api = { stage_logging = false }
+}
+
+# ---- Stage logging and the account's CloudWatch role -------------------------------------
+
+run "the_default_stage_logs_nothing_that_needs_the_account_role" {
+  command = plan
+
+  variables {
+    api = {} # every default
+  }
+
+  assert {
+    condition     = module.recommendations.stage_logging.access_logs == false
+    error_message = "By default the stage must not ask for access logs: API Gateway refuses them without the region's CloudWatch role."
+  }
+  assert {
+    condition     = module.recommendations.stage_logging.logging_level == "OFF"
+    error_message = "By default execution logging must be OFF: API Gateway refuses ERROR or INFO without the region's CloudWatch role."
+  }
+
+  # The plan says so, with the remedy (a warning: the apply goes on).
+  expect_failures = [check.api_stage_logging]
+}
+
+run "the_stage_logs_when_the_account_role_is_known_to_be_set" {
+  command = plan
+
+  variables {
+    api = { stage_logging = true }
+  }
+
+  assert {
+    condition     = module.recommendations.stage_logging.access_logs && module.recommendations.stage_logging.logging_level == "ERROR"
+    error_message = "api.stage_logging = true: JSON access logs and execution logs at ERROR."
+  }
+}
+
+run "the_stage_logs_when_this_stack_sets_the_account_role" {
+  command = plan
+
+  variables {
+    api = { manage_api_gateway_account = true }
+  }
+
+  assert {
+    condition     = module.recommendations.stage_logging.access_logs && module.recommendations.stage_logging.logging_level == "ERROR"
+    error_message = "api.manage_api_gateway_account = true sets the role first: the stage logs."
+  }
+}
+
+run "stage_logging_can_be_turned_off_even_with_the_account_role" {
+  command = plan
+
+  variables {
+    api = { manage_api_gateway_account = true, stage_logging = false }
+  }
+
+  assert {
+    condition     = !module.recommendations.stage_logging.access_logs && module.recommendations.stage_logging.logging_level == "OFF"
+    error_message = "api.stage_logging = false wins over the managed role."
+  }
+}
+
+# ---- Reserved concurrency ---------------------------------------------------------------
+
+run "default_reservations" {
+  command = plan
+
+  variables {
+    enable_batch_traits = true
+  }
+
+  assert {
+    condition     = module.recommendations.reserved_concurrency == 50 && module.update_traits.reserved_concurrency == 20
+    error_message = "Defaults: 50 for the API, 20 for update_traits."
+  }
+  assert {
+    condition     = module.batch_traits[0].reserved_concurrency == 6
+    error_message = "Default batch reservation: batch_traits.max_concurrency (5) chunk workers and a start call."
+  }
+}
+
+run "a_low_concurrency_account_reserves_nothing" {
+  command = plan
+
+  variables {
+    enable_batch_traits = true
+    recommendations     = { reserved_concurrency = -1 }
+    update_traits       = { reserved_concurrency = -1 }
+    batch_traits        = { reserved_concurrency = -1 }
+  }
+
+  assert {
+    condition     = module.recommendations.reserved_concurrency == -1 && module.update_traits.reserved_concurrency == -1 && module.batch_traits[0].reserved_concurrency == -1
+    error_message = "-1 on each function: no reservation at all (nothing Lambda can refuse on a low quota)."
+  }
+}
+
+run "the_batch_reservation_can_be_sized" {
+  command = plan
+
+  variables {
+    enable_batch_traits = true
+    batch_traits        = { max_concurrency = 2, reserved_concurrency = 10 }
+  }
+
+  assert {
+    condition     = module.batch_traits[0].reserved_concurrency == 10
+    error_message = "batch_traits.reserved_concurrency reaches the function."
+  }
+}
