@@ -6,6 +6,7 @@
 #   fresh account: by default the stage asks for neither, and says so.
 # - Lambda refuses a reservation that leaves fewer than 100 unreserved executions; a new
 #   account's quota can be far below 100 + 50 + 20: every reservation can be turned off.
+# - A new kms_key_arn must not make Terraform rewrite the write-only secrets.
 
 mock_provider "aws" {
   source = "./tests/mocks"
@@ -131,5 +132,43 @@ run "the_batch_reservation_can_be_sized" {
   assert {
     condition     = module.batch_traits[0].reserved_concurrency == 10
     error_message = "batch_traits.reserved_concurrency reaches the function."
+  }
+}
+
+# ---- A new kms_key_arn and the write-only secrets (modules/segment_secrets) ------------------
+
+run "secrets_created_under_one_key" {
+  command = apply
+
+  module {
+    source = "./modules/segment_secrets"
+  }
+
+  # (Ephemeral inputs left unset break a test apply in Terraform 1.11: set, they are written.)
+  variables {
+    create_profile_token = true
+    write_key            = "wk-test"
+    profile_token        = "pt-test"
+    deployment           = { name_prefix = "p", tags = {}, kms_key_arn = "arn:aws:kms:us-east-1:123456789012:key/old", iam_role_path = "/", iam_permissions_boundary = null }
+  }
+}
+
+run "a_new_kms_key_does_not_rewrite_the_secrets" {
+  command = plan
+
+  module {
+    source = "./modules/segment_secrets"
+  }
+
+  variables {
+    create_profile_token = true
+    deployment           = { name_prefix = "p", tags = {}, kms_key_arn = "arn:aws:kms:us-east-1:123456789012:key/new", iam_role_path = "/", iam_permissions_boundary = null }
+  }
+
+  # An update would send PutParameter without the write-only value: SSM gets an empty
+  # value. The parameters keep their key; rotation is a replacement with the value given.
+  assert {
+    condition     = aws_ssm_parameter.write_key.key_id == "arn:aws:kms:us-east-1:123456789012:key/old" && aws_ssm_parameter.profile_token[0].key_id == "arn:aws:kms:us-east-1:123456789012:key/old"
+    error_message = "A changed kms_key_arn must not update the write-only parameters in place."
   }
 }
