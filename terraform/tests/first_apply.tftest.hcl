@@ -7,6 +7,7 @@
 # - Lambda refuses a reservation that leaves fewer than 100 unreserved executions; a new
 #   account's quota can be far below 100 + 50 + 20: every reservation can be turned off.
 # - A new kms_key_arn must not make Terraform rewrite the write-only secrets.
+# - The gateway's own errors (403, 429, 400, 504) carry the CORS headers when CORS is on.
 
 mock_provider "aws" {
   source = "./tests/mocks"
@@ -170,5 +171,74 @@ run "a_new_kms_key_does_not_rewrite_the_secrets" {
   assert {
     condition     = aws_ssm_parameter.write_key.key_id == "arn:aws:kms:us-east-1:123456789012:key/old" && aws_ssm_parameter.profile_token[0].key_id == "arn:aws:kms:us-east-1:123456789012:key/old"
     error_message = "A changed kms_key_arn must not update the write-only parameters in place."
+  }
+}
+
+# ---- The gateway's own errors and CORS ----------------------------------------------------
+
+run "gateway_errors_carry_no_cors_headers_with_cors_off" {
+  command = plan
+
+  assert {
+    condition     = alltrue([for r in values(module.recommendations.gateway_responses) : length(try(r.responseParameters, {})) == 0])
+    error_message = "CORS off: the gateway responses set no headers."
+  }
+}
+
+run "gateway_errors_allow_any_origin_with_cors_star" {
+  command = plan
+
+  variables {
+    api = { cors_allow_origins = ["*"], stage_logging = false }
+  }
+
+  assert {
+    condition     = keys(module.recommendations.gateway_responses) == ["BAD_REQUEST_BODY", "DEFAULT_4XX", "DEFAULT_5XX"]
+    error_message = "A customised BAD_REQUEST_BODY does not inherit DEFAULT_4XX: all three carry the headers."
+  }
+  assert {
+    condition = alltrue([
+      for r in values(module.recommendations.gateway_responses) :
+      jsonencode(r.responseParameters) == jsonencode({ "gatewayresponse.header.Access-Control-Allow-Origin" = "'*'" })
+    ])
+    error_message = "[\"*\"]: every gateway error answers Access-Control-Allow-Origin: * (a static value, quoted)."
+  }
+}
+
+run "gateway_errors_name_the_one_allowed_origin" {
+  command = plan
+
+  variables {
+    api = { cors_allow_origins = ["https://shop.example.com"], stage_logging = false }
+  }
+
+  assert {
+    condition = alltrue([
+      for r in values(module.recommendations.gateway_responses) :
+      jsonencode(r.responseParameters) == jsonencode({
+        "gatewayresponse.header.Access-Control-Allow-Origin" = "'https://shop.example.com'"
+        "gatewayresponse.header.Vary"                        = "'Origin'"
+      })
+    ])
+    error_message = "One origin: that origin, statically, and Vary: Origin."
+  }
+}
+
+run "gateway_errors_echo_the_origin_with_several_allowed" {
+  command = plan
+
+  variables {
+    api = { cors_allow_origins = ["https://shop.example.com", "http://localhost:3000"], stage_logging = false }
+  }
+
+  assert {
+    condition = alltrue([
+      for r in values(module.recommendations.gateway_responses) :
+      jsonencode(r.responseParameters) == jsonencode({
+        "gatewayresponse.header.Access-Control-Allow-Origin" = "method.request.header.Origin"
+        "gatewayresponse.header.Vary"                        = "'Origin'"
+      })
+    ])
+    error_message = "Several origins: the gateway cannot choose among them, so it echoes the request's Origin (error bodies carry no data), with Vary: Origin."
   }
 }

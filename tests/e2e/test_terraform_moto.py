@@ -578,6 +578,12 @@ def test_api_requires_a_key_with_usage_plan_and_quiet_logging(deployment: Deploy
     assert set(document["x-amazon-apigateway-gateway-responses"]) == {
         "DEFAULT_4XX", "DEFAULT_5XX", "BAD_REQUEST_BODY",
     }  # fmt: skip
+    # The gateway's own errors (403, 429, 400, 504) carry CORS headers: the one origin.
+    for response in document["x-amazon-apigateway-gateway-responses"].values():
+        assert response["responseParameters"] == {
+            "gatewayresponse.header.Access-Control-Allow-Origin": f"'{CORS_ORIGIN}'",
+            "gatewayresponse.header.Vary": "'Origin'",
+        }
     # The rest is openapi.yaml as committed.
     committed = yaml.safe_load(OPENAPI.read_text(encoding="utf-8"))
     assert document["components"] == committed["components"]

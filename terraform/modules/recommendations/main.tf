@@ -4,7 +4,8 @@
 # throttling; once the region's API Gateway CloudWatch role is known to be set, JSON access
 # logs without query strings or bodies and execution logs at ERROR without data tracing.
 # With api.cors_allow_origins, OPTIONS on each route goes to the same function, which
-# answers the browser's CORS preflight itself.
+# answers the browser's CORS preflight itself, and the gateway's own errors carry the
+# CORS headers.
 
 data "aws_partition" "current" {}
 
@@ -26,6 +27,27 @@ locals {
   # that setting (no data source), so the stage logs only when it is known to be set:
   # api.stage_logging = true, or this stack sets it (manage_api_gateway_account).
   stage_logging = coalesce(var.api.stage_logging, var.api.manage_api_gateway_account)
+
+  # The gateway's own errors (403 missing or wrong key, 429 throttled or over quota, 400
+  # invalid body, 504 integration timeout, ...) never reach the function, so they carry
+  # no CORS headers unless their gateway responses add them; without them a browser hides
+  # the status from the page. A customised response type does not inherit DEFAULT_4XX
+  # ("If the response type is unspecified, this response defaults to the DEFAULT_4XX
+  # type", https://docs.aws.amazon.com/apigateway/latest/developerguide/supported-gateway-response-types.html),
+  # so every one defined below gets them. Values are static ('...') or taken from the
+  # request (method.request.header.<name>),
+  # https://docs.aws.amazon.com/apigateway/latest/developerguide/api-gateway-swagger-extensions-gateway-responses.responseParameters.html.
+  # A gateway response cannot choose among several origins as the function does: with
+  # more than one it echoes the request's Origin. These bodies hold only the error's code
+  # and message, and no Access-Control-Allow-Credentials is sent.
+  cors_any_origin = contains(var.api.cors_allow_origins, "*")
+  gateway_cors_headers = !local.cors_enabled ? {} : local.cors_any_origin ? {
+    "gatewayresponse.header.Access-Control-Allow-Origin" = "'*'"
+    } : {
+    "gatewayresponse.header.Access-Control-Allow-Origin" = length(var.api.cors_allow_origins) == 1 ? "'${var.api.cors_allow_origins[0]}'" : "method.request.header.Origin"
+    "gatewayresponse.header.Vary"                        = "'Origin'"
+  }
+  gateway_cors = local.cors_enabled ? { responseParameters = local.gateway_cors_headers } : {}
 
   # The API document, and the routes whose capability is configured: no other is deployed.
   openapi = yamldecode(file("${path.module}/openapi.yaml"))
@@ -73,10 +95,11 @@ locals {
     }
     # Gateway-generated errors (missing key, throttled, bad body, ...) in the API's JSON
     # error shape; a body that fails the document's schema names what is wrong.
+    # With CORS on, each carries the CORS headers (local.gateway_cors above).
     "x-amazon-apigateway-gateway-responses" = {
-      DEFAULT_4XX      = { responseTemplates = { "application/json" = local.gateway_error_template } }
-      DEFAULT_5XX      = { responseTemplates = { "application/json" = local.gateway_error_template } }
-      BAD_REQUEST_BODY = { responseTemplates = { "application/json" = local.bad_body_template } }
+      DEFAULT_4XX      = merge({ responseTemplates = { "application/json" = local.gateway_error_template } }, local.gateway_cors)
+      DEFAULT_5XX      = merge({ responseTemplates = { "application/json" = local.gateway_error_template } }, local.gateway_cors)
+      BAD_REQUEST_BODY = merge({ responseTemplates = { "application/json" = local.bad_body_template } }, local.gateway_cors)
     }
   })
   route_methods = merge([

@@ -66,3 +66,8 @@ output "stage_logging" {
     logging_level = one(aws_api_gateway_method_settings.all.settings).logging_level
   }
 }
+
+output "gateway_responses" {
+  description = "The gateway's own error responses (x-amazon-apigateway-gateway-responses of the API document): their templates and, with CORS on, their CORS headers."
+  value       = local.body["x-amazon-apigateway-gateway-responses"]
+}
