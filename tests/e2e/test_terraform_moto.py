@@ -59,7 +59,8 @@ CONTRACT_ENV_NAMES = {
     "PURCHASE_EVENTS", "ITEM_ID_PROPERTY", "RECOMMENDED_TRAIT", "PURCHASED_TRAIT",
     "DEAD_LETTER_QUEUE_URL", "SEGMENT_PROFILE_API_RPS", "DEPLOYMENT_NAME",
 }  # fmt: skip
-# AWS offers no resource scoping for these: "*" is the only possible resource.
+# AWS offers no resource scoping for these: "*" is the only possible resource (PutEvents:
+# Personalize's API reference requires "*" for a Lambda role, see modules/update_traits).
 TRACKED_EVENTS = ["Product Viewed", "Product Clicked", "Product Added", "Order Completed"]
 UNSCOPABLE_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords", "personalize:PutEvents"}
 
