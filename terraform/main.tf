@@ -102,6 +102,15 @@ check "profile_api_budget" {
   }
 }
 
+# API Gateway refuses stage logs until the region's CloudWatch role is set, and Terraform
+# cannot read whether it is (modules/recommendations): unless told, the stage logs nothing.
+check "api_stage_logging" {
+  assert {
+    condition     = var.api.stage_logging != null || var.api.manage_api_gateway_account
+    error_message = "The API stage writes no access logs and no execution logs: API Gateway needs the region's CloudWatch role (cloudWatchRoleArn, its account setting) for them, and a fresh account has none. Once it is set (aws apigateway get-account shows cloudwatchRoleArn; terraform/README.md sets it in three commands), set api.stage_logging = true; or set api.manage_api_gateway_account = true in exactly one stack per region; or api.stage_logging = false to keep them off without this warning."
+  }
+}
+
 resource "aws_lambda_layer_version" "dependencies" {
   layer_name               = "${var.name_prefix}-dependencies"
   description              = "Third-party runtime dependencies of both functions (requirements/runtime.txt)."

@@ -388,6 +388,7 @@ variable "api" {
     - quota_period: Quota period: DAY, WEEK or MONTH.
     - access_log_retention_days: Retention of the API access logs, in days (a value CloudWatch Logs accepts). They hold client IP addresses: by default as short as the function logs.
     - manage_api_gateway_account: Set the region's API Gateway CloudWatch role (one setting per account and region, shared by every REST API; stage logging needs it). Off: set it once per region (terraform/README.md), or turn this on in exactly one stack. Destroy leaves it in place.
+    - stage_logging: JSON access logs and execution logs at ERROR on the stage. API Gateway refuses both until the region's CloudWatch role is set (a fresh account has none): true once it is set (by another stack or by hand, terraform/README.md); null follows manage_api_gateway_account; false turns them off.
     - waf_web_acl_arn: Optional regional WAFv2 web ACL associated with the stage (recommended for a public production API).
   EOT
   type = object({
@@ -400,6 +401,7 @@ variable "api" {
     quota_period               = optional(string, "MONTH")
     access_log_retention_days  = optional(number, 30)
     manage_api_gateway_account = optional(bool, false)
+    stage_logging              = optional(bool)
     waf_web_acl_arn            = optional(string)
   })
   default  = {}
@@ -600,6 +602,7 @@ variable "batch_traits" {
     - schedule_timezone: Time zone of a cron() or at() schedule (IANA name, e.g. Europe/Paris).
     - chunk_bytes: Bytes of output per chunk, the unit of parallel work and of retry (a whole number, 1 MiB to 256 MiB). The function streams a chunk, so memory does not grow with it.
     - max_concurrency: Chunk workers at once: the SQS event source mapping's maximum concurrency (a whole number 2-1000; 2 is SQS's minimum). The function reserves one more for a start call.
+    - reserved_concurrency: Reserved concurrency of the function: null reserves max_concurrency + 1 (the chunk workers and a start call); -1 for none (accounts with a low concurrency quota); or a whole number of at least max_concurrency + 1.
     - segment_events_per_s: Identify calls per second to the Segment Tracking API, split evenly over max_concurrency (> 0, at most 1000: Engage's inbound limit per space; the default leaves half to the live traits sync). At least 0.1 per container.
     - num_results: Recommended items per user in the batch job (a whole number 1-500); null uses num_results.
     - users_key: Key of the users file (JSON lines of {"userId": ...}) the schedule and backfill start use: under input/ (letters, digits, _ . / -).
@@ -618,6 +621,7 @@ variable "batch_traits" {
     schedule_timezone       = optional(string, "UTC")
     chunk_bytes             = optional(number, 4194304)
     max_concurrency         = optional(number, 5)
+    reserved_concurrency    = optional(number)
     segment_events_per_s    = optional(number, 500)
     num_results             = optional(number)
     users_key               = optional(string, "input/users.json")
@@ -652,6 +656,12 @@ variable "batch_traits" {
   validation {
     condition     = var.batch_traits.max_concurrency >= 2 && var.batch_traits.max_concurrency <= 1000 && floor(var.batch_traits.max_concurrency) == var.batch_traits.max_concurrency
     error_message = "batch_traits.max_concurrency must be a whole number from 2 to 1000 (the SQS event source mapping's range)."
+  }
+
+  validation {
+    # Fewer than the chunk workers and a start call would throttle the workers the mapping starts.
+    condition     = var.batch_traits.reserved_concurrency == null || try(var.batch_traits.reserved_concurrency == -1 || (var.batch_traits.reserved_concurrency >= var.batch_traits.max_concurrency + 1 && floor(var.batch_traits.reserved_concurrency) == var.batch_traits.reserved_concurrency), false)
+    error_message = "batch_traits.reserved_concurrency must be null (max_concurrency + 1), -1 (none) or a whole number of at least batch_traits.max_concurrency + 1."
   }
 
   validation {

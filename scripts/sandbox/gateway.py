@@ -9,7 +9,10 @@ What it copies from API Gateway, because clients and the handler rely on it:
 - ``queryStringParameters`` / ``multiValueQueryStringParameters`` / ``pathParameters`` /
   ``body`` are ``null`` when absent; single-value maps keep the last value;
 - a handler error or a malformed proxy response is ``502 {"message": "Internal server error"}``,
-  an integration slower than 29 s is ``504 {"message": "Endpoint request timed out"}``.
+  an integration slower than 29 s is ``504 {"message": "Endpoint request timed out"}``;
+- with ``cors_allow_origins`` (the root's ``api.cors_allow_origins``), those errors carry the
+  CORS headers the Terraform module's gateway responses add (``gateway_cors_headers``): they
+  never reach the function, which adds its own to every answer it gives.
 """
 
 from __future__ import annotations
@@ -53,6 +56,8 @@ class HttpResponse:
     status: int
     headers: list[tuple[str, str]] = field(default_factory=list)
     body: bytes = b""
+    # Answered by the gateway itself, not by the integration (a gateway response).
+    from_gateway: bool = False
 
     def header(self, name: str) -> str | None:
         for key, value in self.headers:
@@ -70,7 +75,25 @@ def _gateway_error(status: int, message: str, error_type: str, request_id: str) 
             ("x-amzn-ErrorType", error_type),
         ],
         json.dumps({"message": message}).encode(),
+        from_gateway=True,
     )
+
+
+def gateway_cors_headers(
+    allowed: Sequence[str], request_origin: str | None
+) -> list[tuple[str, str]]:
+    """The headers terraform/modules/recommendations puts on its gateway responses:
+    ``'*'``; one origin, statically; several, the request's Origin echoed (a gateway
+    response cannot choose among them). No Origin header, nothing to echo."""
+    if not allowed:
+        return []
+    if "*" in allowed:
+        return [("Access-Control-Allow-Origin", "*")]
+    origin = allowed[0] if len(allowed) == 1 else request_origin
+    headers = [("Vary", "Origin")]
+    if origin is not None:
+        headers.insert(0, ("Access-Control-Allow-Origin", origin))
+    return headers
 
 
 def _single_and_multi(
@@ -215,8 +238,10 @@ class ApiGateway:
         clock: Callable[[], float] = time.time,
         on_request: Callable[[HttpRequest, HttpResponse, float], None] | None = None,
         routes: frozenset[tuple[str, str]] = ROUTES,
+        cors_allow_origins: Sequence[str] = (),
     ) -> None:
         self._invoke = invoke
+        self._cors_allow_origins = tuple(cors_allow_origins)
         self._routes = routes
         self._api_key = api_key
         self._stage = stage
@@ -234,6 +259,11 @@ class ApiGateway:
     def handle(self, request: HttpRequest) -> HttpResponse:
         started = time.monotonic()
         response = self._handle(request)
+        if response.from_gateway:
+            origins = [v for k, v in request.headers if k.lower() == "origin"]
+            response.headers.extend(
+                gateway_cors_headers(self._cors_allow_origins, origins[-1] if origins else None)
+            )
         if self._on_request is not None:
             self._on_request(request, response, time.monotonic() - started)
         return response

@@ -17,6 +17,8 @@ variables {
     layer           = "tests/fixtures/function.zip"
     batch_traits    = "tests/fixtures/function.zip"
   }
+  # Decided (off): the plan does not warn that the stage logs nothing (check.api_stage_logging).
+  api = { stage_logging = false }
 }
 
 run "defaults_are_safe_for_a_shared_account" {
@@ -106,7 +108,7 @@ run "budget_of_a_provisioned_stream_and_an_unreserved_api" {
     kinesis         = { stream_mode = "PROVISIONED", shard_count = 2 }
     update_traits   = { parallelization_factor = 3 }
     recommendations = { reserved_concurrency = -1 }
-    api             = { throttling_burst_limit = 24 }
+    api             = { throttling_burst_limit = 24, stage_logging = false }
   }
 
   # update_traits: min(20 reserved, 2 shards x 3); the API: its burst limit, 24.

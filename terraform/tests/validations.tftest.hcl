@@ -19,6 +19,8 @@ variables {
     layer           = "tests/fixtures/function.zip"
     batch_traits    = "tests/fixtures/function.zip"
   }
+  # Decided (off): the plan does not warn that the stage logs nothing (check.api_stage_logging).
+  api = { stage_logging = false }
 }
 
 # ---- What must plan ------------------------------------------------------------------------
@@ -70,6 +72,7 @@ run "accepts_every_input_at_an_edge_of_its_range" {
       quota_limit               = 1
       quota_period              = "DAY"
       access_log_retention_days = 1
+      stage_logging             = true
       waf_web_acl_arn           = "arn:aws:wafv2:us-east-1:123456789012:regional/webacl/acl/0000"
     }
     kinesis = {
@@ -95,6 +98,7 @@ run "accepts_every_input_at_an_edge_of_its_range" {
       schedule_timezone       = "Europe/Paris"
       chunk_bytes             = 268435456
       max_concurrency         = 1000
+      reserved_concurrency    = 1001
       segment_events_per_s    = 1000
       num_results             = 500
       users_key               = "input/2030/all-users_v2.json"
@@ -135,6 +139,7 @@ run "accepts_the_lower_edges" {
     api = {
       cors_allow_origins = ["*"]
       quota_period       = "WEEK"
+      stage_logging      = false
     }
     kinesis = { retention_hours = 24 }
     update_traits = {
@@ -152,6 +157,7 @@ run "accepts_the_lower_edges" {
       schedule_expression  = "rate(7 days)"
       chunk_bytes          = 1048576
       max_concurrency      = 2
+      reserved_concurrency = -1
       segment_events_per_s = 0.2
       num_results          = 1
       users_key            = "input/u"
@@ -529,6 +535,17 @@ run "rejects_one_bad_value_per_input_16" {
   ]
 }
 
+run "rejects_one_bad_value_per_input_17" {
+  command = plan
+
+  variables {
+    batch_traits = { max_concurrency = 5, reserved_concurrency = 5 } # no room for a start call beside 5 workers
+  }
+
+  expect_failures = [
+    var.batch_traits,
+  ]
+}
 
 # ---- Checks and preconditions ----------------------------------------------------------------
 

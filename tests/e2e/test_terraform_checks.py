@@ -39,6 +39,9 @@ DECIDED_SKIPS = {
     "CKV_AWS_272",  # code signing
     "CKV_AWS_337",  # SSM with a CMK (optional kms_key_arn)
     "CKV_AWS_338",  # 1-year retention of function and access logs (PII)
+    # API access logs: only once the account's CloudWatch role is known to be set (a fresh
+    # account refuses them). checkov passes the dynamic block as if always there.
+    "CKV_AWS_76",
     "CKV2_AWS_29",  # WAF optional
     "CKV2_AWS_51",  # client certificate
     "CKV2_AWS_70",  # Cognito authorizer: partner API with keys

@@ -59,7 +59,8 @@ CONTRACT_ENV_NAMES = {
     "PURCHASE_EVENTS", "ITEM_ID_PROPERTY", "RECOMMENDED_TRAIT", "PURCHASED_TRAIT",
     "DEAD_LETTER_QUEUE_URL", "SEGMENT_PROFILE_API_RPS", "DEPLOYMENT_NAME",
 }  # fmt: skip
-# AWS offers no resource scoping for these: "*" is the only possible resource.
+# AWS offers no resource scoping for these: "*" is the only possible resource (PutEvents:
+# Personalize's API reference requires "*" for a Lambda role, see modules/update_traits).
 TRACKED_EVENTS = ["Product Viewed", "Product Clicked", "Product Added", "Order Completed"]
 UNSCOPABLE_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords", "personalize:PutEvents"}
 
@@ -102,6 +103,8 @@ TFVARS: dict[str, Any] = {
         "quota_limit": 5000,
         "quota_period": "DAY",
         "cors_allow_origins": [CORS_ORIGIN],
+        # The fixture sets the region's CloudWatch role first, as another stack would have.
+        "stage_logging": True,
     },
     "update_traits": {
         "batch_size": 50,
@@ -124,6 +127,8 @@ TFVARS: dict[str, Any] = {
         "num_results": 20,
         "max_receive_count": 4,
         "force_destroy": True,
+        # As on an account with a low concurrency quota.
+        "reserved_concurrency": -1,
     },
 }
 
@@ -297,6 +302,15 @@ def test_functions_run_the_packaged_code_on_the_contract_runtime(deployment: Dep
         FunctionName=d.outputs["recommendations_function_name"]
     )
     assert concurrency["ReservedConcurrentExecutions"] == 50
+    traits = d.client("lambda").get_function_concurrency(
+        FunctionName=d.outputs["update_traits_function_name"]
+    )
+    assert traits["ReservedConcurrentExecutions"] == 10
+    # batch_traits.reserved_concurrency = -1: no reservation (a low-quota account).
+    batch = d.client("lambda").get_function_concurrency(
+        FunctionName=d.outputs["batch_function_name"]
+    )
+    assert "ReservedConcurrentExecutions" not in batch
 
 
 def test_environment_holds_contract_names_and_no_secret(deployment: Deployment) -> None:
@@ -565,6 +579,12 @@ def test_api_requires_a_key_with_usage_plan_and_quiet_logging(deployment: Deploy
     assert set(document["x-amazon-apigateway-gateway-responses"]) == {
         "DEFAULT_4XX", "DEFAULT_5XX", "BAD_REQUEST_BODY",
     }  # fmt: skip
+    # The gateway's own errors (403, 429, 400, 504) carry CORS headers: the one origin.
+    for response in document["x-amazon-apigateway-gateway-responses"].values():
+        assert response["responseParameters"] == {
+            "gatewayresponse.header.Access-Control-Allow-Origin": f"'{CORS_ORIGIN}'",
+            "gatewayresponse.header.Vary": "'Origin'",
+        }
     # The rest is openapi.yaml as committed.
     committed = yaml.safe_load(OPENAPI.read_text(encoding="utf-8"))
     assert document["components"] == committed["components"]

@@ -206,3 +206,70 @@ def test_a_hung_integration_is_504() -> None:
         gateway.close()
     assert response.status == 504
     assert json.loads(response.body) == {"message": "Endpoint request timed out"}
+
+
+# CORS on the gateway's own errors, as terraform/modules/recommendations' gateway responses
+# (terraform/tests/first_apply.tftest.hcl checks those): a browser sees the 403, 429 or
+# 504 instead of an opaque CORS failure.
+ORIGIN = "https://shop.example.com"
+
+
+def _errors(gateway: ApiGateway, origin: str | None) -> list[Any]:
+    extra = {} if origin is None else {"Origin": origin}
+    return [
+        gateway.handle(_get("/recommendations?userId=u", key=None, **extra)),  # 403 no key
+        gateway.handle(_get("/nowhere", **extra)),  # 403 unrouted
+        gateway.handle(_get("/recommendations?userId=u", **extra)),  # 502 handler error
+    ]
+
+
+@pytest.mark.parametrize(
+    ("allowed", "origin", "expected"),
+    [
+        (("*",), ORIGIN, [("Access-Control-Allow-Origin", "*")]),
+        ((ORIGIN,), ORIGIN, [("Access-Control-Allow-Origin", ORIGIN), ("Vary", "Origin")]),
+        # One origin is a static value: another origin's browser gets it and refuses.
+        ((ORIGIN,), "https://other.example",
+         [("Access-Control-Allow-Origin", ORIGIN), ("Vary", "Origin")]),
+        # Several: the gateway echoes the request's Origin (it cannot choose among them).
+        ((ORIGIN, "http://localhost:3000"), "http://localhost:3000",
+         [("Access-Control-Allow-Origin", "http://localhost:3000"), ("Vary", "Origin")]),
+        ((ORIGIN, "http://localhost:3000"), None, [("Vary", "Origin")]),
+    ],
+)  # fmt: skip
+def test_gateway_errors_carry_the_cors_headers_when_cors_is_on(
+    allowed: tuple[str, ...], origin: str | None, expected: list[tuple[str, str]]
+) -> None:
+    gateway = ApiGateway(Recorder(RuntimeError("boom")), KEY, cors_allow_origins=allowed)
+    try:
+        responses = _errors(gateway, origin)
+    finally:
+        gateway.close()
+    assert [r.status for r in responses] == [403, 403, 502]
+    for response in responses:
+        cors = [(k, v) for k, v in response.headers if k in ("Access-Control-Allow-Origin", "Vary")]
+        assert cors == expected
+
+
+def test_gateway_errors_carry_no_cors_headers_with_cors_off() -> None:
+    gateway = ApiGateway(Recorder(RuntimeError("boom")), KEY)
+    try:
+        responses = _errors(gateway, ORIGIN)
+    finally:
+        gateway.close()
+    for response in responses:
+        assert not any(k.startswith("Access-Control-") for k, _ in response.headers)
+
+
+def test_the_functions_answers_keep_only_their_own_cors_headers() -> None:
+    # A proxied answer is the function's: the gateway adds nothing to it.
+    result = _ok({"items": []})
+    result["headers"]["Access-Control-Allow-Origin"] = ORIGIN
+    gateway = ApiGateway(Recorder(result), KEY, cors_allow_origins=(ORIGIN, "http://x.test"))
+    try:
+        response = gateway.handle(_get("/recommendations?userId=u", Origin=ORIGIN))
+    finally:
+        gateway.close()
+    assert response.status == 200
+    assert [v for k, v in response.headers if k == "Access-Control-Allow-Origin"] == [ORIGIN]
+    assert response.header("Vary") is None

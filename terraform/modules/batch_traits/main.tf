@@ -21,6 +21,12 @@ locals {
   bucket_name      = length(local.long_bucket_name) <= 63 ? local.long_bucket_name : "${var.deployment.name_prefix}-batch-${local.account_id}"
   bucket_arn       = "arn:${local.partition}:s3:::${local.bucket_name}"
 
+  # IAM role names are at most 64 characters: with a 32-character name_prefix the long
+  # name overflows in a 14-character region (ap-southeast-1); the short one fits up to 15
+  # (us-isof-south-1). Names that fit keep the long form (no replacement on upgrade).
+  long_personalize_role_name = "${var.deployment.name_prefix}-batch-personalize-${local.region}"
+  personalize_role_name      = length(local.long_personalize_role_name) <= 64 ? local.long_personalize_role_name : "${var.deployment.name_prefix}-batch-inference-${local.region}"
+
   # Each container's share of the Segment events/s budget (Engage inbound: 1,000 events/s
   # per space; the default leaves half to the live traits sync).
   events_per_s_per_container = floor(var.settings.segment_events_per_s / var.settings.max_concurrency * 1000) / 1000
@@ -374,7 +380,7 @@ data "aws_iam_policy_document" "personalize" {
 }
 
 resource "aws_iam_role" "personalize" {
-  name                 = "${var.deployment.name_prefix}-batch-personalize-${local.region}"
+  name                 = local.personalize_role_name
   path                 = var.deployment.iam_role_path
   permissions_boundary = var.deployment.iam_permissions_boundary
   assume_role_policy   = data.aws_iam_policy_document.personalize_trust.json
@@ -489,7 +495,7 @@ module "function" {
   zip_path             = var.zip_path
   memory_size          = var.settings.memory_size
   timeout              = var.settings.timeout
-  reserved_concurrency = var.settings.max_concurrency + 1 # the chunk workers and a start call
+  reserved_concurrency = coalesce(var.settings.reserved_concurrency, var.settings.max_concurrency + 1) # the chunk workers and a start call; -1: none
   environment          = local.environment
   policy_json          = data.aws_iam_policy_document.function.json
   role_name            = "${var.deployment.name_prefix}-batch-traits-${local.region}"

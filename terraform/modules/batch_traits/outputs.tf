@@ -47,3 +47,8 @@ output "alarm_names" {
   description = "Names of the module's alarms."
   value       = [for alarm in aws_cloudwatch_metric_alarm.this : alarm.alarm_name]
 }
+
+output "reserved_concurrency" {
+  description = "Reserved concurrent executions of the function; -1: none."
+  value       = module.function.reserved_concurrency
+}

@@ -26,12 +26,13 @@ variable "zip_path" {
 }
 
 variable "settings" {
-  description = "The root's batch_traits input with its defaults applied (num_results resolved from the root's num_results when null): schedule, chunking, concurrency and the Segment events budget, users file, Profile API exclusion, retention, function size. Each attribute is described and validated there (terraform/README.md)."
+  description = "The root's batch_traits input with its defaults applied (num_results resolved from the root's num_results when null): schedule, chunking, concurrency (and its reservation: null is max_concurrency + 1) and the Segment events budget, users file, Profile API exclusion, retention, function size. Each attribute is described and validated there (terraform/README.md)."
   type = object({
     schedule_expression     = string
     schedule_timezone       = string
     chunk_bytes             = number
     max_concurrency         = number
+    reserved_concurrency    = number
     segment_events_per_s    = number
     num_results             = number
     users_key               = string

@@ -32,3 +32,8 @@ output "log_group_arn" {
   description = "ARN of the function's log group."
   value       = aws_cloudwatch_log_group.this.arn
 }
+
+output "reserved_concurrency" {
+  description = "Reserved concurrent executions of the function; -1: none (it draws on the account's unreserved pool)."
+  value       = aws_lambda_function.this.reserved_concurrent_executions
+}

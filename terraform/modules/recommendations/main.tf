@@ -1,9 +1,11 @@
 # The REST API built from openapi.yaml: GET /recommendations, and GET /related-items and
 # POST /rankings when their capability is configured, each -> the recommendations Lambda
-# (proxy integration, payload v1). An API key and a usage plan by default; JSON access logs
-# without query strings or bodies; execution logs at ERROR without data tracing; stage-wide
-# throttling. With api.cors_allow_origins, OPTIONS on each route goes to the same function,
-# which answers the browser's CORS preflight itself.
+# (proxy integration, payload v1). An API key and a usage plan by default; stage-wide
+# throttling; once the region's API Gateway CloudWatch role is known to be set, JSON access
+# logs without query strings or bodies and execution logs at ERROR without data tracing.
+# With api.cors_allow_origins, OPTIONS on each route goes to the same function, which
+# answers the browser's CORS preflight itself, and the gateway's own errors carry the
+# CORS headers.
 
 data "aws_partition" "current" {}
 
@@ -14,6 +16,38 @@ locals {
   region = data.aws_region.current.name
 
   cors_enabled = length(var.api.cors_allow_origins) > 0
+
+  # Stage logs (access logs and execution logging) need the region's API Gateway CloudWatch
+  # role, the account setting cloudWatchRoleArn: "To enable CloudWatch Logs, you must grant
+  # API Gateway permission to read and write logs to CloudWatch for your account" (an IAM
+  # role set as cloudWatchRoleArn, once per region),
+  # https://docs.aws.amazon.com/apigateway/latest/developerguide/set-up-logging.html.
+  # Without it CreateStage/UpdateStage answer "CloudWatch Logs role ARN must be set in
+  # account settings to enable logging", as on every fresh account. Terraform cannot read
+  # that setting (no data source), so the stage logs only when it is known to be set:
+  # api.stage_logging = true, or this stack sets it (manage_api_gateway_account).
+  stage_logging = coalesce(var.api.stage_logging, var.api.manage_api_gateway_account)
+
+  # The gateway's own errors (403 missing or wrong key, 429 throttled or over quota, 400
+  # invalid body, 504 integration timeout, ...) never reach the function, so they carry
+  # no CORS headers unless their gateway responses add them; without them a browser hides
+  # the status from the page. A customised response type does not inherit DEFAULT_4XX
+  # ("If the response type is unspecified, this response defaults to the DEFAULT_4XX
+  # type", https://docs.aws.amazon.com/apigateway/latest/developerguide/supported-gateway-response-types.html),
+  # so every one defined below gets them. Values are static ('...') or taken from the
+  # request (method.request.header.<name>),
+  # https://docs.aws.amazon.com/apigateway/latest/developerguide/api-gateway-swagger-extensions-gateway-responses.responseParameters.html.
+  # A gateway response cannot choose among several origins as the function does: with
+  # more than one it echoes the request's Origin. These bodies hold only the error's code
+  # and message, and no Access-Control-Allow-Credentials is sent.
+  cors_any_origin = contains(var.api.cors_allow_origins, "*")
+  gateway_cors_headers = !local.cors_enabled ? {} : local.cors_any_origin ? {
+    "gatewayresponse.header.Access-Control-Allow-Origin" = "'*'"
+    } : {
+    "gatewayresponse.header.Access-Control-Allow-Origin" = length(var.api.cors_allow_origins) == 1 ? "'${var.api.cors_allow_origins[0]}'" : "method.request.header.Origin"
+    "gatewayresponse.header.Vary"                        = "'Origin'"
+  }
+  gateway_cors = local.cors_enabled ? { responseParameters = local.gateway_cors_headers } : {}
 
   # The API document, and the routes whose capability is configured: no other is deployed.
   openapi = yamldecode(file("${path.module}/openapi.yaml"))
@@ -61,10 +95,11 @@ locals {
     }
     # Gateway-generated errors (missing key, throttled, bad body, ...) in the API's JSON
     # error shape; a body that fails the document's schema names what is wrong.
+    # With CORS on, each carries the CORS headers (local.gateway_cors above).
     "x-amazon-apigateway-gateway-responses" = {
-      DEFAULT_4XX      = { responseTemplates = { "application/json" = local.gateway_error_template } }
-      DEFAULT_5XX      = { responseTemplates = { "application/json" = local.gateway_error_template } }
-      BAD_REQUEST_BODY = { responseTemplates = { "application/json" = local.bad_body_template } }
+      DEFAULT_4XX      = merge({ responseTemplates = { "application/json" = local.gateway_error_template } }, local.gateway_cors)
+      DEFAULT_5XX      = merge({ responseTemplates = { "application/json" = local.gateway_error_template } }, local.gateway_cors)
+      BAD_REQUEST_BODY = merge({ responseTemplates = { "application/json" = local.bad_body_template } }, local.gateway_cors)
     }
   })
   route_methods = merge([
@@ -269,6 +304,7 @@ resource "aws_cloudwatch_log_group" "access" {
 }
 
 resource "aws_api_gateway_stage" "this" {
+  #checkov:skip=CKV_AWS_76:Access logs are on once the region's API Gateway CloudWatch role is known to be set (api.stage_logging, or manage_api_gateway_account); API Gateway refuses them without it, as on a fresh account.
   #checkov:skip=CKV_AWS_120:Responses are per user and change with every event; a cache cluster costs about $14.60/month and would serve stale recommendations.
   #checkov:skip=CKV2_AWS_51:Client certificates authenticate API Gateway to HTTP back ends; the back end here is Lambda, authenticated by IAM.
   #checkov:skip=CKV2_AWS_29:A WAF is optional (api.waf_web_acl_arn): the API is keyed and throttled by default; attach a web ACL for a public production API.
@@ -278,14 +314,18 @@ resource "aws_api_gateway_stage" "this" {
   stage_name           = var.api.stage_name
   xray_tracing_enabled = var.lambda.tracing_mode == "Active"
 
-  access_log_settings {
-    destination_arn = aws_cloudwatch_log_group.access.arn
-    format          = local.access_log_format
+  # Only once the account's CloudWatch role is known to be set (local.stage_logging).
+  dynamic "access_log_settings" {
+    for_each = local.stage_logging ? [1] : []
+    content {
+      destination_arn = aws_cloudwatch_log_group.access.arn
+      format          = local.access_log_format
+    }
   }
 
   tags = var.deployment.tags
 
-  # Stage logging needs the account's CloudWatch role in place first.
+  # Stage logging needs the account's CloudWatch role in place first (when set here).
   depends_on = [aws_api_gateway_account.this]
 }
 
@@ -296,8 +336,11 @@ resource "aws_api_gateway_method_settings" "all" {
   method_path = "*/*"
 
   settings {
+    # Detailed metrics are CloudWatch metrics, not CloudWatch Logs, which is what AWS
+    # documents the account role for (set-up-logging.html, above).
     metrics_enabled = true
-    logging_level   = "ERROR"
+    # Execution logs need the account's CloudWatch role (local.stage_logging).
+    logging_level = local.stage_logging ? "ERROR" : "OFF"
     # Full request and response logging would write user ids and recommendations (PII).
     data_trace_enabled     = false
     caching_enabled        = false

@@ -53,3 +53,21 @@ output "access_log_group_name" {
   description = "Name of the API access log group."
   value       = aws_cloudwatch_log_group.access.name
 }
+
+output "reserved_concurrency" {
+  description = "Reserved concurrent executions of the function; -1: none."
+  value       = module.function.reserved_concurrency
+}
+
+output "stage_logging" {
+  description = "What the stage logs: access_logs (JSON access logs to the access log group) and logging_level (execution logs: ERROR, or OFF). Both need the region's API Gateway CloudWatch role."
+  value = {
+    access_logs   = length(aws_api_gateway_stage.this.access_log_settings) > 0
+    logging_level = one(aws_api_gateway_method_settings.all.settings).logging_level
+  }
+}
+
+output "gateway_responses" {
+  description = "The gateway's own error responses (x-amazon-apigateway-gateway-responses of the API document): their templates and, with CORS on, their CORS headers."
+  value       = local.body["x-amazon-apigateway-gateway-responses"]
+}

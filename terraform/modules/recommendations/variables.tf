@@ -50,7 +50,7 @@ variable "settings" {
 }
 
 variable "api" {
-  description = "The root's api input with its defaults applied: stage, API key and usage plan, CORS, throttling, quota, access logs, account logging role, WAF. Each attribute is described and validated there (terraform/README.md)."
+  description = "The root's api input with its defaults applied: stage, API key and usage plan, CORS, throttling, quota, access logs, account logging role and stage logging, WAF. Each attribute is described and validated there (terraform/README.md)."
   type = object({
     stage_name                 = string
     key_required               = bool
@@ -61,6 +61,7 @@ variable "api" {
     quota_period               = string
     access_log_retention_days  = number
     manage_api_gateway_account = bool
+    stage_logging              = bool
     waf_web_acl_arn            = string
   })
 }

@@ -12,6 +12,12 @@
 # value would put the placeholder over the real key. To rotate through Terraform instead,
 # replace the parameter with the value given:
 #   TF_VAR_segment_write_key=... terraform apply -replace='module.segment_secrets.aws_ssm_parameter.write_key'
+#
+# For the same reason a changed kms_key_arn is ignored here (key_id): an in-place update
+# sends PutParameter without the write-only value, so SSM would get an empty one. The
+# parameters keep the key they were written with; move them to a new key with the same
+# replacement (terraform/README.md, "Secrets"). scripts/bundle set-secrets keeps a
+# parameter's current key.
 
 locals {
   placeholder   = "set-out-of-band"
@@ -27,6 +33,10 @@ resource "aws_ssm_parameter" "write_key" {
   value_wo         = var.write_key == null ? local.placeholder : var.write_key
   value_wo_version = local.value_version
   tags             = var.deployment.tags
+
+  lifecycle {
+    ignore_changes = [key_id]
+  }
 }
 
 resource "aws_ssm_parameter" "profile_token" {
@@ -40,4 +50,8 @@ resource "aws_ssm_parameter" "profile_token" {
   value_wo         = var.profile_token == null ? local.placeholder : var.profile_token
   value_wo_version = local.value_version
   tags             = var.deployment.tags
+
+  lifecycle {
+    ignore_changes = [key_id]
+  }
 }

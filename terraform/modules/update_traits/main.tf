@@ -89,8 +89,15 @@ data "aws_iam_policy_document" "function" {
     content {
       sid     = "PutInteractionEvents"
       actions = ["personalize:PutEvents"]
-      # PutEvents has no resource type in IAM (the event tracker is named by its
-      # tracking id in the request), so AWS allows only "*" here.
+      # Not the event tracker's ARN: the Service Authorization Reference lists an
+      # eventTracker resource type (arn:<partition>:personalize:<region>:<account>:event-tracker/<id>)
+      # for PutEvents, https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonpersonalize.html,
+      # but the request names the tracker only by its tracking id, and Personalize's own
+      # reference requires "*": "If you use an AWS Lambda function to call the PutEvents
+      # operation, your function's execution role must have permission to perform the
+      # personalize:PutEvents action with the wildcard * in the Resource element",
+      # https://docs.aws.amazon.com/personalize/latest/dg/API_UBS_PutEvents.html.
+      # One action only.
       resources = ["*"]
     }
   }

@@ -42,3 +42,8 @@ output "failed_batches_queue_name" {
   description = "Name of the on-failure queue (for alarms)."
   value       = aws_sqs_queue.failed_batches.name
 }
+
+output "reserved_concurrency" {
+  description = "Reserved concurrent executions of the function; -1: none."
+  value       = module.function.reserved_concurrency
+}
