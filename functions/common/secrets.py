@@ -71,4 +71,6 @@ class SecretCache:
             raise SecretError(name, True, f"parameter still holds the placeholder {PLACEHOLDER!r}")
         if parameter.get("Type") != "SecureString":
             raise SecretError(name, True, "parameter must be a SecureString")
-        return value
+        # A value pasted with a trailing newline or spaces would be sent as part of the key
+        # (and Segment answers 200 to a wrong write key): no secret here has either.
+        return value.strip()

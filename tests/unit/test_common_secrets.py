@@ -83,3 +83,10 @@ def test_unusable_parameters_are_permanent_errors(parameter: dict[str, Any]) -> 
     with pytest.raises(SecretError) as info:
         cache.get("/p")
     assert info.value.permanent
+
+
+def test_surrounding_whitespace_is_stripped() -> None:
+    """A value pasted with a newline or spaces (``set-secrets`` from a file, the console)
+    would otherwise be sent as part of the key: Segment answers 200 to a wrong write key."""
+    cache = SecretCache(lambda: FakeSsm({"Value": " \ttoken-1\n", "Type": "SecureString"}))
+    assert cache.get("/p") == "token-1"
