@@ -13,7 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 from common.config import ConfigError
 from common.log import hash_id
-from common.personalize import PersonalizeError, Recommendations, get_recommendations
+from common.personalize import (
+    PersonalizeError,
+    Recommendations,
+    get_recommendations,
+    promoted_share,
+)
 from common.recommend import Served, recommend
 from reco_api import caching, capabilities, rankings, responses, routes, runtime
 from reco_api.deadline import Deadline, OutOfTime
@@ -228,7 +233,14 @@ def _recommend(
         )
 
     headroom = settings.exclusion.headroom if settings.exclusion else 0
-    return recommend(fetch, query.num_results, pending, headroom, deadline, profile_wait_s)
+    # The promotion's share of what is served, not of the longer list asked for.
+    share = sum(
+        promoted_share(query.num_results, int(p["percentPromotedItems"]))
+        for p in (extras.promotions if extras is not None else ())
+    )
+    return recommend(
+        fetch, query.num_results, pending, headroom, deadline, profile_wait_s, promoted_share=share
+    )
 
 
 def _misconfiguration(rt: Runtime, exc: PersonalizeError) -> ConfigError:
