@@ -12,7 +12,6 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from common.config import ConfigError
-from common.log import hash_id
 from common.personalize import (
     PersonalizeError,
     Recommendations,
@@ -89,8 +88,7 @@ def _respond(rt: Runtime, event: Any, outcome: Outcome, deadline: Deadline) -> d
     outcome.num_results = query.num_results
     outcome.filter = request.filter_name
     outcome.metadata = request.include_metadata or None
-    if query.user_id is not None:
-        outcome.user = hash_id(query.user_id)
+    outcome.subject = query.user_id
     served = _serve(rt, lambda: _recommend(rt, query, deadline, request), outcome, cors)
     if not isinstance(served, Served):
         return served
@@ -123,7 +121,7 @@ def _rank(
 ) -> dict[str, Any]:
     outcome.kind = "ranking"
     outcome.num_results = len(request.item_ids)
-    outcome.user = hash_id(request.user_id)
+    outcome.subject = request.user_id
     served = _serve(
         rt, lambda: rankings.serve(rt, request, lambda: _client(rt, deadline)), outcome, cors
     )
