@@ -93,6 +93,10 @@ locals {
     name = module.segment_secrets.profile_token_parameter_name
     arn  = module.segment_secrets.profile_token_parameter_arn
   }
+  log_hash_key_parameter = {
+    name = module.segment_secrets.log_hash_key_parameter_name
+    arn  = module.segment_secrets.log_hash_key_parameter_arn
+  }
 }
 
 check "profile_api_budget" {
@@ -146,6 +150,8 @@ module "update_traits" {
   settings    = var.update_traits
   personalize = local.personalize
   stream_arn  = module.segment_destination.stream_arn
+  # The functions that log user ids log them as HMAC pseudonyms under this key.
+  log_hash_key_parameter = local.log_hash_key_parameter
   segment = {
     space_id          = var.segment_space_id
     api_url           = local.segment_api_url
@@ -173,6 +179,8 @@ module "recommendations" {
   settings    = var.recommendations
   api         = var.api
   personalize = local.personalize
+
+  log_hash_key_parameter = local.log_hash_key_parameter
   # Null: the API reads no profiles (no space id, or purchase_exclusion off).
   profiles = !local.api_reads_profiles ? null : {
     space_id        = var.segment_space_id

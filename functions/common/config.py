@@ -135,6 +135,14 @@ def env_parameter_name(env: Mapping[str, str], name: str) -> str:
     return value
 
 
+def env_log_hash_key(env: Mapping[str, str]) -> str | None:
+    """``LOG_HASH_KEY_PARAMETER``: the SSM SecureString holding the key of the user ids'
+    pseudonyms in the logs (:func:`common.log.hash_id`), or None: no id is logged."""
+    if env_str(env, "LOG_HASH_KEY_PARAMETER") is None:
+        return None
+    return env_parameter_name(env, "LOG_HASH_KEY_PARAMETER")
+
+
 @dataclass(frozen=True)
 class ProfileApiSettings:
     """Segment Profile API access: present only when both the space and the token are set."""
@@ -195,4 +203,7 @@ ENV_DOCS = {
     "SEGMENT_PROFILE_API_URL": "Profile API base URL; EU: `https://profiles.euw1.segment.com/v1`",
     "SEGMENT_PROFILE_API_RPS": "this container's share of the space's Profile API budget; "
     "unset: no limit. Terraform sets it (terraform/README.md, the Profile API budget)",
+    "LOG_HASH_KEY_PARAMETER": "name (or ARN) of an SSM **SecureString** (at least 32 "
+    "characters) keying the user ids' pseudonyms in the logs (HMAC-SHA256); Terraform "
+    "generates it. Unset, or until it is read: no user id in the logs",
 }

@@ -1,9 +1,10 @@
-"""Pooled HTTP sessions with urllib3's Retry (backoff, Retry-After honoured and capped)."""
+"""Pooled HTTP sessions with urllib3's Retry (backoff; Retry-After honoured up to a cap, a longer
+one not retried)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 if TYPE_CHECKING:
     import requests
@@ -31,7 +32,8 @@ class HttpPolicy:
     status_retries: int | None = None
     backoff_factor: float = 0.1
     # Segment may ask for long waits; inside a Lambda we would rather report the records
-    # for a later retry than sleep through the time budget.
+    # for a later retry than sleep through the time budget: a Retry-After longer than this
+    # is not retried (the caller gets the 429).
     max_retry_after: float = 2.0
     pool_maxsize: int = 16
 
@@ -43,14 +45,35 @@ class HttpPolicy:
 def session(policy: HttpPolicy) -> requests.Session:
     import requests  # first use, not import time
     from requests.adapters import HTTPAdapter
+    from urllib3.exceptions import MaxRetryError, ResponseError
     from urllib3.util.retry import Retry
 
     cap = policy.max_retry_after
 
     class CappedRetry(Retry):
-        def get_retry_after(self, response: Any) -> float | None:
-            value = super().get_retry_after(response)
-            return None if value is None else min(value, cap)
+        """Retry-After honoured when it fits the cap; a longer one is not retried at all.
+
+        Retrying after the cap instead of the server's time would only be refused again
+        (and cost a request of the budget): the caller gets the 429 as it is, and its own
+        deadline logic decides (report for a later retry, wait within its budget, ...).
+        urllib3 returns the response when ``increment`` gives up (``raise_on_status=False``).
+        """
+
+        def increment(
+            self,
+            method: str | None = None,
+            url: str | None = None,
+            response: Any = None,
+            error: Exception | None = None,
+            _pool: Any = None,
+            _stacktrace: Any = None,
+        ) -> Self:
+            if response is not None and self.respect_retry_after_header:
+                wait = self.get_retry_after(response)
+                if wait is not None and wait > cap:
+                    reason = ResponseError(f"Retry-After {wait:g} s is longer than {cap:g} s")
+                    raise MaxRetryError(_pool, url or "", reason)
+            return super().increment(method, url, response, error, _pool, _stacktrace)
 
     answered = policy.retries if policy.status_retries is None else policy.status_retries
     retry = CappedRetry(

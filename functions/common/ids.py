@@ -44,3 +44,14 @@ def length_problem(text: str) -> str | None:
     if len(text) > MAX_ID_LENGTH:
         return f"must be at most {MAX_ID_LENGTH} characters"
     return None
+
+
+def id_problem(text: str) -> str | None:
+    """Why this id cannot be sent (for a 400 naming the parameter or field), or None: empty,
+    longer than Personalize takes, or without a UTF-8 form (a lone surrogate)."""
+    problem = length_problem(text)
+    if problem is not None:
+        return problem
+    if not encodable(text):
+        return "must be valid Unicode text"
+    return None

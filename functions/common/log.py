@@ -1,16 +1,21 @@
 """Structured JSON logs on stdout (CloudWatch Logs keeps one line per record).
 
 Only decisions and counts are logged, never whole events, profiles or secrets; user ids
-appear only as a short keyed hash so a user's lines can be correlated without the id.
+appear only as a short keyed hash (HMAC-SHA256 under the deployment's own key,
+``LOG_HASH_KEY_PARAMETER``), so a user's lines can be correlated without the id, and a list
+of e-mail addresses hashed by anyone without the key reverses nothing. Without the key (not
+configured, or not read yet) no id is logged at all: never an unkeyed hash.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 _LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40}
@@ -22,6 +27,16 @@ class Logger:
         wanted = (level or os.environ.get("LOG_LEVEL") or "INFO").upper()
         self.threshold = _LEVELS.get(wanted, 20)
         self.context: dict[str, Any] = {}
+        self._pseudonym_key: Callable[[], bytes | None] = _no_key
+
+    def use_pseudonym_key(self, key: Callable[[], bytes | None]) -> None:
+        """Where :meth:`pseudonym` gets the deployment's key (it must not block: None while
+        the key is not known)."""
+        self._pseudonym_key = key
+
+    def pseudonym(self, value: str) -> str | None:
+        """The id as it may appear in a log line, or None (then log no id)."""
+        return hash_id(value, self._pseudonym_key())
 
     def bind(self, **fields: Any) -> None:
         """Fields added to every following line (e.g. the request id), until the next bind."""
@@ -54,10 +69,18 @@ class Logger:
         self._emit("ERROR", message, fields)
 
 
-def hash_id(value: str) -> str:
-    """A short, stable pseudonym for an id (for correlating log lines, not for security)."""
+def _no_key() -> bytes | None:
+    return None
+
+
+def hash_id(value: str, key: bytes | None) -> str | None:
+    """A short, stable pseudonym for an id under ``key`` (HMAC-SHA256, 16 hex digits); None
+    without a key."""
+    if not key:
+        return None
     # surrogatepass: an id with a lone surrogate must not make the log line itself fail.
-    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    data = value.encode("utf-8", "surrogatepass")
+    return hmac.new(key, data, hashlib.sha256).hexdigest()[:16]
 
 
 ENV_DOCS = {"LOG_LEVEL": "`DEBUG`, `INFO`, `WARNING` or `ERROR`"}

@@ -210,6 +210,43 @@ def exclude(items: Iterable[Item], excluded: set[str], limit: int) -> list[Item]
     return kept
 
 
+def promoted_share(limit: int, percent: int) -> int:
+    """How many of ``limit`` items a promotion of ``percent`` takes: Personalize applies
+    ``percentPromotedItems`` to the items it is asked for ("the percentage of recommended
+    items to apply the promotion to",
+    https://docs.aws.amazon.com/personalize/latest/dg/API_RS_Promotion.html). Rounded down:
+    never more than a request for ``limit`` items would have had."""
+    return limit * percent // 100
+
+
+def top(items: list[Item], limit: int, promoted: int = 0) -> list[Item]:
+    """The first ``limit`` items, holding at least ``promoted`` promoted items when the list
+    has them.
+
+    Personalize places promoted items anywhere in its answer, in order among themselves
+    (https://docs.aws.amazon.com/personalize/latest/dg/promoting-items.html): asked for more
+    than ``limit`` (the exclusion headroom), it may put them all past ``limit``. Those taken
+    from past ``limit`` come after the others, in Personalize's order; the lowest-ranked items
+    that are not promoted make room. Without a shortfall, this is ``items[:limit]``.
+    """
+    head = items[:limit]
+    missing = promoted - sum(1 for item in head if item.promotion_name)
+    if missing <= 0:
+        return head
+    extra = [item for item in items[limit:] if item.promotion_name][:missing]
+    if not extra:
+        return head
+    drop = len(extra)
+    kept: list[Item] = []
+    for item in reversed(head):
+        if drop and not item.promotion_name:
+            drop -= 1
+            continue
+        kept.append(item)
+    kept.reverse()
+    return kept + extra
+
+
 def fetch_size(limit: int, excluded_count: int) -> int:
     """Ask for enough to refill to ``limit`` after exclusion, within Personalize's 500."""
     return min(MAX_RESULTS, limit + excluded_count)

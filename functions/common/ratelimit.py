@@ -49,7 +49,12 @@ class TokenBucket:
         The tokens are taken when the caller is about to send, not when it starts
         waiting: a thread that wakes late (a busy machine) cannot send together with the
         next one, so requests stay ``1/rate`` apart when they actually leave.
+
+        A ``cost`` above the capacity (or negative, or NaN) is a ValueError: the bucket never
+        holds that many tokens, so the wait could only end at the deadline, with nothing.
         """
+        if not 0 <= cost <= self.capacity:
+            raise ValueError(f"cost must be 0..{self.capacity:g} tokens (the capacity), got {cost}")
         waited = 0.0
         while True:
             with self._lock:

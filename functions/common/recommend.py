@@ -5,6 +5,9 @@ The purchases are only known once the Profile API has answered, which runs concu
 with Personalize. So the first call asks for N + headroom; only when more purchased items
 than that sat in the page (and Personalize had a full page to give) does a second call ask
 for N + len(purchased) (at most 500).
+
+With a promotion, Personalize's promoted share is of the items it was asked for (N + headroom):
+the N served still hold the share of N (``promoted_share``; see :func:`common.personalize.top`).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from common.personalize import (
     Recommendations,
     exclude,
     fetch_size,
+    top,
 )
 
 Fetch = Callable[[int], Recommendations]
@@ -80,24 +84,32 @@ def recommend(
     headroom: int,
     deadline: TimeLeft | None = None,
     profile_wait_s: float = 0.0,
+    promoted_share: int = 0,
 ) -> Served:
     """``fetch`` raises :class:`OutOfTime` when the deadline does not cover a call: the first
     one fails the request (503), a refill is done without. The purchases are not waited for
-    when the deadline does not cover ``profile_wait_s``: the answer is then unfiltered."""
+    when the deadline does not cover ``profile_wait_s``: the answer is then unfiltered.
+    ``promoted_share``: promoted items the N served hold at least, when Personalize gave them."""
     if pending is None:
         recs = fetch(limit)
-        return Served(recs.items[:limit], recs.recommendation_id, "off")
+        return Served(top(recs.items, limit, promoted_share), recs.recommendation_id, "off")
 
     asked = fetch_size(limit, headroom)
     recs = fetch(asked)
     if deadline is not None and not deadline.allows(profile_wait_s):
-        return Served(recs.items[:limit], recs.recommendation_id, "unavailable", "time_budget")
+        first = top(recs.items, limit, promoted_share)
+        return Served(first, recs.recommendation_id, "unavailable", "time_budget")
     purchases = pending.wait()
     if purchases.ids is None:
-        return Served(recs.items[:limit], recs.recommendation_id, "unavailable", purchases.reason)
+        first = top(recs.items, limit, promoted_share)
+        return Served(first, recs.recommendation_id, "unavailable", purchases.reason)
 
     purchased = purchases.ids
-    kept = exclude(recs.items, set(purchased), limit)
+
+    def kept_of(items: list[Item]) -> list[Item]:
+        return top(exclude(items, set(purchased), len(items)), limit, promoted_share)
+
+    kept = kept_of(recs.items)
     calls = 1
     refill_failed = None
     needed = fetch_size(limit, len(purchased))
@@ -106,7 +118,7 @@ def recommend(
         calls = 2
         try:
             recs = fetch(needed)
-            kept = exclude(recs.items, set(purchased), limit)
+            kept = kept_of(recs.items)
         except PersonalizeError as exc:
             # The first page, filtered, is still a good answer.
             refill_failed = exc.kind

@@ -133,6 +133,7 @@ class PersonalizeEmulator(EmulatorServer):
         # A "More like X" recommender: related items that also take a userId.
         self.related_items_recommender_arn = f"{prefix}:recommender/sandbox-more-like-x"
         self.tracking_id = _seeded_uuid(f"tracking:{seed}")
+        self._seed = seed
         self._rid_rng = random.Random(f"recommendation-id:{seed}")
         self._rid_lock = threading.Lock()
         self._filter_prefix = f"{prefix}:filter/"
@@ -383,15 +384,27 @@ class PersonalizeEmulator(EmulatorServer):
         top = ranked[:num_results]
         promoted: dict[str, str] = {}
         for promotion, candidates in ((p, self._promoted(p, ranked, user_id)) for p in promotions):
-            # The promotion's share of the list, taken from its filter's items (in model
-            # order), in the last slots so the top of the ranking stays the model's.
+            # The promotion's share of the list (of numResults): its filter's best items in
+            # model order, the rest of the list from the others, the promoted ones at random
+            # slots: "promoted items are positioned randomly relative to other recommended
+            # items, but in sorted order relative to other promoted items"
+            # (https://docs.aws.amazon.com/personalize/latest/dg/promoting-items.html).
+            # The slots are drawn from the request, so the same request gets the same answer.
             share = num_results * int(promotion["percentPromotedItems"]) // 100
-            picked = [
-                c for c in candidates if c[0] not in {i for i, _ in top[: num_results - share]}
-            ]
-            picked = picked[:share]
+            picked = candidates[:share]  # GetRecommendations takes at most one promotion
             if picked:
-                top = top[: num_results - len(picked)] + picked
+                chosen = {item for item, _ in picked}
+                rest = [entry for entry in ranked if entry[0] not in chosen]
+                rest = rest[: num_results - len(picked)]
+                draw = random.Random(
+                    f"promotion:{self._seed}:{promotion['name']}:{user_id}:{item_id}:{num_results}"
+                )
+                slots = set(draw.sample(range(len(rest) + len(picked)), len(picked)))
+                queue, others = iter(picked), iter(rest)
+                top = [
+                    next(queue) if slot in slots else next(others)
+                    for slot in range(len(rest) + len(picked))
+                ]
                 promoted.update({item: str(promotion["name"]) for item, _ in picked})
         items: list[dict[str, Any]] = []
         for item, score in top:

@@ -1,18 +1,30 @@
 """A local stand-in for an API Gateway REST API with a Lambda proxy integration (payload v1):
 HTTP request -> proxy event -> unmodified handler -> proxy response -> HTTP response.
 
-What it copies from API Gateway, because clients and the handler rely on it:
+What it copies from the deployed API (terraform/modules/recommendations), because clients and
+the handler rely on it:
 - only the deployed routes answer (``GET /recommendations``, ``GET /related-items``,
-  ``POST /rankings``: the OpenAPI document's); any other path or method is
-  ``403 {"message": "Missing Authentication Token"}``;
-- the API key is required in ``x-api-key``: missing or wrong is ``403 {"message": "Forbidden"}``;
+  ``POST /rankings``: the OpenAPI document's); any other path or method, HEAD and an unknown
+  method on a deployed path included, is 403 ``MISSING_AUTHENTICATION_TOKEN``: a REST API
+  answers a method it has no integration for that way
+  (https://repost.aws/knowledge-center/api-gateway-authentication-token-errors), before
+  looking at the key;
+- the API key is required in ``x-api-key``: missing or wrong is 403 ``INVALID_API_KEY``
+  (``Forbidden``);
 - ``queryStringParameters`` / ``multiValueQueryStringParameters`` / ``pathParameters`` /
   ``body`` are ``null`` when absent; single-value maps keep the last value;
-- a handler error or a malformed proxy response is ``502 {"message": "Internal server error"}``,
-  an integration slower than 29 s is ``504 {"message": "Endpoint request timed out"}``;
-- with ``cors_allow_origins`` (the root's ``api.cors_allow_origins``), those errors carry the
-  CORS headers the Terraform module's gateway responses add (``gateway_cors_headers``): they
-  never reach the function, which adds its own to every answer it gives.
+- a handler error or a malformed proxy response is 502 ``Internal server error`` (API
+  Gateway logs "Execution failed due to configuration error": ``API_CONFIGURATION_ERROR``),
+  an integration slower than 29 s is 504 ``INTEGRATION_TIMEOUT``.
+
+Every such answer has the body the deployment's gateway responses give it (DEFAULT_4XX /
+DEFAULT_5XX templates: ``{"error": {"code": "$context.error.responseType", "message":
+"$context.error.message"}}``), with API Gateway's ``x-amzn-ErrorType`` header; the response
+types are those of
+https://docs.aws.amazon.com/apigateway/latest/developerguide/supported-gateway-response-types.html.
+With ``cors_allow_origins`` (the root's ``api.cors_allow_origins``), those errors carry the
+CORS headers the Terraform module's gateway responses add (``gateway_cors_headers``): they
+never reach the function, which adds its own to every answer it gives.
 """
 
 from __future__ import annotations
@@ -66,15 +78,46 @@ class HttpResponse:
         return None
 
 
-def _gateway_error(status: int, message: str, error_type: str, request_id: str) -> HttpResponse:
+@dataclass(frozen=True)
+class GatewayError:
+    """One of API Gateway's own answers: status, gateway response type, message, and the
+    ``x-amzn-ErrorType`` it sends."""
+
+    status: int
+    response_type: str
+    message: str
+    error_type: str
+
+
+MISSING_AUTHENTICATION_TOKEN = GatewayError(
+    403,
+    "MISSING_AUTHENTICATION_TOKEN",
+    "Missing Authentication Token",
+    "MissingAuthenticationTokenException",
+)
+INVALID_API_KEY = GatewayError(403, "INVALID_API_KEY", "Forbidden", "ForbiddenException")
+BAD_INTEGRATION_RESPONSE = GatewayError(
+    502, "API_CONFIGURATION_ERROR", "Internal server error", "InternalServerErrorException"
+)
+INTEGRATION_TIMEOUT = GatewayError(
+    504, "INTEGRATION_TIMEOUT", "Endpoint request timed out", "IntegrationTimeoutException"
+)
+
+
+def gateway_error_body(error: GatewayError) -> dict[str, Any]:
+    """What the deployment's gateway-response template makes of it (the API's error shape)."""
+    return {"error": {"code": error.response_type, "message": error.message}}
+
+
+def _gateway_error(error: GatewayError, request_id: str) -> HttpResponse:
     return HttpResponse(
-        status,
+        error.status,
         [
             ("Content-Type", "application/json"),
             ("x-amzn-RequestId", request_id),
-            ("x-amzn-ErrorType", error_type),
+            ("x-amzn-ErrorType", error.error_type),
         ],
-        json.dumps({"message": message}).encode(),
+        json.dumps(gateway_error_body(error)).encode(),
         from_gateway=True,
     )
 
@@ -183,9 +226,7 @@ def build_event(
 def map_response(result: Any, request_id: str) -> HttpResponse:
     """Lambda proxy response -> HTTP response; anything malformed is API Gateway's 502."""
     if not isinstance(result, dict):
-        return _gateway_error(
-            502, "Internal server error", "InternalServerErrorException", request_id
-        )
+        return _gateway_error(BAD_INTEGRATION_RESPONSE, request_id)
     status = result.get("statusCode")
     body = result.get("body")
     headers = result.get("headers") or {}
@@ -198,17 +239,13 @@ def map_response(result: Any, request_id: str) -> HttpResponse:
         or not isinstance(headers, dict)
         or not isinstance(multi, dict)
     ):
-        return _gateway_error(
-            502, "Internal server error", "InternalServerErrorException", request_id
-        )
+        return _gateway_error(BAD_INTEGRATION_RESPONSE, request_id)
     raw = (body or "").encode("utf-8")
     if result.get("isBase64Encoded") and body:
         try:
             raw = base64.b64decode(body, validate=True)
         except (binascii.Error, ValueError):
-            return _gateway_error(
-                502, "Internal server error", "InternalServerErrorException", request_id
-            )
+            return _gateway_error(BAD_INTEGRATION_RESPONSE, request_id)
     out: list[tuple[str, str]] = []
     # As API Gateway: multiValueHeaders and headers are merged; headers wins for a single name.
     for key, values in multi.items():
@@ -272,15 +309,10 @@ class ApiGateway:
         request_id = str(uuid.uuid4())
         path = urlsplit(request.target).path
         if (request.method, path) not in self._routes:
-            return _gateway_error(
-                403,
-                "Missing Authentication Token",
-                "MissingAuthenticationTokenException",
-                request_id,
-            )
+            return _gateway_error(MISSING_AUTHENTICATION_TOKEN, request_id)
         sent_keys = [v for k, v in request.headers if k.lower() == "x-api-key"]
         if not sent_keys or not hmac.compare_digest(sent_keys[-1].encode(), self._api_key.encode()):
-            return _gateway_error(403, "Forbidden", "ForbiddenException", request_id)
+            return _gateway_error(INVALID_API_KEY, request_id)
         event = build_event(
             request,
             request_id=request_id,
@@ -294,13 +326,9 @@ class ApiGateway:
         try:
             result = future.result(timeout=self._timeout_s)
         except FutureTimeout:
-            return _gateway_error(
-                504, "Endpoint request timed out", "IntegrationTimeoutException", request_id
-            )
+            return _gateway_error(INTEGRATION_TIMEOUT, request_id)
         except Exception:
-            return _gateway_error(
-                502, "Internal server error", "InternalServerErrorException", request_id
-            )
+            return _gateway_error(BAD_INTEGRATION_RESPONSE, request_id)
         return map_response(result, request_id)
 
 

@@ -8,6 +8,7 @@ by its own end-to-end test).
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -27,6 +28,7 @@ class Resources:
     shards: int
     write_key_parameter: str
     profile_token_parameter: str
+    log_hash_key_parameter: str
     dead_letter_queue_url: str
     dead_letter_queue_arn: str
     on_failure_queue_url: str
@@ -58,7 +60,13 @@ def create(
 
     write_key_parameter = f"/{prefix}/segment/write-key"
     profile_token_parameter = f"/{prefix}/segment/profile-token"
-    for name, value in ((write_key_parameter, write_key), (profile_token_parameter, profile_token)):
+    # A key of its own per run, as Terraform generates one per deployment (64 hex digits).
+    log_hash_key_parameter = f"/{prefix}/segment/log-hash-key"
+    for name, value in (
+        (write_key_parameter, write_key),
+        (profile_token_parameter, profile_token),
+        (log_hash_key_parameter, secrets.token_hex(32)),
+    ):
         ssm.put_parameter(Name=name, Value=value, Type="SecureString", Overwrite=True)
 
     queues: dict[str, tuple[str, str]] = {}
@@ -78,6 +86,7 @@ def create(
         shards=shards,
         write_key_parameter=write_key_parameter,
         profile_token_parameter=profile_token_parameter,
+        log_hash_key_parameter=log_hash_key_parameter,
         dead_letter_queue_url=queues["dead-letter"][0],
         dead_letter_queue_arn=queues["dead-letter"][1],
         on_failure_queue_url=queues["on-failure"][0],

@@ -264,8 +264,9 @@ class Sandbox:
         )
         self._step(
             f"created in moto: stream {made.stream_name} ({made.shards} shard"
-            f"{'s' if made.shards > 1 else ''}), SSM SecureStrings {made.write_key_parameter} "
-            f"and {made.profile_token_parameter}, queues dead-letter and on-failure"
+            f"{'s' if made.shards > 1 else ''}), SSM SecureStrings {made.write_key_parameter}, "
+            f"{made.profile_token_parameter} and {made.log_hash_key_parameter}, queues "
+            "dead-letter and on-failure"
         )
 
         destination = segment.connect_kinesis(
@@ -486,6 +487,8 @@ class Sandbox:
             "PERSONALIZE_TRACKING_ID": personalize.tracking_id,
             "SEGMENT_WRITE_KEY_PARAMETER": made.write_key_parameter,
             "SEGMENT_PROFILE_TOKEN_PARAMETER": made.profile_token_parameter,
+            # User ids in both functions' logs as HMAC pseudonyms under this run's key.
+            "LOG_HASH_KEY_PARAMETER": made.log_hash_key_parameter,
             "PERSONALIZE_RELATED_ITEMS_ARN": personalize.related_items_campaign_arn,
             # Every v2 capability, so that each route and option answers (the curl lines in
             # functions/recommendations/README.md).

@@ -38,18 +38,35 @@ def seed_for(sequence: list[str | None], rate: dict[str, float], operation: str)
     raise AssertionError("no seed gives that sequence")
 
 
-def test_retry_after_is_honoured_up_to_the_cap(segment: SegmentEmulator) -> None:
+def test_retry_after_within_the_cap_is_waited_then_retried(segment: SegmentEmulator) -> None:
     rate = {"429": 0.5}
     segment.controls.set(
         fault_rate=rate, retry_after_s=1, seed=seed_for(["429", None], rate, "profile")
     )
-    http = session(HttpPolicy(retries=1, backoff_factor=0.0, max_retry_after=0.3))
+    http = session(HttpPolicy(retries=1, backoff_factor=0.0, max_retry_after=1.0))
     started = time.monotonic()
     response = http.get(profile_url(segment), auth=(segment.profile_token, ""), timeout=(1, 2))
     elapsed = time.monotonic() - started
     assert response.status_code == 200
     assert [r.status for r in segment.request_log()] == [429, 200]
-    assert 0.3 <= elapsed < 1.0, elapsed  # waited, but the 1 s Retry-After was capped
+    assert elapsed >= 1.0, elapsed  # the server's time, not earlier
+
+
+def test_retry_after_longer_than_the_cap_is_not_retried(segment: SegmentEmulator) -> None:
+    """Retrying after the cap would come before the server's time and only be refused again:
+    the caller gets the 429 at once and its deadline logic decides."""
+    rate = {"429": 0.5}
+    segment.controls.set(
+        fault_rate=rate, retry_after_s=5, seed=seed_for(["429", None], rate, "profile")
+    )
+    http = session(HttpPolicy(retries=2, backoff_factor=0.0, max_retry_after=0.3))
+    started = time.monotonic()
+    response = http.get(profile_url(segment), auth=(segment.profile_token, ""), timeout=(1, 2))
+    elapsed = time.monotonic() - started
+    assert response.status_code == 429
+    assert response.headers["Retry-After"] == "5"
+    assert [r.status for r in segment.request_log()] == [429]
+    assert elapsed < 0.3, elapsed  # not even the cap was slept
 
 
 def test_retries_stop_after_the_policy(segment: SegmentEmulator) -> None:

@@ -113,6 +113,36 @@ def test_promotion_fills_its_share_from_its_filter(emu: PersonalizeEmulator, run
         )
 
 
+def test_promoted_items_sit_at_random_slots_in_order_among_themselves(
+    emu: PersonalizeEmulator, runtime: Any
+) -> None:
+    """As Personalize documents: promoted items "are positioned randomly relative to other
+    recommended items, but in sorted order relative to other promoted items"; the emulator
+    draws the slots from the request, so the same request gets the same answer."""
+    arn = next(f.arn for f in emu.filters.values() if f.name == "by-category")
+    promotion = {
+        "name": "books",
+        "percentPromotedItems": 30,
+        "filterArn": arn,
+        "filterValues": {"CATEGORIES": '"Books"'},
+    }
+    slots: set[tuple[int, ...]] = set()
+    for n in range(1, 9):
+        ask = {"campaignArn": emu.campaign_arn, "userId": f"user-000{n}", "numResults": 10}
+        out = runtime.get_recommendations(**ask, promotions=[promotion])
+        again = runtime.get_recommendations(**ask, promotions=[promotion])
+        items = [i["itemId"] for i in out["itemList"]]
+        assert items == [i["itemId"] for i in again["itemList"]]
+        promoted = [k for k, i in enumerate(out["itemList"]) if i.get("promotionName")]
+        assert len(promoted) == 3
+        slots.add(tuple(promoted))
+        # The rest keeps the model's order; the promoted ones keep it among themselves.
+        plain = [i["itemId"] for i in runtime.get_recommendations(**ask)["itemList"]]
+        others = [i for k, i in enumerate(items) if k not in promoted]
+        assert others == [i for i in plain if i in others]
+    assert len(slots) > 1 and slots != {(7, 8, 9)}  # not always the last slots
+
+
 def test_metadata_columns(emu: PersonalizeEmulator, runtime: Any) -> None:
     out = runtime.get_recommendations(
         campaignArn=emu.campaign_arn,

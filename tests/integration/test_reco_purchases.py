@@ -358,3 +358,51 @@ def test_purchases_are_reused_within_the_cache_ttl(
     other = "user-0043"
     invoke(event(other, 5))
     assert len(profile_requests(segment)) == 2
+
+
+LOG_KEY_PARAMETER = "/reco-test/log-hash-key"
+
+
+def request_lines(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines() if line]
+
+
+def test_the_user_is_logged_as_its_hmac_under_the_deployments_key(
+    invoke: Invoke,
+    ssm: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """LOG_HASH_KEY_PARAMETER names a SecureString (moto's SSM here); the key is read in the
+    background, with the other secrets, and every line then has the HMAC pseudonym."""
+    from common.log import hash_id
+
+    key = "log-key-" + "x" * 40
+    ssm.put_parameter(Name=LOG_KEY_PARAMETER, Value=key, Type="SecureString", Overwrite=True)
+    monkeypatch.setenv("LOG_HASH_KEY_PARAMETER", LOG_KEY_PARAMETER)
+    runtime.reset()
+    read = runtime.get().log_hash_key
+    assert read is not None and read.wait(10)  # bounded: the read ends within its timeouts
+    status, _ = invoke(event("user-0042", 5))
+    assert status == 200
+    (line,) = [x for x in request_lines(capsys) if x.get("message") == "request"]
+    assert line["user"] == hash_id("user-0042", key.encode())
+
+
+def test_an_unreadable_log_key_leaves_the_user_out_and_names_the_setting(
+    invoke: Invoke,
+    ssm: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("LOG_HASH_KEY_PARAMETER", "/reco-test/no-such-log-key")
+    runtime.reset()
+    read = runtime.get().log_hash_key
+    assert read is not None and read.wait(10)
+    status, _ = invoke(event("user-0042", 5))
+    assert status == 200  # never a reason to fail a request
+    lines = request_lines(capsys)
+    (line,) = [x for x in lines if x.get("message") == "request"]
+    assert "user" not in line
+    problems = [x for x in lines if x.get("setting") == "LOG_HASH_KEY_PARAMETER"]
+    assert [(p["level"], p["reason"]) for p in problems] == [("ERROR", "ParameterNotFound")]

@@ -118,6 +118,9 @@ def test_filter_values_and_metadata_through_personalize(
 def test_the_promotion_places_its_items(
     invoke: Invoke, personalize: PersonalizeEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """With exclusion on, the handler asks for N + EXCLUSION_HEADROOM items and Personalize
+    promotes its share of that longer list, anywhere in it: the N served still hold the share
+    of N (20 % of 10 = 2) for every user."""
     promotion = [
         {
             "name": "toys",
@@ -127,12 +130,17 @@ def test_the_promotion_places_its_items(
         }
     ]
     capabilities(monkeypatch, personalize, PERSONALIZE_PROMOTIONS=json.dumps(promotion))
-    # Without exclusion: with it the handler asks N + headroom, and the promoted share
-    # applies to that longer list (functions/recommendations/README.md, a known limitation).
-    monkeypatch.delenv("SEGMENT_SPACE_ID")
-    monkeypatch.delenv("SEGMENT_PROFILE_TOKEN_PARAMETER")
-    status, body = invoke(with_query("/recommendations", userId="user-0042", numResults="10"))
-    assert status == 200
-    promoted = [item for item in body["items"] if item.get("promotionName") == "toys"]
-    assert len(promoted) == 2
-    assert {personalize.item_attributes[i["itemId"]]["category"] for i in promoted} == {"Toys"}
+    for n in range(40, 50):
+        user = f"user-00{n}"
+        status, body = invoke(with_query("/recommendations", userId=user, numResults="10"))
+        assert status == 200
+        assert len(body["items"]) == 10
+        promoted = [item for item in body["items"] if item.get("promotionName") == "toys"]
+        assert len(promoted) >= 2, (user, body["items"])
+        assert {personalize.item_attributes[i["itemId"]]["category"] for i in promoted} == {"Toys"}
+    asked = [
+        r.body["numResults"]
+        for r in personalize.request_log()
+        if r.operation == "GetRecommendations"
+    ]
+    assert set(asked) == {35}  # N + the headroom: exclusion was on

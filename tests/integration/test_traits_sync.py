@@ -548,3 +548,33 @@ def test_attribution_properties_reach_put_events(
     assert (good["recommendationId"], good["impression"]) == ("RID-42", skus[:3])
     kept = events[bad["messageId"]]
     assert (kept["itemId"], kept["recommendationId"], kept["impression"]) == (skus[2], None, None)
+
+
+def test_a_failed_user_is_logged_as_its_hmac_under_the_deployments_key(
+    app: ModuleType,
+    deployment: Deployment,
+    personalize: PersonalizeEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The key comes from LOG_HASH_KEY_PARAMETER (a SecureString, read in the background with
+    the other secrets); the user of a line is its HMAC under that key, never its SHA-256."""
+    from common.log import hash_id
+
+    key = "traits-log-key-" + "y" * 40
+    name = f"/traits-test/{uuid.uuid4().hex}/log-hash-key"
+    boto3.client("ssm", region_name=REGION).put_parameter(Name=name, Value=key, Type="SecureString")
+    monkeypatch.setenv("LOG_HASH_KEY_PARAMETER", name)
+    runtime.reset()
+    read = runtime.get().log_hash_key
+    assert read is not None and read.wait(10)
+    personalize.controls.set(
+        fault_rate={"500": 1.0}, only_users={"user-0007"}, operations={"GetRecommendations"}
+    )
+    event = kinesis_event(shop_events(20, 10, personalize.catalogue_item_ids))
+    assert len(app.lambda_handler(event, Context())["batchItemFailures"]) == 2
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line]
+    retried = [line for line in lines if line.get("message") == "records reported for retry"]
+    assert {line["user"] for line in retried} == {hash_id("user-0007", key.encode())}
+    unkeyed = hashlib.sha256(b"user-0007").hexdigest()[:16]
+    assert "user-0007" not in json.dumps(lines) and unkeyed not in json.dumps(lines)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -38,11 +39,42 @@ def test_logger_level_threshold_and_rebinding(capsys: pytest.CaptureFixture[str]
     assert (line["message"], line["request_id"]) == ("shown", "r2")
 
 
-def test_hash_id_is_stable_short_and_not_the_id() -> None:
-    assert hash_id("user-1") == hash_id("user-1")
-    assert hash_id("user-1") != hash_id("user-2")
-    assert len(hash_id("user-1")) == 16
-    assert "user" not in hash_id("user-1")
+KEY = b"k" * 32
+OTHER_KEY = b"o" * 32
+
+
+def test_hash_id_is_a_keyed_stable_short_pseudonym() -> None:
+    assert hash_id("user-1", KEY) == hash_id("user-1", KEY)
+    assert hash_id("user-1", KEY) != hash_id("user-2", KEY)
+    assert len(hash_id("user-1", KEY) or "") == 16
+    assert "user" not in (hash_id("user-1", KEY) or "")
+
+
+def test_the_same_id_under_another_key_is_another_pseudonym() -> None:
+    """An unkeyed hash of an e-mail is reversed by hashing a list of e-mails: with a key per
+    deployment, nobody without the key can, and two deployments' logs do not link."""
+    assert hash_id("jane@example.com", KEY) != hash_id("jane@example.com", OTHER_KEY)
+    unkeyed = hashlib.sha256(b"jane@example.com").hexdigest()[:16]
+    assert hash_id("jane@example.com", KEY) != unkeyed
+
+
+def test_no_key_no_pseudonym() -> None:
+    assert hash_id("user-1", None) is None
+    assert hash_id("user-1", b"") is None
+
+
+def test_a_lone_surrogate_still_gets_a_pseudonym() -> None:
+    assert hash_id("a\ud800", KEY) not in (None, hash_id("a", KEY))
+
+
+def test_the_logger_pseudonymises_with_its_key_or_not_at_all() -> None:
+    logger = Logger("svc")
+    assert logger.pseudonym("user-1") is None  # no key given: no id, never an unkeyed hash
+    keys: list[bytes | None] = [None]
+    logger.use_pseudonym_key(lambda: keys[0])
+    assert logger.pseudonym("user-1") is None  # the key is not read yet
+    keys[0] = KEY
+    assert logger.pseudonym("user-1") == hash_id("user-1", KEY)
 
 
 def test_emf_blob_shape(capsys: pytest.CaptureFixture[str]) -> None:

@@ -119,6 +119,16 @@ def test_a_late_waker_cannot_send_together_with_the_next() -> None:
     assert limiter.acquire(fake.now + 10) == pytest.approx(0.1)
 
 
+@pytest.mark.parametrize("cost", [1.5, 2.0, float("inf"), -1.0, float("nan")])
+def test_a_cost_the_bucket_can_never_hold_is_refused(cost: float) -> None:
+    """A cost above the capacity never accrues: waiting for it would sleep until the
+    deadline (or forever without one) and take nothing."""
+    fake = FakeTime()
+    with pytest.raises(ValueError, match="cost"):
+        bucket(1.0, fake).acquire(deadline=fake.now + 10, cost=cost)
+    assert fake.sleeps == []
+
+
 @pytest.mark.parametrize("rate", [0.0, -1.0, float("nan"), float("inf")])
 def test_rate_must_be_positive_and_finite(rate: float) -> None:
     with pytest.raises(ValueError, match="rate"):

@@ -164,3 +164,34 @@ def test_transient_token_failure_is_retried_next_time(pool: ThreadPoolExecutor) 
 def test_a_bug_in_the_read_is_contained(pool: ThreadPoolExecutor) -> None:
     purchases = reader(FakeProfiles(ValueError("boom")), pool)[0].start("u").wait()
     assert (purchases.ids, purchases.reason) == (None, "error:ValueError")
+
+
+def test_the_purchases_cache_forgets_expired_users() -> None:
+    """Entries past their TTL are dropped as reads come in, not only once 10,000 users are
+    cached: a container serving many users once each keeps only the last TTL's worth."""
+    clock = Clock()
+    inline = ThreadPoolExecutor(1)
+    source = FakeProfiles({TRAIT: ["a"]})
+    purchases = PurchaseReader(
+        source,
+        TRAIT,
+        1.0,
+        lambda: inline,
+        on_config_problem=lambda setting, detail: None,
+        clock=clock,
+        cache_ttl_s=5.0,
+    )
+    try:
+        for user in ("u1", "u2", "u3"):
+            assert purchases.start(user).wait().ids == frozenset({"a"})
+        assert purchases.cached_users() == 3
+        clock.now += 4.0
+        purchases.start("u1").wait()  # still fresh: served from the cache, not read again
+        assert len(source.calls) == 3
+        clock.now += 2.0  # u1..u3 are past their TTL now
+        purchases.start("u4").wait()
+        assert purchases.cached_users() == 1
+        purchases.start("u2").wait()  # expired: read again
+        assert len(source.calls) == 5
+    finally:
+        inline.shutdown()

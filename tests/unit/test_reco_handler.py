@@ -80,8 +80,11 @@ def lines(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
     return [json.loads(line) for line in capsys.readouterr().out.splitlines() if line]
 
 
+KEY = b"deployment-key-" * 3
+
+
 def test_user_recommendations(capsys: pytest.CaptureFixture[str]) -> None:
-    response, fake = call(fixture("get_user.json"))
+    response, fake = call(fixture("get_user.json"), pseudonym_key=lambda: KEY)
     assert response["statusCode"] == 200
     assert response["isBase64Encoded"] is False
     assert body(response) == {
@@ -97,9 +100,22 @@ def test_user_recommendations(capsys: pytest.CaptureFixture[str]) -> None:
     assert log[0]["status"] == 200
     assert log[0]["request_id"] == "lambda-req-1"
     assert log[0]["api_request_id"] == "e0c4e7a2-5c41-4f0e-9b1e-3f4d2f1a9b10"
-    assert log[0]["user"] == hash_id("user-0042")
+    assert log[0]["user"] == hash_id("user-0042", KEY)
     assert log[0]["returned"] == 5
     assert "user-0042" not in json.dumps(out)
+
+
+@pytest.mark.parametrize("key", [None, lambda: None])
+def test_without_the_pseudonym_key_no_user_is_logged(
+    key: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Not configured, or not read yet: the line has no user at all, never an unkeyed hash
+    (a list of e-mail addresses hashed with SHA-256 would reverse it)."""
+    response, _ = call(fixture("get_user.json"), **({} if key is None else {"pseudonym_key": key}))
+    assert response["statusCode"] == 200
+    (log,) = [line for line in lines(capsys) if line.get("message") == "request"]
+    assert "user" not in log
+    assert log["kind"] == "userId" and log["returned"] == 5
 
 
 def test_item_recommendations_with_recommender_and_filter() -> None:

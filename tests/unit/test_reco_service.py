@@ -121,3 +121,53 @@ def test_exclusion_properties(size: int, limit: int, headroom: int, purchased: s
     assert served.items == expected
     assert len(personalize.asked) <= 2
     assert all(n <= 500 for n in personalize.asked)
+
+
+class PromotingPersonalize(FakePersonalize):
+    """Personalize with a promotion: ``percent`` of every page is promoted items, placed where
+    Personalize places them, anywhere in the page (here: the last slots, the worst case for a
+    caller that asked for more than it serves)."""
+
+    def __init__(self, size: int, percent: int) -> None:
+        super().__init__(size)
+        self.percent = percent
+
+    def __call__(self, n: int) -> Recommendations:
+        self.asked.append(n)
+        share = n * self.percent // 100
+        page = self.ranking[: n - share] + [
+            Item(f"p{k}", None, promotion_name="promo") for k in range(share)
+        ]
+        return Recommendations(page, f"rid-{len(self.asked)}")
+
+
+def promoted(items: list[Item]) -> list[str]:
+    return [item.item_id for item in items if item.promotion_name]
+
+
+@pytest.mark.parametrize(
+    ("pending", "rest"),
+    [
+        (ready({"i1"}), ["i0", "i2", "i3", "i4", "i5", "i6", "i7", "i8"]),
+        (ready(None, "timeout"), [f"i{n}" for n in range(8)]),
+    ],
+)
+def test_the_headroom_does_not_push_promoted_items_out_of_the_first_n(
+    pending: Pending, rest: list[str]
+) -> None:
+    """Personalize applies percentPromotedItems to the numResults it was asked for: asked for
+    N + headroom, its promoted items may all sit past N. The N served still hold the share
+    a request for N would have had, in Personalize's order among themselves; the lowest
+    ranked of the rest make room."""
+    personalize = PromotingPersonalize(100, percent=20)
+    served = recommend(personalize, 10, pending, headroom=25, promoted_share=2)
+    assert personalize.asked == [35]  # 7 promoted, in slots 28..34
+    assert ids(served.items) == [*rest, "p0", "p1"]
+
+
+def test_promoted_items_already_in_the_first_n_are_kept_as_they_are() -> None:
+    personalize = FakePersonalize(100)
+    personalize.ranking[3] = Item("i3", 0.9, promotion_name="promo")
+    personalize.ranking[7] = Item("i7", 0.9, promotion_name="promo")
+    served = recommend(personalize, 10, ready(set()), headroom=25, promoted_share=2)
+    assert ids(served.items) == [f"i{n}" for n in range(10)]

@@ -183,7 +183,7 @@ def test_ranking_answers_in_personalizes_order() -> None:
             },
         )
     ]
-    assert response["headers"]["ETag"].startswith('"')
+    assert response["headers"]["ETag"].startswith('W/"')
     assert response["headers"]["Cache-Control"] == "no-store"
 
 
@@ -203,6 +203,9 @@ def test_ranking_answers_in_personalizes_order() -> None:
         (ranking({"userId": "u", "itemIds": ["a", "x" * 257]}), "itemIds[1]"),
         (ranking({"userId": "u" * 257, "itemIds": ["a"]}), "userId"),
         (ranking({"userId": "u", "itemIds": ["a", 3]}), "itemIds[1]"),
+        # A lone surrogate (JSON may carry one) has no UTF-8 form: no request could carry it.
+        (ranking(None, raw='{"userId": "\\ud800", "itemIds": ["a"]}'), "userId"),
+        (ranking(None, raw='{"userId": "u", "itemIds": ["a", "b\\udfff"]}'), "itemIds[1]"),
         (ranking({"userId": "u", "itemIds": ["a"], "excludePurchased": "yes"}), "excludePurchased"),
         (ranking({"userId": "u", "itemIds": ["a"], "context": {"bad key": "v"}}), "context"),
         (ranking({"userId": "u", "itemIds": ["a"], "context": {"K": 1}}), "context.K"),
@@ -251,6 +254,31 @@ def test_named_filter_values_are_quoted_as_personalize_requires() -> None:
     params = fake.calls[0][1]
     assert params["filterArn"] == GENRE
     assert params["filterValues"] == {"GENRES": '"comedy","drama"'}
+
+
+def test_filter_values_are_trimmed_around_the_commas() -> None:
+    event = with_query(
+        "get_user.json",
+        userId="u1",
+        filter="genre",
+        **{"filterValues.GENRES": " comedy ,drama , science fiction "},
+    )
+    response, fake = call(event)
+    assert response["statusCode"] == 200, response["body"]
+    assert fake.calls[0][1]["filterValues"] == {"GENRES": '"comedy","drama","science fiction"'}
+
+
+def test_a_backslash_in_a_filter_value_is_refused_by_name() -> None:
+    """Personalize quotes each value ("a","b") and documents no escape inside the quotes: a
+    backslash could only be read as one, so it is refused rather than guessed."""
+    event = with_query(
+        "get_user.json", userId="u1", filter="genre", **{"filterValues.GENRES": "a\\b"}
+    )
+    response, fake = call(event)
+    assert response["statusCode"] == 400
+    message = body(response)["error"]["message"]
+    assert "filterValues.GENRES" in message and "\\" in message
+    assert fake.calls == []
 
 
 def test_named_filter_replaces_the_default_filter() -> None:
@@ -364,19 +392,27 @@ def test_the_promotion_is_sent_on_every_get_and_never_on_ranking() -> None:
 # -- caching --------------------------------------------------------------------------------
 
 
-def test_etag_ignores_the_recommendation_id_and_304_on_a_match() -> None:
+def test_etag_is_weak_ignores_the_recommendation_id_and_304_on_a_weak_match() -> None:
+    """Two answers that differ only in recommendationId are not byte-identical: they share a
+    weak validator, never a strong one (RFC 9110 8.8.1). If-None-Match compares weakly
+    (13.1.2): W/"x" and "x" both match W/"x"."""
     first, _ = call(fixture("get_user.json"), fake=Fake("RID-1"))
     second, _ = call(fixture("get_user.json"), fake=Fake("RID-2"))
     tag = first["headers"]["ETag"]
+    assert tag.startswith('W/"') and tag.endswith('"')
     assert tag == second["headers"]["ETag"]
+    assert body(first)["recommendationId"] != body(second)["recommendationId"]
     assert first["headers"]["Cache-Control"] == "no-store"
+    opaque = tag.removeprefix("W/")
+    for sent in (f'"other", {tag}', opaque, f"W/{opaque}", "*"):
+        event = copy.deepcopy(fixture("get_user.json"))
+        event["headers"]["If-None-Match"] = sent
+        response, _ = call(event, fake=Fake("RID-3"))
+        assert response["statusCode"] == 304, sent
+        assert response["body"] == ""
+        assert response["headers"]["ETag"] == tag
     event = copy.deepcopy(fixture("get_user.json"))
-    event["headers"]["If-None-Match"] = f'"other", W/{tag}'
-    response, _ = call(event, fake=Fake("RID-3"))
-    assert response["statusCode"] == 304
-    assert response["body"] == ""
-    assert response["headers"]["ETag"] == tag
-    event["headers"]["If-None-Match"] = '"other"'
+    event["headers"]["If-None-Match"] = '"other", W/"other"'
     assert call(event)[0]["statusCode"] == 200
 
 

@@ -5,12 +5,23 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from sandbox.gateway import ApiGateway, HttpRequest, build_event, map_response
+from sandbox.gateway import (
+    INVALID_API_KEY,
+    MISSING_AUTHENTICATION_TOKEN,
+    ApiGateway,
+    GatewayError,
+    HttpRequest,
+    build_event,
+    gateway_error_body,
+    map_response,
+)
 
 KEY = "k" * 30
 _DEFAULT: Any = object()
@@ -54,14 +65,26 @@ def _get(target: str, key: str | None = KEY, **headers: str) -> HttpRequest:
         ("DELETE", "/recommendations?userId=u"),
         ("GET", "/rankings"),
         ("POST", "/related-items"),
+        ("HEAD", "/recommendations?userId=u"),
+        ("PUT", "/rankings"),
+        ("OPTIONS", "/recommendations"),
     ],
 )
-def test_unrouted_requests_get_missing_authentication_token(method: str, target: str) -> None:
+@pytest.mark.parametrize("key", [KEY, None])
+def test_unrouted_requests_get_missing_authentication_token(
+    method: str, target: str, key: str | None
+) -> None:
+    """A method the route does not deploy is API Gateway's 403, not the function's 405, with or
+    without a key: the gateway answers before looking at the key."""
     invoke = Recorder()
     gateway = ApiGateway(invoke, KEY)
-    response = gateway.handle(HttpRequest(method, target, [("x-api-key", KEY)]))
+    headers = [("x-api-key", key)] if key else []
+    response = gateway.handle(HttpRequest(method, target, headers))
     assert response.status == 403
-    assert json.loads(response.body) == {"message": "Missing Authentication Token"}
+    assert json.loads(response.body) == {
+        "error": {"code": "MISSING_AUTHENTICATION_TOKEN", "message": "Missing Authentication Token"}
+    }
+    assert response.header("x-amzn-ErrorType") == "MissingAuthenticationTokenException"
     assert invoke.calls == []
 
 
@@ -70,7 +93,9 @@ def test_a_missing_or_wrong_api_key_is_forbidden(key: str | None) -> None:
     invoke = Recorder()
     response = ApiGateway(invoke, KEY).handle(_get("/recommendations?userId=u1", key=key))
     assert response.status == 403
-    assert json.loads(response.body) == {"message": "Forbidden"}
+    assert json.loads(response.body) == {
+        "error": {"code": "INVALID_API_KEY", "message": "Forbidden"}
+    }
     assert response.header("Content-Type") == "application/json"
     assert invoke.calls == []
 
@@ -188,7 +213,9 @@ def test_base64_bodies_are_decoded() -> None:
 def test_handler_errors_and_malformed_responses_are_502(result: Any) -> None:
     response = ApiGateway(Recorder(result), KEY).handle(_get("/recommendations?userId=u"))
     assert response.status == 502
-    assert json.loads(response.body) == {"message": "Internal server error"}
+    assert json.loads(response.body) == {
+        "error": {"code": "API_CONFIGURATION_ERROR", "message": "Internal server error"}
+    }
 
 
 def test_a_hung_integration_is_504() -> None:
@@ -205,7 +232,28 @@ def test_a_hung_integration_is_504() -> None:
         release.set()
         gateway.close()
     assert response.status == 504
-    assert json.loads(response.body) == {"message": "Endpoint request timed out"}
+    assert json.loads(response.body) == {
+        "error": {"code": "INTEGRATION_TIMEOUT", "message": "Endpoint request timed out"}
+    }
+
+
+MODULE = Path(__file__).resolve().parents[2] / "terraform" / "modules" / "recommendations"
+
+
+@pytest.mark.parametrize("error", [MISSING_AUTHENTICATION_TOKEN, INVALID_API_KEY])
+def test_gateway_answers_are_the_deployments_gateway_response_template(error: GatewayError) -> None:
+    """The body the sandbox sends is what the module's DEFAULT_4XX/5XX template makes of the
+    same error: the template's $context variables filled with its response type and message."""
+    main = (MODULE / "main.tf").read_text(encoding="utf-8")
+    block = re.search(r"gateway_error_template = jsonencode\(\{(.*?)\n  \}\)", main, re.S)
+    assert block, "gateway_error_template not found in the recommendations module"
+    fields = dict(re.findall(r'(\w+)\s*=\s*"([^"]*)"', block.group(1)))
+    assert set(fields) == {"code", "message"} and "error = {" in block.group(1)
+    values = {
+        "$context.error.responseType": error.response_type,
+        "$context.error.message": error.message,
+    }
+    assert gateway_error_body(error) == {"error": {k: values[v] for k, v in fields.items()}}
 
 
 # CORS on the gateway's own errors, as terraform/modules/recommendations' gateway responses

@@ -138,7 +138,10 @@ def test_secret_values_are_written_only_when_the_parameter_is_created() -> None:
     # A changing write-only version makes Terraform write value_wo again, and it cannot tell
     # whether a value was given: without one it would put the placeholder over a real key.
     text = (TERRAFORM / "modules" / "segment_secrets" / "main.tf").read_text()
-    assert text.count("value_wo_version = local.value_version") == 2
+    # Every parameter: the write key, the profile token, the log pseudonym key.
+    parameters = text.count('resource "aws_ssm_parameter"')
+    assert parameters == 3
+    assert text.count("value_wo_version = local.value_version") == parameters
     assert "value_version = 1" in text
     for directory in (TERRAFORM, TERRAFORM / "modules" / "segment_secrets"):
         assert not any("version" in name for name in _items(directory, "variable"))

@@ -27,6 +27,9 @@ def test_custom_property_names() -> None:
         ({"impression": ["ok", "x" * 257]}, ("impression",)),
         ({"impression": ["ok", None]}, ("impression",)),
         ({"impression": [True]}, ("impression",)),
+        # A lone surrogate (JSON may carry one) has no UTF-8 form: no request could send it.
+        ({"recommendation_id": "RID-\ud800"}, ("recommendation_id",)),
+        ({"impression": ["ok", "x\udfff"]}, ("impression",)),
     ],
 )
 def test_values_outside_putevents_limits_are_left_out_and_named(

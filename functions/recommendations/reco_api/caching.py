@@ -1,7 +1,12 @@
-"""HTTP caching of 200 answers: a strong ETag over what the answer says (items, scores,
+"""HTTP caching of 200 answers: a weak ETag over what the answer says (items, scores,
 metadata and the echoed ids; not the recommendationId, which Personalize makes new on every
 call), ``304`` on a matching ``If-None-Match`` (GET and HEAD), and ``Cache-Control``:
-``private, max-age=<CACHE_MAX_AGE_S>``, or ``no-store`` (the default, 0)."""
+``private, max-age=<CACHE_MAX_AGE_S>``, or ``no-store`` (the default, 0).
+
+Weak (``W/"…"``) because two answers with one tag may differ in their recommendationId: they
+are equivalent, not byte-identical, and a strong validator promises the latter (RFC 9110,
+section 8.8.1). ``If-None-Match`` uses the weak comparison (section 13.1.2), which ignores
+``W/`` on both sides."""
 
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ from typing import Any
 
 def etag(content: Any) -> str:
     text = json.dumps(content, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
-    return '"' + hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest() + '"'
+    return 'W/"' + hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest() + '"'
 
 
 def cache_control(max_age_s: int) -> str:
@@ -21,15 +26,17 @@ def cache_control(max_age_s: int) -> str:
 
 
 def matches(event: Any, tag: str) -> bool:
-    """RFC 9110 weak comparison, as If-None-Match uses: ``W/`` is ignored, ``*`` matches."""
+    """RFC 9110 weak comparison, as If-None-Match uses (13.1.2): ``W/`` is ignored on both
+    sides, ``*`` matches."""
     headers = event.get("headers") if isinstance(event, Mapping) else None
     if not isinstance(headers, Mapping):
         return False
+    opaque = tag.removeprefix("W/")
     for name, value in headers.items():
         if isinstance(name, str) and name.lower() == "if-none-match" and isinstance(value, str):
             for candidate in value.split(","):
                 candidate = candidate.strip()
-                if candidate == "*" or candidate.removeprefix("W/") == tag:
+                if candidate == "*" or candidate.removeprefix("W/") == opaque:
                     return True
     return False
 

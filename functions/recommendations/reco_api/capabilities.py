@@ -72,16 +72,27 @@ def load(env: Mapping[str, str]) -> Capabilities:
 
 
 def encode_filter_values(values: Sequence[str]) -> str:
-    """Personalize's form for several values of one parameter: ``"a","b"``."""
+    """Personalize's form for several values of one parameter: ``"a","b"``, each value
+    without the spaces around it (``a, b`` is ``"a","b"``).
+
+    Personalize quotes each value and separates them with commas, and documents no escape
+    inside the quotes (https://docs.aws.amazon.com/personalize/latest/dg/filter-real-time.html;
+    GetRecommendations ``filterValues``: "Separate multiple values for one parameter with a
+    comma", https://docs.aws.amazon.com/personalize/latest/dg/API_RS_GetRecommendations.html).
+    So a ``"`` would end the value and a backslash could only be read as an escape: both are
+    refused, by name, rather than sent for Personalize to guess.
+    """
     if not values:
         raise FilterValueError("needs at least one value")
-    for value in values:
+    trimmed = [value.strip() for value in values]
+    for value in trimmed:
         if value == "":
             raise FilterValueError("values must not be empty")
         if '"' in value:
-            # Personalize documents no escape inside its quoted values.
             raise FilterValueError('values must not contain "')
-    encoded = ",".join(f'"{value}"' for value in values)
+        if "\\" in value:
+            raise FilterValueError("values must not contain \\ (Personalize has no escape)")
+    encoded = ",".join(f'"{value}"' for value in trimmed)
     if len(encoded) > MAX_FILTER_VALUE:
         raise FilterValueError(
             f"too many or too long values: at most {MAX_FILTER_VALUE} characters once quoted"

@@ -21,7 +21,9 @@ from common.secrets import SecretError
 CONFIG_PROBLEM_COOLDOWN_S = 60.0
 
 
-# Most users whose purchases are kept between requests (per container).
+# Most users whose purchases are kept between requests (per container); entries past
+# PROFILE_CACHE_TTL_S are dropped as new reads come in, so the cache holds at most the users
+# read in the last TTL, and never more than this.
 CACHE_MAX_USERS = 10_000
 
 
@@ -88,12 +90,23 @@ class PurchaseReader:
                 return Pending(None, self._budget, cached[1])
         return Pending(self._executor().submit(self._read, user_id), self._budget)
 
+    def cached_users(self) -> int:
+        """How many users' purchases the cache holds (expired ones are dropped as reads
+        come in)."""
+        with self._lock:
+            return len(self._cache)
+
     def _remember(self, user_id: str, purchases: Purchases) -> Purchases:
         if self._cache_ttl > 0:
             with self._lock:
-                self._cache[user_id] = (self._clock() + self._cache_ttl, purchases)
+                now = self._clock()
+                self._cache[user_id] = (now + self._cache_ttl, purchases)
                 self._cache.move_to_end(user_id)
-                while len(self._cache) > CACHE_MAX_USERS:
+                # Oldest first, all with the same TTL: the expired entries are at the front.
+                while self._cache:
+                    expires, _ = next(iter(self._cache.values()))
+                    if expires > now and len(self._cache) <= CACHE_MAX_USERS:
+                        break
                     self._cache.popitem(last=False)
         return purchases
 

@@ -12,8 +12,12 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from common.config import ConfigError
-from common.log import hash_id
-from common.personalize import PersonalizeError, Recommendations, get_recommendations
+from common.personalize import (
+    PersonalizeError,
+    Recommendations,
+    get_recommendations,
+    promoted_share,
+)
 from common.recommend import Served, recommend
 from reco_api import caching, capabilities, rankings, responses, routes, runtime
 from reco_api.deadline import Deadline, OutOfTime
@@ -84,8 +88,7 @@ def _respond(rt: Runtime, event: Any, outcome: Outcome, deadline: Deadline) -> d
     outcome.num_results = query.num_results
     outcome.filter = request.filter_name
     outcome.metadata = request.include_metadata or None
-    if query.user_id is not None:
-        outcome.user = hash_id(query.user_id)
+    outcome.subject = query.user_id
     served = _serve(rt, lambda: _recommend(rt, query, deadline, request), outcome, cors)
     if not isinstance(served, Served):
         return served
@@ -118,7 +121,7 @@ def _rank(
 ) -> dict[str, Any]:
     outcome.kind = "ranking"
     outcome.num_results = len(request.item_ids)
-    outcome.user = hash_id(request.user_id)
+    outcome.subject = request.user_id
     served = _serve(
         rt, lambda: rankings.serve(rt, request, lambda: _client(rt, deadline)), outcome, cors
     )
@@ -228,7 +231,14 @@ def _recommend(
         )
 
     headroom = settings.exclusion.headroom if settings.exclusion else 0
-    return recommend(fetch, query.num_results, pending, headroom, deadline, profile_wait_s)
+    # The promotion's share of what is served, not of the longer list asked for.
+    share = sum(
+        promoted_share(query.num_results, int(p["percentPromotedItems"]))
+        for p in (extras.promotions if extras is not None else ())
+    )
+    return recommend(
+        fetch, query.num_results, pending, headroom, deadline, profile_wait_s, promoted_share=share
+    )
 
 
 def _misconfiguration(rt: Runtime, exc: PersonalizeError) -> ConfigError:

@@ -1,9 +1,10 @@
 """What one request decided, and its one log line and one EMF metrics blob: decisions and
-counts, never ids (a user appears only as :func:`common.log.hash_id`)."""
+counts, never ids (a user appears only as its keyed pseudonym, :func:`common.log.hash_id`,
+or not at all)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from common.config import ConfigError
@@ -25,7 +26,9 @@ class Outcome:
     num_results: int | None = None
     filter: str | None = None
     metadata: bool | None = None
-    user: str | None = None  # hash_id of the user id
+    # The user id, for its pseudonym in the line (made when the line is written, so that a
+    # key read in the background since the request began is used); never logged itself.
+    subject: str | None = field(default=None, repr=False)
     returned: int | None = None
     exclusion: str | None = None  # "off", "applied", "unavailable"
     exclusion_reason: str | None = None
@@ -54,7 +57,7 @@ class Outcome:
         self.reason = exc.reason if exc else None
 
     def logged(self) -> dict[str, Any]:
-        found = ((f.name, getattr(self, f.name)) for f in fields(self))
+        found = ((f.name, getattr(self, f.name)) for f in fields(self) if f.name != "subject")
         return {name: value for name, value in found if value is not None}
 
 
@@ -90,6 +93,9 @@ def account(rt: Runtime, status: int, outcome: Outcome, elapsed_s: float) -> Non
     metrics.flush(**{k: v for k, v in properties.items() if v is not None})
 
     line = outcome.logged()
+    user = rt.logger.pseudonym(outcome.subject) if outcome.subject is not None else None
+    if user is not None:
+        line["user"] = user
     line.update(status=status, outcome=code or "ok", latency_ms=latency_ms, cold_start=rt.cold)
     rt.cold = False
     if code == "configuration_error":

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from common.ids import length_problem
+from common.ids import id_problem
 from common.personalize import (
     MAX_RANKING_ITEMS,
     MAX_RESULTS_WITH_METADATA,
@@ -136,7 +136,9 @@ def _flag(body: Mapping[str, Any], name: str) -> bool:
 def _check_id(value: Any, name: str) -> None:
     if not isinstance(value, str):
         raise BadRequest("invalid_parameter", f"{name} must be a string")
-    problem = length_problem(value)
+    # The GET routes' check: a JSON body may carry a lone surrogate ("\ud800"), which no
+    # request to Personalize could (botocore would fail encoding it: a 500).
+    problem = id_problem(value)
     if problem is not None:
         raise BadRequest("invalid_parameter", f"{name} {problem}")
 

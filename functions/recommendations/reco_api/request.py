@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from common.ids import encodable, length_problem
+from common.ids import id_problem
 from common.personalize import MAX_RESULTS
 
 KNOWN = ("userId", "itemId", "numResults")
@@ -93,11 +93,9 @@ def _identifier(params: Mapping[str, str], name: str) -> str | None:
     value = params.get(name)
     if value is None:
         return None
-    problem = length_problem(value)
-    if problem is not None:
-        raise BadRequest("invalid_parameter", f"{name} {problem}")
     # A lone surrogate ("\ud800" in a hand-made event) has no UTF-8 form: no request to
     # Personalize or the Profile API could carry it.
-    if not encodable(value):
-        raise BadRequest("invalid_parameter", f"{name} must be valid Unicode text")
+    problem = id_problem(value)
+    if problem is not None:
+        raise BadRequest("invalid_parameter", f"{name} {problem}")
     return value

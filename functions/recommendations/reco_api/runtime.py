@@ -1,6 +1,7 @@
 """Per-container state of the recommendations function, created on the first request and
 reused (see :mod:`common.runtime`): settings or their error, logger, metrics, the
-Personalize client, the Profile API reader and its small thread pool.
+Personalize client, the Profile API reader and its small thread pool, and the log
+pseudonyms' key (read in the background from the first request on).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING
 from common import aws
 from common.config import environ
 from common.runtime import FunctionRuntime, PerContainer
+from common.secrets import LogHashKey, SecretCache, SecretError
 from reco_api.exclusion import PurchaseReader
 from reco_api.settings import Settings, load
 
@@ -49,7 +51,8 @@ TOKEN_TTL_S = 300.0
 
 
 class Runtime(FunctionRuntime[Settings]):
-    """``personalize`` and ``purchases`` replace the real clients (unit tests pass fakes)."""
+    """``personalize``, ``purchases`` and ``pseudonym_key`` replace the real clients and the
+    log pseudonyms' key read from SSM (unit tests pass fakes)."""
 
     def __init__(
         self,
@@ -57,10 +60,22 @@ class Runtime(FunctionRuntime[Settings]):
         *,
         personalize: Callable[[], PersonalizeRuntimeClient] | None = None,
         purchases: PurchaseReader | None = None,
+        pseudonym_key: Callable[[], bytes | None] | None = None,
     ) -> None:
         super().__init__(SERVICE, load, env)
         self.cold = True
         self.settings: Settings | None = self.loaded.settings
+        self.log_hash_key: LogHashKey | None = None
+        self.secrets = SecretCache(lambda: self.clients.ssm(SSM_POLICY), ttl_seconds=TOKEN_TTL_S)
+        if pseudonym_key is not None:
+            self.logger.use_pseudonym_key(pseudonym_key)
+        elif self.settings is not None and self.settings.log_hash_key_parameter is not None:
+            key = LogHashKey(
+                self.secrets, self.settings.log_hash_key_parameter, on_problem=self._no_log_key
+            )
+            self.log_hash_key = key
+            self.logger.use_pseudonym_key(key.current)
+            key.current()  # the read starts now, and is usually done when the first line is
         self._reader: PurchaseReader | None = purchases
         self._reader_lock = threading.Lock()
         self._personalize = personalize
@@ -88,11 +103,10 @@ class Runtime(FunctionRuntime[Settings]):
         from common.http import HttpPolicy, session
         from common.profiles import ProfileClient
         from common.ratelimit import TokenBucket
-        from common.secrets import SecretCache
 
         assert self.settings is not None and self.settings.exclusion is not None
         conf = self.settings.exclusion
-        secrets = SecretCache(lambda: self.clients.ssm(SSM_POLICY), ttl_seconds=TOKEN_TTL_S)
+        secrets = self.secrets
         # One quick retry of a failed connection only: a request that reached Segment
         # counts against the space's budget, so it is sent again only after taking a turn
         # (ProfileClient does that after a 429, within the few hundred ms budget).
@@ -122,6 +136,13 @@ class Runtime(FunctionRuntime[Settings]):
             lambda: self.executor(conf.workers),
             on_config_problem=self._config_problem,
             cache_ttl_s=conf.cache_ttl_s,
+        )
+
+    def _no_log_key(self, problem: SecretError) -> None:
+        self.logger.error(
+            "user ids are left out of the logs: the pseudonym key cannot be read",
+            setting="LOG_HASH_KEY_PARAMETER",
+            reason=problem.reason,
         )
 
     def _config_problem(self, setting: str, detail: str) -> None:

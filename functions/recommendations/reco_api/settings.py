@@ -15,6 +15,7 @@ from common.config import (
     env_arn,
     env_float,
     env_int,
+    env_log_hash_key,
     env_profile_api,
     env_str,
 )
@@ -61,6 +62,8 @@ class Settings:
     exclusion: ExclusionSettings | None
     # Ranking, named filters, promotion, metadata columns, caching (reco_api.capabilities).
     capabilities: Capabilities = field(default_factory=Capabilities)
+    # The SecureString keying the user pseudonyms in the logs; None: no user id is logged.
+    log_hash_key_parameter: str | None = None
 
 
 def load(env: Mapping[str, str]) -> Settings:
@@ -77,6 +80,7 @@ def load(env: Mapping[str, str]) -> Settings:
         cors_origins=_cors_origins(env),
         exclusion=_exclusion(env),
         capabilities=v2,
+        log_hash_key_parameter=env_log_hash_key(env),
     )
 
 

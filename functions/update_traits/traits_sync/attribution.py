@@ -5,8 +5,10 @@ as ``recommendationId`` / ``impression`` so Personalize attributes clicks and le
 impressions.
 
 Validated to PutEvents' limits (recommendationId 1-40 characters; impression 1-25 item ids of
-1-256 characters). A value outside them is left out and counted, never a reason to lose the
-event itself: the click still counts, only its attribution is missing.
+1-256 characters), and to what a request can carry: text with no UTF-8 form (a lone surrogate
+such as ``"\\ud800"``, which JSON may hold) is refused like an over-long value. A value outside
+them is left out and counted, never a reason to lose the event itself: the click still counts,
+only its attribution is missing.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from common.ids import MAX_ID_LENGTH
+from common.ids import MAX_ID_LENGTH, encodable
 
 MAX_RECOMMENDATION_ID = 40
 MAX_IMPRESSION = 25
@@ -41,7 +43,7 @@ def read(
     rid = properties.get(recommendation_id_property)
     recommendation_id: str | None = None
     if rid is not None and rid != "":
-        if isinstance(rid, str) and len(rid) <= MAX_RECOMMENDATION_ID:
+        if isinstance(rid, str) and len(rid) <= MAX_RECOMMENDATION_ID and encodable(rid):
             recommendation_id = rid
         else:
             dropped.append("recommendation_id")
@@ -65,6 +67,8 @@ def _ids(value: Any) -> tuple[str, ...] | None:
         if isinstance(entry, int) and not isinstance(entry, bool):
             entry = str(entry)
         if not isinstance(entry, str) or not 1 <= len(entry) <= MAX_ID_LENGTH:
+            return None
+        if not encodable(entry):
             return None
         out.append(entry)
     return tuple(dict.fromkeys(out))

@@ -28,7 +28,7 @@ from concurrent.futures import Future, wait
 from dataclasses import dataclass, replace
 from typing import Any
 
-from common.log import Logger, hash_id
+from common.log import Logger
 from traits_sync import identify
 from traits_sync.budget import Budget, OutOfTime
 from traits_sync.kinesis import KinesisRecord
@@ -89,7 +89,7 @@ class Failures:
         self._logger.warning(
             "records reported for retry",
             reason=reason,
-            user=hash_id(user_id) if user_id is not None else None,
+            user=self._logger.pseudonym(user_id) if user_id is not None else None,
             records=len(records),
         )
 

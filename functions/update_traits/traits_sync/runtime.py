@@ -16,7 +16,7 @@ from common.http import HttpPolicy, session
 from common.profiles import ProfileClient
 from common.ratelimit import TokenBucket
 from common.runtime import FunctionRuntime, PerContainer
-from common.secrets import SecretCache
+from common.secrets import LogHashKey, SecretCache, SecretError
 from traits_sync.deadletter import DeadLetterQueue
 from traits_sync.ports import Ports
 from traits_sync.settings import Settings, load
@@ -60,9 +60,26 @@ class Runtime(FunctionRuntime[Settings]):
     def __init__(self, env: Mapping[str, str]) -> None:
         super().__init__(SERVICE, load, env, region=True)
         self.settings: Settings | None = self.loaded.settings
+        self.log_hash_key: LogHashKey | None = None
         self.secrets = SecretCache(lambda: self.clients.ssm(SSM_POLICY), SECRET_TTL_S)
         self._lock = threading.Lock()
         self._state: _State | None = None
+        if self.settings is not None and self.settings.log_hash_key_parameter is not None:
+            # Read in the background: a batch never waits for it, and logs no user id until
+            # it is known (never an unkeyed hash).
+            key = LogHashKey(
+                self.secrets, self.settings.log_hash_key_parameter, on_problem=self._no_log_key
+            )
+            self.log_hash_key = key
+            self.logger.use_pseudonym_key(key.current)
+            key.current()
+
+    def _no_log_key(self, problem: SecretError) -> None:
+        self.logger.error(
+            "user ids are left out of the logs: the pseudonym key cannot be read",
+            setting="LOG_HASH_KEY_PARAMETER",
+            reason=problem.reason,
+        )
 
     def secret_parameters(self) -> dict[str, str]:
         """SSM parameter name → the setting that names it (for the log line)."""

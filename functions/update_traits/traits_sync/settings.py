@@ -19,6 +19,7 @@ from common.config import (
     env_choice,
     env_int,
     env_list,
+    env_log_hash_key,
     env_parameter_name,
     env_profile_api,
     env_required,
@@ -59,6 +60,8 @@ class Settings:
     # Event properties passed to PutEvents as recommendationId / impression (attribution).
     recommendation_id_property: str = "recommendation_id"
     impression_property: str = "impression"
+    # The SecureString keying the user pseudonyms in the logs; None: no user id is logged.
+    log_hash_key_parameter: str | None = None
 
 
 def load(env: Mapping[str, str]) -> Settings:
@@ -88,6 +91,7 @@ def load(env: Mapping[str, str]) -> Settings:
             env, "RECOMMENDATION_ID_PROPERTY", "recommendation_id"
         ),
         impression_property=_property(env, "IMPRESSION_PROPERTY", "impression"),
+        log_hash_key_parameter=env_log_hash_key(env),
     )
 
 

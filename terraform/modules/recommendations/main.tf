@@ -150,6 +150,7 @@ locals {
       PERSONALIZE_PROMOTIONS           = length(local.promotions) > 0 ? jsonencode(local.promotions) : null
       ITEM_METADATA_COLUMNS            = join(",", var.settings.item_metadata_columns)
       CACHE_MAX_AGE_S                  = var.settings.cache_max_age_seconds > 0 ? tostring(var.settings.cache_max_age_seconds) : null
+      LOG_HASH_KEY_PARAMETER           = try(var.log_hash_key_parameter.name, null)
     }) : name => value if value != null && value != ""
   })
 
@@ -216,12 +217,21 @@ data "aws_iam_policy_document" "function" {
   }
 
   dynamic "statement" {
-    for_each = var.deployment.kms_key_arn == null || var.profiles == null ? [] : [var.deployment.kms_key_arn]
+    for_each = var.log_hash_key_parameter == null ? [] : [var.log_hash_key_parameter.arn]
+    content {
+      sid       = "ReadLogHashKey"
+      actions   = ["ssm:GetParameter"]
+      resources = [statement.value]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = var.deployment.kms_key_arn == null || (var.profiles == null && var.log_hash_key_parameter == null) ? [] : [var.deployment.kms_key_arn]
     content {
       sid       = "DecryptWithCustomerKey"
       actions   = ["kms:Decrypt"]
       resources = [statement.value]
-      # Only to read the profile token SecureString.
+      # Only to read the SecureStrings (profile token, log pseudonym key).
       condition {
         test     = "StringEquals"
         variable = "kms:ViaService"

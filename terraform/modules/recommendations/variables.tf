@@ -90,3 +90,12 @@ variable "profiles" {
   })
   default = null
 }
+
+variable "log_hash_key_parameter" {
+  description = "The SSM SecureString keying the user-id pseudonyms in the function's logs (name and arn; LOG_HASH_KEY_PARAMETER, ssm:GetParameter on that ARN). Null: no user id is logged."
+  type = object({
+    name = string
+    arn  = string
+  })
+  default = null
+}

@@ -31,11 +31,16 @@ locals {
       ITEM_ID_PROPERTY                = var.segment.item_id_property
       RECOMMENDED_TRAIT               = var.segment.recommended_trait
       PURCHASED_TRAIT                 = var.segment.purchased_trait
+      LOG_HASH_KEY_PARAMETER          = try(var.log_hash_key_parameter.name, null)
     } : name => value if value != null && value != ""
   }, { DEAD_LETTER_QUEUE_URL = aws_sqs_queue.dead_letter.url })
 
   personalize_resources = compact([var.personalize.campaign_arn, var.personalize.filter_arn])
-  parameter_arns        = compact([var.segment.write_key_parameter.arn, try(var.segment.profile_token_parameter.arn, null)])
+  parameter_arns = compact([
+    var.segment.write_key_parameter.arn,
+    try(var.segment.profile_token_parameter.arn, null),
+    try(var.log_hash_key_parameter.arn, null),
+  ])
 
   # Lambda decodes the record data and matches it; records that do not match (and records
   # that are not JSON at all) are skipped without invoking the function.

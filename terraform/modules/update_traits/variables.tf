@@ -81,3 +81,12 @@ variable "stream_arn" {
   description = "ARN of the Kinesis stream Segment writes to."
   type        = string
 }
+
+variable "log_hash_key_parameter" {
+  description = "The SSM SecureString keying the user-id pseudonyms in the function's logs (name and arn; LOG_HASH_KEY_PARAMETER, ssm:GetParameter on that ARN). Null: no user id is logged."
+  type = object({
+    name = string
+    arn  = string
+  })
+  default = null
+}
