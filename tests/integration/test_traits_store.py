@@ -97,6 +97,8 @@ class Profiles:
         self.calls: list[str] = []
         self.gate: threading.Event | None = None  # when set, a read waits for it
         self.fail = False
+        self.no_turn = False  # no turn of the rate share comes: wait out the deadline
+        self.never = threading.Event()
 
     def traits(self, user_id: str, include: Any, deadline: float | None = None) -> dict[str, Any]:
         self.calls.append(user_id)
@@ -104,6 +106,10 @@ class Profiles:
             raise ProfileError("timeout", "gate never opened")
         if self.fail:
             raise ProfileError("unavailable", "HTTP 503")
+        if self.no_turn:
+            assert deadline is not None
+            self.never.wait(max(0.0, min(30.0, deadline - time.monotonic())))
+            raise ProfileError("budget", "no Profile API turn before the deadline")
         return {"purchased_products": self.purchased.get(user_id, [])}
 
 
@@ -437,3 +443,28 @@ def test_the_store_unavailable_reports_the_users_records(world: World) -> None:
 def test_a_refresh_message_we_did_not_write_is_dead_lettered(world: World) -> None:
     assert world.run_queue(["not json", {"v": 9, "userId": "u"}]) == []
     assert [b.code for b in world.dead_letters.sent] == ["BadRefreshMessage"] * 2
+
+
+def test_seeds_without_a_turn_do_not_hold_the_batch(world: World) -> None:
+    """No Profile API turn comes: the seeds give up after their patience, not at the
+    invocation's deadline (60 s here), and the refreshes are sent all the same."""
+    world.profiles.no_turn = True
+    started = time.monotonic()
+    assert world.run([track(n, f"user-{n}") for n in range(20)], seconds=60.0) == []
+    elapsed = time.monotonic() - started
+    assert elapsed < 10.0, elapsed
+    assert world.stats["SeedsDeferred"] == 20 and len(world.tracking.lists) == 20
+
+
+def test_a_refresh_queue_batch_without_the_store_is_a_configuration_error(
+    aws: dict[str, Any],
+) -> None:
+    from devkit.context import LambdaContext
+    from traits_sync import handler
+    from traits_sync.runtime import Runtime
+
+    env = {k: v for k, v in ENV.items() if k != "USER_STATE_TABLE"}
+    rt = Runtime({**env, "AWS_DEFAULT_REGION": "us-east-1"})
+    event = sqs_event([{"v": 1, "userId": "u", "after": 1.0, "watermark": None}] * 2)
+    answer = handler.handle_with(rt, event, LambdaContext())
+    assert answer == {"batchItemFailures": [{"itemIdentifier": "m-0"}, {"itemIdentifier": "m-1"}]}
