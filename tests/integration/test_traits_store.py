@@ -468,3 +468,62 @@ def test_a_refresh_queue_batch_without_the_store_is_a_configuration_error(
     event = sqs_event([{"v": 1, "userId": "u", "after": 1.0, "watermark": None}] * 2)
     answer = handler.handle_with(rt, event, LambdaContext())
     assert answer == {"batchItemFailures": [{"itemIdentifier": "m-0"}, {"itemIdentifier": "m-1"}]}
+
+
+def test_concurrent_containers_never_write_a_list_with_a_processed_purchase(
+    world: World,
+) -> None:
+    """Four containers process one user's events at once (the stream keyed by messageId):
+    views and purchases interleave. Every identify claimed after a purchase was merged must
+    exclude it, and the last list stored excludes every purchase. The store's order of
+    claims is the ground truth: a list is checked against the purchases merged before it
+    was claimed."""
+    import random
+
+    rng = random.Random(7)
+    merged: list[tuple[int, str]] = []  # (store version after the merge, item)
+    claimed: list[tuple[int, tuple[str, ...]]] = []
+    lock = threading.Lock()
+    real_add, real_claim = world.store.add_purchases, world.store.claim
+
+    def add(user_id: str, items: Any) -> Any:
+        state = real_add(user_id, items)
+        with lock:
+            merged.extend((state.ver, item) for item in items)
+        return state
+
+    def claim(c: Any) -> Any:
+        state = real_claim(c)
+        if state is not None:
+            with lock:
+                claimed.append((state.ver, state.items))
+        return state
+
+    world.store.add_purchases = add  # type: ignore[method-assign]
+    world.store.claim = claim  # type: ignore[method-assign]
+    batches = []
+    for b in range(24):
+        if b % 3 == 0:
+            batches.append([track(1000 + b, "u", "Order Completed", [CATALOGUE[b // 3]])])
+        else:
+            batches.append([track(1000 + b, "u", items=[rng.choice(CATALOGUE)])])
+    failures: list[list[str]] = []
+
+    def container(mine: list[list[dict[str, Any]]]) -> None:
+        for batch in mine:
+            failures.append(world.run(batch))
+
+    threads = [threading.Thread(target=container, args=(batches[i::4],)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert all(not t.is_alive() for t in threads)
+    assert all(f == [] for f in failures)
+    bought = {item for _, item in merged}
+    assert len(bought) == 8
+    for version, items in claimed:
+        before = {item for ver, item in merged if ver < version}
+        assert not before & set(items), (version, items, before)
+    final = world.store.get("u", consistent=True)
+    assert final.purchased == bought and not bought & set(final.items)
