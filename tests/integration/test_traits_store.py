@@ -42,7 +42,7 @@ ENV = {
     "DEAD_LETTER_QUEUE_URL": f"https://sqs.us-east-1.amazonaws.com/{ACCOUNT}/dlq",
     "NUM_RESULTS": "5",
     "USER_STATE_TABLE": TABLE,
-    "MIN_REFRESH_INTERVAL_SECONDS": "0",
+    "MIN_REFRESH_INTERVAL_S": "0",
 }
 
 
@@ -349,7 +349,7 @@ def test_a_capped_user_reads_the_profile_api_on_every_refresh(world: World) -> N
 def test_a_user_refreshed_moments_ago_is_deferred_to_a_trailing_refresh(
     aws: dict[str, Any],
 ) -> None:
-    world = make(aws, MIN_REFRESH_INTERVAL_SECONDS="30", REFRESH_QUEUE_URL=aws["queue_url"])
+    world = make(aws, MIN_REFRESH_INTERVAL_S="30", REFRESH_QUEUE_URL=aws["queue_url"])
     try:
         world.run([track(1, "u")])
         assert len(world.runtime.calls) == 1
@@ -380,7 +380,7 @@ def test_a_user_refreshed_moments_ago_is_deferred_to_a_trailing_refresh(
 
 
 def test_a_purchase_refreshes_at_once_inside_the_window(aws: dict[str, Any]) -> None:
-    world = make(aws, MIN_REFRESH_INTERVAL_SECONDS="30", REFRESH_QUEUE_URL=aws["queue_url"])
+    world = make(aws, MIN_REFRESH_INTERVAL_S="30", REFRESH_QUEUE_URL=aws["queue_url"])
     try:
         world.run([track(1, "u")])
         world.now += 1
@@ -393,7 +393,7 @@ def test_a_purchase_refreshes_at_once_inside_the_window(aws: dict[str, Any]) -> 
 
 
 def test_a_queue_send_that_fails_reports_the_users_records(aws: dict[str, Any]) -> None:
-    world = make(aws, MIN_REFRESH_INTERVAL_SECONDS="30", REFRESH_QUEUE_URL=aws["queue_url"])
+    world = make(aws, MIN_REFRESH_INTERVAL_S="30", REFRESH_QUEUE_URL=aws["queue_url"])
     try:
         world.run([track(1, "u")])
         world.now += 1

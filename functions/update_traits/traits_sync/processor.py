@@ -368,7 +368,7 @@ def _send_deferred(
     if not store.deferred:
         return
     queue = ports.refresh_queue
-    if queue is None:  # MIN_REFRESH_INTERVAL_SECONDS=0 without a queue: retry instead
+    if queue is None:  # MIN_REFRESH_INTERVAL_S=0 without a queue: retry instead
         not_sent = [(d, "no_refresh_queue") for d in store.deferred]
     elif budget.expired():
         not_sent = [(d, TIME_UP) for d in store.deferred]

@@ -9,7 +9,7 @@ For a user of a Kinesis batch (:func:`user_refresh`):
    read, started here and merged later (:class:`Seeds`); the refresh does not wait for it
    unless ``SEED_WAIT`` is set, or the user's purchases passed the store's cap (then every
    refresh reads the trait, as before the store).
-4. Coalescing: a user refreshed less than ``MIN_REFRESH_INTERVAL_SECONDS`` ago who bought
+4. Coalescing: a user refreshed less than ``MIN_REFRESH_INTERVAL_S`` ago who bought
    nothing in this batch is not refreshed now; a :class:`Deferred` asks the refresh queue for
    a trailing refresh when the window ends.
 5. Otherwise GetRecommendations, the stored and this batch's purchases removed, then a
