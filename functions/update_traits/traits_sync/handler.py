@@ -12,9 +12,9 @@ from typing import Any
 
 from common.config import ConfigError
 from common.secrets import SecretError
-from traits_sync import kinesis
+from traits_sync import kinesis, refreshqueue
 from traits_sync.budget import Budget
-from traits_sync.processor import process
+from traits_sync.processor import process, process_refreshes
 from traits_sync.runtime import Runtime
 from traits_sync.stats import Stats
 
@@ -22,12 +22,13 @@ from traits_sync.stats import Stats
 def handle_with(rt: Runtime, event: Mapping[str, Any], context: Any) -> Any:
     log = rt.logger
     log.bind(requestId=getattr(context, "aws_request_id", None))
+    queued = refreshqueue.is_queue_event(event)
     try:
-        records = kinesis.records(event)
+        records = refreshqueue.records(dict(event)) if queued else kinesis.records(event)
     except kinesis.BatchShapeError as exc:
         # Without sequence numbers nothing can be reported one by one: failing the
         # invocation makes Lambda retry the whole batch, so nothing is lost.
-        log.error("not a Kinesis batch", reason=str(exc))
+        log.error("not a Kinesis or refresh-queue batch", reason=str(exc))
         raise
 
     settings = rt.settings
@@ -36,7 +37,8 @@ def handle_with(rt: Runtime, event: Mapping[str, Any], context: Any) -> Any:
     stats = Stats()
     budget = Budget.from_context(context, settings.time_margin_ms)
     try:
-        failed = process(records, settings, rt.ports(), budget, stats, log)
+        run = process_refreshes if queued else process
+        failed = run(records, settings, rt.ports(), budget, stats, log)
     except ConfigError as exc:
         return _misconfigured(rt, records, exc)
     except SecretError as exc:
@@ -55,7 +57,7 @@ def handle_with(rt: Runtime, event: Mapping[str, Any], context: Any) -> Any:
         metrics.add(name, value)
     metrics.flush()
     log.info(
-        "batch processed",
+        "refresh batch processed" if queued else "batch processed",
         **counts,
         skipReasons=dict(stats.skip_reasons),
         failureReasons=dict(stats.failure_reasons),

@@ -3,6 +3,7 @@ clients (:mod:`traits_sync.runtime`), tests pass fakes."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -13,6 +14,9 @@ from traits_sync.messages import Bad
 if TYPE_CHECKING:
     from mypy_boto3_personalize_events import PersonalizeEventsClient
     from mypy_boto3_personalize_runtime import PersonalizeRuntimeClient
+
+    from common.userstate import UserStateStore
+    from traits_sync.refreshqueue import Deferred
 
 
 class ProfileReader(Protocol):
@@ -27,6 +31,10 @@ class DeadLetters(Protocol):
 
 class BatchSender(Protocol):
     def send_batch(self, body: bytes) -> None: ...
+
+
+class RefreshSender(Protocol):
+    def send(self, deferred: Sequence[Deferred]) -> list[tuple[Deferred, str]]: ...
 
 
 def _no_secrets() -> None:
@@ -48,3 +56,10 @@ class Ports:
     # Reads the secrets before any write, so a missing one fails early and by name
     # (SecretError); called only when the batch has a user's event to write.
     prefetch_secrets: Callable[[], None] = _no_secrets
+    # The user-state store (USER_STATE_TABLE), its batch read's pool (never the units' own:
+    # every unit waits for that read), and the refresh queue; None without the store.
+    store: UserStateStore | None = None
+    store_reads: Executor | None = None
+    refresh_queue: RefreshSender | None = None
+    # Wall-clock epoch seconds: refresh times are compared across containers.
+    wall: Callable[[], float] = time.time

@@ -25,16 +25,26 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import Future, wait
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
 
+from common.config import ConfigError
 from common.log import Logger
-from traits_sync import identify
+from traits_sync import identify, refreshqueue
 from traits_sync.budget import Budget, OutOfTime
 from traits_sync.kinesis import KinesisRecord
 from traits_sync.messages import Bad, Rules, Skipped, TrackedEvent, classify
 from traits_sync.plan import Plan, SessionGroup, UserWork, build
 from traits_sync.ports import Ports
+from traits_sync.refresh import (
+    Seeds,
+    StoreView,
+    finish_seeds,
+    queued_refresh,
+    read_states,
+    user_refresh,
+)
+from traits_sync.refreshqueue import Deferred
 from traits_sync.settings import Settings
 from traits_sync.stats import Stats
 from traits_sync.work import (
@@ -62,6 +72,8 @@ _EVIDENCE = {
     "GetRecommendations": USERS_COMPLETED,
     "ProfileAPI": USERS_COMPLETED,
     "SegmentBatch": SEGMENT_ACCEPTED,
+    "UserState": USERS_COMPLETED,
+    "RefreshQueue": USERS_COMPLETED,
 }
 # The setting to look at when a service refuses every call of a step.
 _SETTINGS = {
@@ -69,6 +81,8 @@ _SETTINGS = {
     "GetRecommendations": "PERSONALIZE_CAMPAIGN_ARN",
     "ProfileAPI": "SEGMENT_SPACE_ID",
     "SegmentBatch": "SEGMENT_API_URL",
+    "UserState": "USER_STATE_TABLE",
+    "RefreshQueue": "REFRESH_QUEUE_URL",
 }
 
 
@@ -141,17 +155,117 @@ def process(
 
     _dead_letter(bad, ports, budget, stats, logger, failures)
     plan = build(relevant)
-    reserve = min(SEND_RESERVE_S, SEND_RESERVE_SHARE * budget.remaining())
+    reserve = _reserve(budget)
     refusals: list[Refusal] = []
-    identifies = _run_units(
-        plan, settings, ports, budget.reserving(reserve), stats, failures, refusals
-    )
+    units = budget.reserving(reserve)
+    store = None
+    if settings.store is not None:
+        # Buyers get their state from the purchase merge's own write.
+        view = read_states(ports, (u.user_id for u in plan.users if not u.purchased), units, stats)
+        store = _Stored(view, owners={u.user_id: u for u in plan.users})
+    identifies = _run_units(plan, settings, ports, units, stats, failures, refusals, store)
     _send_identifies(identifies, ports, budget, stats, failures, refusals)
+    if store is not None:
+        store.deferred += finish_seeds(store.seeds, settings, ports, budget, stats)
+        _send_deferred(store, ports, budget, stats, failures)
     refusals += [
         Refusal("PutEvents", "invalid_input", [record], reason)
         for group in plan.session_groups
         for record, reason in group.rejected
     ]
+    rejected = _settle(refusals, stats, logger, failures)
+    _dead_letter(rejected, ports, budget, stats, logger, failures)
+    return failures.sequence_numbers(records)
+
+
+def _reserve(budget: Budget) -> float:
+    return min(SEND_RESERVE_S, SEND_RESERVE_SHARE * budget.remaining())
+
+
+@dataclass
+class QueuedWork:
+    """The refresh-queue messages of one user in an SQS batch (the user's owner of the
+    identify, like a UserWork in a Kinesis batch)."""
+
+    user_id: str
+    records: list[KinesisRecord]
+    deferred: Deferred
+
+
+class Owner(Protocol):
+    user_id: str
+
+    @property
+    def records(self) -> Sequence[KinesisRecord]: ...
+
+
+def process_refreshes(
+    records: Sequence[KinesisRecord],
+    settings: Settings,
+    ports: Ports,
+    budget: Budget,
+    stats: Stats,
+    logger: Logger,
+) -> list[str]:
+    """An SQS batch of the refresh queue: one trailing refresh per user (the newest
+    ``after`` of their messages), unless a newer refresh already covered it. Returns the
+    messageIds to retry; a message this function did not write is dead-lettered."""
+    if settings.store is None:
+        raise ConfigError("USER_STATE_TABLE", "is required to consume the refresh queue")
+    failures = Failures(stats, logger)
+    stats.add("Records", len(records))
+    bad: list[Bad] = []
+    works: dict[str, QueuedWork] = {}
+    for record in records:
+        try:
+            deferred = refreshqueue.parse(refreshqueue.body_of(record))
+        except (refreshqueue.BadRefresh, ValueError) as exc:
+            bad.append(Bad(record, f"not a refresh message: {exc}", "BadRefreshMessage"))
+            continue
+        work = works.get(deferred.user_id)
+        if work is None:
+            works[deferred.user_id] = QueuedWork(deferred.user_id, [record], deferred)
+        else:
+            work.records.append(record)
+            if deferred.after > work.deferred.after:
+                work.deferred = deferred
+    _dead_letter(bad, ports, budget, stats, logger, failures)
+    if not works:
+        return failures.sequence_numbers(records)
+    ports.prefetch_secrets()
+    units = budget.reserving(_reserve(budget))
+    view = read_states(ports, works, units, stats)
+    store = _Stored(view, owners=dict(works))
+    futures: dict[Future[identify.Identify | None], QueuedWork] = {
+        ports.executor.submit(
+            queued_refresh,
+            work.deferred,
+            settings,
+            ports,
+            units,
+            stats,
+            view,
+            store.seeds,
+            work.records[0].sequence_number,
+        ): work
+        for work in works.values()
+    }
+    _wait(list(futures), units)
+    identifies: list[tuple[Owner, identify.Identify]] = []
+    refusals: list[Refusal] = []
+    for future, work in futures.items():
+        outcome = _outcome(future)
+        if isinstance(outcome, Refusal):
+            refusals.append(replace(outcome, records=work.records, user_id=work.user_id))
+        elif isinstance(outcome, str):
+            failures.add(work.records, outcome, work.user_id)
+        else:
+            stats.add(USERS_COMPLETED)
+            if outcome is not None:
+                identifies.append((work, outcome))
+    _send_identifies(identifies, ports, budget, stats, failures, refusals)
+    store.deferred += finish_seeds(store.seeds, settings, ports, budget, stats)
+    _send_deferred(store, ports, budget, stats, failures)
     rejected = _settle(refusals, stats, logger, failures)
     _dead_letter(rejected, ports, budget, stats, logger, failures)
     return failures.sequence_numbers(records)
@@ -234,6 +348,38 @@ def _code(reason: str) -> str:
     return parts[1] if len(parts) > 1 else reason
 
 
+@dataclass
+class _Stored:
+    """A batch's use of the user-state store: its one read, the seeds running beside the
+    refreshes, and the refreshes deferred to the refresh queue (with the unit they defer)."""
+
+    view: StoreView
+    seeds: Seeds = field(default_factory=Seeds)
+    deferred: list[Deferred] = field(default_factory=list)
+    owners: dict[str, Owner] = field(default_factory=dict)
+
+
+def _send_deferred(
+    store: _Stored, ports: Ports, budget: Budget, stats: Stats, failures: Failures
+) -> None:
+    """The deferred refreshes (trailing, after a seed, after lost claims); a user whose
+    message could not be sent has their records reported for retry (their events were sent,
+    but the trait would miss them)."""
+    if not store.deferred:
+        return
+    queue = ports.refresh_queue
+    if queue is None:  # MIN_REFRESH_INTERVAL_S=0 without a queue: retry instead
+        not_sent = [(d, "no_refresh_queue") for d in store.deferred]
+    elif budget.expired():
+        not_sent = [(d, TIME_UP) for d in store.deferred]
+    else:
+        not_sent = queue.send(store.deferred)
+    stats.add("RefreshesQueued", len(store.deferred) - len(not_sent))
+    for deferred, why in not_sent:
+        owner = store.owners[deferred.user_id]
+        failures.add(owner.records, f"RefreshQueue:{why}", owner.user_id)
+
+
 def _run_units(
     plan: Plan,
     settings: Settings,
@@ -242,17 +388,24 @@ def _run_units(
     stats: Stats,
     failures: Failures,
     refusals: list[Refusal],
+    store: _Stored | None = None,
 ) -> list[tuple[UserWork, identify.Identify]]:
     # Submitted in the order of each unit's first record, users and anonymous sessions
     # alike: Lambda checkpoints at the lowest sequence number reported, so when time runs
     # short it is the latest records that wait for the retry, and every invocation moves
     # the checkpoint forward (anonymous sessions submitted last starved the first records
     # on every retry).
-    user_futures: dict[Future[identify.Identify | None], UserWork] = {}
+    user_futures: dict[Future[identify.Identify | Deferred | None], UserWork] = {}
     anonymous_futures: dict[Future[None], SessionGroup] = {}
     for unit in plan.order:
         if isinstance(unit, UserWork):
-            future = ports.executor.submit(user_identify, unit, settings, ports, budget, stats)
+            future: Future[identify.Identify | Deferred | None]
+            if store is None:
+                future = ports.executor.submit(user_identify, unit, settings, ports, budget, stats)
+            else:
+                future = ports.executor.submit(
+                    user_refresh, unit, settings, ports, budget, stats, store.view, store.seeds
+                )
             user_futures[future] = unit
         else:
             group_future = ports.executor.submit(put_events, unit, settings, ports, budget, stats)
@@ -268,7 +421,10 @@ def _run_units(
             failures.add(work.records, outcome, work.user_id)
         else:
             stats.add(USERS_COMPLETED)
-            if outcome is not None:
+            if isinstance(outcome, Deferred):
+                assert store is not None
+                store.deferred.append(outcome)
+            elif outcome is not None:
                 identifies.append((work, outcome))
     for anonymous, group in anonymous_futures.items():
         outcome = _outcome(anonymous)
@@ -280,7 +436,7 @@ def _run_units(
 
 
 def _send_identifies(
-    identifies: list[tuple[UserWork, identify.Identify]],
+    identifies: Sequence[tuple[Owner, identify.Identify]],
     ports: Ports,
     budget: Budget,
     stats: Stats,

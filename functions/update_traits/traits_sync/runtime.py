@@ -17,8 +17,10 @@ from common.profiles import ProfileClient
 from common.ratelimit import TokenBucket
 from common.runtime import FunctionRuntime, PerContainer
 from common.secrets import LogHashKey, SecretCache, SecretError
+from common.userstate import UserStateStore
 from traits_sync.deadletter import DeadLetterQueue
 from traits_sync.ports import Ports
+from traits_sync.refreshqueue import RefreshQueue
 from traits_sync.settings import Settings, load
 from traits_sync.tracking import TrackingClient
 
@@ -27,6 +29,18 @@ SECRET_TTL_S = 300.0
 PERSONALIZE_ATTEMPTS = 4  # per Personalize call, the first one included
 SSM_POLICY = aws.ClientPolicy(connect_timeout=1.0, read_timeout=3.0, max_attempts=3)
 SQS_POLICY = aws.ClientPolicy(connect_timeout=1.0, read_timeout=5.0, max_attempts=3)
+# The store answers in milliseconds; botocore's standard mode retries its throttling and 5xx.
+STORE_READ_THREADS = 2
+
+
+def store_policy(workers: int) -> aws.ClientPolicy:
+    return aws.ClientPolicy(
+        connect_timeout=1.0,
+        read_timeout=2.0,
+        max_attempts=3,
+        retry_mode="standard",
+        max_pool_connections=workers + STORE_READ_THREADS,
+    )
 
 
 def personalize_policy(workers: int) -> aws.ClientPolicy:
@@ -106,6 +120,7 @@ class Runtime(FunctionRuntime[Settings]):
         if state is not None:
             state.executor.shutdown(wait=False, cancel_futures=True)
             state.profile_reads.shutdown(wait=False, cancel_futures=True)
+            state.store_reads.shutdown(wait=False, cancel_futures=True)
 
     def _build(self) -> _State:
         settings = self.loaded.require()
@@ -120,6 +135,18 @@ class Runtime(FunctionRuntime[Settings]):
         executor = ThreadPoolExecutor(workers, thread_name_prefix="traits")
         profile_reads = ThreadPoolExecutor(workers, thread_name_prefix="profile")
         write_key = settings.write_key_parameter
+        store_reads = ThreadPoolExecutor(STORE_READ_THREADS, thread_name_prefix="store")
+        conf = settings.store
+        store = (
+            UserStateStore(self.clients.dynamodb(store_policy(workers)), conf.table, conf.ttl_days)
+            if conf is not None
+            else None
+        )
+        refresh_queue = (
+            RefreshQueue(sqs, conf.refresh_queue_url)
+            if conf is not None and conf.refresh_queue_url is not None
+            else None
+        )
         ports = Ports(
             personalize_events=events_client,
             personalize_runtime=runtime_client,
@@ -134,8 +161,11 @@ class Runtime(FunctionRuntime[Settings]):
             dead_letters=DeadLetterQueue(sqs, settings.dead_letter_queue_url),
             executor=executor,
             prefetch_secrets=self.prefetch_secrets,
+            store=store,
+            store_reads=store_reads if store is not None else None,
+            refresh_queue=refresh_queue,
         )
-        return _State(ports, executor, profile_reads)
+        return _State(ports, executor, profile_reads, store_reads)
 
     def _profiles(self, settings: Settings) -> ProfileClient:
         assert settings.profile is not None
@@ -161,6 +191,7 @@ class _State:
     ports: Ports
     executor: ThreadPoolExecutor
     profile_reads: ThreadPoolExecutor
+    store_reads: ThreadPoolExecutor
 
 
 CONTAINER: PerContainer[Runtime] = PerContainer(lambda: Runtime(environ()))

@@ -16,6 +16,7 @@ from common.config import (
     ConfigError,
     ProfileApiSettings,
     env_arn,
+    env_bool,
     env_choice,
     env_int,
     env_list,
@@ -32,9 +33,30 @@ DEFAULT_INTEGRATIONS: dict[str, Any] = {"Amazon Kinesis": False}
 _SQS_URL = re.compile(r"^https?://[^\s/]+/\d{12}/[A-Za-z0-9_-]{1,80}(\.fifo)?$")
 # The Profile API takes trait names in a comma-separated include= list.
 _TRAIT_NAME = re.compile(r"^[^\s,]{1,255}$")
+# https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/HowItWorks.NamingRulesDataTypes.html
+_TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
+# SQS DelaySeconds is at most 900 (15 minutes): the longest coalescing window.
+MAX_REFRESH_INTERVAL_S = 900
 
 
 ProfileSettings = ProfileApiSettings
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    """The user-state store (``USER_STATE_TABLE``) and what it makes possible: refresh
+    coalescing through the refresh queue, seeding from the Profile API off the hot path."""
+
+    table: str
+    ttl_days: int = 400
+    # A user refreshed less than this ago is not refreshed again now (unless they bought
+    # something): a trailing refresh comes through the refresh queue. 0: every batch.
+    min_refresh_interval_s: int = 30
+    refresh_queue_url: str | None = None
+    # True: a user's refresh waits for their first Profile API read (the strict behaviour).
+    seed_wait: bool = False
+    # Re-read the Profile API trait of users seeded longer ago than this; 0: never.
+    reseed_interval_s: int = 0
 
 
 @dataclass(frozen=True)
@@ -62,6 +84,7 @@ class Settings:
     impression_property: str = "impression"
     # The SecureString keying the user pseudonyms in the logs; None: no user id is logged.
     log_hash_key_parameter: str | None = None
+    store: StoreSettings | None = None
 
 
 def load(env: Mapping[str, str]) -> Settings:
@@ -92,6 +115,38 @@ def load(env: Mapping[str, str]) -> Settings:
         ),
         impression_property=_property(env, "IMPRESSION_PROPERTY", "impression"),
         log_hash_key_parameter=env_log_hash_key(env),
+        store=_store(env),
+    )
+
+
+def _store(env: Mapping[str, str]) -> StoreSettings | None:
+    """The store's settings; None without ``USER_STATE_TABLE`` (the others are then unused
+    and still validated, so a typo shows before the table is added)."""
+    table = env_str(env, "USER_STATE_TABLE")
+    interval = env_int(env, "MIN_REFRESH_INTERVAL_S", 30, 0, MAX_REFRESH_INTERVAL_S)
+    queue = env_str(env, "REFRESH_QUEUE_URL")
+    queue_url = None if queue is None else _queue_url(env, "REFRESH_QUEUE_URL")
+    reseed = env_int(env, "RESEED_INTERVAL_SECONDS", 0, 0, 31_536_000)
+    if 0 < reseed < 3600:
+        raise ConfigError("RESEED_INTERVAL_SECONDS", "must be 0 (never) or 3600..31536000")
+    ttl_days = env_int(env, "USER_STATE_TTL_DAYS", 400, 1, 3650)
+    seed_wait = env_bool(env, "SEED_WAIT", False)
+    if table is None:
+        return None
+    if not _TABLE_NAME.match(table):
+        raise ConfigError("USER_STATE_TABLE", "must be a DynamoDB table name")
+    if interval > 0 and queue_url is None:
+        raise ConfigError(
+            "REFRESH_QUEUE_URL",
+            "is required with USER_STATE_TABLE when MIN_REFRESH_INTERVAL_S > 0",
+        )
+    return StoreSettings(
+        table=table,
+        ttl_days=ttl_days,
+        min_refresh_interval_s=interval,
+        refresh_queue_url=queue_url,
+        seed_wait=seed_wait,
+        reseed_interval_s=reseed,
     )
 
 
@@ -162,4 +217,15 @@ ENV_DOCS = {
     "RECOMMENDATION_ID_PROPERTY": "event property passed to PutEvents as `recommendationId` "
     "(attribution)",
     "IMPRESSION_PROPERTY": "event property passed to PutEvents as `impression` (attribution)",
+    "USER_STATE_TABLE": "DynamoDB table of the user-state store (purchases, seeds, last "
+    "refresh); unset: a Profile API read per refreshed user, as before the store",
+    "USER_STATE_TTL_DAYS": "a user's item expires this long after its last write",
+    "MIN_REFRESH_INTERVAL_S": "a user refreshed less than this ago gets a trailing "
+    "refresh through the refresh queue instead (purchases refresh at once); 0: every batch",
+    "REFRESH_QUEUE_URL": "SQS queue of deferred refreshes, consumed by this function; required "
+    "with the store when MIN_REFRESH_INTERVAL_S > 0",
+    "SEED_WAIT": "true: a user's refresh waits for their first Profile API read (strict); "
+    "false: the read runs beside it and a changed answer refreshes the user again",
+    "RESEED_INTERVAL_SECONDS": "re-read the Profile API trait of users seeded longer ago "
+    "(3600..31536000); 0: never",
 }

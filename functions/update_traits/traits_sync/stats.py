@@ -24,6 +24,19 @@ METRICS = (
     "ConfigurationErrors",
     "Attributed",
     "AttributionDropped",
+    # The user-state store (USER_STATE_TABLE; functions/update_traits/README.md).
+    "StoreReads",
+    "PurchasesMerged",
+    "RefreshesClaimed",
+    "ClaimsLost",
+    "RefreshesSuperseded",
+    "RefreshesDeferred",
+    "RefreshesQueued",
+    "RefreshesRequeued",
+    "TrailingRefreshes",
+    "Seeded",
+    "SeedsDeferred",
+    "SeedRefreshes",
 )
 
 

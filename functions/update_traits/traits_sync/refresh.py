@@ -1,0 +1,463 @@
+"""A user's refresh with the user-state store (``USER_STATE_TABLE``), on a worker thread.
+
+For a user of a Kinesis batch (:func:`user_refresh`):
+
+1. PutEvents for the user's events, at once, always.
+2. The user's state: this batch's purchases merged into the store first (set union: the
+   write returns the state after it), else the batch's one BatchGetItem (:class:`StoreView`).
+3. The Profile API, off the hot path: a user never seeded (or due for a re-seed) gets one
+   read, started here and merged later (:class:`Seeds`); the refresh does not wait for it
+   unless ``SEED_WAIT`` is set, or the user's purchases passed the store's cap (then every
+   refresh reads the trait, as before the store).
+4. Coalescing: a user refreshed less than ``MIN_REFRESH_INTERVAL_S`` ago who bought
+   nothing in this batch is not refreshed now; a :class:`Deferred` asks the refresh queue for
+   a trailing refresh when the window ends.
+5. Otherwise GetRecommendations, the stored and this batch's purchases removed, then a
+   *claim*: a write conditioned on the state's version being unchanged since it was read.
+   Lost (a purchase, seed or other refresh came in between), the state is read again: if
+   the winner's refresh started after this unit's events reached Personalize and knew every
+   stored purchase, there is nothing to add (superseded); else the refresh is computed again.
+
+A refresh-queue message (:func:`queued_refresh`) runs steps 3 and 5, unless a refresh that
+started after the message's ``after`` already happened.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+
+from common.personalize import Recommendations, get_recommendations
+from common.profiles import item_ids
+from common.recommend import Known, Purchases, recommend
+from common.userstate import Claim, StoreError, UserState, UserStateStore
+from traits_sync import identify
+from traits_sync.budget import Budget, OutOfTime
+from traits_sync.plan import UserWork
+from traits_sync.ports import Ports
+from traits_sync.refreshqueue import Deferred
+from traits_sync.settings import Settings, StoreSettings
+from traits_sync.stats import Stats
+from traits_sync.work import StepFailed, put_events
+
+# Claims lost in a row before the refresh is handed to the refresh queue (each loss means
+# another writer made progress on this user; the queue retries it a moment later).
+MAX_CLAIMS = 3
+STEP = "UserState"
+# How long a seed beside a refresh may wait for a turn of the container's Profile API share
+# (and be waited for at the end of the batch): seeds take the turns that come while the
+# batch runs, and a user who gets none is read at their next refresh. Without this bound a
+# batch of new users would hold the invocation until its deadline, one turn at a time.
+SEED_PATIENCE_S = 2.0
+
+
+def store_step(call: Callable[[], Any]) -> Any:
+    try:
+        return call()
+    except StoreError as exc:
+        raise StepFailed(STEP, exc.kind) from exc
+
+
+class StoreView:
+    """The batch's one read of the store (BatchGetItem, consistent), started before the
+    units and waited for by each after its PutEvents."""
+
+    def __init__(self, future: Future[dict[str, UserState]]) -> None:
+        self._future = future
+
+    def state(self, user_id: str, budget: Budget) -> UserState:
+        try:
+            states = self._future.result(timeout=budget.remaining())
+        except FutureTimeout:
+            raise OutOfTime() from None
+        except StoreError as exc:
+            raise StepFailed(STEP, exc.kind) from exc
+        return states.get(user_id) or UserState(user_id)
+
+
+def read_states(ports: Ports, user_ids: Iterable[str], budget: Budget, stats: Stats) -> StoreView:
+    store = _store(ports)
+    users = list(user_ids)
+
+    def read() -> dict[str, UserState]:
+        if not users:
+            return {}
+        stats.add("StoreReads")
+        return store.get_many(users, budget.deadline)
+
+    assert ports.store_reads is not None, "the store needs its read pool"
+    return StoreView(ports.store_reads.submit(read))
+
+
+@dataclass
+class Seed:
+    user_id: str
+    future: Future[dict[str, Any]]
+    written: tuple[str, ...]  # the list this batch wrote (or the stored one): refresh again
+    # if the seed finds one of these purchased
+
+
+@dataclass
+class Seeds:
+    """Profile API reads running beside the refreshes, merged into the store at the end."""
+
+    items: list[Seed] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, seed: Seed) -> None:
+        with self._lock:
+            self.items.append(seed)
+
+
+def start_seed(
+    user_id: str,
+    settings: Settings,
+    ports: Ports,
+    budget: Budget,
+    stats: Stats,
+    *,
+    beside: bool = False,
+) -> Future[dict[str, Any]] | None:
+    """The user's purchased trait, read on the Profile reads' pool. ``beside``: a seed that
+    nothing waits for, bounded by :data:`SEED_PATIENCE_S`."""
+    profiles = ports.profiles
+    if profiles is None or ports.profile_reads is None:
+        return None
+    include = [settings.purchased_trait]
+    deadline = budget.deadline
+    if beside:
+        deadline = min(deadline, budget.clock() + SEED_PATIENCE_S)
+
+    def read() -> dict[str, Any]:
+        budget.check()
+        stats.add("ProfileReads")
+        return profiles.traits(user_id, include, deadline=deadline)
+
+    return ports.profile_reads.submit(read)
+
+
+def _trait_items(traits: dict[str, Any], settings: Settings, stats: Stats) -> frozenset[str]:
+    purchased, well_formed = item_ids(traits.get(settings.purchased_trait))
+    if not well_formed:
+        stats.add("MalformedPurchasedTrait")
+    return frozenset(purchased)
+
+
+def _wait_profile(future: Future[dict[str, Any]], budget: Budget) -> dict[str, Any]:
+    try:
+        return future.result(timeout=budget.remaining())
+    except FutureTimeout:
+        future.cancel()
+        raise OutOfTime() from None
+    except OutOfTime:
+        raise
+    except Exception as exc:  # ProfileError, SecretError, ...: retried later
+        raise StepFailed("ProfileAPI", getattr(exc, "kind", type(exc).__name__)) from exc
+
+
+def epoch_ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+@dataclass
+class Request:
+    """What a refresh must cover: the user, this batch's purchases and messageIds, when its
+    events had reached Personalize (``after``), and the newest event time."""
+
+    user_id: str
+    purchased: frozenset[str]
+    message_ids: frozenset[str]
+    after: float
+    watermark: int | None
+    timestamp: datetime
+
+
+def user_refresh(
+    work: UserWork,
+    settings: Settings,
+    ports: Ports,
+    budget: Budget,
+    stats: Stats,
+    view: StoreView,
+    seeds: Seeds,
+) -> identify.Identify | Deferred | None:
+    """The identify to send, a deferral for the refresh queue, or None (superseded)."""
+    conf = _conf(settings)
+    store = _store(ports)
+    for group in work.groups.values():
+        put_events(group, settings, ports, budget, stats)
+    assert work.latest is not None  # a unit has at least one event
+    request = Request(
+        work.user_id,
+        frozenset(work.purchased),
+        frozenset(work.message_ids),
+        after=ports.wall(),
+        watermark=epoch_ms(work.latest),
+        timestamp=work.latest,
+    )
+    budget.check()
+    if work.purchased:
+        stats.add("PurchasesMerged")
+        state = store_step(lambda: store.add_purchases(work.user_id, work.purchased))
+    else:
+        state = view.state(work.user_id, budget)
+
+    window = conf.min_refresh_interval_s
+    if (
+        not work.purchased
+        and window > 0
+        and state.refreshed_at is not None
+        and request.after - state.refreshed_at < window
+    ):
+        stats.add("RefreshesDeferred")
+        _seed_beside(state, request, settings, ports, budget, stats, seeds, state.items)
+        return Deferred(
+            work.user_id,
+            after=request.after,
+            delay_s=state.refreshed_at + window - request.after,
+            watermark=max(request.watermark or 0, state.watermark or 0) or None,
+        )
+    return _refresh(request, state, settings, ports, budget, stats, seeds)
+
+
+def queued_refresh(
+    deferred: Deferred,
+    settings: Settings,
+    ports: Ports,
+    budget: Budget,
+    stats: Stats,
+    view: StoreView,
+    seeds: Seeds,
+    message_id: str,
+) -> identify.Identify | None:
+    """A trailing refresh from the queue; None when a newer refresh already covered it."""
+    state = view.state(deferred.user_id, budget)
+    if state.refreshed_at is not None and state.refreshed_at > deferred.after:
+        stats.add("RefreshesSuperseded")
+        return None
+    stats.add("TrailingRefreshes")
+    watermark = deferred.watermark or state.watermark
+    moment = (
+        datetime.fromtimestamp(watermark / 1000, UTC)
+        if watermark
+        else datetime.fromtimestamp(ports.wall(), UTC)
+    )
+    request = Request(
+        deferred.user_id,
+        frozenset(),
+        frozenset({message_id}),
+        after=deferred.after,
+        watermark=watermark,
+        timestamp=moment,
+    )
+    outcome = _refresh(request, state, settings, ports, budget, stats, seeds)
+    if isinstance(outcome, Deferred):
+        raise StepFailed(STEP, "contended")  # the queue redelivers it after its timeout
+    return outcome
+
+
+@dataclass
+class _ProfileFirst:
+    """Purchases of a refresh that reads the Profile API (a strict first seed, or a capped
+    user's every refresh): waited for after the first page. A seed is merged into the store
+    before the claim, so the claim is conditioned on the version that includes it."""
+
+    future: Future[dict[str, Any]]
+    state: UserState
+    request: Request
+    settings: Settings
+    store: UserStateStore
+    budget: Budget
+    stats: Stats
+
+    def wait(self) -> Purchases:
+        trait = _trait_items(_wait_profile(self.future, self.budget), self.settings, self.stats)
+        known = self.state.purchased | self.request.purchased | trait
+        if not self.state.capped:
+            user = self.request.user_id
+            self.state = store_step(lambda: self.store.seed(user, trait))
+            self.stats.add("Seeded")
+        return Purchases(frozenset(known))
+
+
+def _refresh(
+    request: Request,
+    state: UserState,
+    settings: Settings,
+    ports: Ports,
+    budget: Budget,
+    stats: Stats,
+    seeds: Seeds,
+) -> identify.Identify | Deferred | None:
+    conf = _conf(settings)
+    store = _store(ports)
+    due = state.seed_due(ports.wall(), conf.reseed_interval_s)
+    profile_first = state.capped or (conf.seed_wait and due)
+    for attempt in range(MAX_CLAIMS):
+        started = ports.wall()
+        future = (
+            start_seed(request.user_id, settings, ports, budget, stats)
+            if (profile_first and attempt == 0)
+            else None
+        )
+        pending: _ProfileFirst | Known
+        if future is not None:
+            pending = _ProfileFirst(future, state, request, settings, store, budget, stats)
+            headroom = settings.exclusion_headroom + len(request.purchased)
+        else:
+            known = state.purchased | request.purchased
+            pending = Known(Purchases(frozenset(known)))
+            headroom = min(len(known), settings.exclusion_headroom)
+        try:
+            served = recommend(
+                lambda count: _fetch(request.user_id, count, settings, ports, budget, stats),
+                settings.num_results,
+                pending,
+                headroom,
+            )
+        except BaseException:
+            if future is not None:
+                future.cancel()
+            raise
+        current = pending.state if isinstance(pending, _ProfileFirst) else state
+        message = _identify(request, [item.item_id for item in served.items], settings, stats)
+        budget.check()
+        claim = Claim(
+            request.user_id,
+            current.ver,
+            refreshed_at=started,
+            watermark=max(request.watermark or 0, current.watermark or 0) or None,
+            excluded=len(current.purchased | request.purchased),
+            items=tuple(message.items),
+        )
+        won: UserState | None = store_step(partial(store.claim, claim))
+        if won is not None:
+            stats.add("RefreshesClaimed")
+            if future is None and due and not current.capped:
+                _seed_beside(state, request, settings, ports, budget, stats, seeds, won.items)
+            return message
+        stats.add("ClaimsLost")
+        state = store_step(lambda: store.get(request.user_id, consistent=True))
+        if _superseded(state, request):
+            stats.add("RefreshesSuperseded")
+            return None
+        due = state.seed_due(ports.wall(), conf.reseed_interval_s)
+        profile_first = state.capped
+    stats.add("RefreshesRequeued")
+    return Deferred(request.user_id, after=request.after, delay_s=0, watermark=request.watermark)
+
+
+def _superseded(state: UserState, request: Request) -> bool:
+    """Whether the stored refresh already covers this one: it started after this unit's
+    events reached Personalize, and it excluded every purchase now stored (this batch's
+    were merged before, so they are among them)."""
+    return (
+        state.refreshed_at is not None
+        and state.refreshed_at > request.after
+        and state.excluded >= len(state.purchased)
+        and request.purchased <= state.purchased
+    )
+
+
+def _identify(
+    request: Request, items: list[str], settings: Settings, stats: Stats
+) -> identify.Identify:
+    message = identify.build(
+        request.user_id,
+        items,
+        trait=settings.recommended_trait,
+        message_id=identify.message_id(
+            request.user_id, request.message_ids, settings.recommended_trait, items
+        ),
+        timestamp=request.timestamp,
+        integrations=settings.integrations,
+    )
+    if len(message.items) < len(items):
+        stats.add("TraitCut")
+    return message
+
+
+def _seed_beside(
+    state: UserState,
+    request: Request,
+    settings: Settings,
+    ports: Ports,
+    budget: Budget,
+    stats: Stats,
+    seeds: Seeds,
+    written: tuple[str, ...],
+) -> None:
+    conf = _conf(settings)
+    if state.capped or not state.seed_due(ports.wall(), conf.reseed_interval_s):
+        return
+    future = start_seed(request.user_id, settings, ports, budget, stats, beside=True)
+    if future is not None:
+        seeds.add(Seed(request.user_id, future, written))
+
+
+def finish_seeds(
+    seeds: Seeds, settings: Settings, ports: Ports, budget: Budget, stats: Stats
+) -> list[Deferred]:
+    """Merge the seeds that answered in time; a user whose seed found an item of the list
+    just written (or stored) gets a refresh through the queue at once. A seed that did not
+    answer leaves the user unseeded, to be read at their next refresh: no record waits."""
+    store = _store(ports)
+    again: list[Deferred] = []
+    # Each seed gave up on its own by SEED_PATIENCE_S; the request itself has its timeouts.
+    patience = Budget(min(budget.deadline, budget.clock() + SEED_PATIENCE_S + 5.0), budget.clock)
+    for seed in seeds.items:
+        try:
+            traits = seed.future.result(timeout=patience.remaining())
+        except FutureTimeout:
+            seed.future.cancel()
+            stats.add("SeedsDeferred")
+            continue
+        except Exception:  # noqa: BLE001 - ProfileError, OutOfTime, ...: read again next time
+            stats.add("SeedsDeferred")
+            continue
+        trait = _trait_items(traits, settings, stats)
+        try:
+            state = store.seed(seed.user_id, trait)
+        except StoreError:
+            stats.add("SeedsDeferred")
+            continue
+        stats.add("Seeded")
+        if trait & set(seed.written):
+            stats.add("SeedRefreshes")
+            again.append(
+                Deferred(seed.user_id, after=ports.wall(), delay_s=0, watermark=state.watermark)
+            )
+    return again
+
+
+def _fetch(
+    user_id: str, count: int, settings: Settings, ports: Ports, budget: Budget, stats: Stats
+) -> Recommendations:
+    budget.check()
+    stats.add("RecommendationCalls")
+    try:
+        return get_recommendations(
+            ports.personalize_runtime,
+            settings.campaign_arn,
+            user_id=user_id,
+            num_results=count,
+            filter_arn=settings.filter_arn,
+        )
+    except Exception as exc:  # PersonalizeError already classified
+        raise StepFailed("GetRecommendations", getattr(exc, "kind", "unavailable")) from exc
+
+
+def _conf(settings: Settings) -> StoreSettings:
+    assert settings.store is not None, "the store path needs USER_STATE_TABLE"
+    return settings.store
+
+
+def _store(ports: Ports) -> UserStateStore:
+    assert ports.store is not None, "the store path needs the store"
+    return ports.store
