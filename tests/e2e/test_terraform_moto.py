@@ -889,6 +889,7 @@ EXPECTED_ALARMS: dict[str, tuple[str, str, str, float]] = {
     "api-4xx-rate": ("math", "100 * 4XXError / Count", "Sum", 10),
     # The batch write-back's own (modules/batch_traits).
     "batch-chunks-dead-letters": ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum", 0),
+    "batch-start-failures": ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum", 0),
     "batch-traits-errors": ("AWS/Lambda", "Errors", "Sum", 0),
     "batch-traits-chunks-failed": (EMF, "ChunksFailed", "Sum", 0),
 }  # fmt: skip
