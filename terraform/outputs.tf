@@ -99,6 +99,11 @@ output "batch_dead_letter_queue_url" {
   value       = one(module.batch_traits[*].dead_letter_queue_url)
 }
 
+output "batch_start_failures_queue_url" {
+  description = "Queue of failed scheduled starts of the batch write-back (Lambda's record of each failed asynchronous invocation, with the error), or null when disabled."
+  value       = one(module.batch_traits[*].start_failures_queue_url)
+}
+
 output "batch_role_arn" {
   description = "The role Personalize assumes for batch inference, or null when disabled."
   value       = one(module.batch_traits[*].personalize_role_arn)

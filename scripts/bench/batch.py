@@ -80,12 +80,18 @@ def generate(path: Path, lines: int, seed: int = 0) -> int:
 
 
 class _Body:
-    def __init__(self, path: Path, start: int) -> None:
+    def __init__(self, path: Path, start: int, last: int | None) -> None:
         self._file = path.open("rb")
         self._file.seek(start)
+        self._left = None if last is None else max(0, last + 1 - start)
 
     def iter_chunks(self, size: int) -> Iterator[bytes]:
-        while block := self._file.read(size):
+        while self._left is None or self._left > 0:
+            block = self._file.read(size if self._left is None else min(size, self._left))
+            if not block:
+                return
+            if self._left is not None:
+                self._left -= len(block)
             yield block
 
     def read(self) -> bytes:
@@ -96,7 +102,8 @@ class _Body:
 
 
 class LocalS3:
-    """GetObject (Range ``bytes=N-``, IfMatch), PutObject and listing, on one local file."""
+    """GetObject (Range ``bytes=N-`` or ``bytes=N-M``, IfMatch), PutObject and listing, on one
+    local file."""
 
     def __init__(self, key: str, path: Path) -> None:
         self.key = key
@@ -110,8 +117,9 @@ class LocalS3:
         if Key == self.key:
             if IfMatch is not None and IfMatch != self.etag:
                 raise RuntimeError("PreconditionFailed")
-            start = int(Range.removeprefix("bytes=").rstrip("-")) if Range else 0
-            return {"Body": _Body(self.path, start)}
+            # bytes=first- or bytes=first-last (a last byte past the end: to the end)
+            first, _, last = (Range or "bytes=0-").removeprefix("bytes=").partition("-")
+            return {"Body": _Body(self.path, int(first), int(last) if last else None)}
         if Key not in self.objects:
             error = RuntimeError("NoSuchKey")
             error.response = {"Error": {"Code": "NoSuchKey"}}  # type: ignore[attr-defined]

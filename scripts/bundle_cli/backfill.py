@@ -27,8 +27,11 @@ DLQ_ROUNDS = 5
 WRITTEN = "written"
 SKIPPED = "skipped_no_items"
 NOT_FAILED = (WRITTEN, SKIPPED, "blank")
-# Under state/<job>/: <file id>/plan.json and <file id>/chunks/<index>.json (chunks.py).
-_STATE_KEY = re.compile(r"^(?P<file>[0-9a-f]{12})/(?:plan\.json|chunks/(?P<index>\d+)\.json)$")
+# Under state/<job>/: <file id>/plan.json and <file id>/<version id>/chunks/<index>.json
+# (chunks.py), or <file id>/chunks/<index>.json from before states were kept per version.
+_STATE_KEY = re.compile(
+    r"^(?P<file>[0-9a-f]{12})/(?:plan\.json|(?:[0-9a-f]{12}/)?chunks/(?P<index>\d+)\.json)$"
+)
 
 
 class BackfillError(Exception):
@@ -344,13 +347,13 @@ def progress(backend: Backend, job: str) -> Progress:
     report = backend.read_json(f"reports/{job}.json")
     # One plan per output file of the job, its chunk states beside it (state/<job>/<file>/).
     files = _job_files(backend, job)
-    etags: dict[str, Any] = {}
+    etags: dict[str, tuple[Any, Any]] = {}  # file id -> the plan's (ETag, version)
     for fid, (plan_key, _) in files.items():
         plan = backend.read_json(plan_key) if plan_key is not None else None
         if plan is not None:
             result.planned = True
             result.chunks_total += _int(plan.get("chunks"))
-            etags[fid] = plan.get("etag")
+            etags[fid] = (plan.get("etag"), plan.get("version") or plan.get("etag"))
     if report is not None:
         result.report = report
         result.planned = True
@@ -366,7 +369,10 @@ def progress(backend: Backend, job: str) -> Progress:
             chunk = backend.read_json(key) or {}
             if chunk.get("status") != "done":
                 continue
-            if fid in etags and chunk.get("etag") != etags[fid]:
+            if (
+                fid in etags
+                and (chunk.get("etag"), chunk.get("version") or chunk.get("etag")) != etags[fid]
+            ):
                 continue  # a chunk of an older object under the same key
             done += 1
             for reason, value in report_counts(chunk).items():

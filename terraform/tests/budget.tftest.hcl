@@ -151,8 +151,8 @@ run "budget_counts_the_batch_workers_with_profile_exclusion" {
     error_message = "The batch module is planned with its function and the documented users file."
   }
   assert {
-    condition     = length(module.batch_traits[0].alarm_names) == 3
-    error_message = "The batch module plans its three alarms."
+    condition     = length(module.batch_traits[0].alarm_names) == 4
+    error_message = "The batch module plans its four alarms (dead letters, start failures, errors, failed chunks)."
   }
 }
 

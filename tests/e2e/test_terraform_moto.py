@@ -760,11 +760,34 @@ def test_batch_roles_are_scoped_to_the_bucket_prefixes_and_pass_only_the_persona
     role_name = outputs["batch_role_arn"].rsplit("/", 1)[-1]
     trust = _statements(iam.get_role(RoleName=role_name)["Role"]["AssumeRolePolicyDocument"])
     assert trust[0]["Principal"] == {"Service": "personalize.amazonaws.com"}
-    assert "aws:SourceAccount" in trust[0]["Condition"]["StringEquals"]
+    account = CAMPAIGN_ARN.split(":")[4]
+    # Confused-deputy prevention (Personalize developer guide): this account's Personalize.
+    assert trust[0]["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": account},
+        "ArnLike": {"aws:SourceArn": f"arn:aws:personalize:us-east-1:{account}:*"},
+    }
     personalize = {s["Sid"]: s for s in _role_statements(d, outputs["batch_role_arn"])}
     bucket_arn = f"arn:aws:s3:::{outputs['batch_bucket']}"
     assert personalize["ReadUsersFiles"]["Resource"] == [f"{bucket_arn}/input/*"]
     assert personalize["WriteBatchOutput"]["Resource"] == [f"{bucket_arn}/output/*"]
+    key_arn = _function(d, outputs["batch_function_name"])["Environment"]["Variables"][
+        "BATCH_KMS_KEY_ARN"
+    ]
+    # What Personalize needs of the key: all five in the key policy, all but CreateGrant in
+    # its role's policy.
+    assert set(personalize["UseBatchKey"]["Action"]) == {
+        "kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey", "kms:ListGrants"
+    }  # fmt: skip
+    assert personalize["UseBatchKey"]["Resource"] == [key_arn]
+    key_policy = _statements(
+        d.client("kms").get_key_policy(KeyId=key_arn, PolicyName="default")["Policy"]
+    )
+    (service,) = [s for s in key_policy if s.get("Sid") == "PersonalizeReadsAndWritesBatchFiles"]
+    assert service["Principal"] == {"Service": "personalize.amazonaws.com"}
+    assert set(service["Action"]) == {
+        "kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey", "kms:CreateGrant",
+        "kms:ListGrants",
+    }  # fmt: skip
 
     function = d.client("lambda").get_function(FunctionName=outputs["batch_function_name"])
     statements = _role_statements(d, function["Configuration"]["Role"])
@@ -795,6 +818,22 @@ def test_batch_schedule_starts_a_backfill_through_its_own_role(deployment: Deplo
     env = _function(d, d.outputs["batch_function_name"])["Environment"]["Variables"]
     assert by_sid["DecryptTheSchedulePayload"]["Action"] == ["kms:Decrypt"]
     assert by_sid["DecryptTheSchedulePayload"]["Resource"] == [env["BATCH_KMS_KEY_ARN"]]
+    # Scheduler invokes asynchronously: a failed start is retried once, then recorded in the
+    # start-failures queue, which the function's role may send to.
+    config = d.client("lambda").get_function_event_invoke_config(
+        FunctionName=d.outputs["batch_function_name"]
+    )
+    failures_url = d.outputs["batch_start_failures_queue_url"]
+    failures_arn = d.client("sqs").get_queue_attributes(
+        QueueUrl=failures_url, AttributeNames=["QueueArn"]
+    )["Attributes"]["QueueArn"]
+    assert config["MaximumRetryAttempts"] == 1
+    assert config["MaximumEventAgeInSeconds"] == 3600
+    assert config["DestinationConfig"]["OnFailure"]["Destination"] == failures_arn
+    function_role = _function(d, d.outputs["batch_function_name"])["Role"]
+    statements = {s.get("Sid"): s for s in _role_statements(d, function_role)}
+    assert statements["RecordFailedStarts"]["Action"] == ["sqs:SendMessage"]
+    assert statements["RecordFailedStarts"]["Resource"] == [failures_arn]
 
 
 def test_batch_alarms_watch_the_dead_letter_queue_and_errors(deployment: Deployment) -> None:
@@ -810,6 +849,11 @@ def test_batch_alarms_watch_the_dead_letter_queue_and_errors(deployment: Deploym
     ]
     assert dlq["Threshold"] == 0 and dlq["ComparisonOperator"] == "GreaterThanThreshold"
     assert dlq["AlarmActions"] == [d.outputs["alarm_sns_topic_arn"]]
+    starts = by_name[f"{PREFIX}-batch-start-failures"]
+    assert starts["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert starts["Dimensions"] == [
+        {"Name": "QueueName", "Value": f"{PREFIX}-batch-start-failures"}
+    ]
     assert by_name[f"{PREFIX}-batch-traits-errors"]["MetricName"] == "Errors"
     assert by_name[f"{PREFIX}-batch-traits-chunks-failed"]["MetricName"] == "ChunksFailed"
 
@@ -882,6 +926,7 @@ EXPECTED_ALARMS: dict[str, tuple[str, str, str, float]] = {
     "api-4xx-rate": ("math", "100 * 4XXError / Count", "Sum", 10),
     # The batch write-back's own (modules/batch_traits).
     "batch-chunks-dead-letters": ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum", 0),
+    "batch-start-failures": ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum", 0),
     "batch-traits-errors": ("AWS/Lambda", "Errors", "Sum", 0),
     "batch-traits-chunks-failed": (EMF, "ChunksFailed", "Sum", 0),
 }  # fmt: skip

@@ -51,31 +51,32 @@ class Stack:
             self.container = runtime.Runtime(self.env)
         return self.container
 
-    def drain(self, context: Context | None = None, rounds: int = 400) -> int:
-        """Deliver queue messages to the handler until the queue is empty; invocations."""
+    def drain(self, context: Context | None = None, rounds: int = 400, batch: int = 1) -> int:
+        """Deliver queue messages (up to ``batch`` per invocation) to the handler until the
+        queue is empty; invocations."""
         for calls in range(rounds):
             got = self.sqs.receive_message(
                 QueueUrl=self.queue_url,
-                MaxNumberOfMessages=1,
+                MaxNumberOfMessages=batch,
                 AttributeNames=["All"],
                 VisibilityTimeout=60,
             ).get("Messages", [])
             if not got:
                 return calls  # invocations so far
-            message = got[0]
-            event = {"Records": [sqs_record(message)]}
+            event = {"Records": [sqs_record(message) for message in got]}
             result = handler.handle_with(self.runtime(), event, context or Context())
             failed = {f["itemIdentifier"] for f in result["batchItemFailures"]}
-            if message["MessageId"] in failed:
-                self.sqs.change_message_visibility(
-                    QueueUrl=self.queue_url,
-                    ReceiptHandle=message["ReceiptHandle"],
-                    VisibilityTimeout=0,
-                )
-            else:
-                self.sqs.delete_message(
-                    QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"]
-                )
+            for message in got:
+                if message["MessageId"] in failed:
+                    self.sqs.change_message_visibility(
+                        QueueUrl=self.queue_url,
+                        ReceiptHandle=message["ReceiptHandle"],
+                        VisibilityTimeout=0,
+                    )
+                else:
+                    self.sqs.delete_message(
+                        QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"]
+                    )
         raise AssertionError("the queue did not drain")
 
     def upload_output(self, job: str, data: bytes) -> str:
@@ -261,10 +262,10 @@ def test_a_redelivered_chunk_adds_no_duplicates(stack: Stack, segment: SegmentEm
     ids = sorted(m["messageId"] for m in before)
 
     # Chunk 0 again, as if its first delivery had died after sending (no state object yet).
-    stack.s3.delete_object(Bucket=stack.bucket, Key=chunks.chunk_key("job-b", key, 0))
     etag = stack.s3.head_object(Bucket=stack.bucket, Key=key)["ETag"]
     total = stack.json(chunks.plan_key("job-b", key))["chunks"]
     again = chunks.ChunkMessage("job-b", stack.bucket, key, etag, 0, total, 0, 4096)
+    stack.s3.delete_object(Bucket=stack.bucket, Key=again.state_key())
     stack.sqs.send_message(QueueUrl=stack.queue_url, MessageBody=again.body())
     # And the S3 notification again: the plan says it was split already.
     stack.notify(key)
@@ -295,6 +296,23 @@ def test_a_chunk_out_of_time_continues_from_where_it_stopped(
     assert report["chunks_total"] == 1
     assert report["users_written"] == len(expected)
     assert report["lines"] == 42  # the carried counts add up: no line counted twice
+
+
+def test_records_whose_turn_comes_too_late_in_a_batch_go_back_without_spending_receives(
+    stack: Stack, segment: SegmentEmulator
+) -> None:
+    data, expected = sample_file(40)
+    key = stack.upload_output("job-j", data)
+    # Every invocation has no time left: its first record does one line, every other record
+    # of its batch goes back unchanged. A chunk is handed back far more often than
+    # maxReceiveCount (a new message each time), and none is dead-lettered or failed.
+    calls = stack.drain(Context(remaining_ms=1000), rounds=300, batch=10)
+    total = stack.json(chunks.plan_key("job-j", key))["chunks"]
+    assert total > 1 and calls > 40
+    assert [m for m in stack.dead_letters() if m.get("job") == "job-j"] == []
+    assert {m["userId"] for m in segment.messages("identify")} == set(expected)
+    report = stack.json(chunks.report_key("job-j"))
+    assert (report["status"], report["chunks_done"], report["lines"]) == ("complete", total, 42)
 
 
 def test_a_failing_segment_fails_the_chunk_then_dead_letters_it_with_its_range(
@@ -402,3 +420,39 @@ def test_two_output_files_of_one_job_are_both_written_and_reported(
     assert [s["key"] for s in report["sources"]] == keys
     assert report["chunks_total"] == sum(p["chunks"] for p in plans)
     assert report["users_written"] == len(expected_first) + 50
+
+
+def test_a_corrected_reupload_reaches_segment_and_its_redelivery_does_not(
+    stack: Stack, segment: SegmentEmulator
+) -> None:
+    # The batch bucket keeps versions (terraform/modules/batch_traits): each upload is one.
+    stack.s3.put_bucket_versioning(
+        Bucket=stack.bucket, VersioningConfiguration={"Status": "Enabled"}
+    )
+    users = [f"user-{n}" for n in range(30)]
+    wrong = b"".join(output_line(u, ["stale"]) for u in users)
+    key = stack.upload_output("job-k", wrong)
+    stack.drain()
+    right = b"".join(output_line(u, items_for(u)) for u in users)
+    stack.upload_output("job-k", right)  # the same key, a corrected file
+    stack.drain()
+    # Segment drops a messageId it has seen: the correction must come with new ones.
+    assert segment.dropped["duplicate_message_id"] == 0
+    assert all((segment.traits(u) or {})["recommended_products"] == items_for(u) for u in users)
+    report = stack.json(chunks.report_key("job-k"))
+    (source,) = report["sources"]
+    assert source["version"] == stack.s3.head_object(Bucket=stack.bucket, Key=key)["VersionId"]
+    assert report["users_written"] == len(users)
+    # The same version delivered again (the notification, a chunk): nothing new reaches it.
+    stack.notify(key)
+    plan = stack.json(chunks.plan_key("job-k", key))
+    first = chunks.ChunkMessage(
+        "job-k", stack.bucket, key, plan["etag"], 0, plan["chunks"], 0, 4096, None,
+        plan["version"],
+    )  # fmt: skip
+    stack.s3.delete_object(Bucket=stack.bucket, Key=first.state_key())
+    stack.sqs.send_message(QueueUrl=stack.queue_url, MessageBody=first.body())
+    sent = len(segment.messages("identify"))
+    stack.drain()
+    assert segment.dropped["duplicate_message_id"] > 0
+    assert len(segment.messages("identify")) == sent

@@ -91,11 +91,10 @@ def test_latest_is_this_buckets_newest_job_and_names_are_found(
     assert described is not None and described["status"] == "ACTIVE"
     assert backend.describe("nope") is None
     assert backend.read_json("reports/ours-1.json") is None
-    state = "state/ours-1/0123456789ab/"  # one output file's plan and chunk states
+    state = "state/ours-1/0123456789ab/"  # one output file's plan, its version's chunk states
+    done = {"index": 0, "etag": '"e"', "version": '"e"', "status": "done", "counts": {"written": 1}}
     backend._client("s3").put_object(
-        Bucket=backend.bucket,
-        Key=f"{state}chunks/0.json",
-        Body=json.dumps({"index": 0, "etag": '"e"', "status": "done", "counts": {"written": 1}}),
+        Bucket=backend.bucket, Key=f"{state}ba9876543210/chunks/0.json", Body=json.dumps(done)
     )
     backend._client("s3").put_object(
         Bucket=backend.bucket,

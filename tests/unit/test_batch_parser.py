@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Iterator
 
 import pytest
 from backfill import chunks, parser
@@ -159,3 +160,75 @@ def test_ranges_cover_the_file_without_overlap(size: int, chunk: int) -> None:
     assert all(a[1] == b[0] for a, b in itertools.pairwise(ranges))
     assert all(0 < end - start <= chunk for start, end in ranges)
     assert (ranges[0][0] if ranges else 0) == 0
+
+
+def ranged_chunk(data: bytes, start: int, end: int, block: int) -> tuple[list[parser.Line], int]:
+    """What a chunk worker reads from S3: only its GetObject range (read_range), in blocks;
+    the lines it owns, and how many bytes it pulled from the stream."""
+    first, last = parser.read_range(start, end).removeprefix("bytes=").split("-")
+    stream = data[int(first) : int(last) + 1]  # S3 ends a range past the object at its end
+    pulled = 0
+
+    def blocks() -> Iterator[bytes]:
+        nonlocal pulled
+        for at in range(0, len(stream), block):
+            pulled += len(stream[at : at + block])
+            yield stream[at : at + block]
+
+    return list(parser.owned(blocks(), start, end)), pulled
+
+
+@settings(max_examples=property_examples(300), deadline=None)
+@given(
+    pieces=st.lists(line_bytes, max_size=30),
+    final_newline=st.booleans(),
+    cuts=st.lists(st.integers(min_value=0, max_value=2000), max_size=8),
+    block=st.integers(min_value=1, max_value=64),
+    max_line=st.integers(min_value=1, max_value=24),
+)
+def test_a_chunk_reads_only_about_its_range_and_still_owns_the_same_lines(
+    pieces: list[bytes],
+    final_newline: bool,
+    cuts: list[int],
+    block: int,
+    max_line: int,
+) -> None:
+    # Short MAX_LINE_BYTES: lines too long, and tails without a newline, are common here.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(parser, "MAX_LINE_BYTES", max_line)
+        data = b"\n".join(pieces) + (b"\n" if final_newline and pieces else b"")
+        size = len(data)
+        bounds = sorted({0, size, *(c % (size + 1) for c in cuts)})
+        seen = []
+        for start, end in itertools.pairwise(bounds):
+            owned, pulled = ranged_chunk(data, start, end, block)
+            # Its range, the byte before it, one line's worth past it, one block's rounding.
+            assert pulled <= (end - start) + 1 + max_line + 1 + block
+            for line in owned:
+                assert start <= line.offset < end
+                seen.append((line.offset, line.too_long, b"" if line.too_long else line.data))
+        expected = [
+            (offset, len(text) > max_line, b"" if len(text) > max_line else text)
+            for offset, text in file_lines(data)
+        ]
+        assert seen == expected
+
+
+def test_an_unterminated_tail_is_not_read_to_the_end_by_every_later_chunk() -> None:
+    # 64 chunks over a file whose tail never ends a line: each chunk pulls about its own
+    # range, not the rest of the object (before: 64 + 63 + ... + 1 = 2,080 MiB).
+    mib = 1 << 20
+    head = b"".join(good(f"u{n}", ["i"]) + b"\n" for n in range(50))
+    data = head + b"x" * (64 * mib - len(head))
+    total = 0
+    for start, end in chunks.ranges(len(data), mib):
+        owned, pulled = ranged_chunk(data, start, end, mib)
+        total += pulled
+        if start == 0:
+            assert len(owned) == 51 and owned[-1].too_long
+        else:
+            assert owned == []
+    assert total <= len(data) + 64 * parser.MAX_LINE_BYTES
+    # Tighter: a later chunk stops once no line of its own can start (one block here),
+    # where its range alone would let it pull a second one.
+    assert total <= len(data) + 2 * mib

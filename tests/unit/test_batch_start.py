@@ -142,6 +142,26 @@ def test_invalid_settings_name_the_variable(name: str, value: str) -> None:
     assert caught.value.name == name
 
 
+class _Context:
+    aws_request_id = "req-start"
+
+
+@pytest.mark.parametrize(
+    "env",
+    [ENV, {**ENV, "BATCH_BUCKET": ""}],  # a refused request; a misconfigured deployment
+)
+def test_a_start_that_cannot_start_raises_so_the_async_invocation_fails(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # EventBridge Scheduler invokes asynchronously: an answer {"error": ...} would count as
+    # a success, with no retry, no on-failure record and no errors alarm.
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    state = runtime.Runtime(env)
+    monkeypatch.setattr(state, "personalize", lambda: FakePersonalize())
+    with pytest.raises(handler.StartFailed, match=r"job_name|BATCH_BUCKET"):
+        handler.handle_with(state, {"action": "start", "job_name": "bad name"}, _Context())
+
+
 def test_a_config_error_reports_every_record_for_retry(capsys: pytest.CaptureFixture[str]) -> None:
     event = {"Records": [{"messageId": "m1", "body": "{}"}, {"messageId": "m2", "body": "{}"}]}
     result = handler.handle_with(runtime.Runtime({**ENV, "BATCH_BUCKET": ""}), event, None)
@@ -149,12 +169,15 @@ def test_a_config_error_reports_every_record_for_retry(capsys: pytest.CaptureFix
     assert '"setting":"BATCH_BUCKET"' in capsys.readouterr().out
 
 
-def test_message_ids_are_deterministic_per_job_and_user_and_short() -> None:
-    first = writer.message_id("job-1", "user-1")
-    assert first == writer.message_id("job-1", "user-1")
-    assert first != writer.message_id("job-2", "user-1")
-    assert first != writer.message_id("job-1", "user-2")
-    assert writer.message_id("a", "b\0c") != writer.message_id("a\0b", "c")
+def test_message_ids_are_deterministic_per_job_version_and_user_and_short() -> None:
+    first = writer.message_id("job-1", "v1", "user-1")
+    assert first == writer.message_id("job-1", "v1", "user-1")  # a redelivery: deduped
+    assert first != writer.message_id("job-2", "v1", "user-1")
+    assert first != writer.message_id("job-1", "v1", "user-2")
+    # A corrected re-upload of the file (another version) is not taken for a duplicate.
+    assert first != writer.message_id("job-1", "v2", "user-1")
+    assert writer.message_id("a", "v", "b\0c") != writer.message_id("a\0b", "v", "c")
+    assert writer.message_id("a", "v\0b", "c") != writer.message_id("a", "v", "b\0c")
     assert len(first) <= 100
     assert writer.max_batch_messages(0.5) == 1
     assert writer.max_batch_messages(100.0) == 100

@@ -1,214 +1,28 @@
 """The chunk worker and the SQS handler on in-memory S3, SQS and Tracking fakes with a fake
-clock: several output files per job, a re-uploaded output, a lost report, one user's Profile
-API refusal, metrics of a continuation, time-stopped batches, and the events/s bucket."""
+clock (batch_fakes.py): several output files per job, a re-uploaded output, a lost report,
+one user's Profile API refusal, metrics of a continuation, time-stopped batches, the
+events/s bucket, and what a chunk reads of its file."""
 
 from __future__ import annotations
 
-import hashlib
-import json
-import math
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from backfill import chunks, handler, runtime, splitter, writer
-from backfill.settings import Settings, load
+from backfill import chunks, handler, parser, writer
+from batch_fakes import (
+    Context,
+    FakeSQS,
+    World,
+    container,
+    error,
+    event,
+    line,
+    settings,
+)
 from botocore.exceptions import ClientError
 
 from common.profiles import ProfileError
-from common.ratelimit import TokenBucket
 from common.tracking import TrackingError
-
-BUCKET = "batch"
-QUEUE = "https://sqs.us-east-1.amazonaws.com/123456789012/chunks"
-ENV = {
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "PERSONALIZE_CAMPAIGN_ARN": "arn:aws:personalize:us-east-1:123456789012:campaign/shop",
-    "BATCH_BUCKET": BUCKET,
-    "BATCH_ROLE_ARN": "arn:aws:iam::123456789012:role/batch-personalize",
-    "CHUNK_QUEUE_URL": QUEUE,
-    "CHUNK_BYTES": "65536",  # one chunk per file unless a test says otherwise
-    "SEGMENT_WRITE_KEY_PARAMETER": "/t/write-key",
-    "SEGMENT_API_URL": "http://127.0.0.1:9/v1",
-    "SEGMENT_EVENTS_PER_S": "5",
-    "MAX_RECEIVE_COUNT": "3",
-    "TIME_MARGIN_MS": "1000",
-    "DEPLOYMENT_NAME": "batch-test",
-}
-
-
-def _error(code: str, operation: str) -> ClientError:
-    return ClientError({"Error": {"Code": code, "Message": code}}, operation)
-
-
-class Body:
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-    def iter_chunks(self, size: int) -> Iterator[bytes]:
-        for at in range(0, len(self.data), size):
-            yield self.data[at : at + size]
-
-    def read(self) -> bytes:
-        return self.data
-
-    def close(self) -> None:
-        pass
-
-
-@dataclass
-class FakeS3:
-    objects: dict[str, tuple[bytes, str]] = field(default_factory=dict)
-    # key prefix -> how many more put_object calls under it fail
-    failing_puts: dict[str, int] = field(default_factory=dict)
-    failing_gets: dict[str, int] = field(default_factory=dict)
-
-    def put(self, key: str, data: bytes) -> str:
-        etag = '"' + hashlib.md5(data, usedforsecurity=False).hexdigest() + '"'
-        self.objects[key] = (data, etag)
-        return etag
-
-    def _fails(self, table: dict[str, int], key: str) -> bool:
-        for prefix, left in table.items():
-            if key.startswith(prefix) and left > 0:
-                table[prefix] = left - 1
-                return True
-        return False
-
-    def put_object(self, Bucket: str, Key: str, Body: bytes, **_: Any) -> dict[str, Any]:
-        if self._fails(self.failing_puts, Key):
-            raise _error("InternalError", "PutObject")
-        self.put(Key, Body)
-        return {}
-
-    def get_object(
-        self, Bucket: str, Key: str, Range: str | None = None, IfMatch: str | None = None
-    ) -> dict[str, Any]:
-        if self._fails(self.failing_gets, Key):
-            raise _error("InternalError", "GetObject")
-        if Key not in self.objects:
-            raise _error("NoSuchKey", "GetObject")
-        data, etag = self.objects[Key]
-        if IfMatch is not None and IfMatch != etag:
-            raise _error("PreconditionFailed", "GetObject")
-        if Range is not None:
-            data = data[int(Range.removeprefix("bytes=").removesuffix("-")) :]
-        return {"Body": Body(data)}
-
-    def head_object(self, Bucket: str, Key: str) -> dict[str, Any]:
-        data, etag = self.objects[Key]
-        return {"ContentLength": len(data), "ETag": etag}
-
-    def get_paginator(self, name: str) -> FakeS3:
-        assert name == "list_objects_v2"
-        return self
-
-    def paginate(self, Bucket: str, Prefix: str) -> list[dict[str, Any]]:
-        return [{"Contents": [{"Key": k} for k in sorted(self.objects) if k.startswith(Prefix)]}]
-
-    def json(self, key: str) -> dict[str, Any]:
-        value: dict[str, Any] = json.loads(self.objects[key][0])
-        return value
-
-
-@dataclass
-class FakeSQS:
-    bodies: list[str] = field(default_factory=list)
-
-    def send_message(self, QueueUrl: str, MessageBody: str) -> dict[str, Any]:
-        self.bodies.append(MessageBody)
-        return {"MessageId": str(len(self.bodies))}
-
-    def send_message_batch(self, QueueUrl: str, Entries: list[dict[str, str]]) -> dict[str, Any]:
-        self.bodies += [e["MessageBody"] for e in Entries]
-        return {"Successful": [{"Id": e["Id"]} for e in Entries]}
-
-    def take(self) -> list[chunks.ChunkMessage]:
-        taken, self.bodies = self.bodies, []
-        return [chunks.parse_chunk(json.loads(b)) for b in taken]
-
-
-@dataclass
-class Clock:
-    now: float = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        # Whole microseconds up: a float wait of 1e-16 s must still move the clock on.
-        self.now = math.ceil((self.now + seconds) * 1e6 + 1e-3) / 1e6
-
-
-@dataclass
-class FakeTracking:
-    clock: Clock
-    # Called before a request is accepted; raise a TrackingError to refuse it.
-    refuse: Callable[[int], None] = lambda n: None
-    sent: list[tuple[float, list[str]]] = field(default_factory=list)
-    attempts: int = 0
-
-    def send_batch(self, body: bytes) -> None:
-        self.attempts += 1
-        self.refuse(self.attempts)
-        users = [m["userId"] for m in json.loads(body)["batch"]]
-        self.sent.append((self.clock.now, users))
-
-    def users(self) -> list[str]:
-        return [u for _, batch in self.sent for u in batch]
-
-
-@dataclass
-class World:
-    settings: Settings
-    s3: FakeS3 = field(default_factory=FakeS3)
-    sqs: FakeSQS = field(default_factory=FakeSQS)
-    clock: Clock = field(default_factory=Clock)
-    tracking: FakeTracking = field(init=False)
-    ports: writer.Ports = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.tracking = FakeTracking(self.clock)
-        rate = self.settings.events_per_s
-        bucket = TokenBucket(
-            rate,
-            capacity=float(writer.max_batch_messages(rate)),
-            clock=self.clock,
-            sleep=self.clock.sleep,
-        )
-        self.ports = writer.Ports(
-            self.s3, self.sqs, self.tracking, bucket, clock=self.clock, sleep=self.clock.sleep
-        )
-
-    def output(self, job: str, users: list[str], name: str = "users.json.out") -> str:
-        key = f"output/{job}/{name}"
-        self.s3.put(key, b"".join(line(u) for u in users))
-        created = splitter.ObjectCreated(BUCKET, key)
-        splitter.split(created, self.s3, self.sqs, QUEUE, self.settings.chunk_bytes)
-        return key
-
-    def run(self, deadline_s: float = 1e6, rounds: int = 500) -> list[writer.Outcome]:
-        """Process the queued chunk messages (and their continuations) until none is left."""
-        outcomes = []
-        for _ in range(rounds):
-            pending = self.sqs.take()
-            if not pending:
-                return outcomes
-            for message in pending:
-                deadline = self.clock.now + deadline_s
-                outcomes.append(writer.process(message, self.settings, self.ports, deadline))
-        raise AssertionError("chunks did not finish")
-
-
-def line(user: str, items: list[str] | None = None) -> bytes:
-    items = items if items is not None else [f"{user}-item-{k}" for k in range(3)]
-    record = {"input": {"userId": user}, "output": {"recommendedItems": items}, "error": None}
-    return json.dumps(record).encode() + b"\n"
-
-
-def settings(**changes: str) -> Settings:
-    return load({**ENV, **changes})
 
 
 @pytest.fixture
@@ -302,7 +116,7 @@ def test_a_retry_after_past_the_deadline_continues_from_the_unsent_batch(world: 
 
     world.tracking.refuse = second_request_throttled
     (message,) = world.sqs.take()
-    outcome = writer.process(message, world.settings, world.ports, world.clock.now + 10)
+    outcome = world.process(message, world.clock.now + 10)
     assert outcome.status == "continued"
     assert world.tracking.users() == users[:5]
     assert outcome.continued_at == len(b"".join(line(u) for u in users[:5]))
@@ -321,7 +135,7 @@ def test_no_budget_token_before_the_deadline_continues_instead_of_failing() -> N
     (message,) = world.sqs.take()
     # 5 events/s in batches of 5, the bucket full: the first batch leaves at once, the
     # second one's tokens are due 1 s later, past this 0.5 s deadline.
-    outcome = writer.process(message, world.settings, world.ports, world.clock.now + 0.5)
+    outcome = world.process(message, world.clock.now + 0.5)
     assert outcome.status == "continued"
     assert world.tracking.users() == users[:5]
     assert outcome.counts.values["lines"] == 5
@@ -392,73 +206,41 @@ def test_the_writer_keeps_to_the_events_per_second_bucket() -> None:
 # -- the handler -----------------------------------------------------------------------------
 
 
-class Context:
-    aws_request_id = "req-1"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 60_000
-
-
-def _container(
-    world: World, monkeypatch: pytest.MonkeyPatch
-) -> tuple[runtime.Runtime, list[dict[str, float]]]:
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_CONFIG_FILE", "/dev/null")
-    state = runtime.Runtime(ENV)
-    monkeypatch.setattr(state, "ports", lambda: world.ports)
-    monkeypatch.setattr(state, "prefetch_write_key", lambda: None)
-    flushed: list[dict[str, float]] = []
-    monkeypatch.setattr(
-        state.metrics, "flush", lambda **_: flushed.append(state.metrics.snapshot())
-    )
-    return state, flushed
-
-
-def _event(*messages: chunks.ChunkMessage, receives: int = 1) -> dict[str, Any]:
-    return {
-        "Records": [
-            {
-                "messageId": f"m{n}",
-                "body": m.body(),
-                "attributes": {"ApproximateReceiveCount": str(receives)},
-            }
-            for n, m in enumerate(messages)
-        ]
-    }
-
-
 def test_a_records_unexpected_error_fails_that_record_only(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     world.output("one", ["u-1"])
     world.output("two", ["u-2"])
     first, second = world.sqs.take()
-    state, _ = _container(world, monkeypatch)
-    world.s3.failing_gets[chunks.chunk_key("one", first.key, 0)] = 1  # the duplicate check
-    result = handler.handle_with(state, _event(first, second), Context())
+    state, _ = container(world, monkeypatch)
+    world.s3.failing_gets[first.state_key()] = 1  # the duplicate check
+    result = handler.handle_with(state, event(first, second), Context())
     assert result == {"batchItemFailures": [{"itemIdentifier": "m0"}]}
     assert world.tracking.users() == ["u-2"]
 
 
-def test_on_the_last_receive_an_unexpected_error_records_the_chunk_failed(
+def test_on_the_last_receive_a_continuation_not_queued_leaves_the_chunk_failed(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     world.output("job", [f"u-{n}" for n in range(3)])
     (message,) = world.sqs.take()
-    state, _ = _container(world, monkeypatch)
+    state, _ = container(world, monkeypatch)
 
     class BrokenSQS(FakeSQS):
-        def send_message(self, QueueUrl: str, MessageBody: str) -> dict[str, Any]:
-            raise _error("InternalError", "SendMessage")
+        def send_message_batch(self, QueueUrl: str, Entries: list[dict[str, str]]) -> Any:
+            raise error("InternalError", "SendMessageBatch")
 
     world.ports.sqs = BrokenSQS()
-    # Past the deadline after one line: a continuation is due and cannot be queued.
-    world.ports.clock = lambda: 1e12
-    result = handler.handle_with(state, _event(message, receives=3), Context())
+    # No time left from the start: one line, then a continuation that cannot be queued.
+    result = handler.handle_with(state, event(message, receives=3), Context(1000))
     assert result == {"batchItemFailures": [{"itemIdentifier": "m0"}]}
-    saved = world.s3.json(chunks.chunk_key("job", message.key, 0))
-    assert saved["status"] == "failed" and "continuation" in saved["reason"]
-    assert world.s3.json(chunks.report_key("job"))["status"] == "partial"
+    assert world.tracking.users() == ["u-0"]
+    # The state recorded at the start of the last receive stands, and the report names it.
+    saved = world.s3.json(message.state_key())
+    assert (saved["status"], saved["reason"]) == ("failed", writer.LAST_RECEIVE_REASON)
+    report = world.s3.json(chunks.report_key("job"))
+    assert report["status"] == "partial"
+    assert report["failed_ranges"][0]["reason"] == writer.LAST_RECEIVE_REASON
 
 
 def test_a_continuations_metrics_count_only_its_own_part(
@@ -471,10 +253,99 @@ def test_a_continuations_metrics_count_only_its_own_part(
     carried.add(chunks.WRITTEN, 480)
     carried.add(chunks.parser.ERROR_LINE, 20)
     continued = message.continuation(message.start, carried)
-    state, flushed = _container(world, monkeypatch)
-    assert handler.handle_with(state, _event(continued), Context()) == {"batchItemFailures": []}
+    state, flushed = container(world, monkeypatch)
+    assert handler.handle_with(state, event(continued), Context()) == {"batchItemFailures": []}
     (metrics,) = flushed
     assert metrics["UsersWritten"] == 2
     assert metrics["UsersFailed_failed_error_line"] == 0
     report = world.s3.json(chunks.report_key("job"))
     assert report["users_written"] == 482  # the report does include what was carried
+
+
+# -- a re-uploaded output file -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("versioned", [False, True])
+def test_a_chunk_of_a_replaced_object_cannot_undo_the_new_objects_state(
+    monkeypatch: pytest.MonkeyPatch, versioned: bool
+) -> None:
+    world = World(settings(CHUNK_BYTES="1024"))
+    world.s3.versioned = versioned
+    world.output("job", [f"old-{n}" for n in range(30)])
+    old = world.sqs.take()
+    newer = [f"new-{n}" for n in range(30)]
+    key = world.output("job", newer)  # the same key: a corrected file, another object
+    first_new, *rest_new = world.sqs.take()
+    assert len(old) == len(rest_new) + 1 > 1
+    world.process(first_new, 1e6)
+    assert world.s3.json(first_new.state_key())["status"] == "done"
+    # The old object's chunk 0, on its last receive, after the new chunk 0 was recorded.
+    state, _ = container(world, monkeypatch)
+    result = handler.handle_with(state, event(old[0], receives=3), Context())
+    assert result == {"batchItemFailures": []}  # obsolete, dropped: no dead letter
+    assert world.s3.json(first_new.state_key())["status"] == "done"
+    for message in rest_new:
+        world.process(message, 1e6)
+    report = world.s3.json(chunks.report_key("job"))  # before: never written
+    assert (report["status"], report["users_written"]) == ("complete", len(newer))
+    (source,) = report["sources"]
+    assert source["etag"] == world.s3.objects[key][1]
+    assert not any(u.startswith("old-") for u in world.tracking.users())
+
+
+def test_a_finished_chunk_of_a_replaced_object_writes_no_report(world: World) -> None:
+    world.output("job", ["u-1", "u-2"])
+    (old,) = world.sqs.take()
+    world.process(old, 1e6)
+    world.output("job", ["u-1", "u-2", "u-3"])  # replaced; its chunk is still to run
+    world.s3.objects.pop(chunks.report_key("job"))
+    # A redelivery of the old chunk finds its own state done, and the report missing: the
+    # key now holds another object, so it is not that object's report to write.
+    assert world.process(old, 1e6).report_written is False
+    assert chunks.report_key("job") not in world.s3.objects
+    world.run()
+    assert world.s3.json(chunks.report_key("job"))["users_written"] == 3
+
+
+@pytest.mark.parametrize("versioned", [False, True])
+def test_a_corrected_reupload_gets_new_message_ids_and_a_redelivery_the_same(
+    versioned: bool,
+) -> None:
+    world = World(settings())
+    world.s3.versioned = versioned
+    users = ["u-1", "u-2"]
+    world.output("job", users, data=b"".join(line(u, ["wrong"]) for u in users))
+    world.run()
+    # Corrected items, same users: Segment de-duplicates on messageId, so the same ids
+    # would have had the correction dropped while the report said it was written.
+    world.output("job", users, data=b"".join(line(u, ["right"]) for u in users))
+    (message,) = world.sqs.take()
+    world.process(message, 1e6)
+    ids = world.tracking.message_ids
+    assert all(len(set(ids[u])) == 2 for u in users)
+    # The same version delivered again (its state removed, as after a crash): same ids.
+    world.s3.objects.pop(message.state_key())
+    world.process(message, 1e6)
+    assert all(ids[u][2] == ids[u][1] for u in users)
+    if versioned:  # the same bytes uploaded again are a new version too: written again
+        world.output("job", users, data=b"".join(line(u, ["right"]) for u in users))
+        world.run()
+        assert all(len(set(ids[u])) == 3 for u in users)
+
+
+# -- what a chunk reads ------------------------------------------------------------------------
+
+
+def test_chunks_over_an_unterminated_tail_read_their_range_not_the_rest_of_the_file() -> None:
+    mib = 1 << 20
+    world = World(settings(CHUNK_BYTES=str(mib)))
+    head = b"".join(line(f"u-{n}") for n in range(40))
+    data = head + b"x" * (64 * mib - len(head))  # the last line never ends
+    world.output("job", [], data=data)
+    world.run()
+    # Before: each chunk read to the end of the object, 64 + 63 + ... + 1 = 2,080 MiB.
+    assert world.s3.bytes_read <= len(data) + 64 * parser.MAX_LINE_BYTES
+    assert world.s3.bytes_read <= len(data) + 2 * writer.READ_BLOCK
+    report = world.s3.json(chunks.report_key("job"))
+    assert (report["chunks_done"], report["lines"]) == (64, 41)
+    assert (report["users_written"], report["by_reason"]["undecodable"]) == (40, 1)

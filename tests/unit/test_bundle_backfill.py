@@ -116,12 +116,15 @@ def _chunk(
     etag: str = '"e1"',
     **counts: int,
 ) -> None:
-    """A chunk state object as functions/batch_traits writes it."""
-    fake.objects[f"state/{name}/{_file(name, output)}/chunks/{index}.json"] = {
+    """A chunk state object as functions/batch_traits writes it (its object's version is its
+    ETag in a bucket without versioning)."""
+    version = hashlib.sha1(etag.encode(), usedforsecurity=False).hexdigest()[:12]
+    fake.objects[f"state/{name}/{_file(name, output)}/{version}/chunks/{index}.json"] = {
         "v": 1,
         "job": name,
         "key": f"output/{name}/{output}",
         "etag": etag,
+        "version": etag,
         "index": index,
         "status": status,
         "counts": {"lines": sum(counts.values()), **counts},

@@ -51,6 +51,27 @@ def file_id(key: str) -> str:
     return hashlib.sha1(key.encode(), usedforsecurity=False).hexdigest()[:12]
 
 
+def version_id(version: str) -> str:
+    """A short, stable name for one version of an output file (its S3 VersionId, or its
+    ETag in a bucket without versioning)."""
+    return hashlib.sha1(version.encode(), usedforsecurity=False).hexdigest()[:12]
+
+
+def object_version(head: Mapping[str, Any]) -> str:
+    """The version of the object a HeadObject (or GetObject) answer describes: its
+    VersionId in a bucket that keeps versions, else its ETag (S3 answers no VersionId, or
+    "null" for an object written while versioning was suspended)."""
+    version = head.get("VersionId")
+    if isinstance(version, str) and version and version != "null":
+        return version
+    return str(head["ETag"])
+
+
+def plan_version(plan: Mapping[str, Any]) -> str:
+    """The version a plan was split from (a plan from before versions were kept: its ETag)."""
+    return str(plan.get("version") or plan.get("etag"))
+
+
 def job_prefix(job: str) -> str:
     """Everything the write-back keeps for a job: ``state/<job>/<file id>/...``."""
     return f"state/{job}/"
@@ -64,12 +85,14 @@ def plan_key(job: str, key: str) -> str:
     return f"{file_prefix(job, key)}plan.json"
 
 
-def chunks_prefix(job: str, key: str) -> str:
-    return f"{file_prefix(job, key)}chunks/"
+def chunks_prefix(job: str, key: str, version: str) -> str:
+    """The chunk states of ONE version of the file: a chunk of a replaced object writes
+    under its own version and cannot touch the states of the object that replaced it."""
+    return f"{file_prefix(job, key)}{version_id(version)}/chunks/"
 
 
-def chunk_key(job: str, key: str, index: int) -> str:
-    return f"{chunks_prefix(job, key)}{index}.json"
+def chunk_key(job: str, key: str, index: int, *, version: str) -> str:
+    return f"{chunks_prefix(job, key, version)}{index}.json"
 
 
 def report_key(job: str) -> str:
@@ -129,6 +152,17 @@ class ChunkMessage:
     start: int
     end: int
     carried: Counts | None = None  # a continuation: the counts of [original start, start)
+    # The object's S3 VersionId (set by the splitter when the bucket keeps versions); None
+    # for a message split without one, whose version is then its ETag.
+    version_tag: str | None = None
+
+    @property
+    def version(self) -> str:
+        """Which upload of the key this chunk is of: its messageIds and its state key."""
+        return self.version_tag or self.etag
+
+    def state_key(self) -> str:
+        return chunk_key(self.job, self.key, self.index, version=self.version)
 
     def body(self) -> str:
         message: dict[str, Any] = {
@@ -142,6 +176,8 @@ class ChunkMessage:
             "start": self.start,
             "end": self.end,
         }
+        if self.version_tag is not None:
+            message["version"] = self.version_tag
         if self.carried is not None:
             message["carried"] = self.carried.as_dict()
         return json.dumps(message, separators=(",", ":"))
@@ -149,7 +185,7 @@ class ChunkMessage:
     def continuation(self, start: int, counts: Counts) -> ChunkMessage:
         return ChunkMessage(
             self.job, self.bucket, self.key, self.etag, self.index, self.total, start, self.end,
-            counts,
+            counts, self.version_tag,
         )  # fmt: skip
 
 
@@ -176,9 +212,13 @@ def parse_chunk(body: Mapping[str, Any]) -> ChunkMessage:
     index, total, start, end = (int(str(ints[n])) for n in ("index", "total", "start", "end"))
     if not index < total or not start <= end:
         raise BadMessage("need index < total and start <= end")
+    version = body.get("version")
+    if version is not None and (not isinstance(version, str) or not 0 < len(version) <= 1024):
+        raise BadMessage("version must be a non-empty string")
     return ChunkMessage(
         job, str(strings["bucket"]), str(strings["key"]), str(strings["etag"]),
         index, total, start, end, Counts.parse(body.get("carried")) if "carried" in body else None,
+        version,
     )  # fmt: skip
 
 
@@ -192,6 +232,7 @@ def chunk_state(
         "job": message.job,
         "key": message.key,
         "etag": message.etag,
+        "version": message.version,
         "index": message.index,
         "total": message.total,
         "start": message.start,
@@ -230,7 +271,7 @@ def report(
                 }
             )
     sources = sorted(
-        ({k: plan.get(k) for k in ("bucket", "key", "etag", "size")} for plan in plans),
+        ({k: plan.get(k) for k in ("bucket", "key", "etag", "version", "size")} for plan in plans),
         key=lambda source: str(source.get("key")),
     )
     values = total.values

@@ -6,6 +6,13 @@ began before ``start`` (or is the previous line's own newline) and is the previo
 the chunk's last line is read past ``end`` up to its newline (or the end of the file). So
 for any file and any cut into ranges, every line is read by exactly one chunk.
 
+A chunk reads about its own range, never the rest of the file: reading stops as soon as no
+line it owns can still start (a line starting at or past ``end``, or a piece with no
+newline before ``end``), and its last line is read past ``end`` only until it ends or is
+known to be too long. The GetObject range itself ends MAX_LINE_BYTES past ``end``
+(:func:`read_range`), so a file whose tail has no newline costs each chunk at most its range
+plus one line, not the rest of the object.
+
 A line is classified, never raised on: ``written`` candidates (a user and its items),
 ``skipped`` (no items), ``error`` (Personalize's own error line), ``undecodable`` (not UTF-8
 JSON, not an object, no ``input.userId`` string, an ``output`` without a list of item id
@@ -38,12 +45,20 @@ def read_offset(start: int) -> int:
     return max(0, start - 1)
 
 
+def read_range(start: int, end: int) -> str:
+    """The GetObject ``Range`` of the chunk ``[start, end)``: from :func:`read_offset` to
+    enough past ``end`` for a last line that starts at ``end - 1`` to end there or be known
+    as too long (MAX_LINE_BYTES + 1 bytes without a newline). S3 cuts a last byte past the
+    object's end to the object's end (RFC 9110 byte ranges)."""
+    return f"bytes={read_offset(start)}-{end + MAX_LINE_BYTES - 1}"
+
+
 @dataclass(frozen=True)
 class Line:
     offset: int  # of its first byte in the file
     data: bytes  # without the newline; only a prefix when too long
     too_long: bool
-    length: int  # bytes in the file, newline excluded
+    length: int  # bytes in the file, newline excluded (a too-long last line: those read)
 
     @property
     def next_offset(self) -> int:
@@ -51,10 +66,16 @@ class Line:
         return self.offset + self.length + 1
 
 
-def lines(blocks: Iterable[bytes], first: int) -> Iterator[Line]:
+def lines(
+    blocks: Iterable[bytes], first: int, *, owned_range: tuple[int, int] | None = None
+) -> Iterator[Line]:
     """Split a byte stream that starts at file offset ``first`` into lines; an empty
     piece after the last newline (the end of the file) is not a line. Memory: one block
-    plus at most MAX_LINE_BYTES of an unfinished line."""
+    plus at most MAX_LINE_BYTES of an unfinished line.
+
+    With ``owned_range = (start, end)`` no further block is read once no line that starts
+    in it can follow (see the module's docstring); a too-long last line of the range is
+    then yielded as soon as it is known to be too long."""
     carry = b""  # the unfinished line's first bytes (at most MAX_LINE_BYTES + 1)
     dropped = 0  # bytes of the unfinished line beyond ``carry``, not kept
     offset = first  # of the unfinished line
@@ -72,6 +93,18 @@ def lines(blocks: Iterable[bytes], first: int) -> Iterator[Line]:
             dropped += len(rest) - (MAX_LINE_BYTES + 1)
             rest = rest[: MAX_LINE_BYTES + 1]
         carry = rest
+        if owned_range is not None:
+            start, end = owned_range
+            if offset >= end:
+                return  # the unfinished line starts at or past end: not this chunk's
+            # Its newline is at or after here, so the next line starts after it.
+            if offset + len(carry) + dropped >= end - 1:
+                if offset < start:
+                    return  # the previous chunk's piece, and no line of ours after it
+                if dropped:
+                    # The range's last line, too long: its end is of no use to anyone.
+                    yield Line(offset, carry, too_long=True, length=len(carry) + dropped)
+                    return
     if carry or dropped:
         length = len(carry) + dropped
         yield Line(offset, carry, too_long=length > MAX_LINE_BYTES, length=length)
@@ -79,8 +112,9 @@ def lines(blocks: Iterable[bytes], first: int) -> Iterator[Line]:
 
 def owned(blocks: Iterable[bytes], start: int, end: int) -> Iterator[Line]:
     """The lines whose first byte lies in ``[start, end)``, from a stream that begins at
-    :func:`read_offset` (start) and runs at least to the end of the last such line."""
-    for line in lines(blocks, read_offset(start)):
+    :func:`read_offset` (start) and runs at least to the end of the last such line (or
+    :func:`read_range`'s end). Blocks are pulled only while a line of the range may follow."""
+    for line in lines(blocks, read_offset(start), owned_range=(start, end)):
         if line.offset >= end:
             return
         if line.offset >= start:

@@ -26,6 +26,10 @@ DEFAULT_CHUNK_BYTES = 4_194_304  # 4 MiB
 MIN_CHUNK_BYTES = 1024  # small enough for tests; Terraform's validation asks for >= 1 MiB
 MAX_CHUNK_BYTES = 268_435_456  # 256 MiB
 DEFAULT_EVENTS_PER_S = 100.0  # Terraform passes the budget split over max concurrency
+# Holds what may still run after a chunk's deadline (backfill.runtime.worst_after_deadline_s:
+# 39 s with the clients' timeouts and retries), with the Lambda timeout's 60 s minimum
+# leaving 20 s of work.
+DEFAULT_TIME_MARGIN_MS = 40_000
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _KEY = re.compile(r"^input/[A-Za-z0-9_./-]{1,900}$")
 _IAM_ROLE = re.compile(r"^arn:aws[a-zA-Z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
@@ -120,7 +124,7 @@ def load(env: Mapping[str, str]) -> Settings:
         purchased_trait=traits["PURCHASED_TRAIT"],
         profile=profile if exclusion == "true" else None,
         max_receive_count=env_int(env, "MAX_RECEIVE_COUNT", 5, 1, 1000),
-        time_margin_ms=env_int(env, "TIME_MARGIN_MS", 20_000, 0, 600_000),
+        time_margin_ms=env_int(env, "TIME_MARGIN_MS", DEFAULT_TIME_MARGIN_MS, 0, 600_000),
         deployment=deployment,
     )
 
@@ -154,5 +158,7 @@ ENV_DOCS = {
     "MAX_RECEIVE_COUNT": "the chunk queue's maxReceiveCount: on that receive a failing chunk "
     "is recorded as failed in the report before it moves to the dead-letter queue",
     "TIME_MARGIN_MS": "a chunk stops this long before the Lambda timeout and queues the rest "
-    "of its range as a continuation",
+    "of its range as a continuation; it must hold what may still run after that deadline "
+    "(one S3, SQS or Segment call in flight, then the hand-over: 39 s with the built-in "
+    "timeouts)",
 }

@@ -4,13 +4,15 @@ messages on the chunk queue, and write the plan.
 A job may have several output files: each has its own plan and chunk states under
 ``state/<job>/<file id>/`` (a file id from its key).
 
-Idempotent: a plan for the same object (key and ETag) means it was split already (the plan
-is written only after every chunk message was sent; a crash in between re-sends them, which
-the chunk state objects and the messageIds make harmless)."""
+Idempotent: a plan for the same object (key and version: its S3 VersionId, or its ETag in a
+bucket without versions) means it was split already (the plan is written only after every
+chunk message was sent; a crash in between re-sends them, which the chunk state objects and
+the messageIds make harmless). A re-upload is another version: split again, with messageIds
+of its own."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -65,38 +67,67 @@ class Split:
     already: bool = False
 
 
-def split(created: ObjectCreated, s3: Any, sqs: Any, queue_url: str, chunk_bytes: int) -> Split:
+def _no_check() -> None:
+    return None
+
+
+def split(
+    created: ObjectCreated,
+    s3: Any,
+    sqs: Any,
+    queue_url: str,
+    chunk_bytes: int,
+    check: Callable[[], None] = _no_check,
+) -> Split:
+    """``check`` runs before each S3 and SQS call (it raises when the deadline has passed:
+    the notification is then handed back, and the next attempt sends every chunk again)."""
     job = chunks.job_of_output_key(created.key)
     if job is None:
         return Split(None, 0)  # not a job's output file: nothing to do
+    check()
     head = s3.head_object(Bucket=created.bucket, Key=created.key)
     size = int(head["ContentLength"])
     etag = str(head["ETag"])
+    version = chunks.object_version(head)
+    tag = version if version != etag else None
     plan_key = chunks.plan_key(job, created.key)
+    check()
     existing = get_json(s3, created.bucket, plan_key)
-    if existing is not None and existing.get("etag") == etag and existing.get("key") == created.key:
-        return Split(job, int(existing.get("chunks", 0)), already=True)
+    if (
+        existing is not None
+        and existing.get("key") == created.key
+        and existing.get("etag") == etag
+        and existing.get("version", version) == version
+    ):
+        total = int(existing.get("chunks", 0))
+        if total == 0:
+            # An empty file's report comes from its split: a retry writes it if it failed.
+            writer.maybe_report(s3, created.bucket, job, check=check)
+        return Split(job, total, already=True)
     cut = chunks.ranges(size, chunk_bytes)
     messages = [
-        ChunkMessage(job, created.bucket, created.key, etag, index, len(cut), start, end)
+        ChunkMessage(job, created.bucket, created.key, etag, index, len(cut), start, end, None, tag)
         for index, (start, end) in enumerate(cut)
     ]
     for first in range(0, len(messages), SEND_BATCH):
+        check()
         _send(sqs, queue_url, messages[first : first + SEND_BATCH])
     plan = {
         "job": job,
         "bucket": created.bucket,
         "key": created.key,
         "etag": etag,
+        "version": version,
         "size": size,
         "chunks": len(cut),
         "chunk_bytes": chunk_bytes,
         "started_at": iso_z(datetime.now(UTC)),
     }
+    check()
     put_json(s3, created.bucket, plan_key, plan)
     if not cut:
         # An empty output file has no chunk to finish it: the report may be due now.
-        writer.maybe_report(s3, created.bucket, job)
+        writer.maybe_report(s3, created.bucket, job, check=check)
     return Split(job, len(cut))
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
 from common.aws import error_code
@@ -30,19 +30,14 @@ def put_json(s3: Any, bucket: str, key: str, value: dict[str, Any]) -> None:
     )
 
 
-def keys(s3: Any, bucket: str, prefix: str) -> list[str]:
-    """Every key under a prefix."""
+def keys(s3: Any, bucket: str, prefix: str, check: Callable[[], None] = lambda: None) -> list[str]:
+    """Every key under a prefix; ``check`` runs before each page is asked for."""
     paginator = s3.get_paginator("list_objects_v2")
-    return [
-        entry["Key"]
-        for page in paginator.paginate(Bucket=bucket, Prefix=prefix)
-        for entry in page.get("Contents", [])
-    ]
-
-
-def objects(s3: Any, bucket: str, names: list[str]) -> Iterator[dict[str, Any]]:
-    """The JSON objects of these keys (a key deleted meanwhile is left out)."""
-    for key in names:
-        value = get_json(s3, bucket, key)
-        if value is not None:
-            yield value
+    found: list[str] = []
+    pages = iter(paginator.paginate(Bucket=bucket, Prefix=prefix))
+    while True:
+        check()
+        page = next(pages, None)
+        if page is None:
+            return found
+        found += [entry["Key"] for entry in page.get("Contents", [])]

@@ -5,6 +5,8 @@
 #   S3 ObjectCreated output/*.out --> chunk queue --> function (splitter)
 #     --> chunk messages (byte ranges) --> chunk queue --> function (worker) --> Segment /v1/batch
 #   a chunk failing max_receive_count times --> dead-letter queue (with its range) + alarm
+#   a start that fails (the schedule invokes asynchronously) --> a retry, then the
+#     start-failures queue (the invocation record) + alarm
 
 data "aws_caller_identity" "current" {}
 data "aws_region" "current" {}
@@ -62,6 +64,10 @@ locals {
   # The jobs this deployment may start: the function names them <name_prefix>-... (DEPLOYMENT_NAME
   # is name_prefix) and refuses any other name.
   batch_job_arn = "arn:${local.partition}:personalize:${local.region}:${local.account_id}:batch-inference-job/${var.deployment.name_prefix}-*"
+
+  # What Personalize needs of a customer key, in the key policy; its role's policy needs all
+  # but kms:CreateGrant (granting-personalize-key-access.html, cited on the key policy).
+  personalize_key_actions = ["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey", "kms:CreateGrant", "kms:ListGrants"]
 }
 
 # -- encryption --------------------------------------------------------------------------
@@ -83,13 +89,16 @@ resource "aws_kms_key" "this" {
         Resource  = "*"
       },
       {
-        # Personalize itself (besides the role it assumes) must be allowed to use the key
-        # (Personalize developer guide, "Giving Amazon Personalize permission to use your
-        # KMS key").
+        # Personalize itself (besides the role it assumes) must be allowed to use the key,
+        # with these five actions in the key policy (CreateGrant only there): a batch
+        # inference job with kmsKeyArn fails without them.
+        # https://docs.aws.amazon.com/personalize/latest/dg/granting-personalize-key-access.html
+        # The role gets the others from its own policy (the account statement above lets
+        # IAM policies grant the key; naming the role here would race its creation).
         Sid       = "PersonalizeReadsAndWritesBatchFiles"
         Effect    = "Allow"
         Principal = { Service = "personalize.amazonaws.com" }
-        Action    = ["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
+        Action    = local.personalize_key_actions
         Resource  = "*"
         Condition = { StringEquals = { "aws:SourceAccount" = local.account_id } }
       },
@@ -338,6 +347,9 @@ resource "aws_s3_bucket_notification" "this" {
 
 # -- the role Personalize assumes for batch inference ------------------------------------
 
+# Only Personalize acting for this account and region may assume it (confused deputy):
+# aws:SourceAccount and aws:SourceArn on every Personalize resource of the account here.
+# https://docs.aws.amazon.com/personalize/latest/dg/cross-service-confused-deputy-prevention.html
 data "aws_iam_policy_document" "personalize_trust" {
   statement {
     actions = ["sts:AssumeRole"]
@@ -349,6 +361,11 @@ data "aws_iam_policy_document" "personalize_trust" {
       test     = "StringEquals"
       variable = "aws:SourceAccount"
       values   = [local.account_id]
+    }
+    condition {
+      test     = "ArnLike"
+      variable = "aws:SourceArn"
+      values   = ["arn:${local.partition}:personalize:${local.region}:${local.account_id}:*"]
     }
   }
 }
@@ -374,7 +391,7 @@ data "aws_iam_policy_document" "personalize" {
 
   statement {
     sid       = "UseBatchKey"
-    actions   = ["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
+    actions   = [for action in local.personalize_key_actions : action if action != "kms:CreateGrant"]
     resources = [aws_kms_key.this.arn]
   }
 }
@@ -460,6 +477,15 @@ data "aws_iam_policy_document" "function" {
     resources = [aws_sqs_queue.chunks.arn]
   }
 
+  # Lambda sends the record of a failed asynchronous invocation (the schedule's start) with
+  # the function's execution role: sqs:SendMessage on the on-failure queue (and the key).
+  # https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html
+  statement {
+    sid       = "RecordFailedStarts"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.start_failures.arn]
+  }
+
   statement {
     sid       = "ReadSegmentCredentials"
     actions   = ["ssm:GetParameter"]
@@ -501,6 +527,33 @@ module "function" {
   role_name            = "${var.deployment.name_prefix}-batch-traits-${local.region}"
   lambda               = var.lambda
   deployment           = var.deployment
+}
+
+# The schedule's invocations are asynchronous: a start that fails (the function raises) is
+# retried once, then its invocation record goes to the start-failures queue (alarmed).
+# https://docs.aws.amazon.com/lambda/latest/dg/with-eventbridge-scheduler.html
+resource "aws_sqs_queue" "start_failures" {
+  name                      = "${var.deployment.name_prefix}-batch-start-failures"
+  message_retention_seconds = 1209600 # 14 days, the maximum: time to look
+  kms_master_key_id         = aws_kms_key.this.arn
+  tags                      = var.deployment.tags
+}
+
+resource "aws_lambda_function_event_invoke_config" "this" {
+  function_name = module.function.function_name
+  # One retry a minute later covers a passing Personalize error; more would risk a second
+  # job when a start succeeded but its answer was lost (each retry names a new job).
+  maximum_retry_attempts       = 1
+  maximum_event_age_in_seconds = 3600
+
+  destination_config {
+    on_failure {
+      destination = aws_sqs_queue.start_failures.arn
+    }
+  }
+
+  # Lambda checks the execution role's right to send there when this is set.
+  depends_on = [module.function]
 }
 
 resource "aws_lambda_event_source_mapping" "chunks" {
@@ -609,6 +662,13 @@ locals {
       metric      = "Errors"
       dimensions  = { FunctionName = module.function.function_name }
       statistic   = "Sum"
+    }
+    batch-start-failures = {
+      description = "A batch start (the schedule's) failed after its retry: its invocation record is in the start-failures queue; no backfill ran."
+      namespace   = "AWS/SQS"
+      metric      = "ApproximateNumberOfMessagesVisible"
+      dimensions  = { QueueName = aws_sqs_queue.start_failures.name }
+      statistic   = "Maximum"
     }
     batch-traits-chunks-failed = {
       description = "Chunks failed an attempt (Segment unavailable or throttling past the deadline); SQS retries them."

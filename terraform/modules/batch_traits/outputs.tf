@@ -33,6 +33,11 @@ output "dead_letter_queue_name" {
   value       = aws_sqs_queue.dead_letter.name
 }
 
+output "start_failures_queue_url" {
+  description = "URL of the queue of failed asynchronous starts (the schedule's): each message is Lambda's invocation record, with the error."
+  value       = aws_sqs_queue.start_failures.url
+}
+
 output "personalize_role_arn" {
   description = "The role Personalize assumes for batch inference."
   value       = aws_iam_role.personalize.arn

@@ -78,7 +78,7 @@ resource "aws_iam_role_policy" "this" {
 }
 
 resource "aws_lambda_function" "this" {
-  #checkov:skip=CKV_AWS_116:Invoked synchronously only (API Gateway, Kinesis event source mapping); a DLQ applies to asynchronous invokes. Failed stream batches go to the mapping's on-failure queue.
+  #checkov:skip=CKV_AWS_116:A DLQ applies to asynchronous invokes only. recommendations and update_traits are invoked synchronously (API Gateway; the Kinesis mapping, whose failed batches go to its on-failure queue); batch_traits' one asynchronous caller, its schedule, has an on-failure destination queue (aws_lambda_function_event_invoke_config, which supersedes a DLQ and which this check does not read).
   #checkov:skip=CKV_AWS_117:No private resources to reach; a VPC would need a NAT gateway or interface endpoints for every AWS and Segment API called.
   #checkov:skip=CKV_AWS_272:Code signing needs AWS Signer jobs on S3 artifacts; this bundle deploys reproducible local zips whose hash is pinned by source_code_hash.
   #checkov:skip=CKV_AWS_173:Environment variables hold only ARNs, ids and SSM parameter names (no secrets); Lambda encrypts them at rest with an AWS-managed key.
