@@ -2,6 +2,7 @@
 #
 #   Segment --(Amazon Kinesis destination, our role)--> Kinesis stream
 #     --> update_traits --> Personalize PutEvents / GetRecommendations --> Segment identify
+#   update_traits <--> user-state table (DynamoDB); deferred refreshes --> refresh queue --> update_traits
 #   caller --(x-api-key)--> API Gateway GET /recommendations --> recommendations --> Personalize
 #   browser --(CORS preflight, optional)--> API Gateway OPTIONS /recommendations --> recommendations
 #
@@ -24,23 +25,26 @@ locals {
   segment_profile_api_url = coalesce(var.segment.profile_api_url, local.segment_urls[var.segment.region].profile)
 
   # One Segment Profile API budget for the space, split between every container that can
-  # run at once: the traits side runs at most shards x parallelization factor (on-demand
-  # streams start with 4 shards), capped by its reserved concurrency; the API at most its
-  # reserved concurrency, or API Gateway's burst limit without one. Each container gets
-  # the same share. A container sends at most ceil(share) requests in any sliding second,
-  # so a share of 1 or more is rounded down to a whole number: then even with every
-  # container sending at the same instant no second passes the budget. Below 1 (more
-  # containers than requests/s) that bound is containers x 1: see worst_second.
-  traits_reserved = var.update_traits.reserved_concurrency
-  traits_streams  = (var.kinesis.stream_mode == "PROVISIONED" ? var.kinesis.shard_count : 4) * var.update_traits.parallelization_factor
+  # run at once. With the user-state store the API reads the store, never the Profile API:
+  # the budget goes to seeding, by update_traits' containers (the stream's: shards x
+  # parallelization factor, on-demand streams start with 4 shards; and the refresh queue's,
+  # its mapping's maximum concurrency), all capped by its reserved concurrency, which they
+  # share. Each container gets the same share. A container sends at most ceil(share)
+  # requests in any sliding second, so a share of 1 or more is rounded down to a whole
+  # number: then even with every container sending at the same instant no second passes the
+  # budget. Below 1 (more containers than requests/s) that bound is containers x 1: see
+  # worst_second.
+  traits_reserved   = var.update_traits.reserved_concurrency
+  traits_streams    = (var.kinesis.stream_mode == "PROVISIONED" ? var.kinesis.shard_count : 4) * var.update_traits.parallelization_factor
+  traits_unreserved = local.traits_streams + var.update_traits.refresh_max_concurrency
   traits_max_concurrency = (
     var.kinesis.stream_mode == "PROVISIONED"
-    ? (local.traits_reserved >= 1 ? min(local.traits_reserved, local.traits_streams) : local.traits_streams)
-    : (local.traits_reserved >= 1 ? local.traits_reserved : local.traits_streams)
+    ? (local.traits_reserved >= 1 ? min(local.traits_reserved, local.traits_unreserved) : local.traits_unreserved)
+    : (local.traits_reserved >= 1 ? local.traits_reserved : local.traits_unreserved)
   )
-  # The API reads profiles only with exclusion on; off, the traits side gets the whole budget.
-  api_reads_profiles  = var.segment_space_id != null && var.recommendations.purchase_exclusion
-  api_max_concurrency = !local.api_reads_profiles ? 0 : var.recommendations.reserved_concurrency >= 1 ? var.recommendations.reserved_concurrency : max(1, var.api.throttling_burst_limit)
+  # The API excludes purchases from the store (USER_STATE_TABLE), so it takes no share.
+  api_excludes_purchases = var.recommendations.purchase_exclusion
+  api_max_concurrency    = 0
   # The batch write-back reads profiles only with its own exclusion on: then each of its
   # chunk workers (the SQS mapping's maximum concurrency) is one more container.
   batch_reads_profiles      = var.enable_batch_traits && var.batch_traits.profile_exclusion && var.segment_space_id != null
@@ -55,6 +59,8 @@ locals {
     update_traits = {
       max_concurrency = local.traits_max_concurrency
       share           = local.profile_api_per_container * local.traits_max_concurrency
+      # Of max_concurrency, at most this many consume the refresh queue.
+      refresh_max_concurrency = var.update_traits.refresh_max_concurrency
     }
     recommendations = {
       max_concurrency = local.api_max_concurrency
@@ -102,7 +108,7 @@ locals {
 check "profile_api_budget" {
   assert {
     condition     = local.profile_api_budget.worst_second <= var.segment.profile_api_rps
-    error_message = "More containers (${local.profile_api_containers}) can read the Segment Profile API at once than segment.profile_api_rps allows in one second: lower update_traits.reserved_concurrency / recommendations.reserved_concurrency / batch_traits.max_concurrency, or set recommendations.purchase_exclusion = false (batch_traits.profile_exclusion = false)."
+    error_message = "More containers (${local.profile_api_containers}) can read the Segment Profile API at once than segment.profile_api_rps allows in one second: lower update_traits.reserved_concurrency / update_traits.refresh_max_concurrency / batch_traits.max_concurrency, or set batch_traits.profile_exclusion = false."
   }
 }
 
@@ -141,6 +147,15 @@ module "segment_destination" {
   stream       = var.kinesis
 }
 
+# The user-state store (issue 20): purchases, seeds and the last refresh of each user, read
+# by update_traits and the API instead of the Profile API.
+module "user_state" {
+  source = "./modules/user_state"
+
+  deployment          = local.deployment
+  deletion_protection = var.user_state.deletion_protection
+}
+
 module "update_traits" {
   source = "./modules/update_traits"
 
@@ -152,6 +167,11 @@ module "update_traits" {
   stream_arn  = module.segment_destination.stream_arn
   # The functions that log user ids log them as HMAC pseudonyms under this key.
   log_hash_key_parameter = local.log_hash_key_parameter
+  user_state = {
+    table_name = module.user_state.table_name
+    table_arn  = module.user_state.table_arn
+    ttl_days   = var.user_state.ttl_days
+  }
   segment = {
     space_id          = var.segment_space_id
     api_url           = local.segment_api_url
@@ -181,13 +201,12 @@ module "recommendations" {
   personalize = local.personalize
 
   log_hash_key_parameter = local.log_hash_key_parameter
-  # Null: the API reads no profiles (no space id, or purchase_exclusion off).
-  profiles = !local.api_reads_profiles ? null : {
-    space_id        = var.segment_space_id
-    api_url         = local.segment_profile_api_url
-    api_rps         = local.profile_api_per_container
-    purchased_trait = var.segment.purchased_trait
-    token_parameter = local.profile_token_parameter
+  # The API reads purchases from the store, not the Profile API (its budget share goes to
+  # seeding); null without purchase_exclusion: the API reads neither.
+  profiles = null
+  user_state = !local.api_excludes_purchases ? null : {
+    table_name = module.user_state.table_name
+    table_arn  = module.user_state.table_arn
   }
 }
 
@@ -238,4 +257,9 @@ module "alarms" {
   }
   api_name       = module.recommendations.rest_api_name
   api_stage_name = module.recommendations.stage_name
+  user_state = {
+    table_name               = module.user_state.table_name
+    refresh_queue_name       = module.update_traits.refresh_queue_name
+    refresh_interval_seconds = var.update_traits.min_refresh_interval_seconds
+  }
 }

@@ -34,6 +34,19 @@ output "dead_letter_queue_url" {
   value       = module.update_traits.dead_letter_queue_url
 }
 
+output "user_state_table" {
+  description = "The user-state table (DynamoDB): name (USER_STATE_TABLE of both functions) and arn."
+  value = {
+    name = module.user_state.table_name
+    arn  = module.user_state.table_arn
+  }
+}
+
+output "refresh_queue_url" {
+  description = "SQS queue of deferred (trailing) refreshes that update_traits sends itself and consumes; a message failing five times goes to dead_letter_queue_url."
+  value       = module.update_traits.refresh_queue_url
+}
+
 output "failed_batches_queue_url" {
   description = "SQS on-failure destination: shard and sequence ranges of batches given up after retries or age; replay them from the stream."
   value       = module.update_traits.failed_batches_queue_url
@@ -70,7 +83,7 @@ output "alarm_sns_topic_arn" {
 }
 
 output "segment_profile_api_budget" {
-  description = "How segment.profile_api_rps is split: per_container is each container's SEGMENT_PROFILE_API_RPS (a whole number when 1 or more); share = per_container x the function's maximum concurrency (update_traits, recommendations, and batch_traits: its chunk workers with batch_traits.profile_exclusion, else 0); worst_second = the most requests all containers can send in one sliding second."
+  description = "How segment.profile_api_rps is split: per_container is each container's SEGMENT_PROFILE_API_RPS (a whole number when 1 or more); share = per_container x the function's maximum concurrency (update_traits: the stream's and the refresh queue's containers, at most its reserved concurrency; recommendations: 0, it reads the user-state store; batch_traits: its chunk workers with batch_traits.profile_exclusion, else 0); worst_second = the most requests all containers can send in one sliding second."
   value       = local.profile_api_budget
 }
 

@@ -148,7 +148,7 @@ variable "segment" {
     - region: Region of the Segment workspace, us or eu; picks the default tracking and Profile API URLs.
     - api_url: Override of the Segment tracking API base URL (https; default from region).
     - profile_api_url: Override of the Segment Profile API base URL (https; default from region).
-    - profile_api_rps: The space's Profile API budget for this deployment in requests/s (> 0, at most 10000), shared by both functions: each container gets budget / (maximum containers of both functions); see the segment_profile_api_budget output. Segment allows 100 per space; the default keeps 10% for network jitter and the space's other clients.
+    - profile_api_rps: The space's Profile API budget for this deployment in requests/s (> 0, at most 10000), split evenly over every container that can read it at once: update_traits' (stream and refresh queue: they seed the user-state store) and batch_traits' with its profile_exclusion; the API reads the store instead. See the segment_profile_api_budget output. Segment allows 100 per space; the default keeps 10% for network jitter and the space's other clients.
     - tracked_events: Track event names sent to Personalize and answered with a trait update (non-empty names without commas).
     - purchase_events: Track event names that mean a purchase; their items are excluded from the trait (names without commas).
     - item_id_property: Product property holding the Personalize item id: sku or product_id.
@@ -277,7 +277,7 @@ variable "recommendations" {
     - memory_size: Memory of the function, in MB (128-10240).
     - timeout: Timeout of the function, in seconds (1-28: below API Gateway's 29 s).
     - reserved_concurrency: Reserved concurrency; -1 for none (accounts with a low concurrency quota).
-    - purchase_exclusion: Whether the API removes the user's purchased items read from the Profile API (with segment_space_id). Off, the API reads no profiles (use a purchase filter, personalize_filter_arn) and update_traits gets the whole Profile API budget.
+    - purchase_exclusion: Whether the API removes the user's purchased items, read from the user-state store (one GetItem beside the Personalize call; never the Profile API). Off, the API reads neither (use a purchase filter, personalize_filter_arn).
     - profile_workers: Threads per container reading the Profile API in the background (PROFILE_WORKERS), a whole number 1-32.
     - extra_environment: Optional tuning settings as environment variables (e.g. LOG_LEVEL). Never secrets. The typed settings win on a name clash.
     - related_items_arn: ARN of a related-items campaign (SIMS) or recommender ("More like X", "Frequently bought together") for GET /related-items (and /recommendations?itemId=). Null: that route is not deployed.
@@ -487,10 +487,10 @@ variable "kinesis" {
 
 variable "update_traits" {
   description = <<-EOT
-    The update_traits function and its Kinesis event source mapping.
+    The update_traits function and its two event source mappings: the Kinesis stream's, and the refresh queue's (trailing refreshes).
     - memory_size: Memory of the function, in MB (128-10240).
     - timeout: Timeout of the function, in seconds (1-900); a batch makes Personalize and Segment calls per distinct user.
-    - reserved_concurrency: Reserved concurrency; at least shards x parallelization_factor. -1 for none.
+    - reserved_concurrency: Reserved concurrency, shared by the stream's and the refresh queue's invocations: at least shards x parallelization_factor + refresh_max_concurrency. -1 for none.
     - worker_threads: Threads per container working on a batch's users (WORKER_THREADS), a whole number 1-64; as many again read the Profile API.
     - extra_environment: Optional tuning settings as environment variables (e.g. LOG_LEVEL). Never secrets. The typed settings win on a name clash.
     - batch_size: Maximum Kinesis records per invocation (1-10000).
@@ -501,21 +501,29 @@ variable "update_traits" {
     - starting_position: Where the mapping starts reading a new stream: LATEST or TRIM_HORIZON.
     - filter_relevant_events: Drop irrelevant Segment events with a Lambda event filter before invocation. Trade-off: non-JSON records are then dropped by Lambda and never reach the dead-letter queue.
     - queue_retention_seconds: How long the dead-letter and on-failure queues keep messages (60-1209600).
+    - min_refresh_interval_seconds: Refresh coalescing (MIN_REFRESH_INTERVAL_S), a whole number 0-900: a user refreshed less than this long ago gets no new GetRecommendations and identify until it has passed, then one trailing refresh (the refresh queue) covers every event since; a purchase refreshes at once. 0 refreshes every batch.
+    - wait_for_seed: SEED_WAIT: a user's first refresh waits for the Profile API seed of its purchases (strict, as before the store). Off, the first refresh goes out with the purchases the store and the batch know, and the user is refreshed again when the seed adds an item that list held.
+    - reseed_interval_seconds: RESEED_INTERVAL_SECONDS: re-read the Profile API trait of a user seeded longer ago than this, for purchases from sources that never reach the stream: 0 (never) or a whole number 3600-31536000 (an hour to a year).
+    - refresh_max_concurrency: Containers consuming the refresh queue at once: its SQS event source mapping's maximum concurrency, a whole number 2-1000 (2 is SQS's minimum). They count in the segment.profile_api_rps split (they seed too) and share reserved_concurrency with the stream's.
   EOT
   type = object({
-    memory_size                = optional(number, 256)
-    timeout                    = optional(number, 60)
-    reserved_concurrency       = optional(number, 20)
-    worker_threads             = optional(number, 8)
-    extra_environment          = optional(map(string), {})
-    batch_size                 = optional(number, 100)
-    batching_window_seconds    = optional(number, 5)
-    parallelization_factor     = optional(number, 1)
-    maximum_retry_attempts     = optional(number, 10)
-    maximum_record_age_seconds = optional(number, 21600)
-    starting_position          = optional(string, "LATEST")
-    filter_relevant_events     = optional(bool, false)
-    queue_retention_seconds    = optional(number, 1209600)
+    memory_size                  = optional(number, 256)
+    timeout                      = optional(number, 60)
+    reserved_concurrency         = optional(number, 20)
+    worker_threads               = optional(number, 8)
+    extra_environment            = optional(map(string), {})
+    batch_size                   = optional(number, 100)
+    batching_window_seconds      = optional(number, 5)
+    parallelization_factor       = optional(number, 1)
+    maximum_retry_attempts       = optional(number, 10)
+    maximum_record_age_seconds   = optional(number, 21600)
+    starting_position            = optional(string, "LATEST")
+    filter_relevant_events       = optional(bool, false)
+    queue_retention_seconds      = optional(number, 1209600)
+    min_refresh_interval_seconds = optional(number, 30)
+    wait_for_seed                = optional(bool, false)
+    reseed_interval_seconds      = optional(number, 0)
+    refresh_max_concurrency      = optional(number, 2)
   })
   default  = {}
   nullable = false
@@ -578,6 +586,43 @@ variable "update_traits" {
   validation {
     condition     = var.update_traits.queue_retention_seconds >= 60 && var.update_traits.queue_retention_seconds <= 1209600
     error_message = "update_traits.queue_retention_seconds must be between 60 and 1209600."
+  }
+
+  validation {
+    # An SQS message's delay is at most 15 minutes: the trailing refresh is one delayed message.
+    condition     = var.update_traits.min_refresh_interval_seconds >= 0 && var.update_traits.min_refresh_interval_seconds <= 900 && floor(var.update_traits.min_refresh_interval_seconds) == var.update_traits.min_refresh_interval_seconds
+    error_message = "update_traits.min_refresh_interval_seconds must be a whole number from 0 to 900 (SQS delays a message at most 15 minutes)."
+  }
+
+  validation {
+    condition     = var.update_traits.reseed_interval_seconds == 0 || (var.update_traits.reseed_interval_seconds >= 3600 && var.update_traits.reseed_interval_seconds <= 31536000 && floor(var.update_traits.reseed_interval_seconds) == var.update_traits.reseed_interval_seconds)
+    error_message = "update_traits.reseed_interval_seconds must be 0 (never) or a whole number from 3600 (an hour) to 31536000 (a year)."
+  }
+
+  validation {
+    condition     = var.update_traits.refresh_max_concurrency >= 2 && var.update_traits.refresh_max_concurrency <= 1000 && floor(var.update_traits.refresh_max_concurrency) == var.update_traits.refresh_max_concurrency
+    error_message = "update_traits.refresh_max_concurrency must be a whole number from 2 to 1000 (the SQS event source mapping's range)."
+  }
+}
+
+# ---- The user-state store ---------------------------------------------------------------------
+
+variable "user_state" {
+  description = <<-EOT
+    The user-state store (terraform/modules/user_state): one DynamoDB item per user with the purchases the bundle has seen, when the Profile API trait was merged in, and the last refresh. update_traits and the recommendations API read it instead of the Profile API.
+    - ttl_days: An item expires this long after the user's last write (purchase, seed or refresh), a whole number of days 1-3650 (USER_STATE_TTL_DAYS). A user back after that is seeded again from the Profile API.
+    - deletion_protection: DynamoDB deletion protection on the table: terraform destroy (or anything that would replace the table) fails until this is false and applied.
+  EOT
+  type = object({
+    ttl_days            = optional(number, 400)
+    deletion_protection = optional(bool, true)
+  })
+  default  = {}
+  nullable = false
+
+  validation {
+    condition     = var.user_state.ttl_days >= 1 && var.user_state.ttl_days <= 3650 && floor(var.user_state.ttl_days) == var.user_state.ttl_days
+    error_message = "user_state.ttl_days must be a whole number from 1 to 3650 (ten years)."
   }
 }
 
@@ -731,7 +776,7 @@ variable "alarms" {
     - api_4xx_percent: Alarm when more than this percentage (0-100] of API requests answer 4XX (403 missing key, 400, 429 throttled) in a period with at least api_4xx_min_requests requests.
     - api_4xx_min_requests: Requests a period needs before the 4XX rate counts (>= 1; a handful of bad calls is not an incident).
     - api_p99_latency_ms: Alarm when the API's p99 latency stays above this many milliseconds (>= 1) for two periods.
-    - iterator_age_seconds: Alarm when update_traits is this many seconds (>= 1) behind the stream.
+    - iterator_age_seconds: Alarm when update_traits is this many seconds (>= 1) behind the stream, or the oldest trailing refresh this long past its coalescing window (update_traits.min_refresh_interval_seconds).
     - stalled_periods: Consecutive periods with records arriving and no invocation before the stalled-mapping alarm fires (1-24).
     - failed_records_periods: Consecutive periods with records reported for retry before the failed-records alarm fires (1-24; a single blip is retried and usually heals).
     - period_seconds: Length of one evaluation period, a multiple of 60.

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 SERVICES = (
     "apigateway",
     "cloudwatch",
+    "dynamodb",
     "iam",
     "kinesis",
     "kms",

@@ -1,7 +1,9 @@
-# How segment.profile_api_rps is split between the containers of both functions, in
-# Terraform's own arithmetic (the segment_profile_api_budget output): for each
+# How segment.profile_api_rps is split between the containers that read the Profile API,
+# in Terraform's own arithmetic (the segment_profile_api_budget output): for each
 # configuration of the README's table, every container gets the same share, rounded down
-# to a whole request/s from 1 up, and all shares together stay within the budget.
+# to a whole request/s from 1 up, and all shares together stay within the budget. With the
+# user-state store the API reads the store and takes no share; update_traits' containers
+# are the stream's plus the refresh queue's, at most its reserved concurrency.
 
 mock_provider "aws" {
   source = "./tests/mocks"
@@ -24,14 +26,19 @@ variables {
 run "defaults_are_safe_for_a_shared_account" {
   command = plan
 
-  # 90 req/s over 20 traits (reserved) + 50 API (reserved) containers = 1.29, rounded down.
+  # 90 req/s over 20 traits containers (the reservation caps the stream's and the refresh
+  # queue's together; the API reads the store) = 4.5, rounded down.
   assert {
-    condition     = output.segment_profile_api_budget.per_container == 1 && output.segment_profile_api_budget.update_traits.share == 20 && output.segment_profile_api_budget.recommendations.share == 50
-    error_message = "Defaults: 1 req/s per container, 20 for update_traits, 50 for the API."
+    condition     = output.segment_profile_api_budget.per_container == 4 && output.segment_profile_api_budget.update_traits.share == 80 && output.segment_profile_api_budget.recommendations.share == 0
+    error_message = "Defaults: 4 req/s per container, 80 for update_traits, none for the API."
   }
   assert {
-    condition     = output.segment_profile_api_budget.worst_second == 70 && output.segment_profile_api_budget.worst_second <= 90
-    error_message = "Defaults: at most 70 requests in any second."
+    condition     = output.segment_profile_api_budget.worst_second == 80 && output.segment_profile_api_budget.worst_second <= 90
+    error_message = "Defaults: at most 80 requests in any second."
+  }
+  assert {
+    condition     = output.segment_profile_api_budget.update_traits.max_concurrency == 20 && output.segment_profile_api_budget.update_traits.refresh_max_concurrency == 2 && output.segment_profile_api_budget.recommendations.max_concurrency == 0
+    error_message = "Defaults: 20 traits containers, 2 of them at most on the refresh queue, no API container."
   }
 
   # The account-wide API Gateway logging role is not taken over (nor cleared on destroy);
@@ -52,73 +59,77 @@ run "defaults_are_safe_for_a_shared_account" {
   }
 }
 
-run "budget_with_small_reservations" {
+run "budget_with_the_reservation_the_stream_and_the_refresh_queue_need" {
   command = plan
 
   variables {
-    update_traits   = { reserved_concurrency = 4 }
+    update_traits   = { reserved_concurrency = 6 } # 4 shards (a new on-demand stream) + 2 refresh consumers
     recommendations = { reserved_concurrency = 10 }
   }
 
   assert {
-    condition     = output.segment_profile_api_budget.per_container == 6 && output.segment_profile_api_budget.update_traits.share == 24 && output.segment_profile_api_budget.recommendations.share == 60
-    error_message = "90 / 14 containers: 6 each, 24 and 60."
-  }
-  assert {
-    condition     = output.segment_profile_api_budget.worst_second == 84
-    error_message = "14 containers x 6."
+    condition     = output.segment_profile_api_budget.per_container == 15 && output.segment_profile_api_budget.update_traits.share == 90 && output.segment_profile_api_budget.worst_second == 90
+    error_message = "90 / 6 containers: 15 each, the whole budget."
   }
 }
 
-run "budget_without_purchase_exclusion_on_the_api" {
+run "budget_gives_the_api_no_share_whatever_its_concurrency" {
   command = plan
 
   variables {
-    update_traits   = { reserved_concurrency = 4 }
-    recommendations = { purchase_exclusion = false }
+    update_traits   = { reserved_concurrency = 6 }
+    recommendations = { reserved_concurrency = -1, purchase_exclusion = true }
+    api             = { throttling_burst_limit = 500 }
   }
 
+  # Before the store the API counted its burst limit, 500 containers; it reads the store now.
   assert {
-    condition     = output.segment_profile_api_budget.per_container == 22 && output.segment_profile_api_budget.update_traits.share == 88 && output.segment_profile_api_budget.recommendations.share == 0
-    error_message = "The API reads no profiles: update_traits gets the whole budget, 90 / 4 rounded down."
-  }
-  assert {
-    condition     = output.segment_profile_api_budget.recommendations.max_concurrency == 0
+    condition     = output.segment_profile_api_budget.recommendations.max_concurrency == 0 && output.segment_profile_api_budget.per_container == 15
     error_message = "No API container counts against the budget."
   }
 }
 
-run "budget_with_a_small_api_reservation" {
+run "budget_of_a_provisioned_stream_counts_the_refresh_consumers" {
   command = plan
 
   variables {
-    recommendations = { reserved_concurrency = 10 }
+    kinesis       = { stream_mode = "PROVISIONED", shard_count = 2 }
+    update_traits = { parallelization_factor = 3, refresh_max_concurrency = 4, reserved_concurrency = -1 }
   }
 
+  # No reservation: 2 shards x 3 + 4 refresh consumers.
   assert {
-    condition     = output.segment_profile_api_budget.per_container == 3 && output.segment_profile_api_budget.update_traits.share == 60 && output.segment_profile_api_budget.recommendations.share == 30
-    error_message = "90 / 30 containers: 3 each."
+    condition     = output.segment_profile_api_budget.update_traits.max_concurrency == 10 && output.segment_profile_api_budget.per_container == 9 && output.segment_profile_api_budget.update_traits.share == 90
+    error_message = "10 traits containers (6 on the stream, 4 on the refresh queue): 9 each."
   }
 }
 
-run "budget_of_a_provisioned_stream_and_an_unreserved_api" {
+run "budget_of_a_provisioned_stream_is_capped_by_the_reservation" {
   command = plan
 
   variables {
     kinesis         = { stream_mode = "PROVISIONED", shard_count = 2 }
-    update_traits   = { parallelization_factor = 3 }
+    update_traits   = { parallelization_factor = 3, refresh_max_concurrency = 4, reserved_concurrency = 8 }
     recommendations = { reserved_concurrency = -1 }
     api             = { throttling_burst_limit = 24, stage_logging = false }
   }
 
-  # update_traits: min(20 reserved, 2 shards x 3); the API: its burst limit, 24.
   assert {
-    condition     = output.segment_profile_api_budget.update_traits.max_concurrency == 6 && output.segment_profile_api_budget.recommendations.max_concurrency == 24
-    error_message = "6 traits containers (shards x parallelization) and 24 API containers (the burst limit)."
+    condition     = output.segment_profile_api_budget.update_traits.max_concurrency == 8 && output.segment_profile_api_budget.per_container == 11 && output.segment_profile_api_budget.worst_second == 88
+    error_message = "min(8 reserved, 6 + 4): 8 containers, 11 each."
   }
+}
+
+run "budget_of_an_unreserved_on_demand_stream" {
+  command = plan
+
+  variables {
+    update_traits = { reserved_concurrency = -1 }
+  }
+
   assert {
-    condition     = output.segment_profile_api_budget.per_container == 3 && output.segment_profile_api_budget.update_traits.share == 18 && output.segment_profile_api_budget.recommendations.share == 72
-    error_message = "90 / 30 containers: 3 each."
+    condition     = output.segment_profile_api_budget.update_traits.max_concurrency == 6 && output.segment_profile_api_budget.per_container == 15
+    error_message = "An on-demand stream's 4 shards + 2 refresh consumers: 15 each."
   }
 }
 
@@ -130,21 +141,21 @@ run "budget_counts_the_batch_workers_with_profile_exclusion" {
   variables {
     enable_batch_traits = true
     batch_traits        = { profile_exclusion = true, max_concurrency = 4, schedule_expression = "cron(0 3 ? * SUN *)" }
-    update_traits       = { reserved_concurrency = 4 }
+    update_traits       = { reserved_concurrency = 6 }
     recommendations     = { reserved_concurrency = 10 }
   }
 
   assert {
-    condition     = output.segment_profile_api_budget.batch_traits.max_concurrency == 4 && output.segment_profile_api_budget.batch_traits.share == 20
-    error_message = "4 batch workers, 5 req/s each."
+    condition     = output.segment_profile_api_budget.batch_traits.max_concurrency == 4 && output.segment_profile_api_budget.batch_traits.share == 36
+    error_message = "4 batch workers, 9 req/s each."
   }
   assert {
-    condition     = output.segment_profile_api_budget.per_container == 5 && output.segment_profile_api_budget.update_traits.share == 20 && output.segment_profile_api_budget.recommendations.share == 50
-    error_message = "90 / 18 containers (4 + 10 + 4): 5 each, 20, 50 and 20."
+    condition     = output.segment_profile_api_budget.per_container == 9 && output.segment_profile_api_budget.update_traits.share == 54 && output.segment_profile_api_budget.recommendations.share == 0
+    error_message = "90 / 10 containers (6 traits + 4 batch; the API none): 9 each, 54 and 36."
   }
   assert {
     condition     = output.segment_profile_api_budget.worst_second == 90
-    error_message = "18 containers x 5: the whole budget, not more."
+    error_message = "10 containers x 9: the whole budget, not more."
   }
   assert {
     condition     = output.batch_function_name == "segment-personalize-batch-traits" && output.batch_users_key == "input/users.json"
@@ -162,13 +173,13 @@ run "budget_leaves_the_batch_workers_out_without_profile_exclusion" {
   variables {
     enable_batch_traits = true
     batch_traits        = { max_concurrency = 50 }
-    update_traits       = { reserved_concurrency = 4 }
+    update_traits       = { reserved_concurrency = 6 }
     recommendations     = { reserved_concurrency = 10 }
   }
 
   assert {
-    condition     = output.segment_profile_api_budget.batch_traits.max_concurrency == 0 && output.segment_profile_api_budget.per_container == 6
-    error_message = "The batch function reads no profiles: 90 / 14 containers, 6 each, as without it."
+    condition     = output.segment_profile_api_budget.batch_traits.max_concurrency == 0 && output.segment_profile_api_budget.per_container == 15
+    error_message = "The batch function reads no profiles: 90 / 6 containers, 15 each, as without it."
   }
 }
 
@@ -179,11 +190,11 @@ run "budget_below_one_request_per_container" {
 
   variables {
     segment       = { profile_api_rps = 50 }
-    update_traits = { reserved_concurrency = 30 }
+    update_traits = { reserved_concurrency = 80 }
   }
 
   assert {
-    condition     = output.segment_profile_api_budget.per_container == 0.625 && output.segment_profile_api_budget.update_traits.share == 18.75 && output.segment_profile_api_budget.recommendations.share == 31.25
+    condition     = output.segment_profile_api_budget.per_container == 0.625 && output.segment_profile_api_budget.update_traits.share == 50 && output.segment_profile_api_budget.recommendations.share == 0
     error_message = "50 / 80 containers: 0.625 each."
   }
   assert {

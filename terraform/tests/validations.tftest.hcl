@@ -92,6 +92,15 @@ run "accepts_every_input_at_an_edge_of_its_range" {
       maximum_record_age_seconds = 604800
       starting_position          = "TRIM_HORIZON"
       queue_retention_seconds    = 60
+      # The user-state store's settings at their upper edges.
+      min_refresh_interval_seconds = 900
+      wait_for_seed                = true
+      reseed_interval_seconds      = 31536000
+      refresh_max_concurrency      = 1000
+    }
+    user_state = {
+      ttl_days            = 3650
+      deletion_protection = false
     }
     batch_traits = {
       schedule_expression     = "at(2030-01-01T03:00:00)"
@@ -152,7 +161,12 @@ run "accepts_the_lower_edges" {
       maximum_retry_attempts     = 0
       maximum_record_age_seconds = 60
       queue_retention_seconds    = 1209600
+      # The user-state store's settings at their lower edges.
+      min_refresh_interval_seconds = 0
+      reseed_interval_seconds      = 3600
+      refresh_max_concurrency      = 2
     }
+    user_state = { ttl_days = 1 }
     batch_traits = {
       schedule_expression  = "rate(7 days)"
       chunk_bytes          = 1048576
@@ -547,6 +561,62 @@ run "rejects_one_bad_value_per_input_17" {
   ]
 }
 
+# The user-state store's settings (issue 20).
+run "rejects_one_bad_value_per_input_18" {
+  command = plan
+
+  variables {
+    update_traits = { min_refresh_interval_seconds = 901 } # past SQS's 15-minute delay
+    user_state    = { ttl_days = 0 }                       # expires at once
+  }
+
+  expect_failures = [
+    var.update_traits,
+    var.user_state,
+  ]
+}
+
+run "rejects_one_bad_value_per_input_19" {
+  command = plan
+
+  variables {
+    update_traits = { reseed_interval_seconds = 1800 } # neither never (0) nor at least an hour
+    user_state    = { ttl_days = 3651 }                # above ten years
+  }
+
+  expect_failures = [
+    var.update_traits,
+    var.user_state,
+  ]
+}
+
+run "rejects_one_bad_value_per_input_20" {
+  command = plan
+
+  variables {
+    update_traits = { refresh_max_concurrency = 1 } # below SQS's minimum of 2
+    user_state    = { ttl_days = 1.5 }              # not whole days
+  }
+
+  expect_failures = [
+    var.update_traits,
+    var.user_state,
+  ]
+}
+
+run "rejects_a_fractional_refresh_interval" {
+  command = plan
+
+  variables {
+    update_traits = { min_refresh_interval_seconds = 2.5 } # DelaySeconds is whole seconds
+  }
+
+  expect_failures = [
+    var.update_traits,
+  ]
+}
+
+
 # ---- Checks and preconditions ----------------------------------------------------------------
 
 run "warns_when_the_profile_api_budget_cannot_hold_every_container" {
@@ -554,7 +624,7 @@ run "warns_when_the_profile_api_budget_cannot_hold_every_container" {
 
   variables {
     segment_space_id = "spa_1"
-    segment          = { profile_api_rps = 10 } # 20 traits + 50 API containers, 1 request/s each at least
+    segment          = { profile_api_rps = 10 } # 20 traits containers, 1 request/s each at least
   }
 
   expect_failures = [check.profile_api_budget]

@@ -29,6 +29,7 @@ CHECKOV = ROOT / ".venv" / "checkov" / "bin" / "checkov"
 DECIDED_SKIPS = {
     "CKV_AWS_116",  # Lambda DLQ: synchronous invokes, or (batch) an on-failure destination
     "CKV_AWS_117",  # Lambda in a VPC
+    "CKV_AWS_119",  # user-state table with a CMK (kms_key_arn when given, else AWS owned)
     "CKV_AWS_18",  # batch bucket access logs (a second bucket; CloudTrail data events instead)
     "CKV_AWS_120",  # API cache
     "CKV_AWS_144",  # batch bucket cross-region replication (files expire in days)

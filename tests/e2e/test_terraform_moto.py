@@ -57,8 +57,13 @@ CONTRACT_ENV_NAMES = {
     "NUM_RESULTS", "SEGMENT_WRITE_KEY_PARAMETER", "SEGMENT_PROFILE_TOKEN_PARAMETER",
     "SEGMENT_SPACE_ID", "SEGMENT_API_URL", "SEGMENT_PROFILE_API_URL", "TRACKED_EVENTS",
     "PURCHASE_EVENTS", "ITEM_ID_PROPERTY", "RECOMMENDED_TRAIT", "PURCHASED_TRAIT",
-    "DEAD_LETTER_QUEUE_URL", "SEGMENT_PROFILE_API_RPS", "DEPLOYMENT_NAME",
+    "DEAD_LETTER_QUEUE_URL", "SEGMENT_PROFILE_API_RPS", "DEPLOYMENT_NAME", "USER_STATE_TABLE",
     "LOG_HASH_KEY_PARAMETER",
+}  # fmt: skip
+# update_traits' settings of the user-state store and refresh coalescing (issue 20).
+STORE_ENV_NAMES = {
+    "USER_STATE_TTL_DAYS", "MIN_REFRESH_INTERVAL_S", "REFRESH_QUEUE_URL", "SEED_WAIT",
+    "RESEED_INTERVAL_SECONDS",
 }  # fmt: skip
 # AWS offers no resource scoping for these: "*" is the only possible resource (PutEvents:
 # Personalize's API reference requires "*" for a Lambda role, see modules/update_traits).
@@ -78,7 +83,8 @@ TFVARS: dict[str, Any] = {
     "segment": {
         "region": "eu",
         "item_id_property": "product_id",
-        # The Profile API budget: 72 req/s over 10 (traits, reserved) + 50 (API) containers.
+        # The Profile API budget: 72 req/s over 10 traits containers (reserved; the API
+        # reads the user-state store and takes no share).
         "profile_api_rps": 72,
     },
     "recommendations": {
@@ -117,7 +123,13 @@ TFVARS: dict[str, Any] = {
         "extra_environment": {"LOG_LEVEL": "DEBUG"},
         "reserved_concurrency": 10,
         "worker_threads": 6,
+        "min_refresh_interval_seconds": 45,
+        "wait_for_seed": True,
+        "reseed_interval_seconds": 86400,
+        "refresh_max_concurrency": 3,
     },
+    # Off, so that the destroy test below can remove the table.
+    "user_state": {"ttl_days": 180, "deletion_protection": False},
     "alarms": {"email": "oncall@example.com"},
     "enable_batch_traits": True,
     "batch_traits": {
@@ -319,13 +331,13 @@ def test_environment_holds_contract_names_and_no_secret(deployment: Deployment) 
     reco = _function(d, d.outputs["recommendations_function_name"])["Environment"]["Variables"]
     traits = _function(d, d.outputs["update_traits_function_name"])["Environment"]["Variables"]
 
+    # The API excludes purchases from the user-state store: no Profile API setting at all.
     assert set(reco) == {
-        "PERSONALIZE_CAMPAIGN_ARN", "PERSONALIZE_FILTER_ARN", "NUM_RESULTS",
-        "SEGMENT_PROFILE_TOKEN_PARAMETER", "SEGMENT_SPACE_ID", "SEGMENT_PROFILE_API_URL",
-        "PURCHASED_TRAIT", "CORS_ALLOW_ORIGIN", "SEGMENT_PROFILE_API_RPS",
-        "PROFILE_WORKERS", "DEPLOYMENT_NAME", "PERSONALIZE_RELATED_ITEMS_ARN",
-        "PERSONALIZE_RANKING_CAMPAIGN_ARN", "PERSONALIZE_FILTERS", "PERSONALIZE_PROMOTIONS",
-        "ITEM_METADATA_COLUMNS", "CACHE_MAX_AGE_S", "LOG_HASH_KEY_PARAMETER",
+        "PERSONALIZE_CAMPAIGN_ARN", "PERSONALIZE_FILTER_ARN", "NUM_RESULTS", "USER_STATE_TABLE",
+        "CORS_ALLOW_ORIGIN", "PROFILE_WORKERS", "DEPLOYMENT_NAME",
+        "PERSONALIZE_RELATED_ITEMS_ARN", "PERSONALIZE_RANKING_CAMPAIGN_ARN",
+        "PERSONALIZE_FILTERS", "PERSONALIZE_PROMOTIONS", "ITEM_METADATA_COLUMNS",
+        "CACHE_MAX_AGE_S", "LOG_HASH_KEY_PARAMETER",
     }  # fmt: skip
     # Both functions log user ids: both as HMAC pseudonyms under the deployment's key.
     assert reco["LOG_HASH_KEY_PARAMETER"] == traits["LOG_HASH_KEY_PARAMETER"]
@@ -350,12 +362,20 @@ def test_environment_holds_contract_names_and_no_secret(deployment: Deployment) 
     assert reco["DEPLOYMENT_NAME"] == traits["DEPLOYMENT_NAME"] == PREFIX
     assert reco["CORS_ALLOW_ORIGIN"] == CORS_ORIGIN
     assert reco["PROFILE_WORKERS"] == "3"
-    assert set(traits) == CONTRACT_ENV_NAMES | {"LOG_LEVEL", "WORKER_THREADS"}
+    assert set(traits) == CONTRACT_ENV_NAMES | STORE_ENV_NAMES | {"LOG_LEVEL", "WORKER_THREADS"}
+    table = d.outputs["user_state_table"]["name"]
+    assert traits["USER_STATE_TABLE"] == reco["USER_STATE_TABLE"] == table == f"{PREFIX}-user-state"
+    assert {name: traits[name] for name in STORE_ENV_NAMES} == {
+        "USER_STATE_TTL_DAYS": "180",
+        "MIN_REFRESH_INTERVAL_S": "45",
+        "REFRESH_QUEUE_URL": d.outputs["refresh_queue_url"],
+        "SEED_WAIT": "true",
+        "RESEED_INTERVAL_SECONDS": "86400",
+    }
     assert traits["WORKER_THREADS"] == "6"
     assert traits["LOG_LEVEL"] == "DEBUG"
     assert traits["SEGMENT_WRITE_KEY_PARAMETER"] == d.outputs["segment_write_key_parameter"]
     assert traits["SEGMENT_PROFILE_TOKEN_PARAMETER"] == d.outputs["segment_profile_token_parameter"]
-    assert reco["SEGMENT_PROFILE_TOKEN_PARAMETER"] == d.outputs["segment_profile_token_parameter"]
     assert traits["DEAD_LETTER_QUEUE_URL"] == d.outputs["dead_letter_queue_url"]
     assert traits["PERSONALIZE_CAMPAIGN_ARN"] == reco["PERSONALIZE_CAMPAIGN_ARN"] == CAMPAIGN_ARN
     assert traits["PERSONALIZE_FILTER_ARN"] == FILTER_ARN
@@ -364,20 +384,22 @@ def test_environment_holds_contract_names_and_no_secret(deployment: Deployment) 
     assert traits["TRACKED_EVENTS"] == ",".join(TRACKED_EVENTS)
     # segment.region = "eu" picks Segment's EU endpoints.
     assert traits["SEGMENT_API_URL"] == "https://events.eu1.segmentapis.com/v1"
-    assert reco["SEGMENT_PROFILE_API_URL"] == "https://profiles.euw1.segment.com/v1"
+    assert traits["SEGMENT_PROFILE_API_URL"] == "https://profiles.euw1.segment.com/v1"
 
     # One budget, split evenly over every container that can run at once, never above it.
     budget = d.outputs["segment_profile_api_budget"]
     assert budget["requests_per_second"] == 72
+    # The stream's and the refresh queue's containers, capped by the reservation (10).
     assert budget["update_traits"]["max_concurrency"] == 10
-    assert budget["recommendations"]["max_concurrency"] == 50
-    # The batch write-back reads no profiles without batch_traits.profile_exclusion.
+    assert budget["update_traits"]["refresh_max_concurrency"] == 3
+    # The API reads the store; the batch write-back no profiles without its exclusion.
+    assert budget["recommendations"] == {"max_concurrency": 0, "share": 0}
     assert budget["batch_traits"] == {"max_concurrency": 0, "share": 0}
-    # 72 / 60 = 1.2, rounded down to a whole request/s: no second can pass the budget.
-    assert budget["per_container"] == 1
-    assert budget["worst_second"] == 60
-    assert traits["SEGMENT_PROFILE_API_RPS"] == reco["SEGMENT_PROFILE_API_RPS"] == "1.000"
-    assert budget["update_traits"]["share"] + budget["recommendations"]["share"] <= 72
+    # 72 / 10 = 7.2, rounded down to a whole request/s: no second can pass the budget.
+    assert budget["per_container"] == 7
+    assert budget["worst_second"] == 70
+    assert traits["SEGMENT_PROFILE_API_RPS"] == "7.000"
+    assert budget["update_traits"]["share"] <= 72
 
     values = json.dumps([reco, traits])
     assert d.write_key not in values
@@ -442,6 +464,56 @@ def test_stream_mapping_retries_boundedly_and_parks_failures(deployment: Deploym
     for url in (d.outputs["dead_letter_queue_url"], failed_queue_url):
         attrs = d.client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["All"])
         assert attrs["Attributes"]["SqsManagedSseEnabled"] == "true"
+
+
+def test_user_state_table_keeps_users_with_ttl_and_point_in_time_recovery(
+    deployment: Deployment,
+) -> None:
+    d = deployment
+    dynamodb = d.client("dynamodb")
+    name = d.outputs["user_state_table"]["name"]
+    table = dynamodb.describe_table(TableName=name)["Table"]
+    assert table["TableArn"] == d.outputs["user_state_table"]["arn"]
+    assert table["KeySchema"] == [{"AttributeName": "user_id", "KeyType": "HASH"}]
+    assert table["AttributeDefinitions"] == [{"AttributeName": "user_id", "AttributeType": "S"}]
+    assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["DeletionProtectionEnabled"] is False  # user_state.deletion_protection here
+    assert dynamodb.describe_time_to_live(TableName=name)["TimeToLiveDescription"] == {
+        "TimeToLiveStatus": "ENABLED",
+        "AttributeName": "expires_at",
+    }
+    backups = dynamodb.describe_continuous_backups(TableName=name)
+    recovery = backups["ContinuousBackupsDescription"]["PointInTimeRecoveryDescription"]
+    assert recovery["PointInTimeRecoveryStatus"] == "ENABLED"
+    tags = dynamodb.list_tags_of_resource(ResourceArn=table["TableArn"])["Tags"]
+    assert {"Key": "project", "Value": "tf-test"} in tags
+
+
+def test_refresh_queue_feeds_the_same_function_with_partial_batch_responses(
+    deployment: Deployment,
+) -> None:
+    d = deployment
+    sqs = d.client("sqs")
+    url = d.outputs["refresh_queue_url"]
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    # Lambda's SQS guide: at least 6 x the function's timeout (60 s).
+    assert attributes["VisibilityTimeout"] == "360"
+    assert attributes["SqsManagedSseEnabled"] == "true"
+    redrive = json.loads(attributes["RedrivePolicy"])
+    dead_letter = sqs.get_queue_attributes(
+        QueueUrl=d.outputs["dead_letter_queue_url"], AttributeNames=["QueueArn"]
+    )["Attributes"]["QueueArn"]
+    assert redrive["deadLetterTargetArn"] == dead_letter
+    assert int(redrive["maxReceiveCount"]) == 5
+
+    (mapping,) = d.client("lambda").list_event_source_mappings(
+        EventSourceArn=attributes["QueueArn"]
+    )["EventSourceMappings"]
+    traits_fn = _function(d, d.outputs["update_traits_function_name"])
+    assert mapping["FunctionArn"] == traits_fn["FunctionArn"]  # the stream's consumer itself
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["BatchSize"] == 10
+    assert mapping["ScalingConfig"] == {"MaximumConcurrency": 3}
 
 
 def test_stream_is_encrypted_and_segment_role_is_narrow(deployment: Deployment) -> None:
@@ -520,9 +592,27 @@ def test_function_roles_grant_exact_resources_and_no_wildcard_action(
         param_arn(d.outputs["segment_profile_token_parameter"]),
         log_key,
     }
+    refresh = queue_arn(d.outputs["refresh_queue_url"])
     assert traits["sqs:SendMessage"] == {
         queue_arn(d.outputs["dead_letter_queue_url"]),
         queue_arn(d.outputs["failed_batches_queue_url"]),
+        refresh,
+    }
+    for action in ("ReceiveMessage", "DeleteMessage", "GetQueueAttributes",
+                   "ChangeMessageVisibility"):  # fmt: skip
+        assert traits[f"sqs:{action}"] == {refresh}, action
+    # The user-state store: its three item operations, on its table only.
+    table_arn = d.outputs["user_state_table"]["arn"]
+    assert (
+        table_arn
+        == d.client("dynamodb").describe_table(TableName=d.outputs["user_state_table"]["name"])[
+            "Table"
+        ]["TableArn"]
+    )
+    assert {a: r for a, r in traits.items() if a.startswith("dynamodb:")} == {
+        "dynamodb:GetItem": {table_arn},
+        "dynamodb:BatchGetItem": {table_arn},
+        "dynamodb:UpdateItem": {table_arn},
     }
     log_group = f"/aws/lambda/{d.outputs['update_traits_function_name']}"
     assert traits["logs:PutLogEvents"] == {
@@ -534,10 +624,12 @@ def test_function_roles_grant_exact_resources_and_no_wildcard_action(
         CAMPAIGN_ARN, RELATED_ARN, FILTER_ARN, GENRE_FILTER_ARN,
     }  # fmt: skip
     assert reco["personalize:GetPersonalizedRanking"] == {RANKING_ARN}
-    assert reco["ssm:GetParameter"] == {
-        param_arn(d.outputs["segment_profile_token_parameter"]),
-        log_key,
+    # The API reads the store (GetItem, on the table only), no Segment token: only the
+    # log pseudonym key.
+    assert {a: r for a, r in reco.items() if a.startswith("dynamodb:")} == {
+        "dynamodb:GetItem": {table_arn}
     }
+    assert reco["ssm:GetParameter"] == {log_key}
     assert "personalize:PutEvents" not in reco
     assert not any(a.startswith(("sqs:", "kinesis:")) for a in reco)
 
@@ -924,6 +1016,11 @@ EXPECTED_ALARMS: dict[str, tuple[str, str, str, float]] = {
     # Metric math: the expression's result against the threshold.
     "stream-stalled": ("math", "IncomingRecords > 0 and Invocations == 0", "Sum", 1),
     "api-4xx-rate": ("math", "100 * 4XXError / Count", "Sum", 10),
+    # The user-state store (metric math over DynamoDB's per-operation series: asserted
+    # below) and its refresh queue: 45 s window + 300 s of lag.
+    "user-state-throttles": ("math", "ThrottledRequests per operation + ReadThrottles", "Sum", 0),
+    "user-state-system-errors": ("math", "SystemErrors per operation", "Sum", 0),
+    "traits-refresh-queue-age": ("AWS/SQS", "ApproximateAgeOfOldestMessage", "Maximum", 345),
     # The batch write-back's own (modules/batch_traits).
     "batch-chunks-dead-letters": ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum", 0),
     "batch-start-failures": ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum", 0),
@@ -1022,6 +1119,25 @@ def test_alarms_watch_each_failure_with_its_metric_statistic_and_threshold(
     ]
     (expression,) = [q["expression"] for q in rate["metric_query"] if q["expression"]]
     assert expression == "IF(requests >= 20, 100 * errors / requests, 0)"
+
+    # DynamoDB publishes ThrottledRequests and SystemErrors per table AND operation: an
+    # alarm on the table alone would never see a data point.
+    table = d.outputs["user_state_table"]["name"]
+    operations = ("GetItem", "BatchGetItem", "UpdateItem")
+    for suffix, metric, extra in (
+        ("user-state-throttles", "ThrottledRequests", [("ReadThrottleEvents", {})]),
+        ("user-state-system-errors", "SystemErrors", []),
+    ):
+        alarm = alarms[f"{PREFIX}-{suffix}"]
+        wanted = [(metric, {"Operation": op}) for op in operations] + extra
+        assert sorted(_watched(alarm), key=json.dumps) == sorted(
+            [("AWS/DynamoDB", m, "Sum", {"TableName": table, **dims}) for m, dims in wanted],
+            key=json.dumps,
+        ), suffix
+        (expression,) = [q["expression"] for q in alarm["metric_query"] if q["expression"]]
+        assert expression.count("FILL(") == len(wanted), expression
+    age = alarms[f"{PREFIX}-traits-refresh-queue-age"]
+    assert age["dimensions"] == {"QueueName": f"{PREFIX}-traits-refresh"}
 
     subscriptions = d.client("sns").list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]
     assert [(s["Protocol"], s["Endpoint"]) for s in subscriptions] == [
@@ -1235,6 +1351,7 @@ def test_destroy_removes_everything(deployment: Deployment) -> None:
     assert d.client("lambda").list_functions()["Functions"] == []
     assert d.client("kinesis").list_streams()["StreamNames"] == []
     assert d.client("sqs").list_queues().get("QueueUrls", []) == []
+    assert d.client("dynamodb").list_tables()["TableNames"] == []
     assert d.client("apigateway").get_rest_apis()["items"] == []
     assert d.client("s3").list_buckets()["Buckets"] == []
     assert d.client("scheduler").list_schedules()["Schedules"] == []

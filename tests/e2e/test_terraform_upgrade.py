@@ -1,11 +1,16 @@
 """terraform/migrations.tf: a state written by an older version of this configuration plans
-no destroy of anything that was only renamed.
+no destroy of anything that was only renamed, and the user-state store comes in additively.
 
 The state holds objects at the addresses older releases used (renamed modules, the
 alarms' and permissions' older resources), as those releases left them. A plan against
 moto's server must trace each to its new address (moved) or forget it (removed): an old
 address planned for deletion means a missing or wrong moved {} block. Only addresses are
-checked: the objects' attributes are placeholders, so their diffs mean nothing here.
+checked for those: their attributes are placeholders, so their diffs mean nothing here.
+
+The stream and its Kinesis mapping are in the state with the attributes that decide a
+replacement (the stream's name; the mapping's stream and starting position): upgrading to
+the user-state store (issue 20) must plan neither their destruction nor their replacement,
+only the creation of the table, the refresh queue and its mapping.
 """
 
 # ruff: noqa: E501 (the address tables read best one move per line)
@@ -30,7 +35,7 @@ PROVIDER = 'provider["registry.terraform.io/hashicorp/aws"]'
 _ADDRESS = re.compile(
     r'^((?:module\.[a-z0-9_]+\.)*)([a-z0-9_]+)\.([a-z0-9_]+)(?:\[(\d+|"[^"]*")\])?$'
 )
-SCHEMA_VERSIONS = {"aws_cloudwatch_metric_alarm": 1}
+SCHEMA_VERSIONS = {"aws_cloudwatch_metric_alarm": 1, "aws_kinesis_stream": 1}
 ALARM = "module.alarms.aws_cloudwatch_metric_alarm"
 REST_API = {"execution_arn": "arn:aws:execute-api:us-east-1:123456789012:abc"}
 
@@ -59,6 +64,25 @@ MOVED = {
     f"{OLD_API}.aws_lambda_permission.api": f'{API}.aws_lambda_permission.route["GET /recommendations"]',
     f"{OLD_API}.aws_lambda_permission.options[0]": f'{API}.aws_lambda_permission.route["OPTIONS /recommendations"]',
 }  # fmt: skip
+STREAM = "module.segment_destination.aws_kinesis_stream.this"
+STREAM_ARN = "arn:aws:kinesis:us-east-1:123456789012:stream/upgrade-segment-events"
+KINESIS_MAPPING = f"{TRAITS}.aws_lambda_event_source_mapping.this"
+# What the previous release's stream and mapping hold that a replacement would hinge on.
+KEPT = {
+    STREAM: {"name": "upgrade-segment-events", "arn": STREAM_ARN, "retention_period": 168,
+             "encryption_type": "KMS", "kms_key_id": "alias/aws/kinesis",
+             "stream_mode_details": [{"stream_mode": "ON_DEMAND"}]},
+    f"{OLD_TRAITS}.aws_lambda_event_source_mapping.this": {
+        "event_source_arn": STREAM_ARN, "starting_position": "LATEST", "uuid": "0000-kinesis",
+    },
+}  # fmt: skip
+# Issue 20, the user-state store: only new objects.
+ADDED = (
+    "module.user_state.aws_dynamodb_table.this",
+    f"{TRAITS}.aws_sqs_queue.refresh",
+    f"{TRAITS}.aws_sqs_queue_redrive_policy.refresh",
+    f"{TRAITS}.aws_lambda_event_source_mapping.refresh",
+)
 # API v2 took these out of Terraform without deleting them (removed, destroy = false).
 FORGOTTEN = {
     f"{OLD_API}.aws_api_gateway_method.get": f"{API}.aws_api_gateway_method.get",
@@ -86,6 +110,7 @@ def _state_resource(address: str, attributes: dict[str, Any]) -> dict[str, Any]:
 def test_an_old_state_plans_no_destroy_of_a_renamed_object(tmp_path: Path) -> None:
     old = {address: {} for address in [*MOVED, *FORGOTTEN]}
     old[f"{OLD_API}.aws_api_gateway_rest_api.this"] = REST_API
+    old.update(KEPT)
 
     tree = copy_configuration(tmp_path / "terraform")
     state = {
@@ -136,3 +161,14 @@ def test_an_old_state_plans_no_destroy_of_a_renamed_object(tmp_path: Path) -> No
         else:
             # Replaced at most (the placeholder attributes differ), never only deleted.
             assert change["change"]["actions"] != ["delete"], (address, new)
+
+    # The stream (and the records in it) and the Kinesis mapping (and its place in each
+    # shard) survive the upgrade: updated in place at most, never destroyed or replaced.
+    for address in (STREAM, KINESIS_MAPPING):
+        assert changes[address]["change"]["actions"] in (["no-op"], ["update"]), (
+            address,
+            changes[address]["change"]["actions"],
+        )
+    assert changes[KINESIS_MAPPING]["change"]["after"]["event_source_arn"] == STREAM_ARN
+    for address in ADDED:
+        assert changes[address]["change"]["actions"] == ["create"], (address, changes[address])

@@ -221,7 +221,8 @@ def test_tfvars_example_sets_every_required_input() -> None:
 
 def test_moto_override_points_every_service_at_loopback_only() -> None:
     text = moto_override.render("http://127.0.0.1:5123")
-    for service in ("apigateway", "lambda", "iam", "kinesis", "sqs", "ssm", "sts", "logs"):
+    services = ("apigateway", "lambda", "iam", "kinesis", "sqs", "ssm", "sts", "logs", "dynamodb")
+    for service in services:
         assert re.search(rf'\b{service}\s+= "http://127\.0\.0\.1:5123"', text), service
     with pytest.raises(ValueError, match="loopback"):
         moto_override.render("https://kinesis.us-east-1.amazonaws.com")

@@ -22,6 +22,9 @@ locals {
     reco   = { deployment = var.deployment.name_prefix, service = "recommendations" }
   }
 
+  # The store's item operations (functions/common/userstate.py), by metric-math id.
+  store_operations = { get = "GetItem", batch_get = "BatchGetItem", update = "UpdateItem" }
+
   # Every alarm, one definition each: one metric and statistic, or (with queries) a metric
   # math expression over several. The resource below fills in what they all share.
   definitions = merge(
@@ -91,6 +94,37 @@ locals {
           invocations = { namespace = "AWS/Lambda", name = "Invocations", dimensions = { FunctionName = var.stream_consumer_function_name }, stat = "Sum" }
         }
       }
+    },
+    # The user-state store (issue 20). DynamoDB publishes ThrottledRequests and SystemErrors
+    # per table AND operation (no TableName-only series), so each alarm sums the operations
+    # the functions call; ReadThrottleEvents (per table) also counts a BatchGetItem that was
+    # only partly throttled (its unprocessed keys are retried).
+    # https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/metrics-dimensions.html
+    {
+      for key, alarm in {
+        user-state-throttles = {
+          description = "DynamoDB throttled requests to ${try(var.user_state.table_name, "")} (an on-demand table past twice its previous peak, or the account's table limit): the functions retry, then report the records for retry. See the table's Monitor tab."
+          threshold   = 0
+          expression  = { id = "throttled", label = "throttled requests and read events", value = "${join(" + ", [for id in keys(local.store_operations) : "FILL(${id}, 0)"])} + FILL(read_events, 0)" }
+          queries = merge(
+            { for id, operation in local.store_operations : id => { namespace = "AWS/DynamoDB", name = "ThrottledRequests", dimensions = { TableName = try(var.user_state.table_name, ""), Operation = operation }, stat = "Sum" } },
+            { read_events = { namespace = "AWS/DynamoDB", name = "ReadThrottleEvents", dimensions = { TableName = try(var.user_state.table_name, "") }, stat = "Sum" } },
+          )
+        }
+        user-state-system-errors = {
+          description = "DynamoDB answered 500 to requests on ${try(var.user_state.table_name, "")} (a service-side fault): the functions retry, then report the records for retry."
+          threshold   = 0
+          expression  = { id = "errors", label = "system errors", value = join(" + ", [for id in keys(local.store_operations) : "FILL(${id}, 0)"]) }
+          queries = {
+            for id, operation in local.store_operations : id => { namespace = "AWS/DynamoDB", name = "SystemErrors", dimensions = { TableName = try(var.user_state.table_name, ""), Operation = operation }, stat = "Sum" }
+          }
+        }
+        traits-refresh-queue-age = {
+          description = "The oldest trailing refresh in ${try(var.user_state.refresh_queue_name, "")} waited past its coalescing window plus ${var.settings.iterator_age_seconds} s: its mapping is disabled or throttled (update_traits' reserved concurrency), or the refreshes keep failing (they end in the dead-letter queue)."
+          metric      = { namespace = "AWS/SQS", name = "ApproximateAgeOfOldestMessage", dimensions = { QueueName = try(var.user_state.refresh_queue_name, "") }, stat = "Maximum" }
+          threshold   = try(var.user_state.refresh_interval_seconds, 0) + var.settings.iterator_age_seconds
+        }
+      } : key => alarm if var.user_state != null
     },
     {
       for key, alarm in {
@@ -304,6 +338,19 @@ locals {
         }
       },
     ] : widget if local.api_enabled],
+    [for widget in [
+      {
+        type = "metric", width = 12, height = 6
+        properties = {
+          title = "User-state store and trailing refreshes", region = local.region, period = local.period
+          metrics = [
+            ["AWS/DynamoDB", "ReadThrottleEvents", "TableName", try(var.user_state.table_name, ""), { stat = "Sum" }],
+            ["AWS/DynamoDB", "WriteThrottleEvents", "TableName", try(var.user_state.table_name, ""), { stat = "Sum" }],
+            ["AWS/SQS", "ApproximateAgeOfOldestMessage", "QueueName", try(var.user_state.refresh_queue_name, ""), { stat = "Maximum", yAxis = "right" }],
+          ]
+        }
+      },
+    ] : widget if var.user_state != null],
     [
       {
         type = "alarm", width = 24, height = 6

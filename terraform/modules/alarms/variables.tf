@@ -63,3 +63,13 @@ variable "api_stage_name" {
   type        = string
   default     = null
 }
+
+variable "user_state" {
+  description = "The user-state store's alarms: table_name (DynamoDB throttles and system errors on the operations the functions call), refresh_queue_name and refresh_interval_seconds (the oldest trailing refresh may be that much plus settings.iterator_age_seconds old). Null: none."
+  type = object({
+    table_name               = string
+    refresh_queue_name       = string
+    refresh_interval_seconds = number
+  })
+  default = null
+}

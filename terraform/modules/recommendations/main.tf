@@ -136,8 +136,12 @@ locals {
     SEGMENT_PROFILE_API_RPS         = var.profiles.api_rps == null ? null : format("%.3f", var.profiles.api_rps)
     PURCHASED_TRAIT                 = var.profiles.purchased_trait
   }
+  # The user-state store (issue 20): purchases to exclude come from it, not the Profile API.
+  user_state = var.user_state == null ? {} : {
+    USER_STATE_TABLE = var.user_state.table_name
+  }
   environment = merge(var.settings.extra_environment, {
-    for name, value in merge(local.profiles, {
+    for name, value in merge(local.profiles, local.user_state, {
       PERSONALIZE_CAMPAIGN_ARN = var.personalize.campaign_arn
       PERSONALIZE_FILTER_ARN   = var.personalize.filter_arn
       NUM_RESULTS              = tostring(var.personalize.num_results)
@@ -236,6 +240,32 @@ data "aws_iam_policy_document" "function" {
         test     = "StringEquals"
         variable = "kms:ViaService"
         values   = ["ssm.${local.region}.amazonaws.com"]
+      }
+    }
+  }
+
+  # The user-state store (issue 20): one item per request, from this table only.
+  dynamic "statement" {
+    for_each = var.user_state == null ? [] : [var.user_state.table_arn]
+    content {
+      sid       = "ReadUserState"
+      actions   = ["dynamodb:GetItem"]
+      resources = [statement.value]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = var.deployment.kms_key_arn == null || var.user_state == null ? [] : [var.deployment.kms_key_arn]
+    content {
+      sid       = "ReadUserStateWithCustomerKey"
+      actions   = ["kms:Decrypt"]
+      resources = [statement.value]
+      # DynamoDB decrypts the table key with the caller's permissions, through DynamoDB only.
+      # https://docs.aws.amazon.com/kms/latest/developerguide/services-dynamodb.html
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = ["dynamodb.${local.region}.amazonaws.com"]
       }
     }
   }

@@ -99,3 +99,12 @@ variable "log_hash_key_parameter" {
   })
   default = null
 }
+
+variable "user_state" {
+  description = "The user-state store (modules/user_state) the function reads each user's purchases from (USER_STATE_TABLE; one GetItem beside the Personalize call): table_name and table_arn, the only resource its dynamodb:GetItem names. Null: no exclusion from the store."
+  type = object({
+    table_name = string
+    table_arn  = string
+  })
+  default = null
+}

@@ -4,6 +4,8 @@
 # - dead_letter: records that can never succeed (not JSON, ...); the function writes them.
 # - failed_batches: the mapping's on-failure destination; Lambda writes the shard and
 #   sequence range of a batch that ran out of retries or age, so it can be replayed.
+# And the user-state store's refresh queue: the function defers a user's trailing refresh
+# there (a delayed message) and consumes it itself through a second, SQS, mapping.
 
 data "aws_region" "current" {}
 
@@ -33,7 +35,18 @@ locals {
       PURCHASED_TRAIT                 = var.segment.purchased_trait
       LOG_HASH_KEY_PARAMETER          = try(var.log_hash_key_parameter.name, null)
     } : name => value if value != null && value != ""
-  }, { DEAD_LETTER_QUEUE_URL = aws_sqs_queue.dead_letter.url })
+  }, { DEAD_LETTER_QUEUE_URL = aws_sqs_queue.dead_letter.url }, local.user_state_environment)
+
+  # The user-state store and refresh coalescing (issue 20): always set, so the function
+  # never falls back to a Profile API read per refreshed user.
+  user_state_environment = {
+    USER_STATE_TABLE        = var.user_state.table_name
+    USER_STATE_TTL_DAYS     = tostring(var.user_state.ttl_days)
+    MIN_REFRESH_INTERVAL_S  = tostring(var.settings.min_refresh_interval_seconds)
+    REFRESH_QUEUE_URL       = aws_sqs_queue.refresh.url
+    SEED_WAIT               = tostring(var.settings.wait_for_seed)
+    RESEED_INTERVAL_SECONDS = tostring(var.settings.reseed_interval_seconds)
+  }
 
   personalize_resources = compact([var.personalize.campaign_arn, var.personalize.filter_arn])
   parameter_arns = compact([
@@ -66,6 +79,37 @@ resource "aws_sqs_queue" "failed_batches" {
   message_retention_seconds = var.settings.queue_retention_seconds
   sqs_managed_sse_enabled   = true
   tags                      = var.deployment.tags
+}
+
+# Trailing refreshes (issue 20): a delayed message per deferred user, consumed by this same
+# function. Lambda's guide for SQS event sources: a visibility timeout of at least six times
+# the function's timeout (time for Lambda to retry a throttled batch; Lambda refuses a
+# mapping whose function outlasts it), and a redrive policy so that a message failing again
+# and again ends in a dead-letter queue.
+# https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html
+resource "aws_sqs_queue" "refresh" {
+  name                       = "${var.deployment.name_prefix}-traits-refresh"
+  visibility_timeout_seconds = var.settings.timeout * 6
+  message_retention_seconds  = 345600 # 4 days (SQS's default): a stalled mapping loses none for a long week-end
+  sqs_managed_sse_enabled    = true
+  tags                       = var.deployment.tags
+
+  lifecycle {
+    ignore_changes = [redrive_policy] # owned by aws_sqs_queue_redrive_policy.refresh
+  }
+}
+
+# Its own resource, as the batch module's chunk queue: the queue-attribute resources compare
+# policies as JSON, not as text (the queue's own argument saw a whitespace-only change after
+# every apply to the test stack's SQS).
+resource "aws_sqs_queue_redrive_policy" "refresh" {
+  queue_url = aws_sqs_queue.refresh.id
+  # Five receives: a throttled or failed batch comes back after the visibility timeout, and
+  # transient failures (Personalize, Segment) get retried before a message is set aside.
+  redrive_policy = jsonencode({
+    deadLetterTargetArn = aws_sqs_queue.dead_letter.arn
+    maxReceiveCount     = 5
+  })
 }
 
 data "aws_iam_policy_document" "function" {
@@ -119,6 +163,50 @@ data "aws_iam_policy_document" "function" {
     # mapping, which uses this role.
     actions   = ["sqs:SendMessage"]
     resources = [aws_sqs_queue.dead_letter.arn, aws_sqs_queue.failed_batches.arn]
+  }
+
+  # The user-state store (issue 20): exactly the three item operations of
+  # functions/common/userstate.py, on this table only.
+  statement {
+    sid       = "UseUserStateStore"
+    actions   = ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:UpdateItem"]
+    resources = [var.user_state.table_arn]
+  }
+
+  statement {
+    sid       = "DeferRefreshes"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.refresh.arn]
+  }
+
+  statement {
+    sid = "ConsumeRefreshQueue"
+    # What the SQS event source mapping does with the function's role (Lambda developer
+    # guide, "Using Lambda with Amazon SQS": execution role permissions).
+    actions = [
+      "sqs:ReceiveMessage",
+      "sqs:DeleteMessage",
+      "sqs:GetQueueAttributes",
+      "sqs:ChangeMessageVisibility",
+    ]
+    resources = [aws_sqs_queue.refresh.arn]
+  }
+
+  dynamic "statement" {
+    for_each = var.deployment.kms_key_arn == null ? [] : [var.deployment.kms_key_arn]
+    content {
+      sid       = "UseUserStateKey"
+      actions   = ["kms:Decrypt"]
+      resources = [statement.value]
+      # DynamoDB decrypts the table key with the caller's own permissions (and again after
+      # five idle minutes), and only through DynamoDB.
+      # https://docs.aws.amazon.com/kms/latest/developerguide/services-dynamodb.html
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = ["dynamodb.${local.region}.amazonaws.com"]
+      }
+    }
   }
 
   dynamic "statement" {
@@ -179,6 +267,20 @@ resource "aws_lambda_event_source_mapping" "this" {
         pattern = local.filter_pattern
       }
     }
+  }
+
+  tags = var.deployment.tags
+}
+
+# The refresh queue's consumer: the same function, a partial batch response per message.
+resource "aws_lambda_event_source_mapping" "refresh" {
+  event_source_arn        = aws_sqs_queue.refresh.arn
+  function_name           = module.function.function_arn
+  batch_size              = 10
+  function_response_types = ["ReportBatchItemFailures"]
+
+  scaling_config {
+    maximum_concurrency = var.settings.refresh_max_concurrency # SQS mappings accept 2..1000 (the root validates it)
   }
 
   tags = var.deployment.tags

@@ -47,3 +47,18 @@ output "reserved_concurrency" {
   description = "Reserved concurrent executions of the function; -1: none."
   value       = module.function.reserved_concurrency
 }
+
+output "refresh_queue_url" {
+  description = "URL of the refresh queue: deferred (trailing) refreshes the function sends itself, as delayed messages."
+  value       = aws_sqs_queue.refresh.url
+}
+
+output "refresh_queue_name" {
+  description = "Name of the refresh queue (for alarms)."
+  value       = aws_sqs_queue.refresh.name
+}
+
+output "refresh_event_source_mapping_uuid" {
+  description = "UUID of the refresh queue's SQS event source mapping."
+  value       = aws_lambda_event_source_mapping.refresh.uuid
+}

@@ -26,21 +26,25 @@ variable "zip_path" {
 }
 
 variable "settings" {
-  description = "The root's update_traits input with its defaults applied: function size, worker threads, the event source mapping and the queues. Each attribute is described and validated there (terraform/README.md)."
+  description = "The root's update_traits input with its defaults applied: function size, worker threads, the event source mapping, the queues, refresh coalescing and seeding. Each attribute is described and validated there (terraform/README.md)."
   type = object({
-    memory_size                = number
-    timeout                    = number
-    reserved_concurrency       = number
-    worker_threads             = number
-    extra_environment          = map(string)
-    batch_size                 = number
-    batching_window_seconds    = number
-    parallelization_factor     = number
-    maximum_retry_attempts     = number
-    maximum_record_age_seconds = number
-    starting_position          = string
-    filter_relevant_events     = bool
-    queue_retention_seconds    = number
+    memory_size                  = number
+    timeout                      = number
+    reserved_concurrency         = number
+    worker_threads               = number
+    extra_environment            = map(string)
+    batch_size                   = number
+    batching_window_seconds      = number
+    parallelization_factor       = number
+    maximum_retry_attempts       = number
+    maximum_record_age_seconds   = number
+    starting_position            = string
+    filter_relevant_events       = bool
+    queue_retention_seconds      = number
+    min_refresh_interval_seconds = number
+    wait_for_seed                = bool
+    reseed_interval_seconds      = number
+    refresh_max_concurrency      = number
   })
 }
 
@@ -89,4 +93,13 @@ variable "log_hash_key_parameter" {
     arn  = string
   })
   default = null
+}
+
+variable "user_state" {
+  description = "The user-state store (modules/user_state): its table's name and ARN (the only resource the function's dynamodb: statement names) and ttl_days, how long an item outlives the user's last write (USER_STATE_TTL_DAYS)."
+  type = object({
+    table_name = string
+    table_arn  = string
+    ttl_days   = number
+  })
 }
