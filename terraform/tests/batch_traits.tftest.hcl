@@ -38,6 +38,7 @@ variables {
     schedule_timezone       = "UTC"
     chunk_bytes             = 4194304
     max_concurrency         = 5
+    reserved_concurrency    = null
     segment_events_per_s    = 500
     num_results             = 25
     users_key               = "input/users.json"

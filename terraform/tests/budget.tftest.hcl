@@ -79,7 +79,7 @@ run "budget_gives_the_api_no_share_whatever_its_concurrency" {
   variables {
     update_traits   = { reserved_concurrency = 6 }
     recommendations = { reserved_concurrency = -1, purchase_exclusion = true }
-    api             = { throttling_burst_limit = 500 }
+    api             = { throttling_burst_limit = 500, stage_logging = false }
   }
 
   # Before the store the API counted its burst limit, 500 containers; it reads the store now.
