@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from common.config import ConfigError
 
 if TYPE_CHECKING:  # boto3-stubs: types only, not in the Lambda runtime
+    from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_personalize import PersonalizeClient
     from mypy_boto3_personalize_events import PersonalizeEventsClient
     from mypy_boto3_personalize_runtime import PersonalizeRuntimeClient
@@ -66,6 +67,11 @@ class Clients:
 
     def ssm(self, policy: ClientPolicy) -> SSMClient:
         client: SSMClient = self._client("ssm", policy)
+        return client
+
+    def dynamodb(self, policy: ClientPolicy) -> DynamoDBClient:
+        """The user-state store's table (common.userstate)."""
+        client: DynamoDBClient = self._client("dynamodb", policy)
         return client
 
     def sqs(self, policy: ClientPolicy) -> SQSClient:
