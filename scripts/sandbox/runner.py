@@ -462,6 +462,9 @@ class Sandbox:
             )
 
         self._sample = sample  # read by the totals line and the summary
+        # Once more at stop while moto still runs: the summary's store counters are read
+        # after moto's server has gone (the sample then keeps these).
+        self._on_stop("last sample", sample)
         if opts.totals_interval > 0:
             ticker = threading.Event()
             totals_thread = threading.Thread(
