@@ -20,6 +20,9 @@ from bundle_cli.target import Target, with_function_settings
 
 PLACEHOLDER = "set-out-of-band"  # what Terraform writes without a value
 PUT_RECORDS_MAX = 500
+# After the trait, how long smoke waits for the store's refresh record (update_traits writes
+# it before it sends the identify: it is normally there already).
+STORE_GRACE_S = 5.0
 
 
 def say(text: str, stream: TextIO | None = None) -> None:
@@ -116,8 +119,22 @@ def smoke(target: Target, args: argparse.Namespace) -> int:
         value = reader.trait(user, target.trait)
         if value is not None and value != before:
             elapsed = time.monotonic() - started
-            say(json.dumps({"userId": user, target.trait: value, "seconds": round(elapsed, 1)}))
-            say(f"smoke ok: {target.trait} written for {user} in {elapsed:.1f} s")
+            until = time.monotonic() + STORE_GRACE_S
+            stored, store_line = _store_check(target, user, until, args.poll)
+            say(
+                json.dumps(
+                    {
+                        "userId": user,
+                        target.trait: value,
+                        "seconds": round(elapsed, 1),
+                        "store": stored,
+                    }
+                )
+            )
+            if store_line.startswith("smoke failed"):
+                say(store_line)
+                return 1
+            say(f"smoke ok: {target.trait} written for {user} in {elapsed:.1f} s; {store_line}")
             return 0
         if time.monotonic() - last_note >= 5:
             last_note = time.monotonic()
@@ -125,6 +142,40 @@ def smoke(target: Target, args: argparse.Namespace) -> int:
         time.sleep(args.poll)
     say(f"smoke failed after {args.timeout:g} s: {_stalled_stage(target, probe, shard, sequence)}")
     return 1
+
+
+def _store_check(
+    target: Target, user: str, until: float, poll: float
+) -> tuple[dict[str, Any] | None, str]:
+    """After the trait: the smoke user's item in the user-state store, with the refresh
+    update_traits records (``refreshed_at``) before it sends. Not checked (and not failed)
+    when the deployment reports no USER_STATE_TABLE."""
+    table = target.user_state_table
+    if table is None:
+        return None, "store not checked (the deployment reports no USER_STATE_TABLE)"
+    from common.userstate import StoreError, UserStateStore
+
+    store = UserStateStore(target.client("dynamodb"), table)
+    while True:
+        try:
+            state = store.get(user, consistent=True)
+        except StoreError as exc:
+            return None, f"smoke failed: the trait was written but {table} answered {exc.detail}"
+        if state.refreshed_at is not None:
+            found = {
+                "table": table,
+                "refreshed_at": state.refreshed_at,
+                "seeded": state.seeded_at is not None,
+            }
+            return found, f"store ok: {user}'s refresh is recorded in {table}"
+        if time.monotonic() >= until:
+            break
+        time.sleep(poll)
+    what = "an item without a refresh (refreshed_at)" if state.exists else "no item"
+    return None, (
+        f"smoke failed: the trait was written but {table} holds {what} for {user}: does the "
+        "deployed update_traits use the store (USER_STATE_TABLE)?"
+    )
 
 
 def _stalled_stage(target: Target, probe: Any, shard: str, sequence: str) -> str:

@@ -9,7 +9,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bundle_cli import backfill, commands
+from bundle_cli import backfill, commands, seed
 from bundle_cli.target import (
     DEFAULT_STATE_DIR,
     DEFAULT_TERRAFORM_DIR,
@@ -185,6 +185,34 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--poll", type=float, default=1.0, help="seconds between checks")
 
     p = command(
+        "seed",
+        "Pre-seed the user-state store for a migration: read each user's purchased trait "
+        "from the Profile API at a bounded rate and merge it into the store; resumable "
+        "(users already seeded are skipped).",
+        seed.seed,
+    )
+    p.add_argument(
+        "--users-file",
+        type=Path,
+        required=True,
+        help='JSON lines of {"userId": "..."} (the format backfill start --users-file takes)',
+    )
+    p.add_argument(
+        "--rps",
+        type=float,
+        help="Profile API requests per second (default: the deployment's budget, at most "
+        f"{seed.DEFAULT_MAX_RPS:g}; more than {seed.SPACE_LIMIT_RPS:g} is refused)",
+    )
+    p.add_argument("--force", action="store_true", help="also seed users already seeded")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=seed.DEFAULT_WORKERS,
+        help=f"reads in flight (default {seed.DEFAULT_WORKERS}; the rate bounds them all)",
+    )
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+
+    p = command(
         "set-secrets",
         "Store the Segment write key and Profile API token in their SSM SecureStrings, read "
         "from a hidden prompt or stdin (never from arguments or the environment).",
@@ -216,6 +244,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except backfill.BackfillError as exc:
         print(f"bundle backfill: {exc}", file=sys.stderr)
+        return 1
+    except seed.SeedError as exc:
+        print(f"bundle seed: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("bundle: interrupted", file=sys.stderr)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_kinesis import KinesisClient
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_ssm import SSMClient
@@ -20,6 +21,7 @@ DEFAULT_STATE_DIR = ROOT / ".sandbox"
 DEFAULT_TERRAFORM_DIR = ROOT / "terraform"
 SANDBOX_SPACE_ID = "spa_sandbox"  # scripts/sandbox/runner.py
 DEFAULT_TRAIT = "recommended_products"
+DEFAULT_PURCHASED_TRAIT = "purchased_products"
 
 
 class TargetError(Exception):
@@ -61,9 +63,17 @@ class Target:
     handlers_log: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     batch: BatchTarget | None = None  # None: the batch_traits module is not enabled
+    # The user-state store's table (USER_STATE_TABLE of update_traits); None: no store.
+    user_state_table: str | None = None
+    user_state_ttl_days: int = 400
+    purchased_trait: str = DEFAULT_PURCHASED_TRAIT
+    # The deployment's Profile API budget in requests/s (segment.profile_api_rps), if known.
+    profile_api_rps: float | None = None
 
     @overload
     def client(self, service: Literal["kinesis"]) -> KinesisClient: ...
+    @overload
+    def client(self, service: Literal["dynamodb"]) -> DynamoDBClient: ...
     @overload
     def client(self, service: Literal["sqs"]) -> SQSClient: ...
     @overload
@@ -125,6 +135,8 @@ def from_sandbox(state_dir: Path = DEFAULT_STATE_DIR) -> Target:
             handlers_log=state_dir / "handlers.log",
             extra={"example_user": state.get("example_user")},
             batch=_sandbox_batch(state.get("batch")),
+            user_state_table=_table_name(state.get("user_state_table")),
+            profile_api_rps=_number(segment.get("profile_api_rps")),
         )
     except KeyError as exc:
         raise TargetError(f"{path} lacks {exc.args[0]!r}: is the sandbox up to date?") from None
@@ -164,7 +176,24 @@ def from_terraform(directory: Path = DEFAULT_TERRAFORM_DIR) -> Target:
         profile_token_parameter=outputs.get("segment_profile_token_parameter"),
         function_name=outputs.get("update_traits_function_name"),
         batch=_stack_batch(outputs),
+        user_state_table=_table_name(outputs.get("user_state_table")),
+        profile_api_rps=_number(
+            (outputs.get("segment_profile_api_budget") or {}).get("requests_per_second")
+        ),
     )
+
+
+def _table_name(value: Any) -> str | None:
+    """The table's name: Terraform's ``user_state_table`` output is ``{name, arn}``."""
+    if isinstance(value, dict):
+        value = value.get("name")
+    return str(value) if isinstance(value, str) and value else None
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
 
 
 def _sandbox_batch(entry: Any) -> BatchTarget | None:
@@ -196,7 +225,9 @@ def _stack_batch(outputs: dict[str, Any]) -> BatchTarget | None:
 
 
 def with_function_settings(target: Target) -> Target:
-    """A deployed stack's Profile API settings, read from update_traits' environment."""
+    """A deployed stack's Profile API and store settings, read from update_traits'
+    environment: the table is the one the function uses (USER_STATE_TABLE), None when the
+    deployed function has none."""
     if target.kind != "stack" or target.function_name is None:
         return target
     config = target.client("lambda").get_function_configuration(FunctionName=target.function_name)
@@ -210,4 +241,15 @@ def with_function_settings(target: Target) -> Target:
         trait=env.get("RECOMMENDED_TRAIT") or DEFAULT_TRAIT,
         deployment=env.get("DEPLOYMENT_NAME"),
         metrics_namespace=env.get("METRICS_NAMESPACE") or "SegmentPersonalize",
+        purchased_trait=env.get("PURCHASED_TRAIT") or DEFAULT_PURCHASED_TRAIT,
+        user_state_table=env.get("USER_STATE_TABLE") or None,
+        user_state_ttl_days=_ttl_days(env.get("USER_STATE_TTL_DAYS")),
     )
+
+
+def _ttl_days(value: str | None) -> int:
+    try:
+        days = int(value) if value else 400
+    except ValueError:
+        return 400
+    return days if 1 <= days <= 3650 else 400

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     from botocore.config import Config
+    from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_kinesis import KinesisClient
     from mypy_boto3_personalize import PersonalizeClient
     from mypy_boto3_personalize_events import PersonalizeEventsClient
@@ -81,7 +82,14 @@ def moto_server() -> Iterator[str]:
 
 
 LocalService = Literal[
-    "kinesis", "s3", "sqs", "ssm", "personalize", "personalize-runtime", "personalize-events"
+    "kinesis",
+    "dynamodb",
+    "s3",
+    "sqs",
+    "ssm",
+    "personalize",
+    "personalize-runtime",
+    "personalize-events",
 ]
 
 
@@ -89,6 +97,10 @@ LocalService = Literal[
 def local_client(
     service: Literal["kinesis"], endpoint_url: str, region: str = ..., config: Config | None = ...
 ) -> KinesisClient: ...
+@overload
+def local_client(
+    service: Literal["dynamodb"], endpoint_url: str, region: str = ..., config: Config | None = ...
+) -> DynamoDBClient: ...
 @overload
 def local_client(
     service: Literal["s3"], endpoint_url: str, region: str = ..., config: Config | None = ...

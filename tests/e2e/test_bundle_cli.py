@@ -74,7 +74,7 @@ def segment_faults(sandbox: dict[str, Any], **controls: Any) -> None:
 
 SUBCOMMANDS = [
     ["smoke"], ["call"], ["dlq"], ["dlq", "list"], ["dlq", "show"], ["dlq", "redrive"],
-    ["dlq", "purge"], ["replay-failed"], ["set-secrets"],
+    ["dlq", "purge"], ["replay-failed"], ["set-secrets"], ["seed"],
 ]  # fmt: skip
 
 
@@ -129,6 +129,15 @@ def test_smoke_waits_for_the_trait_with_progress(sandbox: dict[str, Any]) -> Non
     assert "put 1 'Product Viewed' event for bundle-smoke-" in result.stderr
     summary = json.loads(result.stdout.splitlines()[0])
     assert summary[TRAIT] == trait(sandbox, summary["userId"])
+    # The user-state store: checked when the sandbox runs it (update_traits records the
+    # refresh there), said to be left unchecked otherwise.
+    table = sandbox["state"].get("user_state_table")
+    if table:
+        assert summary["store"]["table"] == table and summary["store"]["refreshed_at"]
+        assert f"store ok: {summary['userId']}'s refresh is recorded in {table}" in result.stdout
+    else:
+        assert summary["store"] is None
+        assert "store not checked (the deployment reports no USER_STATE_TABLE)" in result.stdout
 
 
 def test_smoke_names_the_stalled_stage_and_replay_failed_writes_the_trait(

@@ -100,3 +100,68 @@ def test_a_stopped_or_old_sandbox_is_named(tmp_path: Path) -> None:
     (tmp_path / "state.json").write_text(json.dumps(state))
     with pytest.raises(TargetError, match="lacks 'on_failure_queue_url'"):
         from_sandbox(tmp_path)
+
+
+def test_the_store_and_the_budget_from_state_json(tmp_path: Path) -> None:
+    state = _state(
+        user_state_table="sandbox-user-state",
+        refresh_queue_url="http://127.0.0.1:5001/123456789012/sandbox-update-traits-refresh",
+        segment={"tracking_url": "http://127.0.0.1:5002", "profile_api_rps": 90.0},
+    )
+    (tmp_path / "state.json").write_text(json.dumps(state))
+    t = from_sandbox(tmp_path)
+    assert (t.user_state_table, t.profile_api_rps) == ("sandbox-user-state", 90.0)
+    assert t.purchased_trait == "purchased_products"
+    # A sandbox without the store (or from before it): no table, no budget known.
+    (tmp_path / "state.json").write_text(json.dumps(_state(user_state_table=None)))
+    assert (from_sandbox(tmp_path).user_state_table, from_sandbox(tmp_path).profile_api_rps) == (
+        None,
+        None,
+    )
+
+
+def test_the_store_and_the_budget_from_terraform_outputs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    outputs = {
+        **STACK_OUTPUTS,
+        "user_state_table": {
+            "value": {"name": "shop-user-state", "arn": "arn:aws:dynamodb:::table/shop-user-state"}
+        },
+        "segment_profile_api_budget": {"value": {"requests_per_second": 60, "per_container": 6}},
+    }
+    _fake_terraform(monkeypatch, tmp_path, json.dumps(outputs))
+    t = from_terraform(tmp_path)
+    assert (t.user_state_table, t.profile_api_rps) == ("shop-user-state", 60.0)
+
+
+def test_the_deployed_functions_settings_name_the_table_it_uses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    outputs = {**STACK_OUTPUTS, "user_state_table": {"value": {"name": "shop-user-state"}}}
+    _fake_terraform(monkeypatch, tmp_path, json.dumps(outputs))
+    stack = from_terraform(tmp_path)
+
+    def with_env(env: dict[str, str]) -> target.Target:
+        class Lambda:
+            def get_function_configuration(self, FunctionName: str) -> dict[str, Any]:
+                assert FunctionName == "shop-update-traits"
+                return {"Environment": {"Variables": env}}
+
+        monkeypatch.setattr(target.Target, "client", lambda self, service: Lambda())
+        return target.with_function_settings(stack)
+
+    t = with_env(
+        {
+            "USER_STATE_TABLE": "shop-user-state",
+            "PURCHASED_TRAIT": "orders",
+            "USER_STATE_TTL_DAYS": "30",
+        }
+    )
+    assert (t.user_state_table, t.purchased_trait, t.user_state_ttl_days) == (
+        "shop-user-state",
+        "orders",
+        30,
+    )
+    # An update_traits from before the store: no USER_STATE_TABLE, so smoke does not check it.
+    assert with_env({}).user_state_table is None
