@@ -166,15 +166,15 @@ ARGUMENTS: tuple[tuple[str | None, tuple[Argument, ...]], ...] = (
         (
             (
                 "--user-state",
-                ("auto", "on", "off"),
+                ("on", "off"),
                 "the table, the refresh queue and its poller into update_traits, and "
-                "USER_STATE_TABLE for both functions; auto: on when this checkout's "
-                "update_traits reads USER_STATE_TABLE (its README's settings table)",
+                "USER_STATE_TABLE for both functions (on, as Terraform deploys it); off: "
+                "both read the Profile API as before the store",
             ),
             (
                 "--min-refresh-interval",
                 int,
-                "MIN_REFRESH_INTERVAL_SECONDS of update_traits (0..900; 0: refresh every batch)",
+                "MIN_REFRESH_INTERVAL_S of update_traits (0..900; 0: refresh every batch)",
             ),
         ),
     ),

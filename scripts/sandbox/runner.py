@@ -52,22 +52,6 @@ BATCH_MESSAGE_ID_PREFIX = "bt-"
 # The refresh queue's visibility timeout: update_traits' timeout here, the least Lambda
 # accepts for an SQS event source (Terraform sets 6 x the timeout).
 REFRESH_VISIBILITY_TIMEOUT_S = 60
-TRAITS_README = ROOT / "functions" / "update_traits" / "README.md"
-
-
-def traits_reads_the_store(readme: Path = TRAITS_README) -> bool:
-    """Whether this checkout's update_traits reads USER_STATE_TABLE: its settings table
-    (generated from the code by `make fmt`, checked by `make lint`) lists it."""
-    try:
-        return "| `USER_STATE_TABLE` |" in readme.read_text(encoding="utf-8")
-    except OSError:
-        return False
-
-
-def store_wanted(choice: str, readme: Path = TRAITS_README) -> bool:
-    """``--user-state``: on, off, or auto (on once update_traits reads the store: with an
-    update_traits that does not, the API would read an empty store and exclude nothing)."""
-    return choice == "on" or (choice == "auto" and traits_reads_the_store(readme))
 
 
 @dataclass(frozen=True)
@@ -101,7 +85,7 @@ class Options:
     batch: bool = True
     chunk_bytes: int = 16384
     chunk_visibility_timeout: int = 10
-    user_state: str = "auto"
+    user_state: str = "on"
     min_refresh_interval: int = 30
 
 
@@ -294,7 +278,7 @@ class Sandbox:
         )
         store: aws_resources.UserStateResources | None = None
         dynamodb = local_client("dynamodb", moto_url, REGION)
-        if store_wanted(opts.user_state):
+        if opts.user_state == "on":
             store = aws_resources.create_user_state(
                 dynamodb=dynamodb,
                 sqs=sqs,
@@ -306,7 +290,7 @@ class Sandbox:
                 f"user-state store: DynamoDB table {store.table_name} (TTL on expires_at), "
                 f"refresh queue {store.refresh_queue_url.rsplit('/', 1)[-1]} (DLQ after "
                 f"{aws_resources.REFRESH_MAX_RECEIVE_COUNT} receives), "
-                f"MIN_REFRESH_INTERVAL_SECONDS {opts.min_refresh_interval}"
+                f"MIN_REFRESH_INTERVAL_S {opts.min_refresh_interval}"
             )
         else:
             why = (
@@ -625,9 +609,9 @@ class Sandbox:
             # and writes the store; the API reads it instead of the Profile API.
             env["USER_STATE_TABLE"] = store.table_name
             env["REFRESH_QUEUE_URL"] = store.refresh_queue_url
-            env["MIN_REFRESH_INTERVAL_SECONDS"] = str(self.options.min_refresh_interval)
+            env["MIN_REFRESH_INTERVAL_S"] = str(self.options.min_refresh_interval)
         else:
-            for name in ("USER_STATE_TABLE", "REFRESH_QUEUE_URL", "MIN_REFRESH_INTERVAL_SECONDS"):
+            for name in ("USER_STATE_TABLE", "REFRESH_QUEUE_URL", "MIN_REFRESH_INTERVAL_S"):
                 os.environ.pop(name, None)
         budget = self._profile_budget(segment)
         if budget is not None:
