@@ -307,6 +307,20 @@ class UserStateStore:
         except _ConditionFailed:
             return None
 
+    def release(self, user_id: str, ver: int) -> bool:
+        """Forget the refresh claimed at ``ver`` (its identify was not sent), unless another
+        write came since. True when released."""
+        try:
+            self._update(
+                user_id,
+                "REMOVE refreshed_at, digest ADD ver :one SET expires_at = :exp",
+                {":claimed": {"N": str(ver)}},
+                condition="ver = :claimed",
+            )
+        except _ConditionFailed:
+            return False
+        return True
+
     def _capped(self, user_id: str) -> UserState:
         return self._update(
             user_id,

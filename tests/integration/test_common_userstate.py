@@ -202,3 +202,15 @@ def test_the_largest_item_fits_dynamodbs_limit() -> None:
         "expires_at": {"N": "1834560000"},
     }
     assert item_size(item) < MAX_ITEM_BYTES, item_size(item)
+
+
+def test_a_release_undoes_only_the_claim_it_names(client: Any) -> None:
+    s = store(client)
+    won = s.claim(Claim("u", 0, 5.0, 1, 0, ("A",)))
+    assert won is not None
+    s.add_purchases("u", ["B"])  # a later write: the claim is no longer the last one
+    assert s.release("u", won.ver) is False
+    assert s.get("u", consistent=True).refreshed_at == 5.0
+    again = s.claim(Claim("u", s.get("u", consistent=True).ver, 6.0, 2, 1, ("C",)))
+    assert again is not None and s.release("u", again.ver) is True
+    assert s.get("u", consistent=True).refreshed_at is None

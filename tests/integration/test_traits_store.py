@@ -117,8 +117,13 @@ class Tracking:
     def __init__(self) -> None:
         self.bodies: list[dict[str, Any]] = []
         self.sent = threading.Event()
+        self.fail = False
 
     def send_batch(self, body: bytes) -> None:
+        if self.fail:
+            from traits_sync.tracking import TrackingError
+
+            raise TrackingError("unavailable", "HTTP 503")
         self.bodies.append(json.loads(body))
         self.sent.set()
 
@@ -545,3 +550,23 @@ def test_concurrent_containers_never_write_a_list_with_a_processed_purchase(
         assert not before & set(items), (version, items, before)
     final = world.store.get("u", consistent=True)
     assert final.purchased == bought and not bought & set(final.items)
+
+
+def test_a_claim_whose_identify_was_not_sent_is_released_for_the_retry(
+    aws: dict[str, Any],
+) -> None:
+    """Segment fails the identify: the records are retried, and the retry refreshes at
+    once instead of finding a fresh claim and deferring (the trait would wait for a trailing
+    refresh, and a batch that keeps failing would never reach the on-failure queue)."""
+    world = make(aws, MIN_REFRESH_INTERVAL_S="30", REFRESH_QUEUE_URL=aws["queue_url"])
+    try:
+        world.tracking.fail = True
+        assert len(world.run([track(1, "u")])) == 1
+        assert world.stats["ClaimsReleased"] == 1
+        assert world.store.get("u", consistent=True).refreshed_at is None
+        world.tracking.fail = False
+        world.now += 1
+        assert world.run([track(1, "u")]) == []
+        assert world.stats["RefreshesDeferred"] == 0 and len(world.tracking.lists["u"]) == 1
+    finally:
+        world.close()

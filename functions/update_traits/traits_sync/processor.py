@@ -37,11 +37,12 @@ from traits_sync.messages import Bad, Rules, Skipped, TrackedEvent, classify
 from traits_sync.plan import Plan, SessionGroup, UserWork, build
 from traits_sync.ports import Ports
 from traits_sync.refresh import (
-    Seeds,
+    Outstanding,
     StoreView,
     finish_seeds,
     queued_refresh,
     read_states,
+    release_claims,
     user_refresh,
 )
 from traits_sync.refreshqueue import Deferred
@@ -166,6 +167,7 @@ def process(
     identifies = _run_units(plan, settings, ports, units, stats, failures, refusals, store)
     _send_identifies(identifies, ports, budget, stats, failures, refusals)
     if store is not None:
+        release_claims(_unsent(identifies, failures, refusals), store.seeds, ports, stats)
         store.deferred += finish_seeds(store.seeds, settings, ports, budget, stats)
         _send_deferred(store, ports, budget, stats, failures)
     refusals += [
@@ -264,6 +266,7 @@ def process_refreshes(
             if outcome is not None:
                 identifies.append((work, outcome))
     _send_identifies(identifies, ports, budget, stats, failures, refusals)
+    release_claims(_unsent(identifies, failures, refusals), store.seeds, ports, stats)
     store.deferred += finish_seeds(store.seeds, settings, ports, budget, stats)
     _send_deferred(store, ports, budget, stats, failures)
     rejected = _settle(refusals, stats, logger, failures)
@@ -354,9 +357,23 @@ class _Stored:
     refreshes, and the refreshes deferred to the refresh queue (with the unit they defer)."""
 
     view: StoreView
-    seeds: Seeds = field(default_factory=Seeds)
+    seeds: Outstanding = field(default_factory=Outstanding)
     deferred: list[Deferred] = field(default_factory=list)
     owners: dict[str, Owner] = field(default_factory=dict)
+
+
+def _unsent(
+    identifies: Sequence[tuple[Owner, identify.Identify]],
+    failures: Failures,
+    refusals: Sequence[Refusal],
+) -> list[str]:
+    """The users whose identify did not reach Segment (retried or refused)."""
+    refused = {r.user_id for r in refusals if r.step == "SegmentBatch"}
+    return [
+        owner.user_id
+        for owner, _ in identifies
+        if owner.user_id in refused or any(failures.has(r) for r in owner.records)
+    ]
 
 
 def _send_deferred(

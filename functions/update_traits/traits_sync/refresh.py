@@ -6,7 +6,7 @@ For a user of a Kinesis batch (:func:`user_refresh`):
 2. The user's state: this batch's purchases merged into the store first (set union: the
    write returns the state after it), else the batch's one BatchGetItem (:class:`StoreView`).
 3. The Profile API, off the hot path: a user never seeded (or due for a re-seed) gets one
-   read, started here and merged later (:class:`Seeds`); the refresh does not wait for it
+   read, started here and merged later (:class:`Outstanding`); the refresh does not wait for it
    unless ``SEED_WAIT`` is set, or the user's purchases passed the store's cap (then every
    refresh reads the trait, as before the store).
 4. Coalescing: a user refreshed less than ``MIN_REFRESH_INTERVAL_S`` ago who bought
@@ -104,15 +104,22 @@ class Seed:
 
 
 @dataclass
-class Seeds:
-    """Profile API reads running beside the refreshes, merged into the store at the end."""
+class Outstanding:
+    """What a batch's refreshes leave for after its identifies are sent: the Profile API
+    reads running beside them (merged into the store at the end), and each claim's version
+    (released if its identify could not be sent, so the retry is not coalesced away)."""
 
     items: list[Seed] = field(default_factory=list)
+    claimed: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, seed: Seed) -> None:
         with self._lock:
             self.items.append(seed)
+
+    def claim(self, user_id: str, ver: int) -> None:
+        with self._lock:
+            self.claimed[user_id] = ver
 
 
 def start_seed(
@@ -185,7 +192,7 @@ def user_refresh(
     budget: Budget,
     stats: Stats,
     view: StoreView,
-    seeds: Seeds,
+    seeds: Outstanding,
 ) -> identify.Identify | Deferred | None:
     """The identify to send, a deferral for the refresh queue, or None (superseded)."""
     conf = _conf(settings)
@@ -233,7 +240,7 @@ def queued_refresh(
     budget: Budget,
     stats: Stats,
     view: StoreView,
-    seeds: Seeds,
+    seeds: Outstanding,
     message_id: str,
 ) -> identify.Identify | None:
     """A trailing refresh from the queue; None when a newer refresh already covered it."""
@@ -293,7 +300,7 @@ def _refresh(
     ports: Ports,
     budget: Budget,
     stats: Stats,
-    seeds: Seeds,
+    seeds: Outstanding,
 ) -> identify.Identify | Deferred | None:
     conf = _conf(settings)
     store = _store(ports)
@@ -339,6 +346,7 @@ def _refresh(
         won: UserState | None = store_step(partial(store.claim, claim))
         if won is not None:
             stats.add("RefreshesClaimed")
+            seeds.claim(request.user_id, won.ver)
             if future is None and due and not current.capped:
                 _seed_beside(state, request, settings, ports, budget, stats, seeds, won.items)
             return message
@@ -390,7 +398,7 @@ def _seed_beside(
     ports: Ports,
     budget: Budget,
     stats: Stats,
-    seeds: Seeds,
+    seeds: Outstanding,
     written: tuple[str, ...],
 ) -> None:
     conf = _conf(settings)
@@ -401,8 +409,25 @@ def _seed_beside(
         seeds.add(Seed(request.user_id, future, written))
 
 
+def release_claims(users: Iterable[str], seeds: Outstanding, ports: Ports, stats: Stats) -> None:
+    """Undo the claims of users whose identify was not sent (their records are retried):
+    the retry must refresh them at once, not find a fresh claim and defer. A claim that
+    another write already followed needs nothing; a release that fails leaves the retry
+    to a trailing refresh (the records are still retried, nothing is lost)."""
+    store = _store(ports)
+    for user in users:
+        ver = seeds.claimed.get(user)
+        if ver is None:
+            continue
+        try:
+            store.release(user, ver)
+            stats.add("ClaimsReleased")
+        except StoreError:
+            stats.add("ClaimReleasesFailed")
+
+
 def finish_seeds(
-    seeds: Seeds, settings: Settings, ports: Ports, budget: Budget, stats: Stats
+    seeds: Outstanding, settings: Settings, ports: Ports, budget: Budget, stats: Stats
 ) -> list[Deferred]:
     """Merge the seeds that answered in time; a user whose seed found an item of the list
     just written (or stored) gets a refresh through the queue at once. A seed that did not

@@ -37,6 +37,8 @@ METRICS = (
     "Seeded",
     "SeedsDeferred",
     "SeedRefreshes",
+    "ClaimsReleased",
+    "ClaimReleasesFailed",
 )
 
 
