@@ -302,7 +302,11 @@ def dlq_list(target: Target, args: argparse.Namespace) -> int:
         say(f"{len(found)} dead-lettered record(s) in {target.dead_letter_queue_url}")
         for m in found:
             sent = _when(m.sent_at)
-            shard = m.body.get("shardId") or m.body.get("eventID") or "?"
+            shard = (
+                "refresh-queue"
+                if m.is_refresh
+                else m.body.get("shardId") or m.body.get("eventID") or "?"
+            )
             say(
                 f"  {m.message_id}  {sent}  {shard}  seq {m.body.get('sequenceNumber')}  {m.reason}"
             )
@@ -341,6 +345,16 @@ def dlq_redrive(target: Target, args: argparse.Namespace) -> int:
             say(f"  {message_id}: not in the queue")
             kept += 1
         for m in chosen:
+            if m.is_refresh:
+                if target.refresh_queue_url is None:
+                    say(f"  {m.message_id}: kept, a refresh message and no refresh queue known")
+                    kept += 1
+                    continue
+                sqs.send_message(QueueUrl=target.refresh_queue_url, MessageBody=m.raw)
+                queues.delete(sqs, target.dead_letter_queue_url, m)
+                redriven += 1
+                say(f"  {m.message_id}: back on the refresh queue")
+                continue
             data = queues.record_data(m)
             if data is None:
                 say(f"  {m.message_id}: kept, its data is not base64 ({m.reason})")

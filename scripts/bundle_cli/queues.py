@@ -28,7 +28,16 @@ class Message:
     deleted: bool = False
 
     @property
+    def is_refresh(self) -> bool:
+        """A refresh-queue message (functions/update_traits/README.md, the user-state store)
+        that the queue's redrive policy moved here after its last receive."""
+        body = self.body
+        return body.get("v") == 1 and isinstance(body.get("userId"), str) and "after" in body
+
+    @property
     def reason(self) -> str:
+        if self.is_refresh:
+            return "trailing refresh failed on every receive (the function's log names why)"
         return str(self.body.get("reason") or self.body.get("requestContext", {}).get("condition"))
 
 

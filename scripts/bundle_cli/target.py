@@ -66,6 +66,9 @@ class Target:
     # The user-state store's table (USER_STATE_TABLE of update_traits); None: no store.
     user_state_table: str | None = None
     user_state_ttl_days: int = 400
+    # update_traits' refresh queue (REFRESH_QUEUE_URL): where `dlq redrive` puts back a
+    # trailing refresh the queue's redrive policy dead-lettered.
+    refresh_queue_url: str | None = None
     purchased_trait: str = DEFAULT_PURCHASED_TRAIT
     # The deployment's Profile API budget in requests/s (segment.profile_api_rps), if known.
     profile_api_rps: float | None = None
@@ -136,6 +139,7 @@ def from_sandbox(state_dir: Path = DEFAULT_STATE_DIR) -> Target:
             extra={"example_user": state.get("example_user")},
             batch=_sandbox_batch(state.get("batch")),
             user_state_table=_table_name(state.get("user_state_table")),
+            refresh_queue_url=state.get("refresh_queue_url") or None,
             profile_api_rps=_number(segment.get("profile_api_rps")),
         )
     except KeyError as exc:
@@ -177,6 +181,7 @@ def from_terraform(directory: Path = DEFAULT_TERRAFORM_DIR) -> Target:
         function_name=outputs.get("update_traits_function_name"),
         batch=_stack_batch(outputs),
         user_state_table=_table_name(outputs.get("user_state_table")),
+        refresh_queue_url=outputs.get("refresh_queue_url") or None,
         profile_api_rps=_number(
             (outputs.get("segment_profile_api_budget") or {}).get("requests_per_second")
         ),

@@ -239,6 +239,33 @@ def test_dlq_list_show_redrive_and_purge(sandbox: dict[str, Any]) -> None:
     assert json.loads(bundle(sandbox, "dlq", "list", "--json").stdout) == []
 
 
+def test_a_dead_lettered_trailing_refresh_is_listed_and_redriven_to_the_refresh_queue(
+    sandbox: dict[str, Any],
+) -> None:
+    """The refresh queue's redrive policy moves a trailing refresh that failed on every
+    receive to the dead-letter queue, in the refresh message's own shape: the CLI names it
+    and puts it back on the refresh queue, where the function refreshes the user."""
+    state = sandbox["state"]
+    sqs = aws(sandbox, "sqs")
+    user = f"refresh-{uuid.uuid4().hex[:8]}"
+    body = {"v": 1, "userId": user, "after": time.time(), "watermark": None}
+    sqs.send_message(QueueUrl=state["dead_letter_queue_url"], MessageBody=json.dumps(body))
+
+    def listed() -> list[dict[str, Any]] | None:
+        result = bundle(sandbox, "dlq", "list", "--json")
+        bodies: list[dict[str, Any]] = json.loads(result.stdout)
+        return bodies if any(b.get("userId") == user for b in bodies) else None
+
+    (found,) = [b for b in poll("the refresh message", listed, 20, 0.5) if b.get("userId") == user]
+    table = bundle(sandbox, "dlq", "list").stdout
+    assert f"{found['messageId']}" in table and "refresh-queue" in table
+    assert "trailing refresh failed on every receive" in table
+    result = bundle(sandbox, "dlq", "redrive", found["messageId"])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "back on the refresh queue" in result.stdout and "redriven 1, kept 0" in result.stdout
+    assert poll(f"{user}'s trait from the redriven refresh", lambda: trait(sandbox, user), 30)
+
+
 def test_set_secrets_reads_stdin_and_never_stores_the_placeholder(
     sandbox: dict[str, Any],
 ) -> None:
