@@ -12,7 +12,7 @@ never has to read that user's profile on its hot path.
   after :data:`MAX_THROTTLE_WAITS` waits stops the run (run it again later).
 
 The Profile API and the store sit behind small protocols, so the logic is tested with fakes
-(tests/unit/test_bundle_seed.py).
+(tests/unit/test_bundle_seed_pacing.py).
 """
 
 from __future__ import annotations
