@@ -1,6 +1,8 @@
-"""The v2 request options of the GET routes (``filter``, ``filterValues.<PARAM>``,
-``context.<KEY>``, ``includeMetadata``) and the ``/related-items`` query, validated to
-Personalize's limits, so a bad one is a 400 naming it and never reaches Personalize."""
+"""The GET routes' parsers (:data:`reco_api.handler.ROUTES`): the query of
+:mod:`reco_api.request`, then the v2 request options (``filter``, ``filterValues.<PARAM>``,
+``context.<KEY>``, ``includeMetadata``), read from the typed request's one query multi-map and
+validated to Personalize's limits, so a bad one is a 400 naming it and never reaches
+Personalize."""
 
 from __future__ import annotations
 
