@@ -124,6 +124,12 @@ def test_values_that_are_not_text_are_named_not_kept() -> None:
     )
 
 
+def test_an_option_with_no_text_value_is_not_given_never_a_500() -> None:
+    """``context.X: [5]`` was an IndexError (500 internal_error) before the edge."""
+    status, _, answer = call(get({"userId": "u"}, {"userId": ["u"], "context.X": [5]}))
+    assert (status, answer["userId"]) == (200, "u")
+
+
 @pytest.mark.parametrize(("single", "multi"), [("userId=x", None), (None, ["userId"]), (1, {})])
 def test_query_maps_that_are_not_objects_are_a_400_on_get_only(single: Any, multi: Any) -> None:
     assert edge.read(get(single, multi)).query.error == edge.MALFORMED_QUERY
