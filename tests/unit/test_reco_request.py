@@ -1,4 +1,7 @@
-"""Parsing API Gateway REST (payload v1) events: null-safe, strict about what matters."""
+"""Parsing API Gateway REST (payload v1) events: null-safe, strict about what matters.
+
+Each event goes through the edge (``reco_api.edge.read``) and then the GET query's parser, as
+in the handler; the edge's own tests are in test_reco_edge.py."""
 
 from __future__ import annotations
 
@@ -11,9 +14,18 @@ from conftest import FIXTURES
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reco_api.request import BadRequest, Query, method, parse
+from reco_api import edge, request
+from reco_api.request import BadRequest, Query
 
 DEFAULT = 25
+
+
+def parse(event: Any, default_num_results: int) -> Query:
+    return request.parse(edge.read(event), default_num_results)
+
+
+def method(event: Any) -> str:
+    return edge.read(event).method
 
 
 def fixture(name: str) -> dict[str, Any]:

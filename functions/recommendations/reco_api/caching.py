@@ -25,19 +25,16 @@ def cache_control(max_age_s: int) -> str:
     return f"private, max-age={max_age_s}" if max_age_s > 0 else "no-store"
 
 
-def matches(event: Any, tag: str) -> bool:
+def matches(if_none_match: str | None, tag: str) -> bool:
     """RFC 9110 weak comparison, as If-None-Match uses (13.1.2): ``W/`` is ignored on both
     sides, ``*`` matches."""
-    headers = event.get("headers") if isinstance(event, Mapping) else None
-    if not isinstance(headers, Mapping):
+    if if_none_match is None:
         return False
     opaque = tag.removeprefix("W/")
-    for name, value in headers.items():
-        if isinstance(name, str) and name.lower() == "if-none-match" and isinstance(value, str):
-            for candidate in value.split(","):
-                candidate = candidate.strip()
-                if candidate == "*" or candidate.removeprefix("W/") == opaque:
-                    return True
+    for candidate in if_none_match.split(","):
+        candidate = candidate.strip()
+        if candidate == "*" or candidate.removeprefix("W/") == opaque:
+            return True
     return False
 
 

@@ -1,19 +1,20 @@
-"""The v2 request options of the GET routes (``filter``, ``filterValues.<PARAM>``,
-``context.<KEY>``, ``includeMetadata``) and the ``/related-items`` query, validated to
-Personalize's limits, so a bad one is a 400 naming it and never reaches Personalize."""
+"""The GET routes' parsers (:data:`reco_api.handler.ROUTES`): the query of
+:mod:`reco_api.request`, then the v2 request options (``filter``, ``filterValues.<PARAM>``,
+``context.<KEY>``, ``includeMetadata``), read from the typed request's one query multi-map and
+validated to Personalize's limits, so a bad one is a 400 naming it and never reaches
+Personalize."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from common.personalize import (
     MAX_CONTEXT_ENTRIES,
     MAX_CONTEXT_KEY,
     MAX_CONTEXT_VALUE,
-    MAX_RESULTS,
     MAX_RESULTS_WITH_METADATA,
     Extras,
 )
@@ -25,10 +26,13 @@ from reco_api.capabilities import (
     FilterValueError,
     encode_filter_values,
 )
-from reco_api.request import BadRequest, Query, _identifier, _parameters
+from reco_api.request import BadRequest, Query, parse, parse_related
+
+if TYPE_CHECKING:
+    from reco_api.edge import Request
+    from reco_api.settings import Settings
 
 CONTEXT_KEY = re.compile(rf"^[A-Za-z0-9_]{{1,{MAX_CONTEXT_KEY}}}$")
-_DIGITS = re.compile(r"[0-9]{1,4}")
 FILTER_PREFIX = "filterValues."
 CONTEXT_PREFIX = "context."
 
@@ -61,14 +65,17 @@ class GetRequest:
         return out
 
 
-def parse_related(event: Mapping[str, Any], default_num_results: int) -> Query:
-    """``/related-items?itemId=I[&userId=U][&numResults=N]``."""
-    params = _parameters(event)
-    item_id = _identifier(params, "itemId")
-    if item_id is None:
-        raise BadRequest("missing_parameter", "itemId is required")
-    user_id = _identifier(params, "userId")
-    return Query(user_id, item_id, _num_results(params.get("numResults"), default_num_results))
+def parse_recommendations(request: Request, settings: Settings) -> GetRequest:
+    """``GET /recommendations``: a user's recommendations, or (``?itemId=``) the alias of
+    ``/related-items``."""
+    query = parse(request, settings.num_results)
+    return parse_options(request, query, settings.capabilities, related=query.user_id is None)
+
+
+def parse_related_items(request: Request, settings: Settings) -> GetRequest:
+    """``GET /related-items``."""
+    query = parse_related(request, settings.num_results)
+    return parse_options(request, query, settings.capabilities, related=True)
 
 
 def related_arn(caps: Capabilities) -> str:
@@ -78,14 +85,9 @@ def related_arn(caps: Capabilities) -> str:
 
 
 def parse_options(
-    event: Mapping[str, Any],
-    query: Query,
-    caps: Capabilities,
-    *,
-    related: bool,
-    explicit_num_results: bool,
+    request: Request, query: Query, caps: Capabilities, *, related: bool
 ) -> GetRequest:
-    pairs = _all_values(event)
+    pairs = request.query.values
     filter_name = _single(pairs, "filter")
     extras_filter: str | None = None
     filter_values: dict[str, str] = {}
@@ -125,7 +127,7 @@ def parse_options(
             raise NotConfigured(METADATA_COLUMNS, "item metadata")
         columns = caps.metadata_columns
         if query.num_results > MAX_RESULTS_WITH_METADATA:
-            if explicit_num_results:
+            if "numResults" in request.query:  # asked for; only the default is cut
                 raise BadRequest(
                     "invalid_parameter",
                     f"numResults must be at most {MAX_RESULTS_WITH_METADATA} with includeMetadata",
@@ -153,7 +155,7 @@ def validate_context(value: Any, name: str = "context") -> dict[str, str]:
     return dict(value)
 
 
-def _context(pairs: Mapping[str, list[str]]) -> dict[str, str]:
+def _context(pairs: Mapping[str, tuple[str, ...]]) -> dict[str, str]:
     found: dict[str, str] = {}
     for name, values in pairs.items():
         if not name.startswith(CONTEXT_PREFIX):
@@ -183,14 +185,6 @@ def _context_entry(key: Any, value: Any, name: str) -> None:
         )
 
 
-def _num_results(raw: str | None, default: int) -> int:
-    if raw is None:
-        return default
-    if not _DIGITS.fullmatch(raw) or not 1 <= int(raw) <= MAX_RESULTS:
-        raise BadRequest("invalid_parameter", f"numResults must be an integer 1..{MAX_RESULTS}")
-    return int(raw)
-
-
 def _boolean(raw: str | None, name: str) -> bool:
     if raw is None or raw == "false":
         return False
@@ -199,26 +193,10 @@ def _boolean(raw: str | None, name: str) -> bool:
     raise BadRequest("invalid_parameter", f"{name} must be true or false")
 
 
-def _single(pairs: Mapping[str, list[str]], name: str) -> str | None:
+def _single(pairs: Mapping[str, tuple[str, ...]], name: str) -> str | None:
     values = pairs.get(name)
     if not values:
         return None
     if len(values) > 1:
         raise BadRequest("invalid_parameter", f"{name} must be given once")
     return values[0]
-
-
-def _all_values(event: Mapping[str, Any]) -> dict[str, list[str]]:
-    """Every query parameter with all its values (multiValue map, else the single map)."""
-    multi = event.get("multiValueQueryStringParameters") or {}
-    single = event.get("queryStringParameters") or {}
-    if not isinstance(single, Mapping) or not isinstance(multi, Mapping):
-        raise BadRequest("invalid_request", "malformed query string")
-    found: dict[str, list[str]] = {}
-    for name, values in multi.items():
-        if isinstance(name, str) and isinstance(values, list):
-            found[name] = [v for v in values if isinstance(v, str)]
-    for name, value in single.items():
-        if isinstance(name, str) and isinstance(value, str) and not found.get(name):
-            found[name] = [value]
-    return found

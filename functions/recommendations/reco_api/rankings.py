@@ -4,8 +4,6 @@ one is a 400 naming the field and never reaches Personalize."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -20,14 +18,16 @@ from common.personalize import (
     get_personalized_ranking,
 )
 from common.recommend import Served
-from reco_api.capabilities import METADATA_COLUMNS, RANKING, Capabilities
+from reco_api.capabilities import METADATA_COLUMNS, RANKING
 from reco_api.options import NotConfigured, validate_context
 from reco_api.request import BadRequest
 
 if TYPE_CHECKING:
     from mypy_boto3_personalize_runtime import PersonalizeRuntimeClient
 
+    from reco_api.edge import Request
     from reco_api.runtime import Runtime
+    from reco_api.settings import Settings
 
 FIELDS = ("userId", "itemIds", "context", "excludePurchased", "includeMetadata")
 MAX_BODY_BYTES = 256 * 1024
@@ -42,8 +42,9 @@ class RankingRequest:
     extras: Extras = field(default_factory=Extras)
 
 
-def parse(event: Mapping[str, Any], caps: Capabilities) -> RankingRequest:
-    body = _json_body(event)
+def parse(request: Request, settings: Settings) -> RankingRequest:
+    caps = settings.capabilities
+    body = _json_body(request)
     if not isinstance(body, dict):
         raise BadRequest("invalid_body", "the body must be a JSON object")
     for name in body:
@@ -143,21 +144,14 @@ def _check_id(value: Any, name: str) -> None:
         raise BadRequest("invalid_parameter", f"{name} {problem}")
 
 
-def _json_body(event: Mapping[str, Any]) -> Any:
-    raw = event.get("body")
-    if raw is None or raw == "":
+def _json_body(request: Request) -> Any:
+    if request.body_error is not None:
+        raise BadRequest("invalid_body", request.body_error)
+    if request.body is None:
         raise BadRequest("invalid_body", "a JSON body is required")
-    if not isinstance(raw, str):
-        raise BadRequest("invalid_body", "the body must be JSON text")
-    data: str | bytes = raw
-    if event.get("isBase64Encoded"):
-        try:
-            data = base64.b64decode(raw, validate=True)
-        except (binascii.Error, ValueError):
-            raise BadRequest("invalid_body", "the body is not valid base64") from None
-    if len(data) > MAX_BODY_BYTES:
+    if len(request.body) > MAX_BODY_BYTES:
         raise BadRequest("invalid_body", "the body is too large")
     try:
-        return json.loads(data)
+        return json.loads(request.body)
     except (ValueError, UnicodeDecodeError):
         raise BadRequest("invalid_body", "the body is not valid JSON") from None

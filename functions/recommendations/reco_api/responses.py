@@ -23,16 +23,6 @@ def cors_headers(allowed: Sequence[str], request_origin: str | None) -> dict[str
     return headers
 
 
-def request_origin(event: Any) -> str | None:
-    headers = event.get("headers") if isinstance(event, Mapping) else None
-    if not isinstance(headers, Mapping):
-        return None
-    for name, value in headers.items():
-        if isinstance(name, str) and name.lower() == "origin" and isinstance(value, str):
-            return value
-    return None
-
-
 def json_response(
     status: int, payload: Mapping[str, Any], headers: Mapping[str, str] | None = None
 ) -> dict[str, Any]:
