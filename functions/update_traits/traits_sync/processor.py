@@ -165,11 +165,13 @@ def process(
         view = read_states(ports, (u.user_id for u in plan.users if not u.purchased), units, stats)
         store = _Stored(view, owners={u.user_id: u for u in plan.users})
     identifies = _run_units(plan, settings, ports, units, stats, failures, refusals, store)
+    sends = _start_deferred(store.deferred, ports, budget) if store is not None else []
     _send_identifies(identifies, ports, budget, stats, failures, refusals)
     if store is not None:
         release_claims(_unsent(identifies, failures, refusals), store.seeds, ports, stats)
-        store.deferred += finish_seeds(store.seeds, settings, ports, budget, stats)
-        _send_deferred(store, ports, budget, stats, failures)
+        again = finish_seeds(store.seeds, settings, ports, budget, stats)
+        sends += _start_deferred(again, ports, budget)
+        _finish_deferred(sends, store, ports, budget, stats, failures)
     refusals += [
         Refusal("PutEvents", "invalid_input", [record], reason)
         for group in plan.session_groups
@@ -267,8 +269,8 @@ def process_refreshes(
                 identifies.append((work, outcome))
     _send_identifies(identifies, ports, budget, stats, failures, refusals)
     release_claims(_unsent(identifies, failures, refusals), store.seeds, ports, stats)
-    store.deferred += finish_seeds(store.seeds, settings, ports, budget, stats)
-    _send_deferred(store, ports, budget, stats, failures)
+    again = finish_seeds(store.seeds, settings, ports, budget, stats)
+    _finish_deferred(_start_deferred(again, ports, budget), store, ports, budget, stats, failures)
     rejected = _settle(refusals, stats, logger, failures)
     _dead_letter(rejected, ports, budget, stats, logger, failures)
     return failures.sequence_numbers(records)
@@ -376,25 +378,42 @@ def _unsent(
     ]
 
 
-def _send_deferred(
-    store: _Stored, ports: Ports, budget: Budget, stats: Stats, failures: Failures
-) -> None:
-    """The deferred refreshes (trailing, after a seed, after lost claims); a user whose
-    message could not be sent has their records reported for retry (their events were sent,
-    but the trait would miss them)."""
-    if not store.deferred:
-        return
+DeferredSends = list[tuple[list[Deferred], "Future[list[tuple[Deferred, str]]] | None"]]
+
+
+def _start_deferred(deferred: Sequence[Deferred], ports: Ports, budget: Budget) -> DeferredSends:
+    """Send the deferred refreshes (trailing, after a seed, after lost claims) on the units'
+    pool, ten a request, beside whatever the batch does next."""
     queue = ports.refresh_queue
-    if queue is None:  # MIN_REFRESH_INTERVAL_S=0 without a queue: retry instead
-        not_sent = [(d, "no_refresh_queue") for d in store.deferred]
-    elif budget.expired():
-        not_sent = [(d, TIME_UP) for d in store.deferred]
-    else:
-        not_sent = queue.send(store.deferred)
-    stats.add("RefreshesQueued", len(store.deferred) - len(not_sent))
-    for deferred, why in not_sent:
-        owner = store.owners[deferred.user_id]
-        failures.add(owner.records, f"RefreshQueue:{why}", owner.user_id)
+    chunks = [list(deferred[i : i + 10]) for i in range(0, len(deferred), 10)]
+    if queue is None or budget.expired():
+        return [(chunk, None) for chunk in chunks]
+    return [(chunk, ports.executor.submit(queue.send, chunk)) for chunk in chunks]
+
+
+def _finish_deferred(
+    sends: DeferredSends,
+    store: _Stored,
+    ports: Ports,
+    budget: Budget,
+    stats: Stats,
+    failures: Failures,
+) -> None:
+    """A user whose message could not be sent has their records reported for retry (their
+    events were sent, but the trait would miss them)."""
+    for chunk, future in sends:
+        if future is None:
+            why = TIME_UP if ports.refresh_queue is not None else "no_refresh_queue"
+            not_sent = [(d, why) for d in chunk]
+        else:
+            try:
+                not_sent = future.result(timeout=budget.remaining() + 5.0)
+            except Exception as exc:  # noqa: BLE001 - not sent: the records are retried
+                not_sent = [(d, type(exc).__name__) for d in chunk]
+        stats.add("RefreshesQueued", len(chunk) - len(not_sent))
+        for deferred, why in not_sent:
+            owner = store.owners[deferred.user_id]
+            failures.add(owner.records, f"RefreshQueue:{why}", owner.user_id)
 
 
 def _run_units(

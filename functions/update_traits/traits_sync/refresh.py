@@ -429,36 +429,54 @@ def release_claims(users: Iterable[str], seeds: Outstanding, ports: Ports, stats
 def finish_seeds(
     seeds: Outstanding, settings: Settings, ports: Ports, budget: Budget, stats: Stats
 ) -> list[Deferred]:
-    """Merge the seeds that answered in time; a user whose seed found an item of the list
-    just written (or stored) gets a refresh through the queue at once. A seed that did not
-    answer leaves the user unseeded, to be read at their next refresh: no record waits."""
-    store = _store(ports)
-    again: list[Deferred] = []
+    """Merge the seeds that answered in time, each on the units' pool (the merges overlap);
+    a user whose seed found an item of the list just written (or stored) gets a refresh
+    through the queue at once. A seed that did not answer leaves the user unseeded, to be
+    read at their next refresh: no record waits."""
+    if not seeds.items:
+        return []
     # Each seed gave up on its own by SEED_PATIENCE_S; the request itself has its timeouts.
     patience = Budget(min(budget.deadline, budget.clock() + SEED_PATIENCE_S + 5.0), budget.clock)
-    for seed in seeds.items:
+    merges = [
+        ports.executor.submit(_merge_seed, seed, settings, ports, patience, stats)
+        for seed in seeds.items
+    ]
+    again: list[Deferred] = []
+    for merge in merges:
         try:
-            traits = seed.future.result(timeout=patience.remaining())
-        except FutureTimeout:
-            seed.future.cancel()
+            found = merge.result(timeout=patience.remaining() + 5.0)
+        except Exception:  # noqa: BLE001 - a merge that did not finish: read again next time
+            merge.cancel()
             stats.add("SeedsDeferred")
             continue
-        except Exception:  # noqa: BLE001 - ProfileError, OutOfTime, ...: read again next time
-            stats.add("SeedsDeferred")
-            continue
-        trait = _trait_items(traits, settings, stats)
-        try:
-            state = store.seed(seed.user_id, trait)
-        except StoreError:
-            stats.add("SeedsDeferred")
-            continue
-        stats.add("Seeded")
-        if trait & set(seed.written):
-            stats.add("SeedRefreshes")
-            again.append(
-                Deferred(seed.user_id, after=ports.wall(), delay_s=0, watermark=state.watermark)
-            )
+        if found is not None:
+            again.append(found)
     return again
+
+
+def _merge_seed(
+    seed: Seed, settings: Settings, ports: Ports, patience: Budget, stats: Stats
+) -> Deferred | None:
+    try:
+        traits = seed.future.result(timeout=patience.remaining())
+    except FutureTimeout:
+        seed.future.cancel()
+        stats.add("SeedsDeferred")
+        return None
+    except Exception:  # noqa: BLE001 - ProfileError, OutOfTime, ...: read again next time
+        stats.add("SeedsDeferred")
+        return None
+    trait = _trait_items(traits, settings, stats)
+    try:
+        state = _store(ports).seed(seed.user_id, trait)
+    except StoreError:
+        stats.add("SeedsDeferred")
+        return None
+    stats.add("Seeded")
+    if not trait & set(seed.written):
+        return None
+    stats.add("SeedRefreshes")
+    return Deferred(seed.user_id, after=ports.wall(), delay_s=0, watermark=state.watermark)
 
 
 def _fetch(
