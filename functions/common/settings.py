@@ -237,7 +237,7 @@ class Setting(Generic[T]):
             raise ValueError(f"{self.name}: a required setting has no default")
         if self.default is not None:
             # The default passes the setting's own validation (ConfigError otherwise).
-            self.type.read({}, self.name, self.default)
+            self.type.read({self.name: self.default}, self.name, None)
 
     def is_set(self, env: Mapping[str, str]) -> bool:
         return env_str(env, self.name) is not None

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 from common.config import ConfigError
-from common.settings import env_profile_api
 from common.profiles import ProfileClient, ProfileError
 from common.ratelimit import TokenBucket
+from common.settings import env_profile_api
 from emulators.ratelimit import peak_in_window
 
 
