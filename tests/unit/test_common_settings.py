@@ -13,6 +13,7 @@ from backfill import settings as batch_settings
 
 from common import settings as shared
 from common.config import ConfigError
+from common.log import level_of
 from common.runtime import FunctionRuntime
 from common.settings import Integer, Setting, Text
 from reco_api import settings as reco_settings
@@ -255,3 +256,16 @@ def test_each_shared_name_is_a_literal_in_one_file_only() -> None:
     assert {name for where, name in found if where == "common/settings.py"} == set(PROBES)
     elsewhere = {hit for hit in found if hit[0] != "common/settings.py"}
     assert elsewhere == PENDING, "use the record's .name (and empty PENDING once done)"
+
+
+def test_log_level_is_read_from_its_record_leniently() -> None:
+    assert [level_of({"LOG_LEVEL": raw}) for raw in ("debug", " Error ", "loud", "")] == [
+        "DEBUG",
+        "ERROR",
+        "INFO",  # refused by the record, but the logger must exist to report problems
+        "INFO",
+    ]
+    runtime = FunctionRuntime(
+        "test", reco_settings.load, {"PERSONALIZE_CAMPAIGN_ARN": CAMPAIGN, "LOG_LEVEL": "debug"}
+    )
+    assert runtime.logger.threshold == 10
