@@ -55,9 +55,19 @@ BATCH_BUCKET = Setting(
     "the bucket of users files, job output, chunk state and reports",
     required=True,
 )
+USERS_KEY_RULE = "must be a key under input/ (letters, digits, _ . / -)"
+
+
+def _users_key(value: str) -> str:
+    """A users file key under input/ (never elsewhere in the bucket, never ``..``)."""
+    if not _KEY.match(value) or ".." in value.split("/"):
+        raise ValueError(USERS_KEY_RULE)
+    return value
+
+
 BATCH_USERS_KEY = Setting(
     "BATCH_USERS_KEY",
-    Text(r"input/[A-Za-z0-9_./-]{1,900}", "a key under input/ (letters, digits, _ . / -)"),
+    Parsed(_users_key, "a key under input/ (letters, digits, _ . / -; no `..`)"),
     'the users file (JSON lines of `{"userId": ...}`) a start without `users_key` uses',
     default=DEFAULT_USERS_KEY,
 )
@@ -161,10 +171,11 @@ class Settings:
 
 
 def users_key(value: str, name: str = BATCH_USERS_KEY.name) -> str:
-    """A users file key under input/ (never elsewhere in the bucket, never ``..``)."""
-    if not _KEY.match(value) or ".." in value.split("/"):
-        raise ConfigError(name, "must be a key under input/ (letters, digits, _ . / -)")
-    return value
+    """A users file key under input/ (a start's ``users_key``: ConfigError names ``name``)."""
+    try:
+        return _users_key(value)
+    except ValueError as exc:
+        raise ConfigError(name, str(exc)) from None
 
 
 def load(env: Mapping[str, str]) -> Settings:
@@ -184,7 +195,7 @@ def load(env: Mapping[str, str]) -> Settings:
         filter_arn=PERSONALIZE_FILTER_ARN.read(env),
         num_results=NUM_RESULTS.value(env),
         bucket=BATCH_BUCKET.value(env),
-        users_key=users_key(BATCH_USERS_KEY.value(env)),
+        users_key=BATCH_USERS_KEY.value(env),
         role_arn=BATCH_ROLE_ARN.value(env),
         kms_key_arn=kms,
         chunk_queue_url=CHUNK_QUEUE_URL.value(env),
