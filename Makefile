@@ -10,6 +10,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 BUILD ?= build
+# The functions' import roots (common/ and each function's package), for the docs tools.
+FUNCTIONS_PATH := functions:functions/recommendations:functions/update_traits:functions/batch_traits
 LAMBDA_PYTHON_VERSION ?= 3.13
 LAMBDA_ARCH ?= arm64
 # Provider mirror used by `terraform init` in tests and the sandbox (no network).
@@ -73,7 +75,7 @@ lint: $(VENV) ## ruff check, ruff format --check, mypy (functions/, scripts/), t
 	MYPYPATH=scripts:functions:functions/recommendations:functions/update_traits:functions/batch_traits $(BIN)/mypy --explicit-package-bases scripts scripts/bundle
 	if [ -n "$$(find terraform -name '*.tf' 2>/dev/null | head -n1)" ]; then TF_CLI_CONFIG_FILE=/dev/null terraform fmt -check -recursive terraform; fi
 	PYTHONPATH=scripts $(BIN)/python -m tf.module_docs --check
-	PYTHONPATH=scripts $(BIN)/python -m docs.env_tables --check
+	PYTHONPATH=scripts:$(FUNCTIONS_PATH) $(BIN)/python -m docs.env_tables --check
 	PYTHONPATH=scripts $(BIN)/python -m docs.links
 
 fmt: $(VENV) ## fix formatting and autofixable lint (Python and Terraform)
@@ -81,7 +83,7 @@ fmt: $(VENV) ## fix formatting and autofixable lint (Python and Terraform)
 	$(BIN)/ruff format .
 	if [ -d terraform ]; then TF_CLI_CONFIG_FILE=/dev/null terraform fmt -recursive terraform; fi
 	PYTHONPATH=scripts $(BIN)/python -m tf.module_docs
-	PYTHONPATH=scripts $(BIN)/python -m docs.env_tables
+	PYTHONPATH=scripts:$(FUNCTIONS_PATH) $(BIN)/python -m docs.env_tables
 
 lock: ## re-pin requirements/*.txt with pip-tools (hashes)
 	test -x $(BIN)/pip-compile || { $(PYTHON) -m venv $(VENV) && $(BIN)/python -m pip install --quiet pip-tools; }

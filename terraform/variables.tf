@@ -152,8 +152,8 @@ variable "segment" {
     - tracked_events: Track event names sent to Personalize and answered with a trait update (non-empty names without commas).
     - purchase_events: Track event names that mean a purchase; their items are excluded from the trait (names without commas).
     - item_id_property: Product property holding the Personalize item id: sku or product_id.
-    - recommended_trait: Trait written with the recommended item ids.
-    - purchased_trait: Profile trait read for purchased item ids.
+    - recommended_trait: Trait written with the recommended item ids (1-255 characters, no spaces, commas, . or $).
+    - purchased_trait: Profile trait read for purchased item ids (the same rule).
   EOT
   type = object({
     region            = optional(string, "us")
@@ -204,9 +204,11 @@ variable "segment" {
     error_message = "segment.item_id_property must be sku or product_id."
   }
 
+  # The functions' rule (functions/common/settings.py, TRAIT_NAME): the Profile API's include=
+  # list is comma-separated, and Segment reads . as a path and $ as the array operator.
   validation {
-    condition     = length(trimspace(var.segment.recommended_trait)) > 0 && length(trimspace(var.segment.purchased_trait)) > 0
-    error_message = "segment.recommended_trait and segment.purchased_trait must be trait names."
+    condition     = alltrue([for t in [var.segment.recommended_trait, var.segment.purchased_trait] : can(regex("^[^\\s,.$]{1,255}$", t))])
+    error_message = "segment.recommended_trait and segment.purchased_trait must be trait names: 1-255 characters, no spaces, commas, . or $."
   }
 }
 

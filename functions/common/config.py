@@ -1,4 +1,5 @@
-"""Typed, validated reading of environment settings.
+"""Typed, validated reading of environment settings: the readers the records of
+:mod:`common.settings` use (declare a setting there, or in a function's settings module).
 
 Every reader raises :class:`ConfigError` naming the variable, so a handler can answer
 with one clear log line instead of a stack trace.
@@ -18,8 +19,6 @@ _ARN = re.compile(
 _URL = re.compile(r"^https?://[^\s/]+(/[^\s]*)?$")
 # SSM parameter names: letters, digits and _.-/; GetParameter takes the ARN too.
 _PARAMETER_NAME = re.compile(r"^[A-Za-z0-9_.:/-]{1,2048}$")
-_SPACE_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
-DEFAULT_PROFILE_API_URL = "https://profiles.segment.com/v1"
 MAX_RATE = 100_000.0
 _N = TypeVar("_N", int, float)
 
@@ -135,14 +134,6 @@ def env_parameter_name(env: Mapping[str, str], name: str) -> str:
     return value
 
 
-def env_log_hash_key(env: Mapping[str, str]) -> str | None:
-    """``LOG_HASH_KEY_PARAMETER``: the SSM SecureString holding the key of the user ids'
-    pseudonyms in the logs (:func:`common.log.hash_id`), or None: no id is logged."""
-    if env_str(env, "LOG_HASH_KEY_PARAMETER") is None:
-        return None
-    return env_parameter_name(env, "LOG_HASH_KEY_PARAMETER")
-
-
 @dataclass(frozen=True)
 class ProfileApiSettings:
     """Segment Profile API access: present only when both the space and the token are set."""
@@ -154,56 +145,9 @@ class ProfileApiSettings:
     requests_per_second: float | None = None
 
 
-def env_profile_api(env: Mapping[str, str]) -> ProfileApiSettings | None:
-    """``SEGMENT_SPACE_ID`` + ``SEGMENT_PROFILE_TOKEN_PARAMETER`` (+ the API URL), or None.
-
-    One without the other is a half-done deployment that would silently stop excluding
-    purchases: it is a configuration error naming the missing variable.
-    """
-    api_url = env_url(env, "SEGMENT_PROFILE_API_URL", DEFAULT_PROFILE_API_URL)
-    space_id = env_str(env, "SEGMENT_SPACE_ID")
-    token = env_str(env, "SEGMENT_PROFILE_TOKEN_PARAMETER")
-    if space_id is None and token is None:
-        return None
-    if space_id is None:
-        raise ConfigError(
-            "SEGMENT_SPACE_ID", "is required when SEGMENT_PROFILE_TOKEN_PARAMETER is set"
-        )
-    if token is None:
-        raise ConfigError(
-            "SEGMENT_PROFILE_TOKEN_PARAMETER", "is required when SEGMENT_SPACE_ID is set"
-        )
-    if not _SPACE_ID.match(space_id):
-        raise ConfigError(
-            "SEGMENT_SPACE_ID", "must be a Segment space id (letters, digits, _ or -)"
-        )
-    return ProfileApiSettings(
-        space_id=space_id,
-        token_parameter=env_parameter_name(env, "SEGMENT_PROFILE_TOKEN_PARAMETER"),
-        api_url=api_url,
-        requests_per_second=env_rate(env, "SEGMENT_PROFILE_API_RPS"),
-    )
-
-
 def env_rate(env: Mapping[str, str], name: str) -> float | None:
     """A positive decimal rate (per second), or None when unset (no limit)."""
     if env_str(env, name) is None:
         return None
     reason = f"must be a number of requests per second, 0.001..{MAX_RATE:g}"
     return _env_number(env, name, 0.0, 0.001, MAX_RATE, float, reason)
-
-
-# What each variable read here means, for the generated table in each function's README
-# (scripts/docs/env_tables.py takes the name, default and bounds from the calls above).
-ENV_DOCS = {
-    "SEGMENT_SPACE_ID": "Segment Unify space id; with `SEGMENT_PROFILE_TOKEN_PARAMETER`, turns "
-    "purchased-item exclusion on (one without the other is a configuration error)",
-    "SEGMENT_PROFILE_TOKEN_PARAMETER": "name (or ARN) of an SSM **SecureString** holding the "
-    "Profile API access token (set with `SEGMENT_SPACE_ID`)",
-    "SEGMENT_PROFILE_API_URL": "Profile API base URL; EU: `https://profiles.euw1.segment.com/v1`",
-    "SEGMENT_PROFILE_API_RPS": "this container's share of the space's Profile API budget; "
-    "unset: no limit. Terraform sets it (terraform/README.md, the Profile API budget)",
-    "LOG_HASH_KEY_PARAMETER": "name (or ARN) of an SSM **SecureString** (at least 32 "
-    "characters) keying the user ids' pseudonyms in the logs (HMAC-SHA256); Terraform "
-    "generates it. Unset, or until it is read: no user id in the logs",
-}

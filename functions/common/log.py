@@ -15,16 +15,28 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from common.config import ConfigError
+from common.settings import LOG_LEVEL
+
 _LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40}
+
+
+def level_of(env: Mapping[str, str]) -> str:
+    """``LOG_LEVEL``, leniently: the logger must exist to report a configuration error, so
+    a value it does not know logs at INFO."""
+    try:
+        return LOG_LEVEL.value(env)
+    except ConfigError:
+        return "INFO"
 
 
 class Logger:
     def __init__(self, service: str, level: str | None = None) -> None:
         self.service = service
-        wanted = (level or os.environ.get("LOG_LEVEL") or "INFO").upper()
+        wanted = level_of(os.environ) if level is None else level.upper()
         self.threshold = _LEVELS.get(wanted, 20)
         self.context: dict[str, Any] = {}
         self._pseudonym_key: Callable[[], bytes | None] = _no_key
@@ -81,6 +93,3 @@ def hash_id(value: str, key: bytes | None) -> str | None:
     # surrogatepass: an id with a lone surrogate must not make the log line itself fail.
     data = value.encode("utf-8", "surrogatepass")
     return hmac.new(key, data, hashlib.sha256).hexdigest()[:16]
-
-
-ENV_DOCS = {"LOG_LEVEL": "`DEBUG`, `INFO`, `WARNING` or `ERROR`"}

@@ -12,12 +12,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from common.chunks import bounded
+from common.settings import DEPLOYMENT_NAME, METRICS_NAMESPACE
 
 MAX_METRICS_PER_BLOB = 100
-DEFAULT_NAMESPACE = "SegmentPersonalize"
+DEFAULT_NAMESPACE = METRICS_NAMESPACE.default or ""
 # Without DEPLOYMENT_NAME (Terraform sets it to name_prefix) metrics still carry the
 # dimension, so alarms and dashboards always see the same dimension set.
-DEFAULT_DEPLOYMENT = "default"
+DEFAULT_DEPLOYMENT = DEPLOYMENT_NAME.default or ""
 # The one dimension set of every metric: two deployments in one account never mix.
 DIMENSIONS = ("deployment", "service")
 
@@ -31,10 +32,9 @@ class Metrics:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], service: str) -> Metrics:
-        """Namespace from ``METRICS_NAMESPACE``, deployment from ``DEPLOYMENT_NAME``."""
-        namespace = env.get("METRICS_NAMESPACE", "").strip() or DEFAULT_NAMESPACE
-        deployment = env.get("DEPLOYMENT_NAME", "").strip() or DEFAULT_DEPLOYMENT
-        return cls(namespace, service, deployment)
+        """Namespace from ``METRICS_NAMESPACE``, deployment from ``DEPLOYMENT_NAME``; a
+        malformed deployment name raises ConfigError (common.runtime reports it)."""
+        return cls(METRICS_NAMESPACE.value(env), service, DEPLOYMENT_NAME.value(env))
 
     def add(self, name: str, value: float, unit: str = "Count") -> None:
         """Add to a metric (counts accumulate; other units keep the last value)."""
@@ -68,10 +68,3 @@ class Metrics:
             }
             sys.stdout.write(json.dumps(blob, default=str, separators=(",", ":")) + "\n")
         sys.stdout.flush()
-
-
-ENV_DOCS = {
-    "METRICS_NAMESPACE": "CloudWatch namespace of the EMF metrics",
-    "DEPLOYMENT_NAME": "the metrics' `deployment` dimension, so two deployments in one account "
-    "never mix; Terraform sets it to `name_prefix`",
-}

@@ -19,8 +19,9 @@ from typing import Generic, Protocol, TypeVar
 
 from common import aws
 from common.config import ConfigError
-from common.log import Logger
+from common.log import Logger, level_of
 from common.metrics import Metrics
+from common.settings import METRICS_NAMESPACE
 
 S = TypeVar("S")
 
@@ -105,8 +106,14 @@ class FunctionRuntime(Generic[S]):
         *,
         region: bool = False,
     ) -> None:
-        self.logger = Logger(service)
-        self.metrics = Metrics.from_env(env, service)
-        self.loaded: Loaded[S] = Loaded.of(load, env, region=region)
+        self.logger = Logger(service, level_of(env))
+        try:
+            self.metrics = Metrics.from_env(env, service)
+            self.loaded: Loaded[S] = Loaded.of(load, env, region=region)
+        except ConfigError as exc:
+            # DEPLOYMENT_NAME malformed: the metrics keep the default dimension, and the
+            # function answers the configuration error like any other setting's.
+            self.metrics = Metrics(METRICS_NAMESPACE.value(env), service)
+            self.loaded = Loaded(None, exc)
         self.config_error: ConfigError | None = self.loaded.error
         self.clients = aws.Clients()

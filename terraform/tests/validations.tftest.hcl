@@ -616,6 +616,41 @@ run "rejects_a_fractional_refresh_interval" {
   ]
 }
 
+run "rejects_a_trait_name_the_functions_refuse" {
+  command = plan
+
+  variables {
+    segment = { purchased_trait = "orders.items" } # a dot: Segment reads a path
+  }
+
+  expect_failures = [
+    var.segment,
+  ]
+}
+
+run "rejects_a_trait_name_with_a_comma" {
+  command = plan
+
+  variables {
+    segment = { recommended_trait = "recs,more" } # the Profile API's include= list
+  }
+
+  expect_failures = [
+    var.segment,
+  ]
+}
+
+run "accepts_trait_names_at_the_edge_of_the_rule" {
+  command = plan
+
+  variables {
+    segment = {
+      recommended_trait = "a-b:c_ü"
+      purchased_trait   = "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx" # 255
+    }
+  }
+}
+
 
 # ---- Checks and preconditions ----------------------------------------------------------------
 

@@ -134,6 +134,9 @@ def test_a_recommender_or_a_campaign_without_solution_version_is_a_clear_error()
         ("PROFILE_EXCLUSION", "true"),  # without the space and token
         ("PROFILE_EXCLUSION", "maybe"),
         ("RECOMMENDED_TRAIT", "a.b"),
+        # The one trait rule (common.settings.TRAIT_NAME): before, a comma or a space passed.
+        ("PURCHASED_TRAIT", "a,b"),
+        ("RECOMMENDED_TRAIT", "my recs"),
     ],
 )
 def test_invalid_settings_name_the_variable(name: str, value: str) -> None:

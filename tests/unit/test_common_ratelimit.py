@@ -15,9 +15,10 @@ from typing import Any
 
 import pytest
 
-from common.config import ConfigError, env_profile_api
+from common.config import ConfigError
 from common.profiles import ProfileClient, ProfileError
 from common.ratelimit import TokenBucket
+from common.settings import env_profile_api
 from emulators.ratelimit import peak_in_window
 
 

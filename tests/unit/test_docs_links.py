@@ -3,11 +3,13 @@ repository; each function's settings table is generated from the code. File read
 
 from __future__ import annotations
 
+import importlib
 import textwrap
 from pathlib import Path
 
 import pytest
 
+from common.settings import Arn, Integer, Setting, Text
 from docs import env_tables, links
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,7 +28,6 @@ def test_the_settings_tables_are_current() -> None:
         assert env_tables.update(text, env_tables.render(function)) == text, (
             f"{function.name}: run `make fmt`"
         )
-    assert env_tables.stale_meanings(functions) == []
 
 
 def test_the_top_readme_stays_short() -> None:
@@ -129,66 +130,40 @@ def test_github_heading_slugs() -> None:
     }
 
 
-@pytest.fixture
-def functions(tmp_path: Path) -> Path:
-    return _tree(
-        tmp_path / "functions",
-        {
-            "common/config.py": """\
-                MAX = 9
-                def env_int(env, name, default, lo, hi): ...
-                def env_str(env, name, default=None): ...
-                def shared(env):
-                    return env_str(env, "SHARED_URL", "https://x")
-                def unused(env):
-                    return env_str(env, "NOT_USED_HERE")
-                ENV_DOCS = {"SHARED_URL": "the shared URL", "NOT_USED_HERE": "elsewhere"}
-                """,
-            "fn/app.py": "",
-            "fn/pkg/settings.py": """\
-                from common.config import env_int, shared
-                WORKERS = "WORKERS"
-                def _name(env, name, default):
-                    return env_str(env, name, default) or default
-                def load(env):
-                    return (
-                        env_int(env, WORKERS, 4, 1, MAX_WORKERS),
-                        _name(env, "TRAIT", "recommended"),
-                        shared(env),
-                    )
-                MAX_WORKERS = 32
-                ENV_DOCS = {WORKERS: "threads | per container", "TRAIT": "the trait"}
-                """,
-            "fn/README.md": "# fn\n\n<!-- BEGIN_ENV_DOCS -->\n<!-- END_ENV_DOCS -->\n",
-        },
-    )
-
-
-def test_the_table_comes_from_the_calls_and_the_meanings(functions: Path) -> None:
-    rows = {
-        s.name: (s.default, s.values, meaning)
-        for s, meaning in env_tables.settings_of(functions / "fn")
-    }
-    assert rows == {
-        "SHARED_URL": ("`https://x`", "text", "the shared URL"),
-        "TRAIT": ("`recommended`", "text", "the trait"),
-        "WORKERS": ("`4`", "integer 1..32", "threads | per container"),
-    }
-    table = env_tables.render(functions / "fn")
-    assert "| `WORKERS` | `4` | integer 1..32 | threads \\| per container |" in table
-    readme = (functions / "fn" / "README.md").read_text()
-    rows_written = [
-        line for line in env_tables.update(readme, table).splitlines() if line.startswith("| `")
+def test_the_table_comes_from_the_records() -> None:
+    records = [
+        Setting("WORKERS", Integer(1, 32), "threads | per container", default="4"),
+        Setting("BYTES", Integer(1024, 268_435_456), "bytes per chunk", default="4194304"),
+        Setting("TRAIT", Text(r"[a-z_]{1,9}", "a trait name"), "the trait", default="recs"),
+        Setting("QUEUE", Text(), "the queue", required=True),
+        Setting("FILTER", Arn(("filter",)), "the filter"),
     ]
-    assert len(rows_written) == 3
+    table = env_tables.table(env_tables.checked(records, where="test"))
+    rows = [line for line in table.splitlines() if line.startswith("| `")]
+    assert rows == [
+        "| `BYTES` | `4,194,304` | integer 1024..268,435,456 | bytes per chunk |",
+        "| `FILTER` | unset | Personalize filter ARN | the filter |",
+        "| `QUEUE` | **required** | text | the queue |",
+        "| `TRAIT` | `recs` | a trait name | the trait |",
+        "| `WORKERS` | `4` | integer 1..32 | threads \\| per container |",
+    ]
+    readme = "# fn\n\n<!-- BEGIN_ENV_DOCS -->\nold\n<!-- END_ENV_DOCS -->\nafter\n"
+    updated = env_tables.update(readme, table)
+    assert updated.endswith("<!-- END_ENV_DOCS -->\nafter\n") and "old" not in updated
 
 
-def test_a_setting_without_a_meaning_is_an_error(functions: Path) -> None:
-    settings = functions / "fn/pkg/settings.py"
-    settings.write_text(settings.read_text().replace('"TRAIT": "the trait"', '"OTHER": "x"'))
-    with pytest.raises(env_tables.DocsError, match="TRAIT"):
-        env_tables.settings_of(functions / "fn")
+def test_each_function_table_lists_exactly_its_records() -> None:
+    for function in env_tables.function_dirs():
+        module = importlib.import_module(env_tables.settings_module(function))
+        listed = {record.name for record in module.SETTINGS}
+        table = env_tables.render(function)
+        named = {line.split("`")[1] for line in table.splitlines() if line.startswith("| `")}
+        assert named == listed, function.name
 
 
-def test_a_meaning_without_a_setting_is_reported(functions: Path) -> None:
-    assert env_tables.stale_meanings([functions / "fn"]) == ["NOT_USED_HERE (functions/common/)"]
+def test_two_records_of_one_name_are_an_error() -> None:
+    first = Setting("TRAIT", Text(), "the trait")
+    again = Setting("TRAIT", Text(), "another meaning")
+    assert env_tables.checked([first, first], where="x") == [first]
+    with pytest.raises(env_tables.DocsError, match="TRAIT is declared twice"):
+        env_tables.checked([first, again], where="x")

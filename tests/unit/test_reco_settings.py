@@ -157,6 +157,14 @@ def test_the_store_with_the_profile_api_keeps_both() -> None:
             {"PERSONALIZE_CAMPAIGN_ARN": CAMPAIGN, **EXCLUSION, "PURCHASED_TRAIT": "a,b"},
             "PURCHASED_TRAIT",
         ),
+        # The one trait rule of every function (common.settings.TRAIT_NAME): before, this
+        # function took a dot, a $ or a space, which batch_traits or update_traits refused.
+        (
+            {"PERSONALIZE_CAMPAIGN_ARN": CAMPAIGN, "PURCHASED_TRAIT": "orders.items"},
+            "PURCHASED_TRAIT",
+        ),
+        ({"PERSONALIZE_CAMPAIGN_ARN": CAMPAIGN, "PURCHASED_TRAIT": "$orders"}, "PURCHASED_TRAIT"),
+        ({"PERSONALIZE_CAMPAIGN_ARN": CAMPAIGN, "PURCHASED_TRAIT": "my orders"}, "PURCHASED_TRAIT"),
         (
             {"PERSONALIZE_CAMPAIGN_ARN": CAMPAIGN, **EXCLUSION, "PROFILE_TIMEOUT_MS": "5"},
             "PROFILE_TIMEOUT_MS",

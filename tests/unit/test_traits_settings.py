@@ -88,6 +88,10 @@ def test_recommender_arn_profile_and_overrides() -> None:
         ({"TRACKED_EVENTS": " , "}, "TRACKED_EVENTS"),
         ({"ITEM_ID_PROPERTY": "name"}, "ITEM_ID_PROPERTY"),
         ({"RECOMMENDED_TRAIT": "a,b"}, "RECOMMENDED_TRAIT"),
+        # The one trait rule (common.settings.TRAIT_NAME): before, a dot or a $ passed here.
+        ({"RECOMMENDED_TRAIT": "recs.v2"}, "RECOMMENDED_TRAIT"),
+        ({"PURCHASED_TRAIT": "orders.items"}, "PURCHASED_TRAIT"),
+        ({"PURCHASED_TRAIT": "$orders"}, "PURCHASED_TRAIT"),
         ({"DEAD_LETTER_QUEUE_URL": ""}, "DEAD_LETTER_QUEUE_URL"),
         ({"DEAD_LETTER_QUEUE_URL": "arn:aws:sqs:us-east-1:1:q"}, "DEAD_LETTER_QUEUE_URL"),
         ({"SEGMENT_IDENTIFY_INTEGRATIONS": "{not json"}, "SEGMENT_IDENTIFY_INTEGRATIONS"),

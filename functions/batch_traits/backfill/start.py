@@ -10,6 +10,7 @@ from typing import Any
 from backfill import chunks
 from backfill.settings import Settings, users_key
 from common.config import ConfigError
+from common.settings import PERSONALIZE_CAMPAIGN_ARN
 
 
 class StartError(Exception):
@@ -40,7 +41,7 @@ def start(event: Mapping[str, Any], settings: Settings, personalize: Any) -> dic
         raise StartError(f"users_key {exc.reason}") from None
     if ":recommender/" in settings.campaign_arn:
         raise StartError(
-            "PERSONALIZE_CAMPAIGN_ARN is a recommender: batch inference needs a campaign "
+            f"{PERSONALIZE_CAMPAIGN_ARN.name} is a recommender: batch inference needs a campaign "
             "(its solution version)"
         )
     campaign = personalize.describe_campaign(campaignArn=settings.campaign_arn)["campaign"]

@@ -11,13 +11,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from common.config import ConfigError, env_arn, env_int, env_str
+from common.config import ConfigError, env_arn
 from common.personalize import (
     MAX_FILTER_KEY,
     MAX_FILTER_VALUE,
     MAX_FILTER_VALUES,
     MAX_METADATA_COLUMNS,
 )
+from common.settings import Arn, Integer, Parsed, Setting
 
 RELATED_ITEMS = "PERSONALIZE_RELATED_ITEMS_ARN"
 RANKING = "PERSONALIZE_RANKING_CAMPAIGN_ARN"
@@ -33,6 +34,68 @@ PROMOTION_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9\-_]{0,62}$")
 COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,149}$")
 MAX_PROMOTIONS = 1  # GetRecommendations takes at most one promotion
 MAX_CACHE_AGE_S = 3600
+
+
+def _json_text(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise ValueError("must be JSON") from None
+
+
+def _column_list(raw: str) -> tuple[str, ...]:
+    columns = tuple(dict.fromkeys(part.strip() for part in raw.split(",") if part.strip()))
+    if not columns or len(columns) > MAX_METADATA_COLUMNS:
+        raise ValueError(f"must name 1 to {MAX_METADATA_COLUMNS} Items dataset columns")
+    for column in columns:
+        if not COLUMN.match(column):
+            raise ValueError(f"not a column name: {column[:60]!r}")
+    return columns
+
+
+RELATED_ITEMS_ARN = Setting(
+    RELATED_ITEMS,
+    Arn(("campaign", "recommender")),
+    "SIMS campaign or related-items recommender for `/related-items` and `?itemId=`; unset: "
+    "they answer 404 `not_configured`",
+)
+RANKING_CAMPAIGN_ARN = Setting(
+    RANKING,
+    Arn(("campaign",)),
+    "personalized-ranking campaign for `POST /rankings`; unset: 404 `not_configured`",
+)
+NAMED_FILTERS = Setting(
+    FILTERS,
+    Parsed(_json_text, "JSON object"),
+    'JSON `{"name": "filter ARN"}` or `{"name": {"arn": "...", "parameters": ["GENRES"]}}`: '
+    "the filters `filter=<name>` chooses, with their `$PARAM` names",
+)
+PROMOTION = Setting(
+    PROMOTIONS,
+    Parsed(_json_text, "JSON list"),
+    'JSON list of at most one promotion `{"name", "percentPromotedItems" (1-100), "filter" '
+    '(a PERSONALIZE_FILTERS name) or "filterArn", "filterValues"?}`, sent on every GET',
+)
+ITEM_METADATA_COLUMNS = Setting(
+    METADATA_COLUMNS,
+    Parsed(_column_list, f"comma-separated column names (1-{MAX_METADATA_COLUMNS})"),
+    f"comma-separated Items columns (at most {MAX_METADATA_COLUMNS}) for "
+    "`includeMetadata=true`; the campaign or recommender needs metadata enabled",
+)
+CACHE_MAX_AGE_SETTING = Setting(
+    CACHE_MAX_AGE,
+    Integer(0, MAX_CACHE_AGE_S),
+    "`Cache-Control: private, max-age=N` on GET 200s; 0 sends `no-store`",
+    default="0",
+)
+SETTINGS: tuple[Setting[Any], ...] = (
+    RELATED_ITEMS_ARN,
+    RANKING_CAMPAIGN_ARN,
+    NAMED_FILTERS,
+    PROMOTION,
+    ITEM_METADATA_COLUMNS,
+    CACHE_MAX_AGE_SETTING,
+)
 
 
 class FilterValueError(ValueError):
@@ -60,14 +123,12 @@ class Capabilities:
 def load(env: Mapping[str, str]) -> Capabilities:
     filters = _filters(env)
     return Capabilities(
-        related_items_arn=env_arn(
-            env, RELATED_ITEMS, required=False, kinds=("campaign", "recommender")
-        ),
-        ranking_arn=env_arn(env, RANKING, required=False, kinds=("campaign",)),
+        related_items_arn=RELATED_ITEMS_ARN.read(env),
+        ranking_arn=RANKING_CAMPAIGN_ARN.read(env),
         filters=filters,
         promotions=_promotions(env, filters),
-        metadata_columns=_columns(env),
-        cache_max_age_s=env_int(env, CACHE_MAX_AGE, 0, 0, MAX_CACHE_AGE_S),
+        metadata_columns=ITEM_METADATA_COLUMNS.read(env) or (),
+        cache_max_age_s=CACHE_MAX_AGE_SETTING.value(env),
     )
 
 
@@ -100,19 +161,9 @@ def encode_filter_values(values: Sequence[str]) -> str:
     return encoded
 
 
-def _json(env: Mapping[str, str], name: str) -> Any:
-    raw = env_str(env, name)
-    if raw is None:
-        return None
-    try:
-        return json.loads(raw)
-    except ValueError:
-        raise ConfigError(name, "must be JSON") from None
-
-
 def _filters(env: Mapping[str, str]) -> dict[str, NamedFilter]:
     """``{"name": "arn"}`` or ``{"name": {"arn": "...", "parameters": ["GENRES"]}}``."""
-    raw = _json(env, FILTERS)
+    raw = NAMED_FILTERS.read(env)
     if raw is None:
         return {}
     if not isinstance(raw, dict):
@@ -147,7 +198,7 @@ def _promotions(
 ) -> tuple[dict[str, Any], ...]:
     """``[{"name", "percentPromotedItems", "filter" (a PERSONALIZE_FILTERS name) or
     "filterArn", "filterValues"?: {"PARAM": ["a", "b"]}}]``, sent as Personalize's Promotion."""
-    raw = _json(env, PROMOTIONS)
+    raw = PROMOTION.read(env)
     if raw is None:
         return ()
     if not isinstance(raw, list) or len(raw) > MAX_PROMOTIONS:
@@ -199,33 +250,3 @@ def _promotions(
             promotion["filterValues"] = encoded
         out.append(promotion)
     return tuple(out)
-
-
-def _columns(env: Mapping[str, str]) -> tuple[str, ...]:
-    raw = env_str(env, METADATA_COLUMNS)
-    if raw is None:
-        return ()
-    columns = tuple(dict.fromkeys(part.strip() for part in raw.split(",") if part.strip()))
-    if not columns or len(columns) > MAX_METADATA_COLUMNS:
-        raise ConfigError(
-            METADATA_COLUMNS, f"must name 1 to {MAX_METADATA_COLUMNS} Items dataset columns"
-        )
-    for column in columns:
-        if not COLUMN.match(column):
-            raise ConfigError(METADATA_COLUMNS, f"not a column name: {column[:60]!r}")
-    return columns
-
-
-# What each v2 setting means, for the generated table in the function's README.
-ENV_DOCS = {
-    RELATED_ITEMS: "SIMS campaign or related-items recommender for `/related-items` and "
-    "`?itemId=`; unset: they answer 404 `not_configured`",
-    RANKING: "personalized-ranking campaign for `POST /rankings`; unset: 404 `not_configured`",
-    FILTERS: 'JSON `{"name": "filter ARN"}` or `{"name": {"arn": "...", "parameters": '
-    '["GENRES"]}}`: the filters `filter=<name>` chooses, with their `$PARAM` names',
-    PROMOTIONS: 'JSON list of at most one promotion `{"name", "percentPromotedItems" (1-100), '
-    '"filter" (a PERSONALIZE_FILTERS name) or "filterArn", "filterValues"?}`, sent on every GET',
-    METADATA_COLUMNS: "comma-separated Items columns (at most 10) for `includeMetadata=true`; "
-    "the campaign or recommender needs metadata enabled",
-    CACHE_MAX_AGE: "`Cache-Control: private, max-age=N` on GET 200s; 0 sends `no-store`",
-}

@@ -9,27 +9,36 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
-from common.config import (
-    ConfigError,
-    ProfileApiSettings,
-    env_arn,
-    env_float,
-    env_int,
+from common.config import ProfileApiSettings
+from common.settings import (
+    EXCLUSION_HEADROOM,
+    LOG_HASH_KEY_PARAMETER,
+    NUM_RESULTS,
+    PERSONALIZE_CAMPAIGN_ARN,
+    PERSONALIZE_FILTER_ARN,
+    PROFILE_API,
+    PURCHASED_TRAIT,
+    RUNTIME,
+    USER_STATE_TABLE,
+    Integer,
+    Number,
+    Parsed,
+    Setting,
     env_log_hash_key,
     env_profile_api,
-    env_str,
 )
 from reco_api import capabilities
 from reco_api.capabilities import Capabilities
 
-DEFAULT_NUM_RESULTS = 25
-DEFAULT_PURCHASED_TRAIT = "purchased_products"
+DEFAULT_NUM_RESULTS = NUM_RESULTS.value({})
+DEFAULT_PURCHASED_TRAIT = PURCHASED_TRAIT.value({})
 # The Profile API read runs while Personalize answers; this is the most it may add.
 DEFAULT_PROFILE_TIMEOUT_MS = 250
 # Extra items asked of Personalize before the purchases are known (why: the function's
 # README, purchased-item exclusion).
-DEFAULT_EXCLUSION_HEADROOM = 25
+DEFAULT_EXCLUSION_HEADROOM = EXCLUSION_HEADROOM.value({})
 # A user's purchases read within this many seconds are reused (0 = every request reads):
 # a page that asks twice costs one read of the space's shared Profile API budget.
 DEFAULT_PROFILE_CACHE_TTL_S = 5.0
@@ -37,9 +46,61 @@ DEFAULT_PROFILE_CACHE_TTL_S = 5.0
 DEFAULT_PROFILE_WORKERS = 4
 
 _ORIGIN = re.compile(r"^https?://[^\s/,]+$")
-# DynamoDB table names: 3-255 of a-z A-Z 0-9 _ - .
-# (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/HowItWorks.NamingRulesDataTypes.html)
-_TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
+
+
+def _cors_origins(raw: str) -> tuple[str, ...]:
+    """No CORS header unless asked; ``*``, or a comma-separated list of exact origins."""
+    origins = tuple(dict.fromkeys(part.strip() for part in raw.split(",") if part.strip()))
+    if origins == ("*",):
+        return origins
+    if not origins or any(not _ORIGIN.match(origin) for origin in origins):
+        raise ValueError("must be * or comma-separated origins like https://shop.example.com")
+    return origins
+
+
+PROFILE_TIMEOUT_MS = Setting(
+    "PROFILE_TIMEOUT_MS",
+    Integer(10, 5000),
+    "the most the purchases read (the store's, or the Profile API's) may add to a response",
+    default=str(DEFAULT_PROFILE_TIMEOUT_MS),
+)
+PROFILE_CACHE_TTL_S = Setting(
+    "PROFILE_CACHE_TTL_S",
+    Number(0.0, 300.0),
+    "a user's purchases read from the Profile API within this many seconds are reused (0: "
+    "every request reads); the store is read on every request",
+    default=f"{DEFAULT_PROFILE_CACHE_TTL_S:g}",
+)
+PROFILE_WORKERS = Setting(
+    "PROFILE_WORKERS",
+    Integer(1, 32),
+    "threads reading the purchases (the store or the Profile API) in the background",
+    default=str(DEFAULT_PROFILE_WORKERS),
+)
+CORS_ALLOW_ORIGIN = Setting(
+    "CORS_ALLOW_ORIGIN",
+    Parsed(_cors_origins, "`*`, or comma-separated origins"),
+    "`*`, or comma-separated exact origins (`https://shop.example.com`); a listed origin is "
+    "echoed with `Vary: Origin`; unset: no CORS header",
+)
+
+# Every setting the function reads, for its generated table (scripts/docs/env_tables.py).
+SETTINGS: tuple[Setting[Any], ...] = (
+    *RUNTIME,
+    PERSONALIZE_CAMPAIGN_ARN,
+    PERSONALIZE_FILTER_ARN,
+    NUM_RESULTS,
+    CORS_ALLOW_ORIGIN,
+    PURCHASED_TRAIT,
+    PROFILE_TIMEOUT_MS,
+    EXCLUSION_HEADROOM,
+    PROFILE_CACHE_TTL_S,
+    PROFILE_WORKERS,
+    *PROFILE_API,
+    USER_STATE_TABLE,
+    LOG_HASH_KEY_PARAMETER,
+    *capabilities.SETTINGS,
+)
 
 
 @dataclass(frozen=True)
@@ -73,17 +134,14 @@ class Settings:
 
 
 def load(env: Mapping[str, str]) -> Settings:
-    campaign_arn = env_arn(
-        env, "PERSONALIZE_CAMPAIGN_ARN", required=True, kinds=("campaign", "recommender")
-    )
-    assert campaign_arn is not None  # required=True never returns None
+    campaign_arn = PERSONALIZE_CAMPAIGN_ARN.value(env)
     v2 = capabilities.load(env)
     return Settings(
         campaign_arn=campaign_arn,
         related_items_arn=v2.related_items_arn,
-        filter_arn=env_arn(env, "PERSONALIZE_FILTER_ARN", required=False, kinds=("filter",)),
-        num_results=env_int(env, "NUM_RESULTS", DEFAULT_NUM_RESULTS, 1, 500),
-        cors_origins=_cors_origins(env),
+        filter_arn=PERSONALIZE_FILTER_ARN.read(env),
+        num_results=NUM_RESULTS.value(env),
+        cors_origins=CORS_ALLOW_ORIGIN.read(env) or (),
         exclusion=_exclusion(env),
         capabilities=v2,
         log_hash_key_parameter=env_log_hash_key(env),
@@ -93,16 +151,13 @@ def load(env: Mapping[str, str]) -> Settings:
 def _exclusion(env: Mapping[str, str]) -> ExclusionSettings | None:
     # Read every exclusion setting even when exclusion is off: a malformed value is
     # reported now, not on the day someone turns exclusion on.
-    trait = env_str(env, "PURCHASED_TRAIT", DEFAULT_PURCHASED_TRAIT) or DEFAULT_PURCHASED_TRAIT
-    if "," in trait or len(trait) > 255:
-        # The Profile API takes the trait in a comma-separated include= list.
-        raise ConfigError("PURCHASED_TRAIT", "must be one trait name without commas")
-    timeout_ms = env_int(env, "PROFILE_TIMEOUT_MS", DEFAULT_PROFILE_TIMEOUT_MS, 10, 5000)
-    headroom = env_int(env, "EXCLUSION_HEADROOM", DEFAULT_EXCLUSION_HEADROOM, 0, 500)
-    cache_ttl_s = env_float(env, "PROFILE_CACHE_TTL_S", DEFAULT_PROFILE_CACHE_TTL_S, 0.0, 300.0)
-    workers = env_int(env, "PROFILE_WORKERS", DEFAULT_PROFILE_WORKERS, 1, 32)
+    trait = PURCHASED_TRAIT.value(env)
+    timeout_ms = PROFILE_TIMEOUT_MS.value(env)
+    headroom = EXCLUSION_HEADROOM.value(env)
+    cache_ttl_s = PROFILE_CACHE_TTL_S.value(env)
+    workers = PROFILE_WORKERS.value(env)
     profile = env_profile_api(env)
-    table = _user_state_table(env)
+    table = USER_STATE_TABLE.read(env)
     if profile is None and table is None:
         return None
     return ExclusionSettings(
@@ -114,53 +169,3 @@ def _exclusion(env: Mapping[str, str]) -> ExclusionSettings | None:
         profile=profile,
         user_state_table=table,
     )
-
-
-def _user_state_table(env: Mapping[str, str]) -> str | None:
-    table = env_str(env, "USER_STATE_TABLE")
-    if table is not None and not _TABLE_NAME.match(table):
-        raise ConfigError(
-            "USER_STATE_TABLE", "must be a DynamoDB table name (3-255 of A-Z a-z 0-9 _ - .)"
-        )
-    return table
-
-
-def _cors_origins(env: Mapping[str, str]) -> tuple[str, ...]:
-    """No CORS header unless asked; ``*``, or a comma-separated list of exact origins."""
-    raw = env_str(env, "CORS_ALLOW_ORIGIN")
-    if raw is None:
-        return ()
-    origins = tuple(dict.fromkeys(part.strip() for part in raw.split(",") if part.strip()))
-    if origins == ("*",):
-        return origins
-    if not origins or any(not _ORIGIN.match(origin) for origin in origins):
-        raise ConfigError(
-            "CORS_ALLOW_ORIGIN",
-            "must be * or comma-separated origins like https://shop.example.com",
-        )
-    return origins
-
-
-# What each variable read here means, for the generated table in the function's README
-# (scripts/docs/env_tables.py takes the name, default and bounds from the calls above).
-ENV_DOCS = {
-    "PERSONALIZE_CAMPAIGN_ARN": "campaign ARN (sent as `campaignArn`), or recommender ARN "
-    "(`:recommender/`, sent as `recommenderArn`)",
-    "PERSONALIZE_FILTER_ARN": "filter passed as `filterArn`, e.g. `EXCLUDE ItemID WHERE "
-    'Interactions.EVENT_TYPE IN ("Order Completed")`; unset: no filter',
-    "NUM_RESULTS": "default number of items",
-    "PURCHASED_TRAIT": "the list trait holding the user's purchased item ids",
-    "PROFILE_TIMEOUT_MS": "the most the purchases read (the store's, or the Profile API's) may "
-    "add to a response",
-    "EXCLUSION_HEADROOM": "extra items asked of Personalize before the purchases are known",
-    "PROFILE_CACHE_TTL_S": "a user's purchases read from the Profile API within this many "
-    "seconds are reused (0: every request reads); the store is read on every request",
-    "PROFILE_WORKERS": "threads reading the purchases (the store or the Profile API) in the "
-    "background",
-    "USER_STATE_TABLE": "the user-state store's DynamoDB table: set, purchased-item exclusion "
-    "reads the purchases there (GetItem) and no Profile API, except for a user whose stored "
-    "purchases reached the store's cap when the Profile API is configured; unset: the "
-    "Profile API, as before the store. Terraform sets it",
-    "CORS_ALLOW_ORIGIN": "`*`, or comma-separated exact origins (`https://shop.example.com`); "
-    "a listed origin is echoed with `Vary: Origin`; unset: no CORS header",
-}

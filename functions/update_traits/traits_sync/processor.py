@@ -28,9 +28,10 @@ from concurrent.futures import Future, wait
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from common.config import ConfigError
+from common import settings as shared
 from common.log import Logger
 from traits_sync import identify, refreshqueue
+from traits_sync import settings as own
 from traits_sync.budget import Budget, OutOfTime
 from traits_sync.kinesis import KinesisRecord
 from traits_sync.messages import Bad, Rules, Skipped, TrackedEvent, classify
@@ -78,12 +79,12 @@ _EVIDENCE = {
 }
 # The setting to look at when a service refuses every call of a step.
 _SETTINGS = {
-    "PutEvents": "PERSONALIZE_TRACKING_ID",
-    "GetRecommendations": "PERSONALIZE_CAMPAIGN_ARN",
-    "ProfileAPI": "SEGMENT_SPACE_ID",
-    "SegmentBatch": "SEGMENT_API_URL",
-    "UserState": "USER_STATE_TABLE",
-    "RefreshQueue": "REFRESH_QUEUE_URL",
+    "PutEvents": own.PERSONALIZE_TRACKING_ID.name,
+    "GetRecommendations": shared.PERSONALIZE_CAMPAIGN_ARN.name,
+    "ProfileAPI": shared.SEGMENT_SPACE_ID.name,
+    "SegmentBatch": shared.SEGMENT_API_URL.name,
+    "UserState": shared.USER_STATE_TABLE.name,
+    "RefreshQueue": own.REFRESH_QUEUE_URL.name,
 }
 
 
@@ -215,7 +216,7 @@ def process_refreshes(
     ``after`` of their messages), unless a newer refresh already covered it. Returns the
     messageIds to retry; a message this function did not write is dead-lettered."""
     if settings.store is None:
-        raise ConfigError("USER_STATE_TABLE", "is required to consume the refresh queue")
+        raise shared.USER_STATE_TABLE.error("is required to consume the refresh queue")
     failures = Failures(stats, logger)
     stats.add("Records", len(records))
     bad: list[Bad] = []

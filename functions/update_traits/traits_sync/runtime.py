@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 from common import aws
+from common import settings as shared
 from common.config import environ
 from common.http import HttpPolicy, session
 from common.profiles import ProfileClient
@@ -91,16 +92,16 @@ class Runtime(FunctionRuntime[Settings]):
     def _no_log_key(self, problem: SecretError) -> None:
         self.logger.error(
             "user ids are left out of the logs: the pseudonym key cannot be read",
-            setting="LOG_HASH_KEY_PARAMETER",
+            setting=shared.LOG_HASH_KEY_PARAMETER.name,
             reason=problem.reason,
         )
 
     def secret_parameters(self) -> dict[str, str]:
         """SSM parameter name → the setting that names it (for the log line)."""
         settings = self.loaded.require()
-        names = {settings.write_key_parameter: "SEGMENT_WRITE_KEY_PARAMETER"}
+        names = {settings.write_key_parameter: shared.SEGMENT_WRITE_KEY_PARAMETER.name}
         if settings.profile is not None:
-            names[settings.profile.token_parameter] = "SEGMENT_PROFILE_TOKEN_PARAMETER"
+            names[settings.profile.token_parameter] = shared.SEGMENT_PROFILE_TOKEN_PARAMETER.name
         return names
 
     def prefetch_secrets(self) -> None:

@@ -7,39 +7,189 @@ logs one line and reports every record for retry instead of dead-lettering good 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from common.config import (
-    ConfigError,
-    ProfileApiSettings,
-    env_arn,
-    env_bool,
-    env_choice,
-    env_int,
-    env_list,
+from common.config import ProfileApiSettings
+from common.settings import (
+    EXCLUSION_HEADROOM,
+    LOG_HASH_KEY_PARAMETER,
+    NUM_RESULTS,
+    PERSONALIZE_CAMPAIGN_ARN,
+    PERSONALIZE_FILTER_ARN,
+    PROFILE_API,
+    PURCHASED_TRAIT,
+    RECOMMENDED_TRAIT,
+    RUNTIME,
+    SEGMENT_API_URL,
+    SEGMENT_WRITE_KEY_PARAMETER,
+    USER_STATE_TABLE,
+    Boolean,
+    Choice,
+    Integer,
+    Names,
+    Parsed,
+    Setting,
+    Text,
     env_log_hash_key,
-    env_parameter_name,
     env_profile_api,
-    env_required,
-    env_str,
-    env_url,
 )
 
 DEFAULT_TRACKED_EVENTS = "Product Viewed,Product Clicked,Product Added,Order Completed"
 DEFAULT_INTEGRATIONS: dict[str, Any] = {"Amazon Kinesis": False}
-_SQS_URL = re.compile(r"^https?://[^\s/]+/\d{12}/[A-Za-z0-9_-]{1,80}(\.fifo)?$")
-# The Profile API takes trait names in a comma-separated include= list.
-_TRAIT_NAME = re.compile(r"^[^\s,]{1,255}$")
-# https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/HowItWorks.NamingRulesDataTypes.html
-_TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
+# SQS queue URLs: https://<endpoint>/<account>/<name>, names of 1-80 (.fifo allowed).
+SQS_URL = Text(r"https?://[^\s/]+/\d{12}/[A-Za-z0-9_-]{1,80}(\.fifo)?", "an SQS queue URL")
 # SQS DelaySeconds is at most 900 (15 minutes): the longest coalescing window.
 MAX_REFRESH_INTERVAL_S = 900
 
 
 ProfileSettings = ProfileApiSettings
+
+
+def _integrations(raw: str) -> dict[str, Any]:
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise ValueError("must be a JSON object") from None
+    if not isinstance(value, dict) or not all(isinstance(v, bool | dict) for v in value.values()):
+        raise ValueError("must be a JSON object of destination names to true/false")
+    return value
+
+
+def _reseed_interval(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if not (value == 0 or 3600 <= value <= 31_536_000):
+        raise ValueError("must be 0 (never) or 3600..31536000")
+    return value
+
+
+PERSONALIZE_TRACKING_ID = Setting(
+    "PERSONALIZE_TRACKING_ID",
+    Text(r"(?s).{1,256}", "at most 256 characters"),
+    "event tracker id (at most 256 characters); when set, relevant events are sent with PutEvents",
+)
+TRACKED_EVENTS = Setting(
+    "TRACKED_EVENTS",
+    Names(),
+    "track event names sent to Personalize; spaces around names ignored",
+    default=DEFAULT_TRACKED_EVENTS,
+)
+PURCHASE_EVENTS = Setting(
+    "PURCHASE_EVENTS",
+    Names(),
+    "their items are always excluded, tracked or not",
+    default="Order Completed",
+)
+ITEM_ID_PROPERTY = Setting(
+    "ITEM_ID_PROPERTY",
+    Choice(("sku", "product_id")),
+    "which product field is the Personalize item id",
+    default="sku",
+)
+DEAD_LETTER_QUEUE_URL = Setting(
+    "DEAD_LETTER_QUEUE_URL",
+    SQS_URL,
+    "SQS queue (standard or `.fifo`) for records that can never succeed",
+    required=True,
+)
+SEGMENT_IDENTIFY_INTEGRATIONS = Setting(
+    "SEGMENT_IDENTIFY_INTEGRATIONS",
+    Parsed(_integrations, "JSON object"),
+    "the identifies' `integrations` object (JSON object of destination names to true/false); "
+    'unset: `{"Amazon Kinesis": false}`',
+)
+WORKER_THREADS = Setting(
+    "WORKER_THREADS",
+    Integer(1, 64),
+    "users processed in parallel per invocation (as many threads again read the Profile API)",
+    default="8",
+)
+TIME_BUDGET_MARGIN_MS = Setting(
+    "TIME_BUDGET_MARGIN_MS",
+    Integer(0, 600_000),
+    "stop this long before the Lambda timeout and report the rest for retry",
+    default="2000",
+)
+EVENT_PROPERTY = Text(r"\S{1,255}", "one event property name")
+RECOMMENDATION_ID_PROPERTY = Setting(
+    "RECOMMENDATION_ID_PROPERTY",
+    EVENT_PROPERTY,
+    "event property passed to PutEvents as `recommendationId` (attribution)",
+    default="recommendation_id",
+)
+IMPRESSION_PROPERTY = Setting(
+    "IMPRESSION_PROPERTY",
+    EVENT_PROPERTY,
+    "event property passed to PutEvents as `impression` (attribution)",
+    default="impression",
+)
+USER_STATE_TTL_DAYS = Setting(
+    "USER_STATE_TTL_DAYS",
+    Integer(1, 3650),
+    "a user's item expires this long after its last write",
+    default="400",
+)
+MIN_REFRESH_INTERVAL_S = Setting(
+    "MIN_REFRESH_INTERVAL_S",
+    Integer(0, MAX_REFRESH_INTERVAL_S),
+    "a user refreshed less than this ago gets a trailing refresh through the refresh queue "
+    "instead (purchases refresh at once); 0: every batch",
+    default="30",
+)
+REFRESH_QUEUE_URL = Setting(
+    "REFRESH_QUEUE_URL",
+    SQS_URL,
+    "SQS queue of deferred refreshes, consumed by this function; required with the store "
+    "when MIN_REFRESH_INTERVAL_S > 0",
+)
+SEED_WAIT = Setting(
+    "SEED_WAIT",
+    Boolean(),
+    "true: a user's refresh waits for their first Profile API read (strict); false: the read "
+    "runs beside it and a changed answer refreshes the user again",
+    default="false",
+)
+RESEED_INTERVAL_SECONDS = Setting(
+    "RESEED_INTERVAL_SECONDS",
+    Parsed(_reseed_interval, "`0`, or integer 3600..31,536,000"),
+    "re-read the Profile API trait of users seeded longer ago than this; 0: never",
+    default="0",
+)
+
+# Every setting the function reads, for its generated table (scripts/docs/env_tables.py).
+SETTINGS: tuple[Setting[Any], ...] = (
+    *RUNTIME,
+    PERSONALIZE_TRACKING_ID,
+    PERSONALIZE_CAMPAIGN_ARN,
+    PERSONALIZE_FILTER_ARN,
+    NUM_RESULTS,
+    SEGMENT_WRITE_KEY_PARAMETER,
+    *PROFILE_API,
+    SEGMENT_API_URL,
+    TRACKED_EVENTS,
+    PURCHASE_EVENTS,
+    ITEM_ID_PROPERTY,
+    RECOMMENDED_TRAIT,
+    PURCHASED_TRAIT,
+    DEAD_LETTER_QUEUE_URL,
+    SEGMENT_IDENTIFY_INTEGRATIONS,
+    WORKER_THREADS,
+    EXCLUSION_HEADROOM,
+    TIME_BUDGET_MARGIN_MS,
+    RECOMMENDATION_ID_PROPERTY,
+    IMPRESSION_PROPERTY,
+    LOG_HASH_KEY_PARAMETER,
+    USER_STATE_TABLE,
+    USER_STATE_TTL_DAYS,
+    MIN_REFRESH_INTERVAL_S,
+    REFRESH_QUEUE_URL,
+    SEED_WAIT,
+    RESEED_INTERVAL_SECONDS,
+)
 
 
 @dataclass(frozen=True)
@@ -89,31 +239,27 @@ class Settings:
 
 def load(env: Mapping[str, str]) -> Settings:
     """Read and validate every setting; the first problem raises ConfigError."""
-    tracking_id = env_str(env, "PERSONALIZE_TRACKING_ID")
-    if tracking_id is not None and len(tracking_id) > 256:
-        raise ConfigError("PERSONALIZE_TRACKING_ID", "must be at most 256 characters")
+    tracking_id = PERSONALIZE_TRACKING_ID.read(env)
     return Settings(
-        campaign_arn=_arn(env, "PERSONALIZE_CAMPAIGN_ARN", required=True),
-        filter_arn=env_arn(env, "PERSONALIZE_FILTER_ARN", required=False, kinds=("filter",)),
+        campaign_arn=PERSONALIZE_CAMPAIGN_ARN.value(env),
+        filter_arn=PERSONALIZE_FILTER_ARN.read(env),
         tracking_id=tracking_id,
-        num_results=env_int(env, "NUM_RESULTS", 25, 1, 500),
-        write_key_parameter=env_parameter_name(env, "SEGMENT_WRITE_KEY_PARAMETER"),
+        num_results=NUM_RESULTS.value(env),
+        write_key_parameter=SEGMENT_WRITE_KEY_PARAMETER.value(env),
         profile=env_profile_api(env),
-        segment_api_url=env_url(env, "SEGMENT_API_URL", "https://api.segment.io/v1"),
-        tracked_events=frozenset(env_list(env, "TRACKED_EVENTS", DEFAULT_TRACKED_EVENTS)),
-        purchase_events=frozenset(env_list(env, "PURCHASE_EVENTS", "Order Completed")),
-        item_id_property=env_choice(env, "ITEM_ID_PROPERTY", "sku", ("sku", "product_id")),
-        recommended_trait=_trait(env, "RECOMMENDED_TRAIT", "recommended_products"),
-        purchased_trait=_trait(env, "PURCHASED_TRAIT", "purchased_products"),
-        dead_letter_queue_url=_queue_url(env, "DEAD_LETTER_QUEUE_URL"),
-        integrations=_integrations(env, "SEGMENT_IDENTIFY_INTEGRATIONS"),
-        worker_threads=env_int(env, "WORKER_THREADS", 8, 1, 64),
-        exclusion_headroom=env_int(env, "EXCLUSION_HEADROOM", 25, 0, 500),
-        time_margin_ms=env_int(env, "TIME_BUDGET_MARGIN_MS", 2000, 0, 600_000),
-        recommendation_id_property=_property(
-            env, "RECOMMENDATION_ID_PROPERTY", "recommendation_id"
-        ),
-        impression_property=_property(env, "IMPRESSION_PROPERTY", "impression"),
+        segment_api_url=SEGMENT_API_URL.value(env),
+        tracked_events=frozenset(TRACKED_EVENTS.value(env)),
+        purchase_events=frozenset(PURCHASE_EVENTS.value(env)),
+        item_id_property=ITEM_ID_PROPERTY.value(env),
+        recommended_trait=RECOMMENDED_TRAIT.value(env),
+        purchased_trait=PURCHASED_TRAIT.value(env),
+        dead_letter_queue_url=DEAD_LETTER_QUEUE_URL.value(env),
+        integrations=SEGMENT_IDENTIFY_INTEGRATIONS.read(env) or dict(DEFAULT_INTEGRATIONS),
+        worker_threads=WORKER_THREADS.value(env),
+        exclusion_headroom=EXCLUSION_HEADROOM.value(env),
+        time_margin_ms=TIME_BUDGET_MARGIN_MS.value(env),
+        recommendation_id_property=RECOMMENDATION_ID_PROPERTY.value(env),
+        impression_property=IMPRESSION_PROPERTY.value(env),
         log_hash_key_parameter=env_log_hash_key(env),
         store=_store(env),
     )
@@ -122,23 +268,18 @@ def load(env: Mapping[str, str]) -> Settings:
 def _store(env: Mapping[str, str]) -> StoreSettings | None:
     """The store's settings; None without ``USER_STATE_TABLE`` (the others are then unused
     and still validated, so a typo shows before the table is added)."""
-    table = env_str(env, "USER_STATE_TABLE")
-    interval = env_int(env, "MIN_REFRESH_INTERVAL_S", 30, 0, MAX_REFRESH_INTERVAL_S)
-    queue = env_str(env, "REFRESH_QUEUE_URL")
-    queue_url = None if queue is None else _queue_url(env, "REFRESH_QUEUE_URL")
-    reseed = env_int(env, "RESEED_INTERVAL_SECONDS", 0, 0, 31_536_000)
-    if 0 < reseed < 3600:
-        raise ConfigError("RESEED_INTERVAL_SECONDS", "must be 0 (never) or 3600..31536000")
-    ttl_days = env_int(env, "USER_STATE_TTL_DAYS", 400, 1, 3650)
-    seed_wait = env_bool(env, "SEED_WAIT", False)
-    if table is None:
+    stored = USER_STATE_TABLE.is_set(env)
+    interval = MIN_REFRESH_INTERVAL_S.value(env)
+    queue_url = REFRESH_QUEUE_URL.read(env)
+    reseed = RESEED_INTERVAL_SECONDS.value(env)
+    ttl_days = USER_STATE_TTL_DAYS.value(env)
+    seed_wait = SEED_WAIT.value(env)
+    if not stored:
         return None
-    if not _TABLE_NAME.match(table):
-        raise ConfigError("USER_STATE_TABLE", "must be a DynamoDB table name")
+    table = USER_STATE_TABLE.value(env)
     if interval > 0 and queue_url is None:
-        raise ConfigError(
-            "REFRESH_QUEUE_URL",
-            "is required with USER_STATE_TABLE when MIN_REFRESH_INTERVAL_S > 0",
+        raise REFRESH_QUEUE_URL.error(
+            f"is required with {USER_STATE_TABLE.name} when {MIN_REFRESH_INTERVAL_S.name} > 0"
         )
     return StoreSettings(
         table=table,
@@ -148,84 +289,3 @@ def _store(env: Mapping[str, str]) -> StoreSettings | None:
         seed_wait=seed_wait,
         reseed_interval_s=reseed,
     )
-
-
-def _arn(env: Mapping[str, str], name: str, *, required: bool) -> str:
-    value = env_arn(env, name, required=required, kinds=("campaign", "recommender"))
-    assert value is not None  # required=True raised otherwise
-    return value
-
-
-def _property(env: Mapping[str, str], name: str, default: str) -> str:
-    value = env_str(env, name, default) or default
-    if len(value) > 255 or any(c.isspace() for c in value):
-        raise ConfigError(name, "must be one event property name")
-    return value
-
-
-def _trait(env: Mapping[str, str], name: str, default: str) -> str:
-    value = env_str(env, name, default) or default
-    if not _TRAIT_NAME.match(value):
-        raise ConfigError(name, "must be one trait name without spaces or commas")
-    return value
-
-
-def _queue_url(env: Mapping[str, str], name: str) -> str:
-    value = env_required(env, name)
-    if not _SQS_URL.match(value):
-        raise ConfigError(name, "must be an SQS queue URL")
-    return value
-
-
-def _integrations(env: Mapping[str, str], name: str) -> dict[str, Any]:
-    raw = env_str(env, name)
-    if raw is None:
-        return dict(DEFAULT_INTEGRATIONS)
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        raise ConfigError(name, "must be a JSON object") from None
-    if not isinstance(value, dict) or not all(isinstance(v, bool | dict) for v in value.values()):
-        raise ConfigError(name, "must be a JSON object of destination names to true/false")
-    return value
-
-
-# What each variable read here means, for the generated table in the function's README
-# (scripts/docs/env_tables.py takes the name, default and bounds from the calls above).
-ENV_DOCS = {
-    "PERSONALIZE_CAMPAIGN_ARN": "campaign ARN, or recommender ARN (`:recommender/`)",
-    "PERSONALIZE_FILTER_ARN": "filter for GetRecommendations; unset: no filter",
-    "PERSONALIZE_TRACKING_ID": "event tracker id (at most 256 characters); when set, relevant "
-    "events are sent with PutEvents",
-    "NUM_RESULTS": "items in the trait",
-    "SEGMENT_WRITE_KEY_PARAMETER": "name (or ARN) of the SSM SecureString holding the source "
-    "write key",
-    "SEGMENT_API_URL": "Tracking API base URL; EU: `https://events.eu1.segmentapis.com/v1`",
-    "TRACKED_EVENTS": "track event names sent to Personalize; spaces around names ignored",
-    "PURCHASE_EVENTS": "their items are always excluded, tracked or not",
-    "ITEM_ID_PROPERTY": "which product field is the Personalize item id",
-    "RECOMMENDED_TRAIT": "the trait the recommendations are written to",
-    "PURCHASED_TRAIT": "the list trait holding the user's purchased item ids",
-    "DEAD_LETTER_QUEUE_URL": "SQS queue (standard or `.fifo`) for records that can never succeed",
-    "SEGMENT_IDENTIFY_INTEGRATIONS": "the identifies' `integrations` object (JSON object of "
-    'destination names to true/false); unset: `{"Amazon Kinesis": false}`',
-    "WORKER_THREADS": "users processed in parallel per invocation (as many threads again read "
-    "the Profile API)",
-    "EXCLUSION_HEADROOM": "extra items asked for while the profile is still being read",
-    "TIME_BUDGET_MARGIN_MS": "stop this long before the Lambda timeout and report the rest for "
-    "retry",
-    "RECOMMENDATION_ID_PROPERTY": "event property passed to PutEvents as `recommendationId` "
-    "(attribution)",
-    "IMPRESSION_PROPERTY": "event property passed to PutEvents as `impression` (attribution)",
-    "USER_STATE_TABLE": "DynamoDB table of the user-state store (purchases, seeds, last "
-    "refresh); unset: a Profile API read per refreshed user, as before the store",
-    "USER_STATE_TTL_DAYS": "a user's item expires this long after its last write",
-    "MIN_REFRESH_INTERVAL_S": "a user refreshed less than this ago gets a trailing "
-    "refresh through the refresh queue instead (purchases refresh at once); 0: every batch",
-    "REFRESH_QUEUE_URL": "SQS queue of deferred refreshes, consumed by this function; required "
-    "with the store when MIN_REFRESH_INTERVAL_S > 0",
-    "SEED_WAIT": "true: a user's refresh waits for their first Profile API read (strict); "
-    "false: the read runs beside it and a changed answer refreshes the user again",
-    "RESEED_INTERVAL_SECONDS": "re-read the Profile API trait of users seeded longer ago "
-    "(3600..31536000); 0: never",
-}
