@@ -234,14 +234,7 @@ def test_a_malformed_deployment_name_is_a_configuration_error_not_a_crash() -> N
 
 # Literals of shared names left in recommendations' modules that issue 24 item 1 rewrites
 # (request/handler edges; another branch): replace each with the record's ``.name``.
-PENDING = {
-    ("recommendations/reco_api/exclusion.py", "SEGMENT_PROFILE_TOKEN_PARAMETER"),
-    ("recommendations/reco_api/handler.py", "PERSONALIZE_CAMPAIGN_ARN"),
-    ("recommendations/reco_api/handler.py", "PERSONALIZE_FILTER_ARN"),
-    ("recommendations/reco_api/rankings.py", "SEGMENT_SPACE_ID"),
-    ("recommendations/reco_api/runtime.py", "LOG_HASH_KEY_PARAMETER"),
-    ("recommendations/reco_api/store.py", "USER_STATE_TABLE"),
-}
+PENDING: set[tuple[str, str]] = set()
 
 
 def test_each_shared_name_is_a_literal_in_one_file_only() -> None:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from typing import Protocol
 
+from common import settings as shared
 from common.profiles import ProfileClient, ProfileError, item_ids
 from common.recommend import Purchases
 from common.secrets import SecretError
@@ -141,11 +142,13 @@ class PurchaseReader:
             )
         except ProfileError as exc:
             if exc.kind == "auth":  # ProfileClient forgot the token: a rotated one is read
-                self._pause("auth", "SEGMENT_PROFILE_TOKEN_PARAMETER", f"Profile API {exc.detail}")
+                self._pause(
+                    "auth", shared.SEGMENT_PROFILE_TOKEN_PARAMETER.name, f"Profile API {exc.detail}"
+                )
             return Purchases(None, exc.kind)
         except SecretError as exc:
             if exc.permanent:
-                self._pause("token", "SEGMENT_PROFILE_TOKEN_PARAMETER", exc.reason)
+                self._pause("token", shared.SEGMENT_PROFILE_TOKEN_PARAMETER.name, exc.reason)
                 return Purchases(None, "token")
             return Purchases(None, "token_unavailable")
         except Exception as exc:  # noqa: BLE001 - exclusion must never fail the request

@@ -12,6 +12,7 @@ import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from common import settings as shared
 from common.config import ConfigError
 from common.personalize import (
     PersonalizeError,
@@ -297,7 +298,7 @@ def _misconfiguration(rt: Runtime, exc: PersonalizeError) -> ConfigError:
         message = str(response.get("Error", {}).get("Message", ""))
     filter_arn = rt.settings.filter_arn
     if filter_arn and filter_arn in message:
-        return ConfigError("PERSONALIZE_FILTER_ARN", f"Personalize answered {exc.code}")
+        return ConfigError(shared.PERSONALIZE_FILTER_ARN.name, f"Personalize answered {exc.code}")
     related = rt.settings.related_items_arn
     if related and related in message:
         return ConfigError("PERSONALIZE_RELATED_ITEMS_ARN", f"Personalize answered {exc.code}")
@@ -308,7 +309,7 @@ def _misconfiguration(rt: Runtime, exc: PersonalizeError) -> ConfigError:
     named += [str(p.get("filterArn")) for p in caps.promotions]
     if any(arn in message for arn in named):
         return ConfigError("PERSONALIZE_FILTERS", f"Personalize answered {exc.code}")
-    return ConfigError("PERSONALIZE_CAMPAIGN_ARN", f"Personalize answered {exc.code}")
+    return ConfigError(shared.PERSONALIZE_CAMPAIGN_ARN.name, f"Personalize answered {exc.code}")
 
 
 def _misconfigured(

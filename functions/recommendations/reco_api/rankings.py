@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from common import settings as shared
 from common.ids import id_problem
 from common.personalize import (
     MAX_RANKING_ITEMS,
@@ -102,7 +103,7 @@ def serve(
         raise NotConfigured(RANKING, "ranking")
     reader = rt.purchases() if request.exclude_purchased else None
     if request.exclude_purchased and reader is None:
-        raise NotConfigured("SEGMENT_SPACE_ID", "purchased-item exclusion")
+        raise NotConfigured(shared.SEGMENT_SPACE_ID.name, "purchased-item exclusion")
     pending = reader.start(request.user_id) if reader is not None else None
     ranked = get_personalized_ranking(
         client(),

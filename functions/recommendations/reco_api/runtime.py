@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from common import aws
+from common import settings as shared
 from common.config import environ
 from common.runtime import FunctionRuntime, PerContainer
 from common.secrets import LogHashKey, SecretCache, SecretError
@@ -169,7 +170,7 @@ class Runtime(FunctionRuntime[Settings]):
     def _no_log_key(self, problem: SecretError) -> None:
         self.logger.error(
             "user ids are left out of the logs: the pseudonym key cannot be read",
-            setting="LOG_HASH_KEY_PARAMETER",
+            setting=shared.LOG_HASH_KEY_PARAMETER.name,
             reason=problem.reason,
         )
 

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import Protocol
 
+from common import settings as shared
 from common.recommend import Purchases
 from common.userstate import StoreError, UserState
 from reco_api.exclusion import CONFIG_PROBLEM_COOLDOWN_S, Pending, PurchaseReader
@@ -86,4 +87,4 @@ class StoredPurchases:
             first = self._clock() >= self._paused_until
             self._paused_until = self._clock() + self._cooldown
         if first:
-            self._on_config_problem("USER_STATE_TABLE", detail)
+            self._on_config_problem(shared.USER_STATE_TABLE.name, detail)
