@@ -234,7 +234,7 @@ def test_a_malformed_deployment_name_is_a_configuration_error_not_a_crash() -> N
 
 # Literals of shared names left in recommendations' modules that issue 24 item 1 rewrites
 # (request/handler edges; another branch): replace each with the record's ``.name``.
-PENDING: set[tuple[str, str]] = set()
+PENDING: set[tuple[str, str]] = set()  # every shared name is read through its record
 
 
 def test_each_shared_name_is_a_literal_in_one_file_only() -> None:
