@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -57,8 +58,12 @@ if TYPE_CHECKING:
 # typical one (tens of purchases) within one 1 KB write unit.
 MAX_PURCHASES = 500
 MAX_ITEM_BYTES = 400 * 1024
+# Personalize's item ids have at most 256 characters, which UTF-8 may spell in up to 1 KB:
+# an id of more than 256 bytes is not stored (the user is marked capped, so the Profile API
+# keeps excluding it), and the stored list keeps its first 128 KB.
 MAX_ITEM_ID_BYTES = 256
 MAX_LIST = 500
+MAX_LIST_BYTES = 128 * 1024
 # BatchGetItem takes at most 100 keys a request
 # (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchGetItem.html);
 # what it leaves in UnprocessedKeys is asked again with a growing, jittered wait.
@@ -71,7 +76,7 @@ DAY_S = 86_400
 class StoreError(ServiceError):
     """The store could not answer. ``kind``: unavailable (throttled, 5xx, timeouts after
     botocore's own retries), timeout (unprocessed keys left at the deadline),
-    misconfigured (no such table, access denied)."""
+    misconfigured (no such table, access denied), rejected (ValidationException)."""
 
 
 _CONFIGURATION_CODES = frozenset(
@@ -81,7 +86,12 @@ _CONFIGURATION_CODES = frozenset(
 
 def _store_error(exc: Exception) -> StoreError:
     code = error_code(exc) or type(exc).__name__
-    kind = "misconfigured" if code in _CONFIGURATION_CODES else "unavailable"
+    if code in _CONFIGURATION_CODES:
+        kind = "misconfigured"
+    elif code == "ValidationException":
+        kind = "rejected"  # no retry makes DynamoDB take this write (e.g. an item too large)
+    else:
+        kind = "unavailable"
     return StoreError(kind, f"DynamoDB: {code}")
 
 
@@ -229,54 +239,46 @@ class UserStateStore:
 
     def add_purchases(self, user_id: str, items: Iterable[str]) -> UserState:
         """Merge purchased items (set union) and return the state after it. Past the cap
-        nothing is added and ``capped`` is set instead."""
-        new = sorted(set(items))
-        if not new:
-            return self.get(user_id, consistent=True)
-        room = MAX_PURCHASES - len(new)
-        if room >= 0:
-            try:
-                return self._update(
-                    user_id,
-                    "ADD purchased :p, ver :one SET expires_at = :exp",
-                    {":p": {"SS": new}, ":room": {"N": str(room)}},
-                    condition="attribute_not_exists(purchased) OR size(purchased) <= :room",
-                )
-            except _ConditionFailed:
-                pass
-        # Past the cap, or a redelivery whose items are all stored already (the condition
-        # counts the set before the union): only the latter changes nothing.
-        stored = self.get(user_id, consistent=True)
-        if set(new) <= stored.purchased:
-            return stored
-        return self._capped(user_id)
+        (or for an id longer than :data:`MAX_ITEM_ID_BYTES`) nothing is added and
+        ``capped`` is set instead."""
+        return self._merge(user_id, items, "", {})
 
     def seed(self, user_id: str, items: Iterable[str]) -> UserState:
         """Merge the Profile API's purchased trait and mark the user seeded now."""
-        new = sorted(set(items))
-        values: dict[str, Any] = {":now": _num(self.wall())}
-        if not new:
-            return self._update(
-                user_id, "ADD ver :one SET seeded_at = :now, expires_at = :exp", values
-            )
-        room = MAX_PURCHASES - len(new)
-        if room >= 0:
+        return self._merge(user_id, items, "seeded_at = :now, ", {":now": _num(self.wall())})
+
+    def _merge(
+        self, user_id: str, items: Iterable[str], also: str, values: dict[str, Any]
+    ) -> UserState:
+        """``ADD purchased`` conditioned on the union fitting the cap. The condition counts
+        the stored set, not the union: when it fails, the items not stored yet are merged
+        once more under a condition on what is stored now. Only a union that passes the cap,
+        or an id too long to bound the item's size, marks the user capped."""
+        wanted = set(items)
+        fits = {i for i in wanted if len(i.encode("utf-8", "surrogatepass")) <= MAX_ITEM_ID_BYTES}
+        sets = f"{also}capped = :true, " if fits != wanted else also
+        extra = {**values, ":true": {"BOOL": True}} if fits != wanted else values
+        new = sorted(fits)
+        for _ in range(3):
+            if not new:  # nothing left to store: everything is there already
+                if not sets:
+                    return self.get(user_id, consistent=True)
+                return self._update(user_id, f"ADD ver :one SET {sets}expires_at = :exp", extra)
+            room = MAX_PURCHASES - len(new)
+            if room < 0:
+                break
             try:
                 return self._update(
                     user_id,
-                    "ADD purchased :p, ver :one SET seeded_at = :now, expires_at = :exp",
-                    {**values, ":p": {"SS": new}, ":room": {"N": str(room)}},
+                    f"ADD purchased :p, ver :one SET {sets}expires_at = :exp",
+                    {**extra, ":p": {"SS": new}, ":room": {"N": str(room)}},
                     condition="attribute_not_exists(purchased) OR size(purchased) <= :room",
                 )
             except _ConditionFailed:
-                pass
-        if set(new) <= self.get(user_id, consistent=True).purchased:
-            return self._update(
-                user_id, "ADD ver :one SET seeded_at = :now, expires_at = :exp", values
-            )
+                new = sorted(fits - self.get(user_id, consistent=True).purchased)
         return self._update(
             user_id,
-            "ADD ver :one SET capped = :true, seeded_at = :now, expires_at = :exp",
+            f"ADD ver :one SET {also}capped = :true, expires_at = :exp",
             {**values, ":true": {"BOOL": True}},
         )
 
@@ -287,7 +289,7 @@ class UserStateStore:
             ":at": _num(claim.refreshed_at),
             ":ex": {"N": str(claim.excluded)},
             ":d": {"S": list_digest(claim.items)},
-            ":items": {"L": [{"S": i} for i in claim.items]},
+            ":items": {"L": [{"S": i} for i in _bounded_list(claim.items)]},
             ":read": {"N": str(claim.read_ver)},
         }
         expression = (
@@ -307,26 +309,21 @@ class UserStateStore:
         except _ConditionFailed:
             return None
 
-    def release(self, user_id: str, ver: int) -> bool:
-        """Forget the refresh claimed at ``ver`` (its identify was not sent), unless another
-        write came since. True when released."""
+    def release(self, user_id: str, refreshed_at: float) -> bool:
+        """Forget the refresh claimed at ``refreshed_at`` (its identify was not sent), unless
+        another claim came since (a purchase or seed does not change ``refreshed_at``: the
+        claim is still the last one). True when released."""
         try:
             self._update(
                 user_id,
-                "REMOVE refreshed_at, digest ADD ver :one SET expires_at = :exp",
-                {":claimed": {"N": str(ver)}},
-                condition="ver = :claimed",
+                "REMOVE refreshed_at, digest, #items ADD ver :one SET expires_at = :exp",
+                {":at": _num(refreshed_at)},
+                condition="refreshed_at = :at",
+                names={"#items": "items"},
             )
         except _ConditionFailed:
             return False
         return True
-
-    def _capped(self, user_id: str) -> UserState:
-        return self._update(
-            user_id,
-            "ADD ver :one SET capped = :true, expires_at = :exp",
-            {":true": {"BOOL": True}},
-        )
 
     def _update(
         self,
@@ -365,9 +362,24 @@ class _ConditionFailed(Exception):
     pass
 
 
+def _bounded_list(items: Sequence[str]) -> list[str]:
+    """The written list as stored: its first items within :data:`MAX_LIST_BYTES` (it only
+    tells a seed which purchases were just recommended; 500 ids of 256 four-byte characters
+    would pass the item's limit on their own)."""
+    kept: list[str] = []
+    total = 0
+    for item in items:
+        total += len(item.encode("utf-8", "surrogatepass")) + 1
+        if total > MAX_LIST_BYTES:
+            break
+        kept.append(item)
+    return kept
+
+
 def _num(value: float) -> dict[str, str]:
-    """Epoch seconds at millisecond precision, as DynamoDB's number text."""
-    return {"N": str(Decimal(round(value * 1000)) / 1000)}
+    """Epoch seconds at millisecond precision, rounded down (a refresh's start never moves
+    past an event it preceded), as DynamoDB's number text."""
+    return {"N": str(Decimal(math.floor(value * 1000)) / 1000)}
 
 
 def decode(item: Mapping[str, Any]) -> UserState:

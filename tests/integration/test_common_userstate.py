@@ -14,6 +14,7 @@ from common.userstate import (
     MAX_ITEM_BYTES,
     MAX_ITEM_ID_BYTES,
     MAX_LIST,
+    MAX_LIST_BYTES,
     MAX_PURCHASES,
     Claim,
     StoreError,
@@ -208,9 +209,39 @@ def test_a_release_undoes_only_the_claim_it_names(client: Any) -> None:
     s = store(client)
     won = s.claim(Claim("u", 0, 5.0, 1, 0, ("A",)))
     assert won is not None
-    s.add_purchases("u", ["B"])  # a later write: the claim is no longer the last one
-    assert s.release("u", won.ver) is False
-    assert s.get("u", consistent=True).refreshed_at == 5.0
+    s.add_purchases("u", ["B"])  # a purchase since: the claim is still the last one
     again = s.claim(Claim("u", s.get("u", consistent=True).ver, 6.0, 2, 1, ("C",)))
-    assert again is not None and s.release("u", again.ver) is True
-    assert s.get("u", consistent=True).refreshed_at is None
+    assert again is not None
+    assert s.release("u", 5.0) is False  # another claim came since: not this one's to undo
+    assert s.get("u", consistent=True).refreshed_at == 6.0
+    s.add_purchases("u", ["D"])
+    assert s.release("u", 6.0) is True
+    released = s.get("u", consistent=True)
+    assert released.refreshed_at is None and released.items == () and released.digest is None
+    assert released.purchased == {"B", "D"}
+
+
+def test_a_union_within_the_cap_is_stored_though_the_batch_overlaps(client: Any) -> None:
+    s = store(client)
+    s.add_purchases("u", [f"i{n}" for n in range(MAX_PURCHASES - 1)])
+    # One stored item and one new: the condition counts the stored set, the union fits.
+    after = s.add_purchases("u", ["i0", "new"])
+    assert not after.capped and "new" in after.purchased
+    assert len(after.purchased) == MAX_PURCHASES
+
+
+def test_an_id_too_long_in_bytes_is_not_stored_and_marks_the_user_capped(client: Any) -> None:
+    s = store(client)
+    wide = "\U0001f600" * 100  # 100 characters, 400 UTF-8 bytes
+    state = s.add_purchases("u", [wide, "ok"])
+    assert state.capped and state.purchased == {"ok"}
+    seeded = s.seed("v", [wide])
+    assert seeded.capped and seeded.seeded_at is not None and seeded.purchased == frozenset()
+
+
+def test_the_stored_list_keeps_its_first_items_within_its_byte_bound(client: Any) -> None:
+    wide = "\U0001f600" * 256  # Personalize's longest id, 1 KB in UTF-8
+    won = store(client).claim(Claim("u", 0, 1.0, None, 0, tuple([wide] * MAX_LIST)))
+    assert won is not None
+    assert 0 < len(won.items) < MAX_LIST
+    assert sum(len(i.encode()) + 1 for i in won.items) <= MAX_LIST_BYTES

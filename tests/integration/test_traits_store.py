@@ -99,9 +99,12 @@ class Profiles:
         self.fail = False
         self.no_turn = False  # no turn of the rate share comes: wait out the deadline
         self.never = threading.Event()
+        self.during: Any = None  # runs inside a read (another container's write, say)
 
     def traits(self, user_id: str, include: Any, deadline: float | None = None) -> dict[str, Any]:
         self.calls.append(user_id)
+        if self.during is not None:
+            self.during(user_id)
         if self.gate is not None and not self.gate.wait(5):
             raise ProfileError("timeout", "gate never opened")
         if self.fail:
@@ -415,10 +418,14 @@ def test_a_queue_send_that_fails_reports_the_users_records(aws: dict[str, Any]) 
 
 def test_a_purchase_merged_during_the_refresh_wins_over_the_stale_list(world: World) -> None:
     """Another container merges a purchase of I-000 while this refresh asks Personalize:
-    the claim loses, and the list written is computed again without it."""
+    the claim (made just before the send) loses, nothing is sent, and the refresh queue's
+    message computes the list again without it."""
     world.runtime.during_call = lambda user: world.store.add_purchases(user, ["I-000"])
     assert world.run([track(1, "u")]) == []
-    assert world.stats["ClaimsLost"] == 1
+    assert world.stats["ClaimsLost"] == 1 and world.stats["RefreshesRequeued"] == 1
+    assert world.tracking.bodies == []
+    (queued, _), *_ = world.queued()
+    assert world.run_queue([queued]) == []
     assert world.tracking.lists["u"] == [["I-001", "I-002", "I-003", "I-004", "I-005"]]
     assert world.store.get("u", consistent=True).items == tuple(world.tracking.lists["u"][-1])
 
@@ -548,6 +555,12 @@ def test_concurrent_containers_never_write_a_list_with_a_processed_purchase(
     for version, items in claimed:
         before = {item for ver, item in merged if ver < version}
         assert not before & set(items), (version, items, before)
+    # Refreshes that lost their claim went to the refresh queue: run them (bounded).
+    for _ in range(20):
+        queued = [body for body, _ in world.queued()]
+        if not queued:
+            break
+        assert world.run_queue(queued) == []
     final = world.store.get("u", consistent=True)
     assert final.purchased == bought and not bought & set(final.items)
 
@@ -570,3 +583,39 @@ def test_a_claim_whose_identify_was_not_sent_is_released_for_the_retry(
         assert world.stats["RefreshesDeferred"] == 0 and len(world.tracking.lists["u"]) == 1
     finally:
         world.close()
+
+
+def test_a_strict_seed_keeps_a_purchase_merged_while_the_profile_api_answered(
+    aws: dict[str, Any],
+) -> None:
+    """SEED_WAIT: another container merges I-002 while the Profile API is read. The seed's
+    write returns the state holding it, the claim is conditioned on that state, so the list
+    must leave I-002 out too."""
+    world = make(aws, SEED_WAIT="true")
+    try:
+        world.profiles.purchased = {"u": ["I-000"]}
+        world.profiles.during = lambda user: world.store.add_purchases(user, ["I-002"])
+        assert world.run([track(1, "u")]) == []
+        assert world.tracking.lists["u"] == [["I-001", "I-003", "I-004", "I-005", "I-006"]]
+    finally:
+        world.close()
+
+
+def test_a_capped_users_requeued_refresh_reads_the_profile_api_again(world: World) -> None:
+    """A capped user's refresh loses its claim: the refresh queue's retry reads the Profile
+    API again (the purchase that passed the cap is only there)."""
+    world.store.add_purchases("u", [f"X-{n}" for n in range(MAX_PURCHASES)])
+    world.store.add_purchases("u", ["I-001"])  # past the cap
+    world.profiles.purchased = {"u": ["I-001"]}
+
+    def other_container_buys(user: str) -> None:
+        world.store.add_purchases(user, ["I-000"])  # past the cap: only marks the user
+        world.profiles.purchased[user].append("I-000")  # Segment's trait has it
+
+    world.runtime.during_call = other_container_buys
+    assert world.run([track(1, "u")]) == []
+    assert world.stats["ClaimsLost"] == 1
+    (queued, _), *_ = world.queued()
+    assert world.run_queue([queued]) == []
+    assert world.profiles.calls == ["u", "u"]
+    assert not {"I-000", "I-001"} & set(world.tracking.lists["u"][-1])

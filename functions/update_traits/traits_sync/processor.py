@@ -39,7 +39,9 @@ from traits_sync.plan import Plan, SessionGroup, UserWork, build
 from traits_sync.ports import Ports
 from traits_sync.refresh import (
     Outstanding,
+    Prepared,
     StoreView,
+    claim,
     finish_seeds,
     queued_refresh,
     read_states,
@@ -165,11 +167,18 @@ def process(
         # Buyers get their state from the purchase merge's own write.
         view = read_states(ports, (u.user_id for u in plan.users if not u.purchased), units, stats)
         store = _Stored(view, owners={u.user_id: u for u in plan.users})
-    identifies = _run_units(plan, settings, ports, units, stats, failures, refusals, store)
-    sends = _start_deferred(store.deferred, ports, budget) if store is not None else []
+    identifies: list[tuple[Owner, identify.Identify]] = list(
+        _run_units(plan, settings, ports, units, stats, failures, refusals, store)
+    )
+    sends: DeferredSends = []
+    if store is not None:
+        sends = _start_deferred(store.deferred, ports, budget)
+        claimed, requeued = _claim(store, ports, budget, stats, failures, refusals)
+        identifies += claimed
+        sends += _start_deferred(requeued, ports, budget)
     _send_identifies(identifies, ports, budget, stats, failures, refusals)
     if store is not None:
-        release_claims(_unsent(identifies, failures, refusals), store.seeds, ports, stats)
+        _release_unsent(identifies, store, ports, budget, stats, failures, refusals)
         again = finish_seeds(store.seeds, settings, ports, budget, stats)
         sends += _start_deferred(again, ports, budget)
         _finish_deferred(sends, store, ports, budget, stats, failures)
@@ -241,7 +250,7 @@ def process_refreshes(
     units = budget.reserving(_reserve(budget))
     view = read_states(ports, works, units, stats)
     store = _Stored(view, owners=dict(works))
-    futures: dict[Future[identify.Identify | None], QueuedWork] = {
+    futures: dict[Future[Prepared | None], QueuedWork] = {
         ports.executor.submit(
             queued_refresh,
             work.deferred,
@@ -256,7 +265,6 @@ def process_refreshes(
         for work in works.values()
     }
     _wait(list(futures), units)
-    identifies: list[tuple[Owner, identify.Identify]] = []
     refusals: list[Refusal] = []
     for future, work in futures.items():
         outcome = _outcome(future)
@@ -267,11 +275,16 @@ def process_refreshes(
         else:
             stats.add(USERS_COMPLETED)
             if outcome is not None:
-                identifies.append((work, outcome))
+                store.prepared.append((work, outcome))
+    # A refresh that lost its claim goes back on the queue as a new message (this one is
+    # done): a contended user is retried in moments, not after the visibility timeout.
+    identifies, requeued = _claim(store, ports, budget, stats, failures, refusals)
+    sends = _start_deferred(requeued, ports, budget)
     _send_identifies(identifies, ports, budget, stats, failures, refusals)
-    release_claims(_unsent(identifies, failures, refusals), store.seeds, ports, stats)
+    _release_unsent(identifies, store, ports, budget, stats, failures, refusals)
     again = finish_seeds(store.seeds, settings, ports, budget, stats)
-    _finish_deferred(_start_deferred(again, ports, budget), store, ports, budget, stats, failures)
+    sends += _start_deferred(again, ports, budget)
+    _finish_deferred(sends, store, ports, budget, stats, failures)
     rejected = _settle(refusals, stats, logger, failures)
     _dead_letter(rejected, ports, budget, stats, logger, failures)
     return failures.sequence_numbers(records)
@@ -363,20 +376,59 @@ class _Stored:
     seeds: Outstanding = field(default_factory=Outstanding)
     deferred: list[Deferred] = field(default_factory=list)
     owners: dict[str, Owner] = field(default_factory=dict)
+    prepared: list[tuple[Owner, Prepared]] = field(default_factory=list)
 
 
-def _unsent(
+def _release_unsent(
     identifies: Sequence[tuple[Owner, identify.Identify]],
+    store: _Stored,
+    ports: Ports,
+    budget: Budget,
+    stats: Stats,
     failures: Failures,
     refusals: Sequence[Refusal],
-) -> list[str]:
-    """The users whose identify did not reach Segment (retried or refused)."""
+) -> None:
+    """Release every claim whose identify did not reach Segment (retried, refused, or cut
+    by the deadline after it was claimed)."""
     refused = {r.user_id for r in refusals if r.step == "SegmentBatch"}
-    return [
+    sent = {
         owner.user_id
         for owner, _ in identifies
-        if owner.user_id in refused or any(failures.has(r) for r in owner.records)
-    ]
+        if owner.user_id not in refused and not any(failures.has(r) for r in owner.records)
+    }
+    unsent = [user for user in list(store.seeds.claimed) if user not in sent]
+    release_claims(unsent, store.seeds, ports, budget, stats)
+
+
+def _claim(
+    store: _Stored,
+    ports: Ports,
+    budget: Budget,
+    stats: Stats,
+    failures: Failures,
+    refusals: list[Refusal],
+) -> tuple[list[tuple[Owner, identify.Identify]], list[Deferred]]:
+    """Claim every prepared refresh, in parallel, just before the identifies are sent: the
+    identifies to send, and the refreshes that lost their claim to a purchase or seed and go
+    through the refresh queue at once."""
+    futures = {
+        ports.executor.submit(claim, prepared, ports, stats, store.seeds): owner
+        for owner, prepared in store.prepared
+    }
+    _wait(list(futures), budget)
+    identifies: list[tuple[Owner, identify.Identify]] = []
+    requeued: list[Deferred] = []
+    for future, owner in futures.items():
+        outcome = _outcome(future)
+        if isinstance(outcome, Refusal):
+            refusals.append(replace(outcome, records=owner.records, user_id=owner.user_id))
+        elif isinstance(outcome, str):
+            failures.add(owner.records, outcome, owner.user_id)
+        elif isinstance(outcome, Deferred):
+            requeued.append(outcome)
+        elif outcome is not None:
+            identifies.append((owner, outcome))
+    return identifies, requeued
 
 
 DeferredSends = list[tuple[list[Deferred], "Future[list[tuple[Deferred, str]]] | None"]]
@@ -408,7 +460,7 @@ def _finish_deferred(
             not_sent = [(d, why) for d in chunk]
         else:
             try:
-                not_sent = future.result(timeout=budget.remaining() + 5.0)
+                not_sent = future.result(timeout=budget.remaining())
             except Exception as exc:  # noqa: BLE001 - not sent: the records are retried
                 not_sent = [(d, type(exc).__name__) for d in chunk]
         stats.add("RefreshesQueued", len(chunk) - len(not_sent))
@@ -432,11 +484,11 @@ def _run_units(
     # short it is the latest records that wait for the retry, and every invocation moves
     # the checkpoint forward (anonymous sessions submitted last starved the first records
     # on every retry).
-    user_futures: dict[Future[identify.Identify | Deferred | None], UserWork] = {}
+    user_futures: dict[Future[identify.Identify | Prepared | Deferred | None], UserWork] = {}
     anonymous_futures: dict[Future[None], SessionGroup] = {}
     for unit in plan.order:
         if isinstance(unit, UserWork):
-            future: Future[identify.Identify | Deferred | None]
+            future: Future[identify.Identify | Prepared | Deferred | None]
             if store is None:
                 future = ports.executor.submit(user_identify, unit, settings, ports, budget, stats)
             else:
@@ -461,6 +513,9 @@ def _run_units(
             if isinstance(outcome, Deferred):
                 assert store is not None
                 store.deferred.append(outcome)
+            elif isinstance(outcome, Prepared):
+                assert store is not None
+                store.prepared.append((work, outcome))
             elif outcome is not None:
                 identifies.append((work, outcome))
     for anonymous, group in anonymous_futures.items():

@@ -46,9 +46,6 @@ from traits_sync.settings import Settings, StoreSettings
 from traits_sync.stats import Stats
 from traits_sync.work import StepFailed, put_events
 
-# Claims lost in a row before the refresh is handed to the refresh queue (each loss means
-# another writer made progress on this user; the queue retries it a moment later).
-MAX_CLAIMS = 3
 STEP = "UserState"
 # How long a seed beside a refresh may wait for a turn of the container's Profile API share
 # (and be waited for at the end of the batch): seeds take the turns that come while the
@@ -110,16 +107,16 @@ class Outstanding:
     (released if its identify could not be sent, so the retry is not coalesced away)."""
 
     items: list[Seed] = field(default_factory=list)
-    claimed: dict[str, int] = field(default_factory=dict)
+    claimed: dict[str, float] = field(default_factory=dict)  # user -> the claim's refreshed_at
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, seed: Seed) -> None:
         with self._lock:
             self.items.append(seed)
 
-    def claim(self, user_id: str, ver: int) -> None:
+    def claim(self, user_id: str, refreshed_at: float) -> None:
         with self._lock:
-            self.claimed[user_id] = ver
+            self.claimed[user_id] = refreshed_at
 
 
 def start_seed(
@@ -193,8 +190,8 @@ def user_refresh(
     stats: Stats,
     view: StoreView,
     seeds: Outstanding,
-) -> identify.Identify | Deferred | None:
-    """The identify to send, a deferral for the refresh queue, or None (superseded)."""
+) -> Prepared | Deferred:
+    """The refresh to claim and send, or a deferral for the refresh queue."""
     conf = _conf(settings)
     store = _store(ports)
     for group in work.groups.values():
@@ -242,7 +239,7 @@ def queued_refresh(
     view: StoreView,
     seeds: Outstanding,
     message_id: str,
-) -> identify.Identify | None:
+) -> Prepared | None:
     """A trailing refresh from the queue; None when a newer refresh already covered it."""
     state = view.state(deferred.user_id, budget)
     if state.refreshed_at is not None and state.refreshed_at > deferred.after:
@@ -263,10 +260,7 @@ def queued_refresh(
         watermark=watermark,
         timestamp=moment,
     )
-    outcome = _refresh(request, state, settings, ports, budget, stats, seeds)
-    if isinstance(outcome, Deferred):
-        raise StepFailed(STEP, "contended")  # the queue redelivers it after its timeout
-    return outcome
+    return _refresh(request, state, settings, ports, budget, stats, seeds)
 
 
 @dataclass
@@ -285,12 +279,23 @@ class _ProfileFirst:
 
     def wait(self) -> Purchases:
         trait = _trait_items(_wait_profile(self.future, self.budget), self.settings, self.stats)
-        known = self.state.purchased | self.request.purchased | trait
         if not self.state.capped:
             user = self.request.user_id
+            # The state the seed's write returns: it holds any purchase another container
+            # merged while the Profile API answered, and the claim is conditioned on it.
             self.state = store_step(lambda: self.store.seed(user, trait))
             self.stats.add("Seeded")
-        return Purchases(frozenset(known))
+        return Purchases(frozenset(self.state.purchased | self.request.purchased | trait))
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A refresh computed and not yet claimed: the claim is made just before its identify
+    is sent (:func:`claim`), so another container's purchase merged meanwhile still wins."""
+
+    message: identify.Identify
+    claim: Claim
+    request: Request
 
 
 def _refresh(
@@ -301,64 +306,70 @@ def _refresh(
     budget: Budget,
     stats: Stats,
     seeds: Outstanding,
-) -> identify.Identify | Deferred | None:
+) -> Prepared:
     conf = _conf(settings)
     store = _store(ports)
     due = state.seed_due(ports.wall(), conf.reseed_interval_s)
-    profile_first = state.capped or (conf.seed_wait and due)
-    for attempt in range(MAX_CLAIMS):
-        started = ports.wall()
-        future = (
-            start_seed(request.user_id, settings, ports, budget, stats)
-            if (profile_first and attempt == 0)
-            else None
+    started = ports.wall()
+    future = None
+    if state.capped or (conf.seed_wait and due):
+        future = start_seed(request.user_id, settings, ports, budget, stats)
+    pending: _ProfileFirst | Known
+    if future is not None:
+        pending = _ProfileFirst(future, state, request, settings, store, budget, stats)
+        headroom = settings.exclusion_headroom + len(request.purchased)
+    else:
+        known = state.purchased | request.purchased
+        pending = Known(Purchases(frozenset(known)))
+        headroom = min(len(known), settings.exclusion_headroom)
+    try:
+        served = recommend(
+            lambda count: _fetch(request.user_id, count, settings, ports, budget, stats),
+            settings.num_results,
+            pending,
+            headroom,
         )
-        pending: _ProfileFirst | Known
+    except BaseException:
         if future is not None:
-            pending = _ProfileFirst(future, state, request, settings, store, budget, stats)
-            headroom = settings.exclusion_headroom + len(request.purchased)
-        else:
-            known = state.purchased | request.purchased
-            pending = Known(Purchases(frozenset(known)))
-            headroom = min(len(known), settings.exclusion_headroom)
-        try:
-            served = recommend(
-                lambda count: _fetch(request.user_id, count, settings, ports, budget, stats),
-                settings.num_results,
-                pending,
-                headroom,
-            )
-        except BaseException:
-            if future is not None:
-                future.cancel()
-            raise
-        current = pending.state if isinstance(pending, _ProfileFirst) else state
-        message = _identify(request, [item.item_id for item in served.items], settings, stats)
-        budget.check()
-        claim = Claim(
-            request.user_id,
-            current.ver,
-            refreshed_at=started,
-            watermark=max(request.watermark or 0, current.watermark or 0) or None,
-            excluded=len(current.purchased | request.purchased),
-            items=tuple(message.items),
-        )
-        won: UserState | None = store_step(partial(store.claim, claim))
-        if won is not None:
-            stats.add("RefreshesClaimed")
-            seeds.claim(request.user_id, won.ver)
-            if future is None and due and not current.capped:
-                _seed_beside(state, request, settings, ports, budget, stats, seeds, won.items)
-            return message
-        stats.add("ClaimsLost")
-        state = store_step(lambda: store.get(request.user_id, consistent=True))
-        if _superseded(state, request):
-            stats.add("RefreshesSuperseded")
-            return None
-        due = state.seed_due(ports.wall(), conf.reseed_interval_s)
-        profile_first = state.capped
+            future.cancel()
+        raise
+    current = pending.state if isinstance(pending, _ProfileFirst) else state
+    message = _identify(request, [item.item_id for item in served.items], settings, stats)
+    if future is None and due and not current.capped:
+        _seed_beside(state, request, settings, ports, budget, stats, seeds, tuple(message.items))
+    claim = Claim(
+        request.user_id,
+        current.ver,
+        refreshed_at=started,
+        watermark=max(request.watermark or 0, current.watermark or 0) or None,
+        excluded=len(current.purchased | request.purchased),
+        items=tuple(message.items),
+    )
+    return Prepared(message, claim, request)
+
+
+def claim(
+    prepared: Prepared, ports: Ports, stats: Stats, seeds: Outstanding
+) -> identify.Identify | Deferred | None:
+    """Claim a prepared refresh (a write conditioned on the version it was computed from):
+    the identify to send now; None when a newer refresh, started after this one's events
+    reached Personalize and knowing every stored purchase, already covers it; else a
+    refresh through the queue at once (a purchase or seed came in between)."""
+    store = _store(ports)
+    user = prepared.request.user_id
+    won: UserState | None = store_step(partial(store.claim, prepared.claim))
+    if won is not None:
+        stats.add("RefreshesClaimed")
+        seeds.claim(user, prepared.claim.refreshed_at)
+        return prepared.message
+    stats.add("ClaimsLost")
+    state = store_step(lambda: store.get(user, consistent=True))
+    if _superseded(state, prepared.request):
+        stats.add("RefreshesSuperseded")
+        return None
     stats.add("RefreshesRequeued")
-    return Deferred(request.user_id, after=request.after, delay_s=0, watermark=request.watermark)
+    request = prepared.request
+    return Deferred(user, after=request.after, delay_s=0, watermark=request.watermark)
 
 
 def _superseded(state: UserState, request: Request) -> bool:
@@ -409,20 +420,27 @@ def _seed_beside(
         seeds.add(Seed(request.user_id, future, written))
 
 
-def release_claims(users: Iterable[str], seeds: Outstanding, ports: Ports, stats: Stats) -> None:
+def release_claims(
+    users: Iterable[str], seeds: Outstanding, ports: Ports, budget: Budget, stats: Stats
+) -> None:
     """Undo the claims of users whose identify was not sent (their records are retried):
-    the retry must refresh them at once, not find a fresh claim and defer. A claim that
-    another write already followed needs nothing; a release that fails leaves the retry
-    to a trailing refresh (the records are still retried, nothing is lost)."""
+    the retry must refresh them at once, not find a fresh claim and defer, and no trailing
+    refresh may be dropped as covered by a list Segment never got. Each release is
+    conditioned on the claim's ``refreshed_at`` still being the stored one (only another
+    claim changes it); they run in parallel, within the time budget. A release that fails
+    leaves the retry to a trailing refresh (the records are still retried)."""
     store = _store(ports)
-    for user in users:
-        ver = seeds.claimed.get(user)
-        if ver is None:
-            continue
+    claimed = [(user, seeds.claimed[user]) for user in users if user in seeds.claimed]
+    if not claimed or budget.expired():
+        stats.add("ClaimReleasesFailed", len(claimed))
+        return
+    futures = [ports.executor.submit(store.release, user, at) for user, at in claimed]
+    for future in futures:
         try:
-            store.release(user, ver)
+            future.result(timeout=budget.remaining())
             stats.add("ClaimsReleased")
-        except StoreError:
+        except Exception:  # noqa: BLE001 - StoreError, timeout: the retry is deferred instead
+            future.cancel()
             stats.add("ClaimReleasesFailed")
 
 
@@ -435,8 +453,8 @@ def finish_seeds(
     read at their next refresh: no record waits."""
     if not seeds.items:
         return []
-    # Each seed gave up on its own by SEED_PATIENCE_S; the request itself has its timeouts.
-    patience = Budget(min(budget.deadline, budget.clock() + SEED_PATIENCE_S + 5.0), budget.clock)
+    # Each seed gave up on its own by SEED_PATIENCE_S; a read that answers later is left.
+    patience = Budget(min(budget.deadline, budget.clock() + SEED_PATIENCE_S + 3.0), budget.clock)
     merges = [
         ports.executor.submit(_merge_seed, seed, settings, ports, patience, stats)
         for seed in seeds.items
@@ -444,7 +462,7 @@ def finish_seeds(
     again: list[Deferred] = []
     for merge in merges:
         try:
-            found = merge.result(timeout=patience.remaining() + 5.0)
+            found = merge.result(timeout=patience.remaining())
         except Exception:  # noqa: BLE001 - a merge that did not finish: read again next time
             merge.cancel()
             stats.add("SeedsDeferred")
