@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,6 +41,7 @@ def test_traits_and_sustained_benches_run_and_write_their_figures(tmp_path: Path
         assert row["speed_up"] > 1  # batching beats one record at a time, even this small
     assert traits["a_filter"]["handler_calls"]["Profile API"] == 0
     assert traits["a_profile"]["handler_calls"]["Profile API"] == traits["users"]
+    store_mode_counts(traits)
     limited = traits["b_profile_limited"]
     assert (limited["failed_users"], limited["answers_429"]) == (0, 0)
     # Rate-bound: the users cannot be read faster than the share allows.
@@ -48,3 +51,24 @@ def test_traits_and_sustained_benches_run_and_write_their_figures(tmp_path: Path
     assert sustained["offered_records"] > 0 and sustained["processed_per_second"] > 0
     assert sustained["profile_peak_per_second"] <= sustained["profile_budget"]
     assert sustained["profile_429"] == 0
+
+
+def store_mode_counts(traits: dict[str, Any]) -> None:
+    """Store mode: the first batch seeds every user from the Profile API beside the refresh,
+    the second batch of the same users reads no profile; at T = 30 s only the buyers are
+    refreshed again, the rest go to the refresh queue."""
+    users, store = traits["users"], traits["a_store"]
+    buyers = store["buyers"]
+    first, second, t30 = (store[k]["handler_calls"] for k in ("first", "second", "second_t30"))
+    for calls in (first, second, t30):
+        assert calls["BatchGetItem"] == math.ceil(users / 100)
+        assert calls["PutEvents"] == users
+    assert first["Profile API"] == users
+    assert first["UpdateItem"] == buyers + users + users  # purchases, claims, seeds
+    assert first["GetRecommendations"] == users
+    assert second.get("Profile API", 0) == 0
+    assert second["UpdateItem"] == buyers + users
+    assert second["GetRecommendations"] == users
+    assert t30["GetRecommendations"] == buyers
+    assert t30["SendMessageBatch"] == math.ceil((users - buyers) / 10)
+    assert all(store[k]["failed_records"] == 0 for k in ("first", "second", "second_t30"))
