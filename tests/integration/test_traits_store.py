@@ -42,7 +42,7 @@ ENV = {
     "DEAD_LETTER_QUEUE_URL": f"https://sqs.us-east-1.amazonaws.com/{ACCOUNT}/dlq",
     "NUM_RESULTS": "5",
     "USER_STATE_TABLE": TABLE,
-    "MIN_REFRESH_INTERVAL_SECONDS": "0",
+    "MIN_REFRESH_INTERVAL_S": "0",
 }
 
 
@@ -97,6 +97,8 @@ class Profiles:
         self.calls: list[str] = []
         self.gate: threading.Event | None = None  # when set, a read waits for it
         self.fail = False
+        self.no_turn = False  # no turn of the rate share comes: wait out the deadline
+        self.never = threading.Event()
 
     def traits(self, user_id: str, include: Any, deadline: float | None = None) -> dict[str, Any]:
         self.calls.append(user_id)
@@ -104,6 +106,10 @@ class Profiles:
             raise ProfileError("timeout", "gate never opened")
         if self.fail:
             raise ProfileError("unavailable", "HTTP 503")
+        if self.no_turn:
+            assert deadline is not None
+            self.never.wait(max(0.0, min(30.0, deadline - time.monotonic())))
+            raise ProfileError("budget", "no Profile API turn before the deadline")
         return {"purchased_products": self.purchased.get(user_id, [])}
 
 
@@ -343,7 +349,7 @@ def test_a_capped_user_reads_the_profile_api_on_every_refresh(world: World) -> N
 def test_a_user_refreshed_moments_ago_is_deferred_to_a_trailing_refresh(
     aws: dict[str, Any],
 ) -> None:
-    world = make(aws, MIN_REFRESH_INTERVAL_SECONDS="30", REFRESH_QUEUE_URL=aws["queue_url"])
+    world = make(aws, MIN_REFRESH_INTERVAL_S="30", REFRESH_QUEUE_URL=aws["queue_url"])
     try:
         world.run([track(1, "u")])
         assert len(world.runtime.calls) == 1
@@ -374,7 +380,7 @@ def test_a_user_refreshed_moments_ago_is_deferred_to_a_trailing_refresh(
 
 
 def test_a_purchase_refreshes_at_once_inside_the_window(aws: dict[str, Any]) -> None:
-    world = make(aws, MIN_REFRESH_INTERVAL_SECONDS="30", REFRESH_QUEUE_URL=aws["queue_url"])
+    world = make(aws, MIN_REFRESH_INTERVAL_S="30", REFRESH_QUEUE_URL=aws["queue_url"])
     try:
         world.run([track(1, "u")])
         world.now += 1
@@ -387,7 +393,7 @@ def test_a_purchase_refreshes_at_once_inside_the_window(aws: dict[str, Any]) -> 
 
 
 def test_a_queue_send_that_fails_reports_the_users_records(aws: dict[str, Any]) -> None:
-    world = make(aws, MIN_REFRESH_INTERVAL_SECONDS="30", REFRESH_QUEUE_URL=aws["queue_url"])
+    world = make(aws, MIN_REFRESH_INTERVAL_S="30", REFRESH_QUEUE_URL=aws["queue_url"])
     try:
         world.run([track(1, "u")])
         world.now += 1
@@ -437,3 +443,87 @@ def test_the_store_unavailable_reports_the_users_records(world: World) -> None:
 def test_a_refresh_message_we_did_not_write_is_dead_lettered(world: World) -> None:
     assert world.run_queue(["not json", {"v": 9, "userId": "u"}]) == []
     assert [b.code for b in world.dead_letters.sent] == ["BadRefreshMessage"] * 2
+
+
+def test_seeds_without_a_turn_do_not_hold_the_batch(world: World) -> None:
+    """No Profile API turn comes: the seeds give up after their patience, not at the
+    invocation's deadline (60 s here), and the refreshes are sent all the same."""
+    world.profiles.no_turn = True
+    started = time.monotonic()
+    assert world.run([track(n, f"user-{n}") for n in range(20)], seconds=60.0) == []
+    elapsed = time.monotonic() - started
+    assert elapsed < 10.0, elapsed
+    assert world.stats["SeedsDeferred"] == 20 and len(world.tracking.lists) == 20
+
+
+def test_a_refresh_queue_batch_without_the_store_is_a_configuration_error(
+    aws: dict[str, Any],
+) -> None:
+    from devkit.context import LambdaContext
+    from traits_sync import handler
+    from traits_sync.runtime import Runtime
+
+    env = {k: v for k, v in ENV.items() if k != "USER_STATE_TABLE"}
+    rt = Runtime({**env, "AWS_DEFAULT_REGION": "us-east-1"})
+    event = sqs_event([{"v": 1, "userId": "u", "after": 1.0, "watermark": None}] * 2)
+    answer = handler.handle_with(rt, event, LambdaContext())
+    assert answer == {"batchItemFailures": [{"itemIdentifier": "m-0"}, {"itemIdentifier": "m-1"}]}
+
+
+def test_concurrent_containers_never_write_a_list_with_a_processed_purchase(
+    world: World,
+) -> None:
+    """Four containers process one user's events at once (the stream keyed by messageId):
+    views and purchases interleave. Every identify claimed after a purchase was merged must
+    exclude it, and the last list stored excludes every purchase. The store's order of
+    claims is the ground truth: a list is checked against the purchases merged before it
+    was claimed."""
+    import random
+
+    rng = random.Random(7)
+    merged: list[tuple[int, str]] = []  # (store version after the merge, item)
+    claimed: list[tuple[int, tuple[str, ...]]] = []
+    lock = threading.Lock()
+    real_add, real_claim = world.store.add_purchases, world.store.claim
+
+    def add(user_id: str, items: Any) -> Any:
+        state = real_add(user_id, items)
+        with lock:
+            merged.extend((state.ver, item) for item in items)
+        return state
+
+    def claim(c: Any) -> Any:
+        state = real_claim(c)
+        if state is not None:
+            with lock:
+                claimed.append((state.ver, state.items))
+        return state
+
+    world.store.add_purchases = add  # type: ignore[method-assign]
+    world.store.claim = claim  # type: ignore[method-assign]
+    batches = []
+    for b in range(24):
+        if b % 3 == 0:
+            batches.append([track(1000 + b, "u", "Order Completed", [CATALOGUE[b // 3]])])
+        else:
+            batches.append([track(1000 + b, "u", items=[rng.choice(CATALOGUE)])])
+    failures: list[list[str]] = []
+
+    def container(mine: list[list[dict[str, Any]]]) -> None:
+        for batch in mine:
+            failures.append(world.run(batch))
+
+    threads = [threading.Thread(target=container, args=(batches[i::4],)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert all(not t.is_alive() for t in threads)
+    assert all(f == [] for f in failures)
+    bought = {item for _, item in merged}
+    assert len(bought) == 8
+    for version, items in claimed:
+        before = {item for ver, item in merged if ver < version}
+        assert not before & set(items), (version, items, before)
+    final = world.store.get("u", consistent=True)
+    assert final.purchased == bought and not bought & set(final.items)

@@ -28,6 +28,7 @@ from concurrent.futures import Future, wait
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+from common.config import ConfigError
 from common.log import Logger, hash_id
 from traits_sync import identify, refreshqueue
 from traits_sync.budget import Budget, OutOfTime
@@ -159,7 +160,8 @@ def process(
     units = budget.reserving(reserve)
     store = None
     if settings.store is not None:
-        view = read_states(ports, (u.user_id for u in plan.users), units, stats)
+        # Buyers get their state from the purchase merge's own write.
+        view = read_states(ports, (u.user_id for u in plan.users if not u.purchased), units, stats)
         store = _Stored(view, owners={u.user_id: u for u in plan.users})
     identifies = _run_units(plan, settings, ports, units, stats, failures, refusals, store)
     _send_identifies(identifies, ports, budget, stats, failures, refusals)
@@ -208,6 +210,8 @@ def process_refreshes(
     """An SQS batch of the refresh queue: one trailing refresh per user (the newest
     ``after`` of their messages), unless a newer refresh already covered it. Returns the
     messageIds to retry; a message this function did not write is dead-lettered."""
+    if settings.store is None:
+        raise ConfigError("USER_STATE_TABLE", "is required to consume the refresh queue")
     failures = Failures(stats, logger)
     stats.add("Records", len(records))
     bad: list[Bad] = []
@@ -364,7 +368,7 @@ def _send_deferred(
     if not store.deferred:
         return
     queue = ports.refresh_queue
-    if queue is None:  # MIN_REFRESH_INTERVAL_SECONDS=0 without a queue: retry instead
+    if queue is None:  # MIN_REFRESH_INTERVAL_S=0 without a queue: retry instead
         not_sent = [(d, "no_refresh_queue") for d in store.deferred]
     elif budget.expired():
         not_sent = [(d, TIME_UP) for d in store.deferred]

@@ -9,7 +9,7 @@ For a user of a Kinesis batch (:func:`user_refresh`):
    read, started here and merged later (:class:`Seeds`); the refresh does not wait for it
    unless ``SEED_WAIT`` is set, or the user's purchases passed the store's cap (then every
    refresh reads the trait, as before the store).
-4. Coalescing: a user refreshed less than ``MIN_REFRESH_INTERVAL_SECONDS`` ago who bought
+4. Coalescing: a user refreshed less than ``MIN_REFRESH_INTERVAL_S`` ago who bought
    nothing in this batch is not refreshed now; a :class:`Deferred` asks the refresh queue for
    a trailing refresh when the window ends.
 5. Otherwise GetRecommendations, the stored and this batch's purchases removed, then a
@@ -50,6 +50,11 @@ from traits_sync.work import StepFailed, put_events
 # another writer made progress on this user; the queue retries it a moment later).
 MAX_CLAIMS = 3
 STEP = "UserState"
+# How long a seed beside a refresh may wait for a turn of the container's Profile API share
+# (and be waited for at the end of the batch): seeds take the turns that come while the
+# batch runs, and a user who gets none is read at their next refresh. Without this bound a
+# batch of new users would hold the invocation until its deadline, one turn at a time.
+SEED_PATIENCE_S = 2.0
 
 
 def store_step(call: Callable[[], Any]) -> Any:
@@ -111,17 +116,28 @@ class Seeds:
 
 
 def start_seed(
-    user_id: str, settings: Settings, ports: Ports, budget: Budget, stats: Stats
+    user_id: str,
+    settings: Settings,
+    ports: Ports,
+    budget: Budget,
+    stats: Stats,
+    *,
+    beside: bool = False,
 ) -> Future[dict[str, Any]] | None:
+    """The user's purchased trait, read on the Profile reads' pool. ``beside``: a seed that
+    nothing waits for, bounded by :data:`SEED_PATIENCE_S`."""
     profiles = ports.profiles
     if profiles is None or ports.profile_reads is None:
         return None
     include = [settings.purchased_trait]
+    deadline = budget.deadline
+    if beside:
+        deadline = min(deadline, budget.clock() + SEED_PATIENCE_S)
 
     def read() -> dict[str, Any]:
         budget.check()
         stats.add("ProfileReads")
-        return profiles.traits(user_id, include, deadline=budget.deadline)
+        return profiles.traits(user_id, include, deadline=deadline)
 
     return ports.profile_reads.submit(read)
 
@@ -380,7 +396,7 @@ def _seed_beside(
     conf = _conf(settings)
     if state.capped or not state.seed_due(ports.wall(), conf.reseed_interval_s):
         return
-    future = start_seed(request.user_id, settings, ports, budget, stats)
+    future = start_seed(request.user_id, settings, ports, budget, stats, beside=True)
     if future is not None:
         seeds.add(Seed(request.user_id, future, written))
 
@@ -393,9 +409,11 @@ def finish_seeds(
     answer leaves the user unseeded, to be read at their next refresh: no record waits."""
     store = _store(ports)
     again: list[Deferred] = []
+    # Each seed gave up on its own by SEED_PATIENCE_S; the request itself has its timeouts.
+    patience = Budget(min(budget.deadline, budget.clock() + SEED_PATIENCE_S + 5.0), budget.clock)
     for seed in seeds.items:
         try:
-            traits = seed.future.result(timeout=budget.remaining())
+            traits = seed.future.result(timeout=patience.remaining())
         except FutureTimeout:
             seed.future.cancel()
             stats.add("SeedsDeferred")

@@ -1,6 +1,6 @@
 """The refresh queue: deferred refreshes, sent with a delay and consumed by this function.
 
-A user refreshed less than ``MIN_REFRESH_INTERVAL_SECONDS`` ago is not refreshed again at
+A user refreshed less than ``MIN_REFRESH_INTERVAL_S`` ago is not refreshed again at
 once; a message asks for a *trailing* refresh when the window ends, so the trait still
 reflects every event within that window plus the queue's delivery time. Body:
 ``{"v": 1, "userId", "after", "watermark"}``: ``after`` (epoch seconds) is when this

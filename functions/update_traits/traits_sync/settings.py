@@ -119,7 +119,7 @@ def _store(env: Mapping[str, str]) -> StoreSettings | None:
     """The store's settings; None without ``USER_STATE_TABLE`` (the others are then unused
     and still validated, so a typo shows before the table is added)."""
     table = env_str(env, "USER_STATE_TABLE")
-    interval = env_int(env, "MIN_REFRESH_INTERVAL_SECONDS", 30, 0, MAX_REFRESH_INTERVAL_S)
+    interval = env_int(env, "MIN_REFRESH_INTERVAL_S", 30, 0, MAX_REFRESH_INTERVAL_S)
     queue = env_str(env, "REFRESH_QUEUE_URL")
     queue_url = None if queue is None else _queue_url(env, "REFRESH_QUEUE_URL")
     reseed = env_int(env, "RESEED_INTERVAL_SECONDS", 0, 0, 31_536_000)
@@ -134,7 +134,7 @@ def _store(env: Mapping[str, str]) -> StoreSettings | None:
     if interval > 0 and queue_url is None:
         raise ConfigError(
             "REFRESH_QUEUE_URL",
-            "is required with USER_STATE_TABLE when MIN_REFRESH_INTERVAL_SECONDS > 0",
+            "is required with USER_STATE_TABLE when MIN_REFRESH_INTERVAL_S > 0",
         )
     return StoreSettings(
         table=table,
@@ -216,10 +216,10 @@ ENV_DOCS = {
     "USER_STATE_TABLE": "DynamoDB table of the user-state store (purchases, seeds, last "
     "refresh); unset: a Profile API read per refreshed user, as before the store",
     "USER_STATE_TTL_DAYS": "a user's item expires this long after its last write",
-    "MIN_REFRESH_INTERVAL_SECONDS": "a user refreshed less than this ago gets a trailing "
+    "MIN_REFRESH_INTERVAL_S": "a user refreshed less than this ago gets a trailing "
     "refresh through the refresh queue instead (purchases refresh at once); 0: every batch",
     "REFRESH_QUEUE_URL": "SQS queue of deferred refreshes, consumed by this function; required "
-    "with the store when MIN_REFRESH_INTERVAL_SECONDS > 0",
+    "with the store when MIN_REFRESH_INTERVAL_S > 0",
     "SEED_WAIT": "true: a user's refresh waits for their first Profile API read (strict); "
     "false: the read runs beside it and a changed answer refreshes the user again",
     "RESEED_INTERVAL_SECONDS": "re-read the Profile API trait of users seeded longer ago "
