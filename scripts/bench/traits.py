@@ -14,7 +14,7 @@ through:
 
 Store mode is the handler with the user-state store (``USER_STATE_TABLE``, a table in moto's
 DynamoDB): a first batch (every user unknown: seeded from the Profile API beside the
-refresh) and a second batch of the same users, with ``MIN_REFRESH_INTERVAL_SECONDS`` 0
+refresh) and a second batch of the same users, with ``MIN_REFRESH_INTERVAL_S`` 0
 (every user refreshed again, the Profile API not read) and 30 (only the buyers refreshed,
 the rest deferred to the refresh queue). The DynamoDB and SQS requests are counted on the
 handler's own boto3 clients (a ``before-send`` hook: one count per HTTP request, retries
@@ -232,7 +232,7 @@ def configure(
     interval: int = 0,
 ) -> None:
     """The handler's environment: ``mode`` filter, profile, or store (profile mode's
-    settings plus a fresh user-state table and refresh queue, MIN_REFRESH_INTERVAL_SECONDS
+    settings plus a fresh user-state table and refresh queue, MIN_REFRESH_INTERVAL_S
     = ``interval``)."""
     endpoints = {
         **dict.fromkeys(("ssm", "sqs", "dynamodb"), moto_url),
@@ -251,7 +251,7 @@ def configure(
         "SEGMENT_PROFILE_API_RPS",
         "USER_STATE_TABLE",
         "REFRESH_QUEUE_URL",
-        "MIN_REFRESH_INTERVAL_SECONDS",
+        "MIN_REFRESH_INTERVAL_S",
     ):
         os.environ.pop(name, None)  # what an earlier run of another mode set
     os.environ.update(
@@ -268,7 +268,7 @@ def configure(
         }
     )
     if mode == "store":
-        os.environ["MIN_REFRESH_INTERVAL_SECONDS"] = str(interval)
+        os.environ["MIN_REFRESH_INTERVAL_S"] = str(interval)
     if mode == "filter":
         # Filter mode: Personalize excludes purchases itself, no Profile API at all.
         for name in ("SEGMENT_SPACE_ID", "SEGMENT_PROFILE_TOKEN_PARAMETER"):
@@ -305,7 +305,7 @@ def run_handler(
 ) -> list[Run]:
     """Measured batches, one after another, on fresh emulators (and, in store mode, a fresh
     table): ``mode`` profile (Profile API exclusion), filter (Personalize filter) or store
-    (the user-state store, MIN_REFRESH_INTERVAL_SECONDS = ``interval``); ``profile_limit``
+    (the user-state store, MIN_REFRESH_INTERVAL_S = ``interval``); ``profile_limit``
     turns the Profile API's rate limit on at that rate and gives the handler the same share
     (SEGMENT_PROFILE_API_RPS)."""
     from traits_sync import runtime
