@@ -188,7 +188,7 @@ class TraitsResources:
 
 
 def create_user_state_table(dynamodb: DynamoDBClient, table: str) -> None:
-    """The user-state table as ``terraform/modules/user_state`` declares it: partition key
+    """The user-state table as Terraform declares it (the user_state module): partition key
     ``user_id`` (S), on-demand, TTL on ``expires_at`` (which moto records but never acts on)."""
     dynamodb.create_table(
         TableName=table,

@@ -31,6 +31,7 @@ def test_traits_and_sustained_benches_run_and_write_their_figures(tmp_path: Path
     out = tmp_path / "bench.json"
     bench("traits.py", out)
     bench("sustained.py", out)
+    bench("capacity.py", out)
     figures = json.loads(out.read_text())
 
     traits = figures["traits"]
@@ -51,6 +52,11 @@ def test_traits_and_sustained_benches_run_and_write_their_figures(tmp_path: Path
     assert sustained["offered_records"] > 0 and sustained["processed_per_second"] > 0
     assert sustained["profile_peak_per_second"] <= sustained["profile_budget"]
     assert sustained["profile_429"] == 0
+
+    rows = {(r["interval_s"], r["key"]): r for r in figures["capacity"]["rows"]}
+    assert set(rows) == {(t, k) for t in (0.0, 30.0) for k in ("userId", "messageId")}
+    for key in ("userId", "messageId"):  # the window saves refreshes
+        assert rows[30.0, key]["per_event"]["refreshes"] < rows[0.0, key]["per_event"]["refreshes"]
 
 
 def store_mode_counts(traits: dict[str, Any]) -> None:
