@@ -70,6 +70,7 @@ class Clients:
         return client
 
     def dynamodb(self, policy: ClientPolicy) -> DynamoDBClient:
+        """The user-state store's table (common.userstate)."""
         client: DynamoDBClient = self._client("dynamodb", policy)
         return client
 

@@ -82,8 +82,8 @@ def moto_server() -> Iterator[str]:
 
 
 LocalService = Literal[
-    "dynamodb",
     "kinesis",
+    "dynamodb",
     "s3",
     "sqs",
     "ssm",
@@ -95,14 +95,12 @@ LocalService = Literal[
 
 @overload
 def local_client(
-    service: Literal["dynamodb"], endpoint_url: str, region: str = ..., config: Config | None = ...
-) -> DynamoDBClient: ...
-
-
-@overload
-def local_client(
     service: Literal["kinesis"], endpoint_url: str, region: str = ..., config: Config | None = ...
 ) -> KinesisClient: ...
+@overload
+def local_client(
+    service: Literal["dynamodb"], endpoint_url: str, region: str = ..., config: Config | None = ...
+) -> DynamoDBClient: ...
 @overload
 def local_client(
     service: Literal["s3"], endpoint_url: str, region: str = ..., config: Config | None = ...

@@ -162,6 +162,23 @@ ARGUMENTS: tuple[tuple[str | None, tuple[Argument, ...]], ...] = (
         ),
     ),
     (
+        "user-state store (DynamoDB in moto; `scripts/bundle seed`)",
+        (
+            (
+                "--user-state",
+                ("auto", "on", "off"),
+                "the table, the refresh queue and its poller into update_traits, and "
+                "USER_STATE_TABLE for both functions; auto: on when this checkout's "
+                "update_traits reads USER_STATE_TABLE (its README's settings table)",
+            ),
+            (
+                "--min-refresh-interval",
+                int,
+                "MIN_REFRESH_INTERVAL_SECONDS of update_traits (0..900; 0: refresh every batch)",
+            ),
+        ),
+    ),
+    (
         "batch backfill (batch_traits; `scripts/bundle backfill`)",
         (
             (
@@ -214,7 +231,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m sandbox",
         description=(
-            "Run the whole system locally: moto's server (Kinesis, SSM, SQS) as a child "
+            "Run the whole system locally: moto's server (Kinesis, SSM, SQS, DynamoDB) as a child "
             "process, the Personalize and Segment emulators trained on a generated history, a "
             "local API gateway in front of the unmodified recommendations handler, and a "
             "Kinesis event-source poller feeding the unmodified update_traits handler. The "
@@ -255,6 +272,8 @@ def _validate(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         p.error("--batching-window must be 0..300 seconds")
     if not -1 <= args.max_retries <= 10_000:
         p.error("--max-retries must be -1..10000")
+    if not 0 <= args.min_refresh_interval <= 900:
+        p.error("--min-refresh-interval must be 0..900 seconds (SQS's longest delay)")
     if args.events < 0:
         p.error("--events must be >= 0")
     if args.num_results is not None and not 1 <= args.num_results <= 500:

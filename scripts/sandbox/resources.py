@@ -1,6 +1,6 @@
 """The AWS resources the deployment would create, made directly in moto with boto3.
 
-The sandbox does not apply the Terraform root here: creating four resources with boto3 takes
+The sandbox does not apply the Terraform root here: creating a few resources with boto3 takes
 milliseconds and needs no terraform binary at run time (Terraform against moto is covered
 by its own end-to-end test).
 """
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_kinesis import KinesisClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sqs import SQSClient
@@ -82,6 +83,64 @@ def create(
         dead_letter_queue_arn=queues["dead-letter"][1],
         on_failure_queue_url=queues["on-failure"][0],
         on_failure_queue_arn=queues["on-failure"][1],
+    )
+
+
+# The refresh queue's redrive, as Terraform's update_traits module sets it.
+REFRESH_MAX_RECEIVE_COUNT = 5
+
+
+@dataclass(frozen=True)
+class UserStateResources:
+    table_name: str
+    table_arn: str
+    refresh_queue_url: str
+    refresh_queue_arn: str
+
+
+def create_user_state(
+    *,
+    dynamodb: DynamoDBClient,
+    sqs: SQSClient,
+    prefix: str,
+    dead_letter_queue_arn: str,
+    visibility_timeout_s: int,
+) -> UserStateResources:
+    """The user_state module's table and update_traits' refresh queue, as Terraform makes
+    them: partition key ``user_id`` (S), on demand, TTL on ``expires_at``
+    (common.userstate's item schema); the queue redriven to the dead-letter queue after
+    :data:`REFRESH_MAX_RECEIVE_COUNT` receives."""
+    table = f"{prefix}-user-state"
+    created = dynamodb.create_table(
+        TableName=table,
+        KeySchema=[{"AttributeName": "user_id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "user_id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    dynamodb.update_time_to_live(
+        TableName=table,
+        TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"},
+    )
+    url = sqs.create_queue(
+        QueueName=f"{prefix}-update-traits-refresh",
+        Attributes={
+            "VisibilityTimeout": str(visibility_timeout_s),
+            "RedrivePolicy": json.dumps(
+                {
+                    "deadLetterTargetArn": dead_letter_queue_arn,
+                    "maxReceiveCount": REFRESH_MAX_RECEIVE_COUNT,
+                }
+            ),
+        },
+    )["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    return UserStateResources(
+        table_name=table,
+        table_arn=created["TableDescription"]["TableArn"],
+        refresh_queue_url=url,
+        refresh_queue_arn=arn,
     )
 
 

@@ -32,6 +32,7 @@ from sandbox.processes import Child, PortInUse, check_port_free, free_port, star
 from sandbox.replay import Replayer, SegmentLibrary, endless
 from sandbox.sqs_poller import SqsEventSource, SqsOutcome
 from sandbox.statedir import StateDirLock
+from sandbox.store_counts import sample as store_sample
 from sandbox.totals import MonotonicCount, Totals, summary_lines, totals_line
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,6 +49,25 @@ MAX_EMULATOR_LOG = 20_000
 # The backfill's identifies (functions/batch_traits/backfill/writer.py) are not the traits
 # sync's: the traits totals leave them out.
 BATCH_MESSAGE_ID_PREFIX = "bt-"
+# The refresh queue's visibility timeout: update_traits' timeout here, the least Lambda
+# accepts for an SQS event source (Terraform sets 6 x the timeout).
+REFRESH_VISIBILITY_TIMEOUT_S = 60
+TRAITS_README = ROOT / "functions" / "update_traits" / "README.md"
+
+
+def traits_reads_the_store(readme: Path = TRAITS_README) -> bool:
+    """Whether this checkout's update_traits reads USER_STATE_TABLE: its settings table
+    (generated from the code by `make fmt`, checked by `make lint`) lists it."""
+    try:
+        return "| `USER_STATE_TABLE` |" in readme.read_text(encoding="utf-8")
+    except OSError:
+        return False
+
+
+def store_wanted(choice: str, readme: Path = TRAITS_README) -> bool:
+    """``--user-state``: on, off, or auto (on once update_traits reads the store: with an
+    update_traits that does not, the API would read an empty store and exclude nothing)."""
+    return choice == "on" or (choice == "auto" and traits_reads_the_store(readme))
 
 
 @dataclass(frozen=True)
@@ -81,6 +101,8 @@ class Options:
     batch: bool = True
     chunk_bytes: int = 16384
     chunk_visibility_timeout: int = 10
+    user_state: str = "auto"
+    min_refresh_interval: int = 30
 
 
 class StartError(Exception):
@@ -125,7 +147,7 @@ class IdentifyCounter:
 def _aws_env(moto_url: str, personalize_url: str) -> dict[str, str]:
     """SDK settings for this process (our clients and the handlers): fake credentials, and
     every endpoint on 127.0.0.1 so nothing can reach a real AWS account."""
-    moto = dict.fromkeys(("", "kinesis", "ssm", "sqs", "s3"), moto_url)
+    moto = dict.fromkeys(("", "kinesis", "ssm", "sqs", "s3", "dynamodb"), moto_url)
     personalize = dict.fromkeys(
         ("personalize", "personalize-runtime", "personalize-events"), personalize_url
     )
@@ -200,7 +222,9 @@ class Sandbox:
         moto = start_moto(HOST, moto_port, self.state_dir / "moto.log")
         self.children.append(moto)
         self._on_stop("moto server", moto.stop)
-        self._step(f"moto server (Kinesis, SSM, SQS) starting: pid {moto.pid}, port {moto_port}")
+        self._step(
+            f"moto server (Kinesis, SSM, SQS, DynamoDB) starting: pid {moto.pid}, port {moto_port}"
+        )
 
         catalogue = data.catalogue(opts.seed, opts.items)
         people = data.users(opts.seed, opts.users)
@@ -267,6 +291,29 @@ class Sandbox:
             f"{'s' if made.shards > 1 else ''}), SSM SecureStrings {made.write_key_parameter} "
             f"and {made.profile_token_parameter}, queues dead-letter and on-failure"
         )
+        store: aws_resources.UserStateResources | None = None
+        dynamodb = local_client("dynamodb", moto_url, REGION)
+        if store_wanted(opts.user_state):
+            store = aws_resources.create_user_state(
+                dynamodb=dynamodb,
+                sqs=sqs,
+                prefix=opts.prefix,
+                dead_letter_queue_arn=made.dead_letter_queue_arn,
+                visibility_timeout_s=REFRESH_VISIBILITY_TIMEOUT_S,
+            )
+            self._step(
+                f"user-state store: DynamoDB table {store.table_name} (TTL on expires_at), "
+                f"refresh queue {store.refresh_queue_url.rsplit('/', 1)[-1]} (DLQ after "
+                f"{aws_resources.REFRESH_MAX_RECEIVE_COUNT} receives), "
+                f"MIN_REFRESH_INTERVAL_SECONDS {opts.min_refresh_interval}"
+            )
+        else:
+            why = (
+                "--user-state off"
+                if opts.user_state == "off"
+                else ("update_traits in this checkout does not read USER_STATE_TABLE")
+            )
+            self._step(f"user-state store off ({why}): the API reads the Profile API")
 
         destination = segment.connect_kinesis(
             local_client("kinesis", moto_url, REGION),
@@ -284,7 +331,7 @@ class Sandbox:
             f"partition key {key}, PutRecords batches, duplicate rate {opts.duplicate_rate:g}"
         )
 
-        os.environ.update(self._function_env(personalize, segment, made))
+        os.environ.update(self._function_env(personalize, segment, made, store))
         handlers_log = self.state_dir / "handlers.log"
         self.console.capture_stdout(handlers_log, on_line=self._handler_log_line)
         try:
@@ -370,15 +417,48 @@ class Sandbox:
             f"partial batch responses on, on-failure -> SQS"
         )
 
+        refresh: SqsEventSource | None = None
+        if store is not None:
+            refresh = SqsEventSource(
+                sqs=local_client("sqs", moto_url, REGION),
+                queue_url=store.refresh_queue_url,
+                queue_arn=store.refresh_queue_arn,
+                region=REGION,
+                invoke=traits.invoke,
+                batch_size=10,  # Terraform's refresh mapping
+                on_batch=self._log_refresh_batch,
+            )
+            refresh.start()
+            self._on_stop("refresh-queue poller", refresh.stop)
+            # moto's server keeps a message sent with DelaySeconds invisible until then, as
+            # SQS does (tests/integration/test_sandbox_user_state.py): the poller need not.
+            self._step(
+                f"refresh-queue poller: {store.refresh_queue_url.rsplit('/', 1)[-1]} -> "
+                f"{traits.name} (batch size 10, partial batch responses on)"
+            )
+
         batch_info = (
             self._start_batch(moto_url, personalize, people, reco, traits) if opts.batch else None
         )
 
         def sample() -> None:
+            counts = None
+            if store is not None and refresh is not None:
+                try:
+                    counts = store_sample(
+                        dynamodb,
+                        sqs,
+                        store.table_name,
+                        store.refresh_queue_url,
+                        trailing=refresh.stats.deleted,
+                    )
+                except Exception:  # moto going away at stop: keep the last counts
+                    counts = self.totals.snapshot().store
             self.totals.set(
                 records_in=destination.delivered,
                 profile_requests=self._profile_requests.update(segment.counters.get("profile", 0)),
                 lag_s=max((p.lag_s() for p in mapping.pollers), default=0.0),
+                store=counts,
             )
 
         self._sample = sample  # read by the totals line and the summary
@@ -453,6 +533,9 @@ class Sandbox:
             "stream_arn": made.stream_arn,
             "dead_letter_queue_url": made.dead_letter_queue_url,
             "on_failure_queue_url": made.on_failure_queue_url,
+            # None without the store (bundle seed and smoke then say so).
+            "user_state_table": store.table_name if store is not None else None,
+            "refresh_queue_url": store.refresh_queue_url if store is not None else None,
             "campaign_arn": personalize.campaign_arn,
             "related_items_arn": personalize.related_items_campaign_arn,
             "ranking_campaign_arn": personalize.ranking_campaign_arn,
@@ -467,6 +550,8 @@ class Sandbox:
                 "destination_url": f"{segment.url}/_emulator/destination",
                 "profile_api_url": f"{segment.url}/v1",
                 "space_id": SPACE_ID,
+                # What the budget allows this deployment (bundle seed's default rate).
+                "profile_api_rps": self._profile_budget(segment),
             },
             "personalize": {
                 "controls_url": f"{personalize.url}/_emulator/controls",
@@ -479,7 +564,20 @@ class Sandbox:
         self._print_ready(api_url, segment.url, personalize.url, example_user, example_item)
         self.ready_at = time.monotonic()
 
-    def _function_env(self, personalize: Any, segment: Any, made: Any) -> dict[str, str]:
+    @staticmethod
+    def _profile_budget(segment: Any) -> float | None:
+        """Terraform's default segment.profile_api_rps: 90% of the space's limit (10% left
+        for jitter), or None when the emulator enforces none."""
+        limit = segment.rate_limits.limits.get("profile")
+        return round(limit.rate * 0.9, 3) if limit is not None else None
+
+    def _function_env(
+        self,
+        personalize: Any,
+        segment: Any,
+        made: Any,
+        store: aws_resources.UserStateResources | None = None,
+    ) -> dict[str, str]:
         """The same variables Terraform gives the functions (their READMEs' settings tables)."""
         env = {
             "PERSONALIZE_CAMPAIGN_ARN": personalize.campaign_arn,
@@ -516,12 +614,24 @@ class Sandbox:
             "SEGMENT_PROFILE_API_URL": segment.url + "/v1",
             "DEAD_LETTER_QUEUE_URL": made.dead_letter_queue_url,
         }
-        profile_limit = segment.rate_limits.limits.get("profile")
-        if profile_limit is not None:
+        if store is not None:
+            # Both functions (they share this process's environment): update_traits reads
+            # and writes the store; the API reads it instead of the Profile API.
+            env["USER_STATE_TABLE"] = store.table_name
+            env["REFRESH_QUEUE_URL"] = store.refresh_queue_url
+            env["MIN_REFRESH_INTERVAL_SECONDS"] = str(self.options.min_refresh_interval)
+        else:
+            for name in ("USER_STATE_TABLE", "REFRESH_QUEUE_URL", "MIN_REFRESH_INTERVAL_SECONDS"):
+                os.environ.pop(name, None)
+        budget = self._profile_budget(segment)
+        if budget is not None:
             # One container of each function: 90% of the space's limit (Terraform's default
-            # budget leaves 10% for jitter) split in two, as Terraform splits it over the
-            # functions' maximum concurrency.
-            env["SEGMENT_PROFILE_API_RPS"] = f"{profile_limit.rate * 0.9 / 2:g}"
+            # budget leaves 10% for jitter), split as Terraform splits it over the functions'
+            # maximum concurrency: in two, or, with the store, all of it to update_traits
+            # (the API reads no Profile API; a capped user's read is the rare exception, and
+            # the functions share this variable here).
+            share = budget if store is not None else budget / 2
+            env["SEGMENT_PROFILE_API_RPS"] = f"{share:g}"
         if self.options.use_filter:
             env["PERSONALIZE_FILTER_ARN"] = personalize.purchase_filter_arn
         else:
@@ -603,6 +713,12 @@ class Sandbox:
             f"  Queues     on-failure {self.info['on_failure_queue_url']}\n"
             f"             dead-letter {self.info['dead_letter_queue_url']}"
         )
+        if self.info.get("user_state_table"):
+            c.line(
+                f"  Store      table {self.info['user_state_table']}, refresh queue "
+                f"{self.info['refresh_queue_url']}"
+            )
+            c.line("             scripts/bundle seed --sandbox --users-file users.jsonl")
         c.line(
             f"  Logs       {self.state_dir}/handlers.log (handlers), {self.state_dir}/moto.log; "
             f"{self.state_dir}/state.json (URLs, keys)"
@@ -710,6 +826,16 @@ class Sandbox:
             "lambda_url": api.url,
             "chunk_bytes": opts.chunk_bytes,
         }
+
+    def _log_refresh_batch(self, outcome: SqsOutcome) -> None:
+        text = (
+            f"refresh records={outcome.records} failures={outcome.failed} "
+            f"({outcome.duration_s:.2f} s)"
+        )
+        if outcome.failed or outcome.error:
+            why = f": {outcome.error}" if outcome.error else ""
+            text += f" -> left on the queue for a retry{why}"
+        self.console.event(text)
 
     def _log_chunk_batch(self, outcome: SqsOutcome) -> None:
         if outcome.failed or outcome.error:

@@ -8,6 +8,8 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from sandbox.store_counts import StoreCounts
+
 
 @dataclass(frozen=True)
 class Counts:
@@ -24,6 +26,7 @@ class Counts:
     # Like Lambda's IteratorAge: the age of the oldest record read and not yet done, else
     # GetRecords' MillisBehindLatest.
     lag_s: float = 0.0
+    store: StoreCounts | None = None  # None: the sandbox runs without the user-state store
 
 
 class MonotonicCount:
@@ -85,6 +88,24 @@ def totals_line(before: Counts, now: Counts, seconds: float) -> str:
         f"identifies {now.identifies} failures {now.failed_records} "
         f"dead-letters {now.dead_letters} "
         f"profile-api {_rate(now.profile_requests, before.profile_requests, seconds, ' req/s')}"
+        + (_store_short(now.store) if now.store is not None else "")
+    )
+
+
+def _store_short(store: StoreCounts) -> str:
+    more = "" if store.complete else "+"
+    return (
+        f" store {store.users}{more} users ({store.seeded}{more} seeded) "
+        f"deferred {store.deferred} ({store.waiting} waiting)"
+    )
+
+
+def _store_long(store: StoreCounts) -> str:
+    more = "" if store.complete else " (scan cut short)"
+    return (
+        f"; store {store.users} users, {store.seeded} seeded, {store.refreshed} refreshed, "
+        f"{store.capped} capped{more}; {store.deferred} refreshes deferred "
+        f"({store.trailing} trailing refreshes run, {store.waiting} waiting)"
     )
 
 
@@ -124,5 +145,9 @@ def summary_lines(
         f"  API       {sum(api_statuses.values())} requests"
         + (f" ({statuses})" if statuses else "")
     )
-    lines.append(f"  Profile   {counts.profile_requests} Profile API requests")
+    # The store's counters on the Profile line: seeding is what the Profile API is for now.
+    lines.append(
+        f"  Profile   {counts.profile_requests} Profile API requests"
+        + (_store_long(counts.store) if counts.store is not None else "")
+    )
     return lines

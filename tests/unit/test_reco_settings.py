@@ -62,9 +62,11 @@ def test_exclusion_settings() -> None:
     )
     exclusion = load(env).exclusion
     assert exclusion is not None
-    assert exclusion.space_id == "spa_123"
-    assert exclusion.token_parameter == "/shop/token"
-    assert exclusion.profile_api_url == "https://profiles.euw1.segment.com/v1"
+    assert exclusion.profile is not None
+    assert exclusion.profile.space_id == "spa_123"
+    assert exclusion.profile.token_parameter == "/shop/token"
+    assert exclusion.profile.api_url == "https://profiles.euw1.segment.com/v1"
+    assert exclusion.user_state_table is None
     assert exclusion.purchased_trait == "orders"
     assert exclusion.budget_s == pytest.approx(0.4)
     assert exclusion.headroom == 0
@@ -73,16 +75,42 @@ def test_exclusion_settings() -> None:
 def test_exclusion_defaults() -> None:
     exclusion = load({"PERSONALIZE_CAMPAIGN_ARN": CAMPAIGN, **EXCLUSION}).exclusion
     assert exclusion is not None
-    assert exclusion.profile_api_url == "https://profiles.segment.com/v1"
+    assert exclusion.profile is not None
+    assert exclusion.profile.api_url == "https://profiles.segment.com/v1"
     assert exclusion.purchased_trait == "purchased_products"
     assert exclusion.budget_s == pytest.approx(0.25)
     assert exclusion.headroom == 25
+
+
+def test_the_store_alone_turns_exclusion_on() -> None:
+    env = {"PERSONALIZE_CAMPAIGN_ARN": CAMPAIGN, "USER_STATE_TABLE": "shop-user-state"}
+    exclusion = load(env).exclusion
+    assert exclusion is not None
+    assert exclusion.user_state_table == "shop-user-state"
+    assert exclusion.profile is None  # no Profile API at all: capped users get the stored set
+    assert (exclusion.budget_s, exclusion.headroom) == (pytest.approx(0.25), 25)
+
+
+def test_the_store_with_the_profile_api_keeps_both() -> None:
+    env = {"PERSONALIZE_CAMPAIGN_ARN": CAMPAIGN, **EXCLUSION, "USER_STATE_TABLE": "t.1_a-b"}
+    exclusion = load(env).exclusion
+    assert exclusion is not None and exclusion.profile is not None
+    assert exclusion.user_state_table == "t.1_a-b"
 
 
 @pytest.mark.parametrize(
     ("env", "name"),
     [
         ({}, "PERSONALIZE_CAMPAIGN_ARN"),
+        ({"PERSONALIZE_CAMPAIGN_ARN": CAMPAIGN, "USER_STATE_TABLE": "ab"}, "USER_STATE_TABLE"),
+        (
+            {"PERSONALIZE_CAMPAIGN_ARN": CAMPAIGN, "USER_STATE_TABLE": "my table"},
+            "USER_STATE_TABLE",
+        ),
+        (
+            {"PERSONALIZE_CAMPAIGN_ARN": CAMPAIGN, "USER_STATE_TABLE": "a" * 256},
+            "USER_STATE_TABLE",
+        ),
         ({"PERSONALIZE_CAMPAIGN_ARN": "  "}, "PERSONALIZE_CAMPAIGN_ARN"),
         ({"PERSONALIZE_CAMPAIGN_ARN": "my-campaign"}, "PERSONALIZE_CAMPAIGN_ARN"),
         ({"PERSONALIZE_CAMPAIGN_ARN": FILTER}, "PERSONALIZE_CAMPAIGN_ARN"),

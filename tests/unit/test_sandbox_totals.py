@@ -12,6 +12,7 @@ import pytest
 
 from sandbox.console import Console
 from sandbox.statedir import StateDirBusy
+from sandbox.store_counts import StoreCounts
 from sandbox.totals import Counts, MonotonicCount, Totals, summary_lines, totals_line
 
 
@@ -32,6 +33,27 @@ def test_totals_line_has_rates_lag_and_counts() -> None:
     )
     # More done than put by the destination (records put on the stream by hand): no lag.
     assert " lag 0 records " in totals_line(now, Counts(records_in=1, records_out=5), 1.0)
+
+
+def test_the_store_counters_end_the_totals_line_and_the_profile_line() -> None:
+    store = StoreCounts(users=40, seeded=38, refreshed=39, capped=1, waiting=3, trailing=9)
+    line = totals_line(Counts(), Counts(store=store), 1.0)
+    assert line.endswith(" req/s store 40 users (38 seeded) deferred 12 (3 waiting)")
+    assert "store" not in totals_line(Counts(), Counts(), 1.0)  # without the store
+    cut = totals_line(Counts(), Counts(store=StoreCounts(users=7, seeded=2, complete=False)), 1.0)
+    assert " store 7+ users (2+ seeded) " in cut
+    lines = summary_lines(
+        Counts(profile_requests=9, store=store),
+        1.0,
+        replay=None,
+        destination=None,
+        api_statuses=Counter(),
+        dead_letter_reasons=Counter(),
+    )
+    assert lines[-1] == (
+        "  Profile   9 Profile API requests; store 40 users, 38 seeded, 39 refreshed, 1 capped; "
+        "12 refreshes deferred (9 trailing refreshes run, 3 waiting)"
+    )
 
 
 def test_totals_are_thread_safe_sums() -> None:

@@ -11,6 +11,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
+from typing import Protocol
 
 from common.profiles import ProfileClient, ProfileError, item_ids
 from common.recommend import Purchases
@@ -52,6 +53,13 @@ class Pending:
             return Purchases(None, "timeout")
 
 
+class Reader(Protocol):
+    """Starts a user's purchases read (the Profile API's :class:`PurchaseReader`, or the
+    store's :class:`reco_api.store.StoredPurchases`)."""
+
+    def start(self, user_id: str) -> Pending: ...
+
+
 class PurchaseReader:
     def __init__(
         self,
@@ -79,14 +87,27 @@ class PurchaseReader:
         self._cache: OrderedDict[str, tuple[float, Purchases]] = OrderedDict()
 
     def start(self, user_id: str) -> Pending:
+        known = self._known(user_id)
+        if known is not None:
+            return Pending(None, self._budget, known)
+        return Pending(self._executor().submit(self._read, user_id), self._budget)
+
+    def read(self, user_id: str) -> Purchases:
+        """The same read in the caller's thread, within the budget (the store's reader
+        asks it for a capped user from its own background thread)."""
+        known = self._known(user_id)
+        return known if known is not None else self._read(user_id)
+
+    def _known(self, user_id: str) -> Purchases | None:
+        """What is known without a call: paused, or read within the cache's TTL."""
         with self._lock:
             now = self._clock()
             if now < self._paused_until:
-                return Pending(None, self._budget, Purchases(None, self._paused_reason))
+                return Purchases(None, self._paused_reason)
             cached = self._cache.get(user_id)
             if cached is not None and cached[0] > now:
-                return Pending(None, self._budget, cached[1])
-        return Pending(self._executor().submit(self._read, user_id), self._budget)
+                return cached[1]
+        return None
 
     def _remember(self, user_id: str, purchases: Purchases) -> Purchases:
         if self._cache_ttl > 0:

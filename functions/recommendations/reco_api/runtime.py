@@ -1,6 +1,7 @@
 """Per-container state of the recommendations function, created on the first request and
 reused (see :mod:`common.runtime`): settings or their error, logger, metrics, the
-Personalize client, the Profile API reader and its small thread pool.
+Personalize client, the purchases reader (the user-state store's or the Profile API's) and
+its small thread pool.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from typing import TYPE_CHECKING
 from common import aws
 from common.config import environ
 from common.runtime import FunctionRuntime, PerContainer
-from reco_api.exclusion import PurchaseReader
-from reco_api.settings import Settings, load
+from reco_api.exclusion import PurchaseReader, Reader
+from reco_api.settings import ExclusionSettings, Settings, load
 
 if TYPE_CHECKING:
     from mypy_boto3_personalize_runtime import PersonalizeRuntimeClient
@@ -46,6 +47,13 @@ def worst_case_s(policy: aws.ClientPolicy) -> float:
 # longer than the exclusion budget: the next request then finds it cached.
 SSM_POLICY = aws.ClientPolicy(connect_timeout=1.0, read_timeout=2.0, max_attempts=2)
 TOKEN_TTL_S = 300.0
+# The store's GetItem runs in the background like the Profile API read, and the response
+# waits for it at most PROFILE_TIMEOUT_MS: short socket timeouts free a thread of a hung
+# read soon; one retry (botocore's standard mode: throttling, 5xx, connection errors)
+# absorbs a blip. Worst case 2 x (0.5 + 0.5) s + one backoff.
+DYNAMODB_POLICY = aws.ClientPolicy(
+    connect_timeout=0.5, read_timeout=0.5, max_attempts=1, retry_mode="standard"
+)
 
 
 class Runtime(FunctionRuntime[Settings]):
@@ -56,12 +64,12 @@ class Runtime(FunctionRuntime[Settings]):
         env: Mapping[str, str],
         *,
         personalize: Callable[[], PersonalizeRuntimeClient] | None = None,
-        purchases: PurchaseReader | None = None,
+        purchases: Reader | None = None,
     ) -> None:
         super().__init__(SERVICE, load, env)
         self.cold = True
         self.settings: Settings | None = self.loaded.settings
-        self._reader: PurchaseReader | None = purchases
+        self._reader: Reader | None = purchases
         self._reader_lock = threading.Lock()
         self._personalize = personalize
         self._executor: ThreadPoolExecutor | None = None
@@ -74,8 +82,9 @@ class Runtime(FunctionRuntime[Settings]):
         policy = PERSONALIZE_SINGLE_ATTEMPT_POLICY if single_attempt else PERSONALIZE_POLICY
         return self.clients.personalize_runtime(policy)
 
-    def purchases(self) -> PurchaseReader | None:
-        """The Profile API reader, or None when exclusion is not configured."""
+    def purchases(self) -> Reader | None:
+        """The purchases reader (the store's with USER_STATE_TABLE, else the Profile API's),
+        or None when exclusion is not configured."""
         if self.settings is None or self.settings.exclusion is None:
             return None
         if self._reader is None:
@@ -84,14 +93,33 @@ class Runtime(FunctionRuntime[Settings]):
                     self._reader = self._build_reader()
         return self._reader
 
-    def _build_reader(self) -> PurchaseReader:
+    def _build_reader(self) -> Reader:
+        assert self.settings is not None and self.settings.exclusion is not None
+        conf = self.settings.exclusion
+        profile = self._profile_reader(conf) if conf.profile is not None else None
+        if conf.user_state_table is None:
+            assert profile is not None  # settings: exclusion needs one source or the other
+            return profile
+        from common.userstate import UserStateStore
+        from reco_api.store import StoredPurchases
+
+        store = UserStateStore(self.clients.dynamodb(DYNAMODB_POLICY), conf.user_state_table)
+        return StoredPurchases(
+            store,
+            conf.budget_s,
+            lambda: self.executor(conf.workers),
+            profile=profile,
+            on_config_problem=self._config_problem,
+        )
+
+    def _profile_reader(self, conf: ExclusionSettings) -> PurchaseReader:
         from common.http import HttpPolicy, session
         from common.profiles import ProfileClient
         from common.ratelimit import TokenBucket
         from common.secrets import SecretCache
 
-        assert self.settings is not None and self.settings.exclusion is not None
-        conf = self.settings.exclusion
+        api = conf.profile
+        assert api is not None
         secrets = SecretCache(lambda: self.clients.ssm(SSM_POLICY), ttl_seconds=TOKEN_TTL_S)
         # One quick retry of a failed connection only: a request that reached Segment
         # counts against the space's budget, so it is sent again only after taking a turn
@@ -105,13 +133,13 @@ class Runtime(FunctionRuntime[Settings]):
             max_retry_after=0.0,
             pool_maxsize=conf.workers,
         )
-        rate = conf.requests_per_second
+        rate = api.requests_per_second
         client = ProfileClient(
             session=session(policy),
-            base_url=conf.profile_api_url,
-            space_id=conf.space_id,
-            token=lambda: secrets.get(conf.token_parameter),
-            forget_token=lambda: secrets.invalidate(conf.token_parameter),
+            base_url=api.api_url,
+            space_id=api.space_id,
+            token=lambda: secrets.get(api.token_parameter),
+            forget_token=lambda: secrets.invalidate(api.token_parameter),
             timeout=policy.timeout,
             limiter=TokenBucket(rate) if rate is not None else None,
         )
@@ -132,7 +160,7 @@ class Runtime(FunctionRuntime[Settings]):
         )
 
     def executor(self, workers: int) -> ThreadPoolExecutor:
-        """The container's Profile API threads (``PROFILE_WORKERS``): one request at a time
+        """The container's purchases threads (``PROFILE_WORKERS``): one request at a time
         per container, and a few threads absorb reads still finishing after their budget
         expired."""
         if self._executor is None:

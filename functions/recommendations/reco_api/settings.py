@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from common.config import (
     ConfigError,
+    ProfileApiSettings,
     env_arn,
     env_float,
     env_int,
@@ -35,19 +36,24 @@ DEFAULT_PROFILE_CACHE_TTL_S = 5.0
 DEFAULT_PROFILE_WORKERS = 4
 
 _ORIGIN = re.compile(r"^https?://[^\s/,]+$")
+# DynamoDB table names: 3-255 of a-z A-Z 0-9 _ - .
+# (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/HowItWorks.NamingRulesDataTypes.html)
+_TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 
 
 @dataclass(frozen=True)
 class ExclusionSettings:
-    space_id: str
-    token_parameter: str
-    profile_api_url: str
+    """Where the user's purchases come from: the user-state store when ``user_state_table``
+    is set (then the Profile API, if configured, only for a user whose stored purchases
+    reached the store's cap), else the Profile API."""
+
     purchased_trait: str
     budget_s: float
     headroom: int
     cache_ttl_s: float = DEFAULT_PROFILE_CACHE_TTL_S
     workers: int = DEFAULT_PROFILE_WORKERS
-    requests_per_second: float | None = None  # this container's Profile API share
+    profile: ProfileApiSettings | None = None
+    user_state_table: str | None = None
 
 
 @dataclass(frozen=True)
@@ -92,19 +98,27 @@ def _exclusion(env: Mapping[str, str]) -> ExclusionSettings | None:
     cache_ttl_s = env_float(env, "PROFILE_CACHE_TTL_S", DEFAULT_PROFILE_CACHE_TTL_S, 0.0, 300.0)
     workers = env_int(env, "PROFILE_WORKERS", DEFAULT_PROFILE_WORKERS, 1, 32)
     profile = env_profile_api(env)
-    if profile is None:
+    table = _user_state_table(env)
+    if profile is None and table is None:
         return None
     return ExclusionSettings(
-        space_id=profile.space_id,
-        token_parameter=profile.token_parameter,
-        profile_api_url=profile.api_url,
         purchased_trait=trait,
         budget_s=timeout_ms / 1000.0,
         headroom=headroom,
         cache_ttl_s=cache_ttl_s,
         workers=workers,
-        requests_per_second=profile.requests_per_second,
+        profile=profile,
+        user_state_table=table,
     )
+
+
+def _user_state_table(env: Mapping[str, str]) -> str | None:
+    table = env_str(env, "USER_STATE_TABLE")
+    if table is not None and not _TABLE_NAME.match(table):
+        raise ConfigError(
+            "USER_STATE_TABLE", "must be a DynamoDB table name (3-255 of A-Z a-z 0-9 _ - .)"
+        )
+    return table
 
 
 def _cors_origins(env: Mapping[str, str]) -> tuple[str, ...]:
@@ -132,11 +146,17 @@ ENV_DOCS = {
     'Interactions.EVENT_TYPE IN ("Order Completed")`; unset: no filter',
     "NUM_RESULTS": "default number of items",
     "PURCHASED_TRAIT": "the list trait holding the user's purchased item ids",
-    "PROFILE_TIMEOUT_MS": "the most the Profile API read may add to a response",
+    "PROFILE_TIMEOUT_MS": "the most the purchases read (the store's, or the Profile API's) may "
+    "add to a response",
     "EXCLUSION_HEADROOM": "extra items asked of Personalize before the purchases are known",
-    "PROFILE_CACHE_TTL_S": "a user's purchases read within this many seconds are reused "
-    "(0: every request reads)",
-    "PROFILE_WORKERS": "threads reading the Profile API in the background",
+    "PROFILE_CACHE_TTL_S": "a user's purchases read from the Profile API within this many "
+    "seconds are reused (0: every request reads); the store is read on every request",
+    "PROFILE_WORKERS": "threads reading the purchases (the store or the Profile API) in the "
+    "background",
+    "USER_STATE_TABLE": "the user-state store's DynamoDB table: set, purchased-item exclusion "
+    "reads the purchases there (GetItem) and no Profile API, except for a user whose stored "
+    "purchases reached the store's cap when the Profile API is configured; unset: the "
+    "Profile API, as before the store. Terraform sets it",
     "CORS_ALLOW_ORIGIN": "`*`, or comma-separated exact origins (`https://shop.example.com`); "
     "a listed origin is echoed with `Vary: Origin`; unset: no CORS header",
 }
