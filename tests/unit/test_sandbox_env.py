@@ -71,3 +71,12 @@ def test_auto_follows_update_traits_settings_table(tmp_path: Path) -> None:
     assert store_wanted("auto", readme)
     assert not store_wanted("off", readme)
     assert not store_wanted("auto", tmp_path / "missing.md")
+
+
+def test_a_profile_api_share_given_replaces_the_split(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(os, "environ", dict(os.environ))
+    # Terraform's share per container for its defaults with the store (90 / 20 containers).
+    env = env_of(Options(state_dir=tmp_path, profile_api_share=4.0), tmp_path, STORE)
+    assert env["SEGMENT_PROFILE_API_RPS"] == "4"
