@@ -52,6 +52,16 @@ def test_traits_and_sustained_benches_run_and_write_their_figures(tmp_path: Path
     assert sustained["offered_records"] > 0 and sustained["processed_per_second"] > 0
     assert sustained["profile_peak_per_second"] <= sustained["profile_budget"]
     assert sustained["profile_429"] == 0
+    # The row's share is Terraform's for its defaults, and the row says what bounded it.
+    assert sustained["share_rps"] == 4 and sustained["bound"]
+    (sessions,) = figures["sessions"]["rows"]
+    assert sessions["all_taken_after_s"] is not None  # every event reached Personalize
+    assert sessions["buyers"] > 0 and sessions["trait_only_buyers"] > 0
+    assert sessions["buyers_with_a_purchased_item_listed"] == 0
+    assert sessions["users_without_the_trait"] == 0
+    assert sessions["profile_429"] == 0
+    assert sessions["profile_peak_per_second"] <= sessions["profile_budget"]
+    assert sessions["profile_reads_per_user"] <= 1.1  # seeded once, not read per refresh
 
     rows = {(r["interval_s"], r["key"]): r for r in figures["capacity"]["rows"]}
     assert set(rows) == {(t, k) for t in (0.0, 30.0) for k in ("userId", "messageId")}
