@@ -39,7 +39,6 @@ import argparse
 import json
 import math
 import random
-import re
 import signal
 import sys
 import tempfile
@@ -92,6 +91,7 @@ class Running:
             handle.seek(offset)
             text = handle.read().decode("utf-8", "replace")
         counts: dict[str, int] = {}
+        busy = 0.0
         for line in text.splitlines():
             try:
                 entry = json.loads(line)
@@ -102,9 +102,14 @@ class Running:
                 and entry.get("service") == "update_traits"
                 and str(entry.get("message", "")).endswith("batch processed")
             ):
+                counts["invocations"] = counts.get("invocations", 0) + 1
+                left = entry.get("secondsLeft")
+                if isinstance(left, int | float):
+                    busy += INVOCATION_BUDGET_S - left
                 for key, value in entry.items():
                     if isinstance(value, int) and not isinstance(value, bool):
                         counts[key] = counts.get(key, 0) + value
+        counts["busy_ms"] = round(busy * 1000)
         return counts
 
     @property
@@ -142,17 +147,11 @@ def personalize_events(run: Running) -> int:
     return int(stats(run.personalize).get("events", 0))
 
 
-DURATION = re.compile(r" (?:batch shardId-\S+|refresh) .*\((\d+\.\d+) s\)")
-
-
-def busy_seconds(log: Path, offset: int) -> tuple[float, int]:
-    """The update_traits invocations' time since ``offset`` in the console log (its batch
-    and refresh lines): (seconds, invocations)."""
-    with log.open("rb") as handle:
-        handle.seek(offset)
-        text = handle.read().decode("utf-8", "replace")
-    durations = [float(m.group(1)) for m in DURATION.finditer(text)]
-    return sum(durations), len(durations)
+# The sandbox's update_traits has a 60 s timeout, and its budget ends TIME_BUDGET_MARGIN_MS
+# (2 s by default) before: an invocation took 58 s less the secondsLeft it logs. (The
+# console's batch durations count the wait for the one container too: its mappings take
+# turns.)
+INVOCATION_BUDGET_S = 60.0 - 2.0
 
 
 def log_size(log: Path) -> int:
@@ -257,7 +256,7 @@ def run_sustained(
     with sandbox(args) as run:
         timeline = uniform_load(rate, seconds, users, seed=shards)
         before = personalize_events(run)
-        offset, handler_offset = log_size(run.log), log_size(run.handlers_log)
+        handler_offset = log_size(run.handlers_log)
         started = time.monotonic()
         offered = replay(run, timeline, seconds)
         elapsed = time.monotonic() - started
@@ -266,9 +265,9 @@ def run_sustained(
         drained_s = wait_for(lambda: personalize_events(run) - before >= offered, DRAIN_TIMEOUT_S)
         window = time.monotonic() - started
         total = personalize_events(run) - before
-        busy, invocations = busy_seconds(run.log, offset)
         segment = stats(run.segment)
         counters = run.handler_counters(handler_offset)
+    busy, invocations = counters.get("busy_ms", 0) / 1000, counters.get("invocations", 0)
     row = {
         "shards": shards,
         "share_rps": share,
@@ -438,7 +437,9 @@ def traits_of(run: Running, user: str) -> dict[str, Any]:
     return dict(response.json()) if response.status_code == 200 else {}
 
 
-def run_sessions(key: str, shards: int, workload: dict[str, Any], seed: int) -> dict[str, Any]:
+def run_sessions(
+    key: str, shards: int, workload: dict[str, Any], seed: int, backlog_timeout_s: float
+) -> dict[str, Any]:
     args = ["--shards", str(shards)] + (["--use-message-id"] if key == "messageId" else [])
     with sandbox(args) as run:
         popular = popular_items(run)
@@ -446,17 +447,25 @@ def run_sessions(key: str, shards: int, workload: dict[str, Any], seed: int) -> 
         buy_elsewhere(run, load.trait_only, seed)
         expected = load.personalize_events
         before = personalize_events(run)
-        offset, handler_offset = log_size(run.log), log_size(run.handlers_log)
+        handler_offset = log_size(run.handlers_log)
         started = time.monotonic()
         offered = replay(run, load.timeline, workload["seconds"])
         load_s = time.monotonic() - started
-        taken_s = wait_for(lambda: personalize_events(run) - before >= expected, TAKEN_WITHIN_S * 3)
+
+        def all_taken() -> bool:
+            return personalize_events(run) - before >= expected
+
+        # Done when: every event taken within TAKEN_WITHIN_S of the load's end. Waited for
+        # longer (bounded), so that the lists are checked once everything was processed.
+        taken_s = wait_for(all_taken, backlog_timeout_s)
+        taken_at_limit = personalize_events(run) - before if taken_s is None else expected
         drained_s = wait_for(lambda: refresh_queue_empty(run), DRAIN_TIMEOUT_S, every_s=1.0)
-        busy, invocations = busy_seconds(run.log, offset)
+        window = time.monotonic() - started
         taken = personalize_events(run) - before
         segment = stats(run.segment)
         check = exclusion_check(run, load)
         counters = run.handler_counters(handler_offset)
+    busy, invocations = counters.get("busy_ms", 0) / 1000, counters.get("invocations", 0)
     figures = profile_figures(segment)
     return {
         "key": key,
@@ -468,9 +477,13 @@ def run_sessions(key: str, shards: int, workload: dict[str, Any], seed: int) -> 
         "personalize_events_expected": expected,
         "personalize_events_taken": taken,
         "all_taken_after_s": None if taken_s is None else round(taken_s, 1),
+        "all_taken_within_limit": taken_s is not None and taken_s <= TAKEN_WITHIN_S,
+        "taken_when_given_up": taken_at_limit,
         "refresh_queue_drained_after_s": None if drained_s is None else round(drained_s, 1),
+        "processed_per_second": round(taken / window, 1),
         "invocations": invocations,
-        "busy_share": round(busy / (load_s + (taken_s or 0.0) + (drained_s or 0.0)), 3),
+        "invocation_s": round(busy / max(1, invocations), 2),
+        "busy_share": round(busy / window, 3),
         **figures,
         "profile_reads_per_user": round(figures["profile_requests"] / max(1, len(load.users)), 2),
         "profile_budget": PROFILE_LIMIT,
@@ -538,24 +551,21 @@ def print_sessions(rows: Sequence[dict[str, Any]], workload: dict[str, Any]) -> 
         flush=True,
     )
     header = (
-        f"{'key':<10}{'shards':>6}{'offered/s':>11}{'users':>7}{'taken after':>13}"
-        f"{'drained':>9}{'profile/user':>14}{'peak/s':>8}{'429':>5}{'buyers':>8}"
-        f"{'dirty':>7}{'no trait':>10}"
+        f"{'key':<10}{'shards':>6}{'offered/s':>11}{'done/s':>8}{'all taken':>11}"
+        f"{'<=20 s':>8}{'batch':>8}{'profile/user':>14}{'peak/s':>8}{'429':>5}"
+        f"{'buyers':>8}{'dirty':>7}{'no trait':>10}"
     )
     print(header)
     print("-" * len(header))
     for r in rows:
-        taken = "-" if r["all_taken_after_s"] is None else f"{r['all_taken_after_s']:.1f} s"
-        drained = (
-            "-"
-            if r["refresh_queue_drained_after_s"] is None
-            else f"{r['refresh_queue_drained_after_s']:.0f} s"
-        )
+        taken = "-" if r["all_taken_after_s"] is None else f"{r['all_taken_after_s']:.0f} s"
         print(
-            f"{r['key']:<10}{r['shards']:>6}{r['offered_per_second']:>11.1f}{r['users']:>7}"
-            f"{taken:>13}{drained:>9}{r['profile_reads_per_user']:>14.2f}"
-            f"{r['profile_peak_per_second']:>8}{r['profile_429']:>5}{r['buyers']:>8}"
-            f"{r['buyers_with_a_purchased_item_listed']:>7}{r['users_without_the_trait']:>10}",
+            f"{r['key']:<10}{r['shards']:>6}{r['offered_per_second']:>11.1f}"
+            f"{r['processed_per_second']:>8.1f}{taken:>11}"
+            f"{'yes' if r['all_taken_within_limit'] else 'no':>8}{r['invocation_s']:>7.2f}s"
+            f"{r['profile_reads_per_user']:>14.2f}{r['profile_peak_per_second']:>8}"
+            f"{r['profile_429']:>5}{r['buyers']:>8}{r['buyers_with_a_purchased_item_listed']:>7}"
+            f"{r['users_without_the_trait']:>10}",
             flush=True,
         )
 
@@ -579,6 +589,12 @@ def main(argv: list[str] | None = None) -> int:
         default=["userId", "messageId"],
         help="(d)",
     )
+    parser.add_argument(
+        "--backlog-timeout",
+        type=float,
+        default=300.0,
+        help="(d) how long to wait for every event after the load before the lists are checked",
+    )
     parser.add_argument("--smoke", action="store_true", help="seconds, small (make test)")
     parser.add_argument("--json", type=Path, help="merge the figures into this JSON file")
     args = parser.parse_args(argv)
@@ -597,6 +613,7 @@ def main(argv: list[str] | None = None) -> int:
         workload.update(seconds=8.0, concurrent=20, returning=100, session_s=(3.0, 6.0))
         workload.update(gap_s=1.0, buy_share=0.5, trait_only_share=0.3)
         session_shards = 2
+        args.backlog_timeout = 60.0
     failed = False
     figures: dict[str, Any] = {}
     if "sustained" in args.parts:
@@ -607,13 +624,17 @@ def main(argv: list[str] | None = None) -> int:
         figures["sustained"] = rows
         failed |= any(r["profile_peak_per_second"] > PROFILE_LIMIT for r in rows)
     if "sessions" in args.parts:
-        rows = [run_sessions(k, session_shards, workload, seed=7) for k in args.keys]
+        rows = [
+            run_sessions(k, session_shards, workload, 7, args.backlog_timeout) for k in args.keys
+        ]
         print_sessions(rows, workload)
         figures["sessions"] = {"workload": workload, "rows": rows}
+        # Correctness fails the run; throughput (every event within 20 s) depends on the
+        # machine and is reported. A list is judged once every event was processed.
         failed |= any(
             r["profile_peak_per_second"] > PROFILE_LIMIT
             or r["profile_429"]
-            or r["buyers_with_a_purchased_item_listed"]
+            or (r["all_taken_after_s"] is not None and r["buyers_with_a_purchased_item_listed"])
             for r in rows
         )
     if args.json:
