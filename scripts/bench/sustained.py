@@ -72,7 +72,10 @@ TERRAFORM_SHARE = math.floor(90 / 20)
 START_TIMEOUT_S = 120.0
 TICK_S = 0.1  # the load is sent in /v1/batch requests this far apart
 TAKEN_WITHIN_S = 20.0  # Done when: every event taken by Personalize this soon after the load
-DRAIN_TIMEOUT_S = 90.0  # the trailing refreshes (T = 30 s after a user's window) and the lag
+DRAIN_TIMEOUT_S = 90.0  # (c): the backlog after the load
+# (d): the refresh queue's last messages (the trailing refreshes come T = 30 s after a
+# user's window; the sandbox's one container takes them in turn with the stream's batches).
+QUEUE_DRAIN_TIMEOUT_S = 300.0
 ITEMS = [f"SKU-{n:04d}" for n in range(1, 121)]  # the sandbox's catalogue
 
 
@@ -459,7 +462,7 @@ def run_sessions(
         # longer (bounded), so that the lists are checked once everything was processed.
         taken_s = wait_for(all_taken, backlog_timeout_s)
         taken_at_limit = personalize_events(run) - before if taken_s is None else expected
-        drained_s = wait_for(lambda: refresh_queue_empty(run), DRAIN_TIMEOUT_S, every_s=1.0)
+        drained_s = wait_for(lambda: refresh_queue_empty(run), QUEUE_DRAIN_TIMEOUT_S, every_s=1.0)
         window = time.monotonic() - started
         taken = personalize_events(run) - before
         segment = stats(run.segment)
@@ -503,6 +506,7 @@ def exclusion_check(run: Running, load: Sessions) -> dict[str, Any]:
         if listed & purchased:
             dirty[user] = sorted(listed & purchased)
     without = [u for u in sorted(load.users) if not traits_of(run, u).get("recommended_products")]
+    details = [dirty_detail(run, load, user, items) for user, items in sorted(dirty.items())]
     return {
         "buyers": len(buyers),
         "stream_buyers": len(load.bought),
@@ -510,6 +514,31 @@ def exclusion_check(run: Running, load: Sessions) -> dict[str, Any]:
         "buyers_with_a_purchased_item_listed": len(dirty),
         "purchased_items_listed": sum(len(v) for v in dirty.values()),
         "users_without_the_trait": len(without),
+        "dirty": details[:20],
+    }
+
+
+def dirty_detail(run: Running, load: Sessions, user: str, items: list[str]) -> dict[str, Any]:
+    """Where a listed purchase came from and what the store held for the user: whether the
+    store had merged it, and whether its last claimed list still holds it."""
+    dynamodb = local_client("dynamodb", run.state["moto_url"])
+    item = dynamodb.get_item(
+        TableName=run.state["user_state_table"],
+        Key={"user_id": {"S": user}},
+        ConsistentRead=True,
+    ).get("Item", {})
+    stored = set(item.get("purchased", {}).get("SS", []))
+    last = [v["S"] for v in item.get("items", {}).get("L", [])]
+    return {
+        "user": user,
+        "items": items,
+        "stream": sorted(set(items) & load.bought.get(user, set())),
+        "trait_only": sorted(set(items) & load.trait_only.get(user, set())),
+        "in_store": sorted(set(items) & stored),
+        "in_last_claimed_list": sorted(set(items) & set(last)),
+        "seeded": "seeded_at" in item,
+        "refreshed_at": float(item["refreshed_at"]["N"]) if "refreshed_at" in item else None,
+        "checked_at": time.time(),
     }
 
 
@@ -590,6 +619,10 @@ def main(argv: list[str] | None = None) -> int:
         help="(d)",
     )
     parser.add_argument(
+        "--concurrent", type=int, default=400, help="(d) users browsing at once (2 s apart)"
+    )
+    parser.add_argument("--returning", type=int, default=4000, help="(d) users drawn from")
+    parser.add_argument(
         "--backlog-timeout",
         type=float,
         default=300.0,
@@ -600,8 +633,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     workload: dict[str, Any] = {
         "seconds": 60.0,
-        "concurrent": 400,
-        "returning": 4000,
+        "concurrent": args.concurrent,
+        "returning": args.returning,
         "gap_s": 2.0,
         "session_s": (40.0, 80.0),
         "buy_share": 0.3,
