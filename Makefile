@@ -99,6 +99,7 @@ bench: $(VENV) ## run the benchmarks against the local emulators; tables printed
 	PYTHONPATH=scripts:functions $(BIN)/python scripts/bench/recommendations.py
 	PYTHONPATH=scripts:functions $(BIN)/python scripts/bench/traits.py --json $(BUILD)/bench.json
 	PYTHONPATH=scripts:functions $(BIN)/python scripts/bench/sustained.py --json $(BUILD)/bench.json
+	PYTHONPATH=scripts:functions $(BIN)/python scripts/bench/capacity.py --json $(BUILD)/bench.json
 	PYTHONPATH=scripts:functions $(BIN)/python scripts/bench/batch.py --json $(BUILD)/bench.json
 
 clean: ## remove build outputs, caches and .venv

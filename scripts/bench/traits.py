@@ -12,6 +12,14 @@ through:
   record PutEvents, GetRecommendations, a Profile API read and ``POST /v1/identify``, with
   the same pooled clients.
 
+Store mode is the handler with the user-state store (``USER_STATE_TABLE``, a table in moto's
+DynamoDB): a first batch (every user unknown: seeded from the Profile API beside the
+refresh) and a second batch of the same users, with ``MIN_REFRESH_INTERVAL_S`` 0
+(every user refreshed again, the Profile API not read) and 30 (only the buyers refreshed,
+the rest deferred to the refresh queue). The DynamoDB and SQS requests are counted on the
+handler's own boto3 clients (a ``before-send`` hook: one count per HTTP request, retries
+included).
+
 Emulated latencies: Personalize 20 ms, Profile API 30 ms, Segment tracking 40 ms. The
 emulators' controls take one latency per server, so the Profile API and the Tracking API
 run on two SegmentEmulator instances sharing one SQLite file. SSM (the secrets) and SQS
@@ -24,6 +32,8 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import heapq
+import io
 import json
 import math
 import os
@@ -32,8 +42,9 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +73,11 @@ PROFILE_MS = 30.0
 TRACKING_MS = 40.0
 NUM_RESULTS = 25
 REGION = "us-east-1"
+# The handler's AWS requests counted per operation (store mode's DynamoDB and refresh queue).
+COUNTED = {
+    "dynamodb": ("BatchGetItem", "GetItem", "UpdateItem"),
+    "sqs": ("SendMessageBatch",),
+}
 
 
 @dataclass
@@ -69,6 +85,7 @@ class Stack:
     personalize: PersonalizeEmulator
     profile: SegmentEmulator
     tracking: SegmentEmulator
+    aws: Counter[str]
 
     def calls(self) -> dict[str, int]:
         p, pr, t = self.personalize.counters, self.profile.counters, self.tracking.counters
@@ -79,12 +96,59 @@ class Stack:
             "Profile API": pr["profile"],
             "Segment tracking": tracking,
         }
+        counts.update({op: n for op, n in sorted(self.aws.items()) if n})
         counts["total"] = sum(counts.values())
         return counts
 
     def reset_stats(self) -> None:
         for emulator in (self.personalize, self.profile, self.tracking):
             emulator.reset_stats()
+        self.aws.clear()
+
+
+@contextlib.contextmanager
+def moto_process(timeout_s: float = 60.0) -> Iterator[str]:
+    """moto's server as a child process on a free 127.0.0.1 port (store mode's DynamoDB):
+    in this process, moto's own CPU (milliseconds per UpdateItem, about 0.1 s per
+    BatchGetItem of 100 keys) would share the interpreter lock with the handler and be
+    counted as ours; out of it, its service time stands in for DynamoDB's latency."""
+    from sandbox.processes import free_port, start_moto, wait_http
+
+    with tempfile.TemporaryDirectory(prefix="traits-bench-moto-") as folder:
+        port = free_port()
+        child = start_moto("127.0.0.1", port, Path(folder) / "moto.log")
+        try:
+            url = f"http://127.0.0.1:{port}"
+            wait_http(f"{url}/moto-api/", child, timeout_s)
+            yield url
+        finally:
+            child.stop()
+
+
+@contextlib.contextmanager
+def counting_aws_requests(counter: Counter[str]) -> Iterator[None]:
+    """Count the handler's DynamoDB and refresh-queue requests: every boto3 client the
+    function's runtime makes (``common.aws._new_client``) gets a ``before-send`` hook,
+    which botocore calls once per HTTP request, retries included."""
+    from common import aws
+
+    original = aws._new_client
+
+    def hook(event_name: str, **kwargs: Any) -> None:
+        _, service, operation = event_name.split(".", 2)  # before-send.<service>.<operation>
+        if operation in COUNTED.get(service, ()):
+            counter[operation] += 1
+
+    def counted(service: str, policy: Any) -> Any:
+        client = original(service, policy)
+        client.meta.events.register("before-send", hook)
+        return client
+
+    aws._new_client = counted
+    try:
+        yield
+    finally:
+        aws._new_client = original
 
 
 @contextlib.contextmanager
@@ -104,9 +168,10 @@ def stack(sample: tuple[Any, Any, Any], latency: bool = True) -> Iterator[Stack]
         ):
             emulator.rate_limits.disable()
             emulator.controls.set(latency_ms=ms if latency else 0.0)
-        with personalize, profile, tracking:
+        counter: Counter[str] = Counter()
+        with personalize, profile, tracking, counting_aws_requests(counter):
             try:
-                yield Stack(personalize, profile, tracking)
+                yield Stack(personalize, profile, tracking, counter)
             finally:
                 profile.store.close()
                 tracking.store.close()
@@ -115,18 +180,22 @@ def stack(sample: tuple[Any, Any, Any], latency: bool = True) -> Iterator[Stack]
 # -- the batch ------------------------------------------------------------------------------
 
 
-def messages(n_records: int, n_users: int, catalogue: Sequence[dict[str, Any]]) -> list[Any]:
-    """Track records in time order, round robin over users; every tenth an order."""
+def messages(
+    n_records: int, n_users: int, catalogue: Sequence[dict[str, Any]], batch: int = 0
+) -> list[Any]:
+    """Track records in time order, round robin over users; every tenth an order. Batch
+    ``k`` > 0: the same users, later events (new messageIds, times and products)."""
     out = []
     start = data.STREAM_START
     for i in range(n_records):
+        n = batch * n_records + i
         user = f"user-{i % n_users + 1:04d}"
-        product = catalogue[(i * 7919) % len(catalogue)]
-        stamp = (start.timestamp() + i * 3) * 1000
+        product = catalogue[(n * 7919) % len(catalogue)]
+        stamp = (start.timestamp() + n * 3) * 1000
         moment = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(stamp / 1000))
         ordered = i % 10 == 9
         properties: dict[str, Any] = (
-            {"order_id": f"O-{i}", "products": [{"sku": product["sku"], "quantity": 1}]}
+            {"order_id": f"O-{n}", "products": [{"sku": product["sku"], "quantity": 1}]}
             if ordered
             else {"sku": product["sku"], "product_id": product["product_id"]}
         )
@@ -134,7 +203,7 @@ def messages(n_records: int, n_users: int, catalogue: Sequence[dict[str, Any]]) 
             {
                 "type": "track",
                 "event": "Order Completed" if ordered else "Product Viewed",
-                "messageId": f"api-{uuid.UUID(int=(n_users << 32) + i)}",
+                "messageId": f"api-{uuid.UUID(int=(n_users << 32) + n)}",
                 "userId": user,
                 "anonymousId": f"anon-{user}",
                 "timestamp": f"{moment}.000Z",
@@ -155,16 +224,36 @@ def Context() -> LambdaContext:
 
 
 def configure(
-    moto_url: str, s: Stack, workers: int, mode: str = "profile", rps: float | None = None
+    moto_url: str,
+    s: Stack,
+    workers: int,
+    mode: str = "profile",
+    rps: float | None = None,
+    interval: int = 0,
 ) -> None:
+    """The handler's environment: ``mode`` filter, profile, or store (profile mode's
+    settings plus a fresh user-state table and refresh queue, MIN_REFRESH_INTERVAL_S
+    = ``interval``)."""
     endpoints = {
-        **dict.fromkeys(("ssm", "sqs"), moto_url),
+        **dict.fromkeys(("ssm", "sqs", "dynamodb"), moto_url),
         **dict.fromkeys(("personalize-runtime", "personalize-events"), s.personalize.url),
     }
     apply_env(fake_aws_env(REGION, endpoints, credential="bench"))
     made = traits_resources(
-        moto_url, "bench", write_key=s.tracking.write_key, profile_token=s.profile.profile_token
+        moto_url,
+        "bench",
+        write_key=s.tracking.write_key,
+        profile_token=s.profile.profile_token,
+        user_state=mode == "store",
     )
+    for name in (
+        "PERSONALIZE_FILTER_ARN",
+        "SEGMENT_PROFILE_API_RPS",
+        "USER_STATE_TABLE",
+        "REFRESH_QUEUE_URL",
+        "MIN_REFRESH_INTERVAL_S",
+    ):
+        os.environ.pop(name, None)  # what an earlier run of another mode set
     os.environ.update(
         {
             **made.env(),
@@ -175,11 +264,11 @@ def configure(
             "SEGMENT_API_URL": f"{s.tracking.url}/v1",
             "SEGMENT_PROFILE_API_URL": f"{s.profile.url}/v1",
             "WORKER_THREADS": str(workers),
-            "LOG_LEVEL": "ERROR",
+            "LOG_LEVEL": "INFO",  # the per-batch line's counters are read back (Run.stats)
         }
     )
-    for name in ("PERSONALIZE_FILTER_ARN", "SEGMENT_PROFILE_API_RPS"):
-        os.environ.pop(name, None)
+    if mode == "store":
+        os.environ["MIN_REFRESH_INTERVAL_S"] = str(interval)
     if mode == "filter":
         # Filter mode: Personalize excludes purchases itself, no Profile API at all.
         for name in ("SEGMENT_SPACE_ID", "SEGMENT_PROFILE_TOKEN_PARAMETER"):
@@ -196,52 +285,96 @@ class Run:
     failed_records: int
     failed_users: int
     throttled: int  # answers 429 / ThrottlingException from the emulators
+    stats: dict[str, int] = field(default_factory=dict)  # the handler's own counters
+    # CPU time of this process during the batch: the handler, botocore and the emulators
+    # in it (Personalize, Segment, moto's SSM and SQS; not store mode's DynamoDB process).
+    cpu_s: float = 0.0
+
+
+WARMUP_OFFSET = 1_000_000  # the warm-up record's sequence number, after every batch's
 
 
 def run_handler(
     sample: Any,
     moto_url: str,
-    batch: list[Any],
+    batches: Sequence[list[Any]],
     warmup: list[Any],
     workers: int,
     *,
     mode: str = "profile",
     latency: bool = True,
     profile_limit: float | None = None,
-) -> Run:
-    """One measured batch on fresh emulators: ``mode`` profile (Profile API exclusion) or
-    filter (Personalize filter); ``profile_limit`` turns the Profile API's rate limit on at
-    that rate and gives the handler the same share (SEGMENT_PROFILE_API_RPS)."""
+    interval: int = 0,
+) -> list[Run]:
+    """Measured batches, one after another, on fresh emulators (and, in store mode, a fresh
+    table): ``mode`` profile (Profile API exclusion), filter (Personalize filter) or store
+    (the user-state store, MIN_REFRESH_INTERVAL_S = ``interval``); ``profile_limit``
+    turns the Profile API's rate limit on at that rate and gives the handler the same share
+    (SEGMENT_PROFILE_API_RPS)."""
     from traits_sync import runtime
 
     with stack(sample, latency=latency) as s:
         runtime.reset()
-        configure(moto_url, s, workers, mode, profile_limit)
+        configure(moto_url, s, workers, mode, profile_limit, interval)
         if profile_limit is not None:
             s.profile.rate_limits.configure({"profile": profile_limit})
         app = load_app("update_traits")
-        # The handler's JSON logs and EMF lines would drown the table.
-        with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
-            app.lambda_handler(kinesis_event(warmup, offset=len(batch)), Context())
+        # The handler's JSON logs and EMF lines would drown the table: kept aside, and the
+        # per-batch line's counters read back.
+        with contextlib.redirect_stdout(io.StringIO()):
+            app.lambda_handler(kinesis_event(warmup, offset=WARMUP_OFFSET), Context())
+        out: list[Run] = []
+        offset = 0
+        for batch in batches:
             s.reset_stats()
-            started = time.perf_counter()
-            result = app.lambda_handler(kinesis_event(batch), Context())
-            elapsed = time.perf_counter() - started
+            event = kinesis_event(batch, offset=offset)
+            offset += len(batch)
+            log = io.StringIO()
+            with contextlib.redirect_stdout(log):
+                started, cpu = time.perf_counter(), time.process_time()
+                result = app.lambda_handler(event, Context())
+                elapsed = time.perf_counter() - started
+                cpu = time.process_time() - cpu
+            failed = {f["itemIdentifier"] for f in result["batchItemFailures"]}
+            failed_users = {
+                message["userId"]
+                for record, message in zip(event["Records"], kinesis_messages(event), strict=True)
+                if record["kinesis"]["sequenceNumber"] in failed
+            }
+            throttled = sum(
+                v
+                for e in (s.personalize, s.profile, s.tracking)
+                for k, v in e.counters.items()
+                if k.startswith("throttled:") or k == "fault:429"
+            )
+            out.append(
+                Run(
+                    elapsed,
+                    s.calls(),
+                    len(failed),
+                    len(failed_users),
+                    throttled,
+                    batch_counters(log.getvalue()),
+                    cpu,
+                )
+            )
         runtime.reset()
-        failed = {f["itemIdentifier"] for f in result["batchItemFailures"]}
-        sent = kinesis_event(batch)
-        failed_users = {
-            message["userId"]
-            for record, message in zip(sent["Records"], kinesis_messages(sent), strict=True)
-            if record["kinesis"]["sequenceNumber"] in failed
-        }
-        throttled = sum(
-            v
-            for e in (s.personalize, s.profile, s.tracking)
-            for k, v in e.counters.items()
-            if k.startswith("throttled:") or k == "fault:429"
-        )
-        return Run(elapsed, s.calls(), len(failed), len(failed_users), throttled)
+        return out
+
+
+def batch_counters(log: str) -> dict[str, int]:
+    """The counters of the handler's "batch processed" line (its EMF metrics, by name)."""
+    counts: Counter[str] = Counter()
+    for line in log.splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and entry.get("message") == "batch processed":
+            counts.update(
+                {k: v for k, v in entry.items() if isinstance(v, int) and not isinstance(v, bool)}
+            )
+    return dict(counts)
 
 
 # -- the baseline: one record at a time -----------------------------------------------------
@@ -348,6 +481,23 @@ def critical_path_s(users: int, workers: int, mode: str) -> float:
     return (max(waves * per_user, profile_lane) + TRACKING_MS) / 1000.0
 
 
+def store_critical_path_s(
+    batch: Sequence[dict[str, Any]], workers: int, *, refreshed: set[str], seeding: bool
+) -> float:
+    """Store mode's latency floor: the units on a pool of ``workers`` in the handler's order
+    (PutEvents, then GetRecommendations for a refreshed user; a deferred one only sends its
+    events), then /v1/batch. The store's calls have no emulated latency (their CPU is in
+    the floor). With ``seeding``, each user's Profile read starts after their refresh on a
+    pool of its own, so the last one ends beside the /v1/batch request."""
+    order = list(dict.fromkeys(m["userId"] for m in batch))
+    free = [0.0] * workers
+    for user in order:
+        start = heapq.heappop(free)
+        heapq.heappush(free, start + PERSONALIZE_MS * (2 if user in refreshed else 1))
+    tail = max(TRACKING_MS, PROFILE_MS if seeding else 0.0)
+    return (max(free) + tail) / 1000.0
+
+
 def fmt(stat: dict[str, float], unit: str = "s") -> str:
     return f"{stat['median']:.2f} {unit} ({stat['min']:.2f}-{stat['max']:.2f})"
 
@@ -365,6 +515,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--smoke", action="store_true", help="seconds: 30 records, 6 users, 1 run (make test)"
     )
+    parser.add_argument(
+        "--modes",
+        nargs="+",
+        choices=("filter", "profile", "store"),
+        default=["filter", "profile", "store"],
+        help="(a): which rows; (b) runs with profile",
+    )
     parser.add_argument("--json", type=Path, help="merge the figures into this JSON file")
     args = parser.parse_args(argv)
     if args.quick:
@@ -378,6 +535,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     users = data.users(0)
     sample = (catalogue, users, data.interactions(0, catalogue, users))
     batch = messages(args.records, args.users, catalogue)
+    second = messages(args.records, args.users, catalogue, batch=1)
     warmup = [dict(m, userId="user-0200", anonymousId="anon-warmup") for m in batch[:1]]
     warmup[0]["messageId"] = "api-warmup"
 
@@ -395,11 +553,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         "runs": args.runs,
     }
     failures = 0
-    with moto_server() as moto_url:
+    with (
+        moto_server() as moto_url,
+        moto_process() if "store" in args.modes else contextlib.nullcontext("") as store_url,
+    ):
 
         def runs(**kwargs: Any) -> list[Run]:
             return [
-                run_handler(sample, moto_url, batch, warmup, args.workers, **kwargs)
+                run_handler(sample, moto_url, [batch], warmup, args.workers, **kwargs)[0]
+                for _ in range(args.runs)
+            ]
+
+        def paired(**kwargs: Any) -> list[list[Run]]:
+            """Store mode: the batch, then the same users' second batch, per run."""
+            return [
+                run_handler(sample, store_url, [batch, second], warmup, args.workers, **kwargs)
                 for _ in range(args.runs)
             ]
 
@@ -411,10 +579,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         print(header)
         print("-" * len(header))
-        for mode in ("filter", "profile"):
+        per_record: dict[str, float] = {}
+        for mode in (m for m in ("filter", "profile") if m in args.modes):
             ours = runs(mode=mode)
             floor = runs(mode=mode, latency=False)
             theirs, their_calls = run_baseline(sample, batch, warmup, mode)
+            per_record[mode] = theirs
             wall = median_range([r.seconds for r in ours])
             cpu = median_range([r.seconds for r in floor])
             critical = critical_path_s(args.users, args.workers, mode)
@@ -440,33 +610,146 @@ def main(argv: Sequence[str] | None = None) -> int:
                 flush=True,
             )
 
+        if "store" in args.modes:
+            failures += store_rows(args, batch, paired, per_record.get("profile"), figures)
+
         # (b) the Profile API limited to the function's share: the rate bound holds.
-        limited = runs(mode="profile", profile_limit=args.share)
-        wall = median_range([r.seconds for r in limited])
-        rate_bound = args.users / args.share
-        row = {
-            "share_rps": args.share,
-            "handler_s": wall,
-            "rate_bound_s": round(rate_bound, 3),
-            "vs_rate_bound": round(wall["median"] / rate_bound, 3),
-            "failed_users": max(r.failed_users for r in limited),
-            "answers_429": max(r.throttled for r in limited),
-        }
-        figures["b_profile_limited"] = row
-        failures += sum(r.failed_records for r in limited)
-        print(
-            f"\n(b) Profile API limited to the function's share, {args.share:g} req/s: "
-            f"{fmt(wall)} for {args.users} users, bound users/share {rate_bound:.2f} s "
-            f"({row['vs_rate_bound']:.2f}x); failed users {row['failed_users']}, "
-            f"429 answers {row['answers_429']}",
-            flush=True,
-        )
+        if "profile" in args.modes:
+            failures += limited_row(args, runs, figures)
 
     if args.json:
         merge_json(args.json, "traits", figures)
     if failures:
         print(f"warning: {failures} records were reported for retry", file=sys.stderr)
     return 0
+
+
+STORE_CALLS = (
+    "PutEvents",
+    "BatchGetItem",
+    "UpdateItem",
+    "GetRecommendations",
+    "Profile API",
+    "SendMessageBatch",
+    "Segment tracking",
+)
+
+
+def store_rows(
+    args: argparse.Namespace,
+    batch: list[Any],
+    paired: Any,
+    per_record_s: float | None,
+    figures: dict[str, Any],
+) -> int:
+    """(a) store mode: the first batch (every user seeded beside the refresh) and a second
+    batch of the same users at T = 0 and T = 30 s, each beside its CPU floor and its
+    critical path. Returns the records reported for retry."""
+    t0, t0_floor = paired(mode="store"), paired(mode="store", latency=False)
+    t30, t30_floor = (
+        paired(mode="store", interval=30),
+        paired(mode="store", interval=30, latency=False),
+    )
+    everyone = {m["userId"] for m in batch}
+    bought = {m["userId"] for m in batch if m["event"] == "Order Completed"}
+    n_buyers = len(bought)
+    rows = {
+        "first": ([r[0] for r in t0], [r[0] for r in t0_floor], everyone, True),
+        "second": ([r[1] for r in t0], [r[1] for r in t0_floor], everyone, False),
+        "second_t30": ([r[1] for r in t30], [r[1] for r in t30_floor], bought, False),
+    }
+    labels = {
+        "first": "store, 1st batch (T=0, seeding)",
+        "second": "store, 2nd batch (T=0)",
+        "second_t30": "store, 2nd batch (T=30 s)",
+    }
+    out: dict[str, Any] = {"buyers": n_buyers}
+    print(
+        "\n(a) store mode: the user-state store (moto's DynamoDB in its own process: its "
+        "service time is the store's latency; CPU here: this process's CPU time)"
+    )
+    header = (
+        f"{'batch':<33}{'handler':>20}{'calls':>7}{'floor@0ms':>22}{'critical':>10}"
+        f"{'vs bound':>10}{'CPU here':>10}"
+    )
+    print(header)
+    print("-" * len(header))
+    for key, (ours, floor, refreshed, seeding) in rows.items():
+        wall = median_range([r.seconds for r in ours])
+        cpu = median_range([r.seconds for r in floor])
+        own_cpu = median_range([r.cpu_s for r in ours])
+        critical = store_critical_path_s(batch, args.workers, refreshed=refreshed, seeding=seeding)
+        bound = max(critical, cpu["median"])
+        row = {
+            "handler_s": wall,
+            "handler_calls": ours[0].calls,
+            "handler_stats": {
+                k: ours[0].stats.get(k, 0)
+                for k in (
+                    "RefreshesClaimed",
+                    "RefreshesDeferred",
+                    "PurchasesMerged",
+                    "StoreReads",
+                    "ProfileReads",
+                    "Seeded",
+                    "SeedRefreshes",
+                    "ClaimsLost",
+                )
+            },
+            "cpu_floor_s": cpu,
+            "process_cpu_s": own_cpu,
+            "critical_path_s": round(critical, 4),
+            "lower_bound_s": round(bound, 4),
+            "vs_lower_bound": round(wall["median"] / bound, 3),
+            "failed_records": sum(r.failed_records for r in ours),
+        }
+        if per_record_s is not None:
+            row["speed_up_vs_profile_per_record"] = round(per_record_s / wall["median"], 1)
+        out[key] = row
+        print(
+            f"{labels[key]:<33}{fmt(wall):>20}{ours[0].calls['total']:>7}{fmt(cpu):>22}"
+            f"{critical:>9.2f}s{row['vs_lower_bound']:>9.2f}x{own_cpu['median']:>9.2f}s",
+            flush=True,
+        )
+    print(f"\nstore mode: calls per batch ({n_buyers} of {args.users} users bought)")
+    header = f"{'batch':<33}" + "".join(f"{name:>19}" for name in STORE_CALLS)
+    print(header)
+    print("-" * len(header))
+    for key, row in ((k, v) for k, v in out.items() if isinstance(v, dict)):
+        calls = row["handler_calls"]
+        print(
+            f"{labels[key]:<33}" + "".join(f"{calls.get(name, 0):>19}" for name in STORE_CALLS),
+            flush=True,
+        )
+    figures["a_store"] = out
+    return sum(
+        r.failed_records for group in (t0, t0_floor, t30, t30_floor) for pair in group for r in pair
+    )
+
+
+def limited_row(args: argparse.Namespace, runs: Any, figures: dict[str, Any]) -> int:
+    """(b) the Profile API limited to the function's share; returns the records reported
+    for retry."""
+    limited = runs(mode="profile", profile_limit=args.share)
+    wall = median_range([r.seconds for r in limited])
+    rate_bound = args.users / args.share
+    row = {
+        "share_rps": args.share,
+        "handler_s": wall,
+        "rate_bound_s": round(rate_bound, 3),
+        "vs_rate_bound": round(wall["median"] / rate_bound, 3),
+        "failed_users": max(r.failed_users for r in limited),
+        "answers_429": max(r.throttled for r in limited),
+    }
+    figures["b_profile_limited"] = row
+    print(
+        f"\n(b) Profile API limited to the function's share, {args.share:g} req/s: "
+        f"{fmt(wall)} for {args.users} users, bound users/share {rate_bound:.2f} s "
+        f"({row['vs_rate_bound']:.2f}x); failed users {row['failed_users']}, "
+        f"429 answers {row['answers_429']}",
+        flush=True,
+    )
+    return sum(r.failed_records for r in limited)
 
 
 def merge_json(path: Path, key: str, value: Any) -> None:

@@ -160,12 +160,15 @@ def local_client(
 @dataclass(frozen=True)
 class TraitsResources:
     """What update_traits needs in AWS besides Personalize: the Segment secrets as SSM
-    SecureStrings and a dead-letter queue (made in moto by :func:`traits_resources`)."""
+    SecureStrings and a dead-letter queue, and with ``user_state`` the user-state table and
+    the refresh queue (made in moto by :func:`traits_resources`)."""
 
     sqs: SQSClient
     queue_url: str
     write_key_parameter: str
     profile_token_parameter: str | None
+    user_state_table: str | None = None
+    refresh_queue_url: str | None = None
 
     def env(self) -> dict[str, str]:
         """The function's variables that name these resources."""
@@ -175,7 +178,26 @@ class TraitsResources:
         }
         if self.profile_token_parameter is not None:
             env["SEGMENT_PROFILE_TOKEN_PARAMETER"] = self.profile_token_parameter
+        if self.user_state_table is not None:
+            env["USER_STATE_TABLE"] = self.user_state_table
+        if self.refresh_queue_url is not None:
+            env["REFRESH_QUEUE_URL"] = self.refresh_queue_url
         return env
+
+
+def create_user_state_table(dynamodb: DynamoDBClient, table: str) -> None:
+    """The user-state table as Terraform declares it (the user_state module): partition key
+    ``user_id`` (S), on-demand, TTL on ``expires_at`` (which moto records but never acts on)."""
+    dynamodb.create_table(
+        TableName=table,
+        KeySchema=[{"AttributeName": "user_id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "user_id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    dynamodb.update_time_to_live(
+        TableName=table,
+        TimeToLiveSpecification={"AttributeName": "expires_at", "Enabled": True},
+    )
 
 
 def traits_resources(
@@ -184,10 +206,13 @@ def traits_resources(
     *,
     write_key: str,
     profile_token: str | None = None,
+    user_state: bool = False,
     region: str = REGION,
 ) -> TraitsResources:
     """The write key (and the profile token, when given) under ``/<name>/<random>/`` and a
-    queue ``<name>-dlq-<random>``: names of their own, so tests sharing one moto never meet."""
+    queue ``<name>-dlq-<random>``: names of their own, so tests sharing one moto never meet.
+    With ``user_state``: a table ``<name>-user-state-<random>`` and a refresh queue
+    ``<name>-refresh-<random>`` too."""
     prefix = f"/{name}/{uuid.uuid4().hex}"
     ssm = local_client("ssm", moto_url, region)
     ssm.put_parameter(Name=f"{prefix}/write-key", Value=write_key, Type="SecureString")
@@ -197,4 +222,12 @@ def traits_resources(
         ssm.put_parameter(Name=token_parameter, Value=profile_token, Type="SecureString")
     sqs = local_client("sqs", moto_url, region)
     queue_url = sqs.create_queue(QueueName=f"{name}-dlq-{uuid.uuid4().hex[:12]}")["QueueUrl"]
-    return TraitsResources(sqs, queue_url, f"{prefix}/write-key", token_parameter)
+    table = refresh_url = None
+    if user_state:
+        suffix = uuid.uuid4().hex[:12]
+        table = f"{name}-user-state-{suffix}"
+        create_user_state_table(local_client("dynamodb", moto_url, region), table)
+        refresh_url = sqs.create_queue(QueueName=f"{name}-refresh-{suffix}")["QueueUrl"]
+    return TraitsResources(
+        sqs, queue_url, f"{prefix}/write-key", token_parameter, table, refresh_url
+    )

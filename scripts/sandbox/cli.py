@@ -153,6 +153,13 @@ ARGUMENTS: tuple[tuple[str | None, tuple[Argument, ...]], ...] = (
                 "NUM_RESULTS for both functions (default: unset, the functions' default 25)",
             ),
             (
+                "--profile-api-share",
+                _non_negative,
+                "SEGMENT_PROFILE_API_RPS of update_traits: its container's Profile API requests/s "
+                "(default: unset, the split below: 90%% of the emulator's limit, half of it "
+                "without the store; e.g. 4, Terraform's share per container for its defaults)",
+            ),
+            (
                 "--no-filter",
                 SWITCH,
                 "do not set PERSONALIZE_FILTER_ARN (the emulator's exclude-purchased filter): "

@@ -87,6 +87,7 @@ class Options:
     chunk_visibility_timeout: int = 10
     user_state: str = "on"
     min_refresh_interval: int = 30
+    profile_api_share: float | None = None  # None: the split in _function_env
 
 
 class StartError(Exception):
@@ -622,6 +623,10 @@ class Sandbox:
             # the functions share this variable here).
             share = budget if store is not None else budget / 2
             env["SEGMENT_PROFILE_API_RPS"] = f"{share:g}"
+        if self.options.profile_api_share is not None:
+            # A deployment's share per container (terraform's segment_profile_api_budget
+            # output), e.g. for scripts/bench/sustained.py.
+            env["SEGMENT_PROFILE_API_RPS"] = f"{self.options.profile_api_share:g}"
         if self.options.use_filter:
             env["PERSONALIZE_FILTER_ARN"] = personalize.purchase_filter_arn
         else:

@@ -24,7 +24,7 @@ def test_every_option_reaches_its_field() -> None:
             "--no-filter", "--no-batch", "--chunk-bytes", "2048", "--chunk-visibility-timeout",
             "2", "--moto-port", "9001", "--personalize-port", "9002", "--segment-port", "9003",
             "--state-dir", "/tmp/sb", "--prefix", "p", "--totals-interval", "0",
-            "--user-state", "on", "--min-refresh-interval", "0",
+            "--user-state", "on", "--min-refresh-interval", "0", "--profile-api-share", "4",
         ]
     )  # fmt: skip
     assert options_from(args) == Options(
@@ -34,5 +34,5 @@ def test_every_option_reaches_its_field() -> None:
         starting_position="LATEST", num_results=7, use_filter=False, batch=False,
         chunk_bytes=2048, chunk_visibility_timeout=2, moto_port=9001, personalize_port=9002,
         segment_port=9003, state_dir=Path("/tmp/sb"), prefix="p", totals_interval=0.0,
-        user_state="on", min_refresh_interval=0,
+        user_state="on", min_refresh_interval=0, profile_api_share=4.0,
     )  # fmt: skip

@@ -63,3 +63,12 @@ def test_without_the_store_the_share_is_split_in_two(
     assert "USER_STATE_TABLE" not in env and "REFRESH_QUEUE_URL" not in env
     assert "USER_STATE_TABLE" not in os.environ  # a variable left from before is removed
     assert env["SEGMENT_PROFILE_API_RPS"] == "45"
+
+
+def test_a_profile_api_share_given_replaces_the_split(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(os, "environ", dict(os.environ))
+    # Terraform's share per container for its defaults with the store (90 / 20 containers).
+    env = env_of(Options(state_dir=tmp_path, profile_api_share=4.0), tmp_path, STORE)
+    assert env["SEGMENT_PROFILE_API_RPS"] == "4"
