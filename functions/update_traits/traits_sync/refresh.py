@@ -51,7 +51,7 @@ STEP = "UserState"
 # (and be waited for at the end of the batch): seeds take the turns that come while the
 # batch runs, and a user who gets none is read at their next refresh. Without this bound a
 # batch of new users would hold the invocation until its deadline, one turn at a time.
-SEED_PATIENCE_S = 2.0
+SEED_PATIENCE_S = 0.5
 
 
 def store_step(call: Callable[[], Any]) -> Any:
