@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
-from common.personalize import Recommendations, get_recommendations
+from common.personalize import Recommendations
 from common.profiles import item_ids
 from common.recommend import Known, Purchases, recommend
 from common.userstate import Claim, StoreError, UserState, UserStateStore
@@ -44,7 +44,7 @@ from traits_sync.ports import Ports
 from traits_sync.refreshqueue import Deferred
 from traits_sync.settings import Settings, StoreSettings
 from traits_sync.stats import Stats
-from traits_sync.work import StepFailed, put_events
+from traits_sync.work import StepFailed, fetch_recommendations, put_events, trait_identify
 
 STEP = "UserState"
 # How long a seed beside a refresh may wait for a turn of the container's Profile API share
@@ -387,19 +387,9 @@ def _superseded(state: UserState, request: Request) -> bool:
 def _identify(
     request: Request, items: list[str], settings: Settings, stats: Stats
 ) -> identify.Identify:
-    message = identify.build(
-        request.user_id,
-        items,
-        trait=settings.recommended_trait,
-        message_id=identify.message_id(
-            request.user_id, request.message_ids, settings.recommended_trait, items
-        ),
-        timestamp=request.timestamp,
-        integrations=settings.integrations,
+    return trait_identify(
+        request.user_id, request.message_ids, items, request.timestamp, settings, stats
     )
-    if len(message.items) < len(items):
-        stats.add("TraitCut")
-    return message
 
 
 def _seed_beside(
@@ -500,18 +490,7 @@ def _merge_seed(
 def _fetch(
     user_id: str, count: int, settings: Settings, ports: Ports, budget: Budget, stats: Stats
 ) -> Recommendations:
-    budget.check()
-    stats.add("RecommendationCalls")
-    try:
-        return get_recommendations(
-            ports.personalize_runtime,
-            settings.campaign_arn,
-            user_id=user_id,
-            num_results=count,
-            filter_arn=settings.filter_arn,
-        )
-    except Exception as exc:  # PersonalizeError already classified
-        raise StepFailed("GetRecommendations", getattr(exc, "kind", "unavailable")) from exc
+    return fetch_recommendations(user_id, count, settings, ports, budget, stats)
 
 
 def _conf(settings: Settings) -> StoreSettings:

@@ -8,9 +8,11 @@ of writing after its records were already reported for retry.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from common.ids import id_text
@@ -198,18 +200,7 @@ def user_identify(
         raise
 
     def fetch(count: int) -> Recommendations:
-        budget.check()
-        stats.add("RecommendationCalls")
-        try:
-            return get_recommendations(
-                ports.personalize_runtime,
-                settings.campaign_arn,
-                user_id=work.user_id,
-                num_results=count,
-                filter_arn=settings.filter_arn,
-            )
-        except Exception as exc:  # PersonalizeError already classified
-            raise StepFailed("GetRecommendations", getattr(exc, "kind", "unavailable")) from exc
+        return fetch_recommendations(work.user_id, count, settings, ports, budget, stats)
 
     pending: Pending
     if profile is None:
@@ -225,21 +216,50 @@ def user_identify(
     items = [item.item_id for item in served.items]
 
     assert work.latest is not None  # a unit has at least one event
+    message = trait_identify(work.user_id, work.message_ids, items, work.latest, settings, stats)
+    if profile is not None and same_list(profile.current, message.items):
+        stats.add("Unchanged")
+        return None
+    return message
+
+
+def fetch_recommendations(
+    user_id: str, count: int, settings: Settings, ports: Ports, budget: Budget, stats: Stats
+) -> Recommendations:
+    """One GetRecommendations for the trait, after a budget checkpoint."""
+    budget.check()
+    stats.add("RecommendationCalls")
+    try:
+        return get_recommendations(
+            ports.personalize_runtime,
+            settings.campaign_arn,
+            user_id=user_id,
+            num_results=count,
+            filter_arn=settings.filter_arn,
+        )
+    except Exception as exc:  # PersonalizeError already classified
+        raise StepFailed("GetRecommendations", getattr(exc, "kind", "unavailable")) from exc
+
+
+def trait_identify(
+    user_id: str,
+    message_ids: Iterable[str],
+    items: list[str],
+    timestamp: datetime,
+    settings: Settings,
+    stats: Stats,
+) -> identify.Identify:
+    """The identify carrying the list (cut, never dropped, past Segment's 32 KB)."""
     message = identify.build(
-        work.user_id,
+        user_id,
         items,
         trait=settings.recommended_trait,
-        message_id=identify.message_id(
-            work.user_id, work.message_ids, settings.recommended_trait, items
-        ),
-        timestamp=work.latest,
+        message_id=identify.message_id(user_id, message_ids, settings.recommended_trait, items),
+        timestamp=timestamp,
         integrations=settings.integrations,
     )
     if len(message.items) < len(items):
         stats.add("TraitCut")
-    if profile is not None and same_list(profile.current, message.items):
-        stats.add("Unchanged")
-        return None
     return message
 
 
