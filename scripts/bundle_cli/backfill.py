@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
+from bundle_cli.seed import SeedError, users_in
 from bundle_cli.target import BatchTarget, Target
 
 JOB_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9\-_]{0,62}")
@@ -306,24 +307,9 @@ def make_backend(target: Target) -> Backend:
 def check_users_file(path: Path) -> int:
     """Validates a users file (JSON lines of {"userId": "..."}); returns the user count."""
     try:
-        handle = path.open("rb")
-    except OSError as exc:
-        raise BackfillError(f"cannot read {path}: {exc.strerror or exc}") from None
-    users = 0
-    with handle:
-        for number, raw in enumerate(handle, start=1):
-            if not raw.strip():
-                continue
-            try:
-                line = json.loads(raw)
-            except (UnicodeDecodeError, ValueError):
-                raise BackfillError(f"{path} line {number}: not JSON") from None
-            user = line.get("userId") if isinstance(line, dict) else None
-            if not isinstance(user, str) or not 1 <= len(user) <= MAX_ID:
-                raise BackfillError(
-                    f'{path} line {number}: expected {{"userId": "<1 to 256 characters>"}}'
-                )
-            users += 1
+        users = sum(1 for _ in users_in(path))
+    except SeedError as exc:  # the one reader of the format, bundle_cli.seed's
+        raise BackfillError(str(exc)) from None
     if users == 0:
         raise BackfillError(f"{path} holds no users")
     return users
