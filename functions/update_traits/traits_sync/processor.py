@@ -267,12 +267,8 @@ def process_refreshes(
     _wait(list(futures), units)
     refusals: list[Refusal] = []
     for future, work in futures.items():
-        outcome = _outcome(future)
-        if isinstance(outcome, Refusal):
-            refusals.append(replace(outcome, records=work.records, user_id=work.user_id))
-        elif isinstance(outcome, str):
-            failures.add(work.records, outcome, work.user_id)
-        else:
+        done, outcome = _settled(future, work.records, work.user_id, failures, refusals)
+        if done:
             stats.add(USERS_COMPLETED)
             if outcome is not None:
                 store.prepared.append((work, outcome))
@@ -419,14 +415,10 @@ def _claim(
     identifies: list[tuple[Owner, identify.Identify]] = []
     requeued: list[Deferred] = []
     for future, owner in futures.items():
-        outcome = _outcome(future)
-        if isinstance(outcome, Refusal):
-            refusals.append(replace(outcome, records=owner.records, user_id=owner.user_id))
-        elif isinstance(outcome, str):
-            failures.add(owner.records, outcome, owner.user_id)
-        elif isinstance(outcome, Deferred):
+        done, outcome = _settled(future, owner.records, owner.user_id, failures, refusals)
+        if done and isinstance(outcome, Deferred):
             requeued.append(outcome)
-        elif outcome is not None:
+        elif done and outcome is not None:
             identifies.append((owner, outcome))
     return identifies, requeued
 
@@ -503,12 +495,8 @@ def _run_units(
 
     identifies: list[tuple[UserWork, identify.Identify]] = []
     for future, work in user_futures.items():
-        outcome = _outcome(future)
-        if isinstance(outcome, Refusal):
-            refusals.append(replace(outcome, records=work.records, user_id=work.user_id))
-        elif isinstance(outcome, str):
-            failures.add(work.records, outcome, work.user_id)
-        else:
+        done, outcome = _settled(future, work.records, work.user_id, failures, refusals)
+        if done:
             stats.add(USERS_COMPLETED)
             if isinstance(outcome, Deferred):
                 assert store is not None
@@ -519,11 +507,7 @@ def _run_units(
             elif outcome is not None:
                 identifies.append((work, outcome))
     for anonymous, group in anonymous_futures.items():
-        outcome = _outcome(anonymous)
-        if isinstance(outcome, Refusal):
-            refusals.append(replace(outcome, records=group.records))
-        elif isinstance(outcome, str):
-            failures.add(group.records, outcome)
+        _settled(anonymous, group.records, None, failures, refusals)
     return identifies
 
 
@@ -572,6 +556,25 @@ def _send_identifies(
         for message, why in outcome:
             work = owner[id(message)]
             refusals.append(Refusal("SegmentBatch", "rejected", work.records, why, work.user_id))
+
+
+def _settled(
+    future: Future[Any],
+    records: Sequence[KinesisRecord],
+    user_id: str | None,
+    failures: Failures,
+    refusals: list[Refusal],
+) -> tuple[bool, Any]:
+    """``(True, value)`` for a unit that completed; ``(False, None)`` once its refusal (a
+    :class:`Refusal` with its records) or its retry reason is recorded."""
+    outcome = _outcome(future)
+    if isinstance(outcome, Refusal):
+        refusals.append(replace(outcome, records=records, user_id=user_id))
+        return False, None
+    if isinstance(outcome, str):
+        failures.add(records, outcome, user_id)
+        return False, None
+    return True, outcome
 
 
 def _wait(futures: Sequence[Future[Any]], budget: Budget) -> None:
